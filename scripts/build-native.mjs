@@ -1,0 +1,33 @@
+// Builds what Node lacks, with the system compiler and no downloads:
+//   native/starter/  the starter executable (make)
+//   native/addon/    the N-API addon (node-gyp, against the local Node headers)
+// Each part is built only when its sources exist. A failure is reported with the command that
+// failed; the runtime says which piece is missing when it needs it.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+let failed = false;
+
+function run(cmd, args, cwd) {
+  const r = spawnSync(cmd, args, { cwd, stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error(`orchestrator: native build failed: ${cmd} ${args.join(' ')} (in ${cwd})`);
+    failed = true;
+  }
+}
+
+const starter = join(root, 'native', 'starter');
+if (existsSync(join(starter, 'Makefile'))) run('make', ['-s', '-C', starter], root);
+
+const addon = join(root, 'native', 'addon');
+if (existsSync(join(addon, 'binding.gyp'))) {
+  const gyp = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  const args = existsSync(gyp) ? [gyp, 'rebuild'] : [];
+  if (args.length > 0) run(process.execPath, args, addon);
+  else run('npx', ['--no-install', 'node-gyp', 'rebuild'], addon);
+}
+
+process.exitCode = failed ? 1 : 0;

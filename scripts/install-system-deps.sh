@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The Debian packages orchestrator and its tests use. Idempotent; installs only what is missing.
+set -euo pipefail
+packages=(
+  squashfs-tools   # mksquashfs / unsquashfs: squashfs images
+  e2fsprogs        # mkfs.ext3 -d, debugfs: ext3 images
+  debootstrap      # Bootstrap: debootstrap
+  util-linux       # losetup, setpriv, unshare, mount
+  docker-registry  # a real OCI registry for the tests (distribution v2)
+  apache2-utils    # htpasswd for the registry auth tests
+  busybox-static   # test images are made from it
+  graphviz         # dot, to check `graph --format dot`
+  build-essential  # the starter and the native addon
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-system-deps: missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

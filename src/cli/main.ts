@@ -1,0 +1,99 @@
+import { error } from '../core/diagnostic.js';
+import { didYouMeanHint } from '../core/did-you-mean.js';
+import { helpText, parseArgs } from './args.js';
+import { EXIT, printDiagnostics, type CommandContext } from './command.js';
+import { COMMANDS } from './commands.js';
+import { version } from './version.js';
+
+function topHelp(): string {
+  const names = Object.keys(COMMANDS);
+  const width = Math.max(0, ...names.map((n) => n.length));
+  return [
+    'Usage: orchestrator COMMAND [OPTIONS] [ARGS...]',
+    '',
+    'Declarative, incremental builds of Singularity container images.',
+    '',
+    'Commands:',
+    ...names.map((n) => `  ${n.padEnd(width)}  ${COMMANDS[n]!.summary}`),
+    '',
+    "Run 'orchestrator COMMAND --help' for a command's options.",
+    '',
+  ].join('\n');
+}
+
+export interface MainOptions {
+  readonly ctx?: Partial<CommandContext>;
+}
+
+/** Runs one invocation and returns its exit code. Never throws. */
+export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    interrupts++;
+    if (interrupts > 1) process.exit(EXIT.interrupted);
+    controller.abort(new Error(`interrupted by ${sig}`));
+  };
+  const installSignals = options.ctx?.signal === undefined;
+  if (installSignals) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  const ctx: CommandContext = {
+    cwd: process.cwd(),
+    env: process.env,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    signal: controller.signal,
+    ...options.ctx,
+  };
+  try {
+    return await dispatch(ctx, argv);
+  } catch (e) {
+    const detail = e instanceof Error ? (e.stack ?? e.message) : String(e);
+    ctx.stderr.write(`orchestrator: internal error (a bug; please report it):\n${detail}\n`);
+    return EXIT.failed;
+  } finally {
+    if (installSignals) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+}
+
+async function dispatch(ctx: CommandContext, argv: readonly string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    const topic = first === 'help' ? rest[0] : undefined;
+    if (topic !== undefined && COMMANDS[topic]) {
+      ctx.stdout.write(helpText((await COMMANDS[topic].load()).spec));
+      return EXIT.ok;
+    }
+    (first === undefined ? ctx.stderr : ctx.stdout).write(topHelp());
+    return first === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (first === '--version' || first === '-V' || first === 'version') {
+    ctx.stdout.write(`orchestrator ${version()}\n`);
+    return EXIT.ok;
+  }
+  const entry = COMMANDS[first];
+  if (!entry) {
+    const names = Object.keys(COMMANDS);
+    const hint = first.startsWith('-')
+      ? "options go after the command: 'orchestrator COMMAND --help'"
+      : (didYouMeanHint(first, names) ?? "run 'orchestrator --help' for the list of commands");
+    printDiagnostics(ctx, [error('usage', `unknown command '${first}'`, { hint })]);
+    return EXIT.usage;
+  }
+  const command = await entry.load();
+  const parsed = parseArgs(command.spec, rest);
+  if (!parsed.ok) {
+    printDiagnostics(ctx, [parsed.error]);
+    return EXIT.usage;
+  }
+  if (parsed.value.options['help'] === true) {
+    ctx.stdout.write(helpText(command.spec));
+    return EXIT.ok;
+  }
+  return command.run(ctx, parsed.value);
+}
