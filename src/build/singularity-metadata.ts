@@ -1,0 +1,340 @@
+import { canonicalJson } from '../core/digest.js';
+import type { Stage } from '../recipe/model.js';
+import { appNames, labelsOf, scriptOf, type Script } from '../recipe/sections.js';
+import type { ImageConfig } from './image-config.js';
+import { doubleQuoteEscape, shellQuote } from './shell-quote.js';
+import type { TreeEntry } from './tree-entry.js';
+
+/**
+ * The `/.singularity.d` of an image, as Singularity 2.4 and Apptainer lay it out, as a pure list
+ * of entries. Env files are sourced in lexical order by the action scripts:
+ * 01-base, 10-docker2singularity (base image Env), 90-environment (%environment),
+ * 91-environment (what %post wrote to $SINGULARITY_ENVIRONMENT: made by the %post step),
+ * 94-appsbase (SCIF app variables), 95-apps (the active app), 99-base, 99-runtimevars.
+ */
+export interface MetadataInput {
+  /** The recipe stage being built (the last stage of a multi-stage recipe); absent for a plain image. */
+  readonly stage?: Stage;
+  /** The recipe as written, stored as /.singularity.d/Singularity. */
+  readonly recipeText?: string;
+  /** Config of the source image (docker://, oci...), for env, runscript and labels. */
+  readonly imageConfig?: ImageConfig;
+  /** What the source image already had in /.singularity.d (a local image, another target). */
+  readonly previous?: PreviousMetadata;
+  /** ISO 8601 build date for labels (from SOURCE_DATE_EPOCH for reproducible builds). */
+  readonly buildDate: string;
+  readonly toolVersion: string;
+  /** The target architecture in Go's naming (`amd64`). */
+  readonly arch: string;
+}
+
+export interface PreviousMetadata {
+  readonly environment?: string;
+  readonly runscript?: string;
+  readonly startscript?: string;
+  readonly test?: string;
+  readonly help?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly dockerEnv?: string;
+}
+
+const ENV_LOOP = `for script in /.singularity.d/env/*.sh; do
+    if [ -f "$script" ]; then
+        . "$script"
+    fi
+done
+`;
+
+const APPNAME = '${SINGULARITY_APPNAME:-${APPTAINER_APPNAME:-}}';
+
+const ACTIONS: Readonly<Record<string, string>> = {
+  exec: `#!/bin/sh
+
+${ENV_LOOP}
+exec "$@"
+`,
+  run: `#!/bin/sh
+
+${ENV_LOOP}
+app="${APPNAME}"
+if test -n "$app"; then
+    if test -x "/scif/apps/$app/scif/runscript"; then
+        exec "/scif/apps/$app/scif/runscript" "$@"
+    fi
+    echo "No runscript for contained app: $app" 1>&2
+    exit 1
+elif test -x /.singularity.d/runscript; then
+    exec /.singularity.d/runscript "$@"
+else
+    echo "No Singularity runscript found, executing /bin/sh" 1>&2
+    exec /bin/sh "$@"
+fi
+`,
+  shell: `#!/bin/sh
+
+${ENV_LOOP}
+shell="\${SINGULARITY_SHELL:-\${APPTAINER_SHELL:-}}"
+if test -n "$shell" -a -x "$shell"; then
+    exec "$shell" "$@"
+elif test -x /bin/bash; then
+    SHELL=/bin/bash
+    PS1="Singularity> "
+    export SHELL PS1
+    exec /bin/bash --norc "$@"
+elif test -x /bin/sh; then
+    SHELL=/bin/sh
+    export SHELL
+    exec /bin/sh "$@"
+fi
+echo "ERROR: /bin/sh does not exist in container" 1>&2
+exit 1
+`,
+  start: `#!/bin/sh
+
+${ENV_LOOP}
+if test -x /.singularity.d/startscript; then
+    exec /.singularity.d/startscript "$@"
+fi
+`,
+  test: `#!/bin/sh
+
+${ENV_LOOP}
+app="${APPNAME}"
+if test -n "$app"; then
+    if test -x "/scif/apps/$app/scif/test"; then
+        exec "/scif/apps/$app/scif/test" "$@"
+    fi
+    echo "No tests for contained app: $app" 1>&2
+    exit 1
+elif test -x /.singularity.d/test; then
+    exec /.singularity.d/test "$@"
+else
+    echo "No test found in container, executing /bin/sh -c true" 1>&2
+    exec /bin/sh -c true
+fi
+`,
+};
+
+const ENV_01 = `#!/bin/sh
+# Base environment of every Singularity image (sourced first).
+`;
+
+const ENV_95 = `#!/bin/sh
+# The active SCIF app (--app NAME): its folders come first on PATH and LD_LIBRARY_PATH.
+app="${APPNAME}"
+if test -n "$app"; then
+    if test -d "/scif/apps/$app/"; then
+        SCIF_APPS=/scif/apps
+        SCIF_APPNAME="$app"
+        SCIF_APPROOT="/scif/apps/$app"
+        SCIF_APPDATA="/scif/data/$app"
+        export SCIF_APPS SCIF_APPNAME SCIF_APPROOT SCIF_APPDATA
+        PATH="/scif/apps/$app:$PATH"
+        if test -d "/scif/apps/$app/bin"; then
+            PATH="/scif/apps/$app/bin:$PATH"
+        fi
+        if test -d "/scif/apps/$app/lib"; then
+            LD_LIBRARY_PATH="/scif/apps/$app/lib\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+            export LD_LIBRARY_PATH
+        fi
+        if test -f "/scif/apps/$app/scif/env/90-environment.sh"; then
+            . "/scif/apps/$app/scif/env/90-environment.sh"
+        fi
+        export PATH
+    else
+        echo "Could not locate the container application: $app" 1>&2
+        exit 1
+    fi
+fi
+`;
+
+const ENV_99 = `#!/bin/sh
+# Sourced last: libraries bound in by the runtime, and the prompt.
+if [ -z "\${LD_LIBRARY_PATH:-}" ]; then
+    LD_LIBRARY_PATH=/.singularity.d/libs
+else
+    LD_LIBRARY_PATH="$LD_LIBRARY_PATH:/.singularity.d/libs"
+fi
+PS1="Singularity> "
+export LD_LIBRARY_PATH PS1
+`;
+
+const ENV_99_RUNTIME = `#!/bin/sh
+# PATH changes asked for on the command line (SINGULARITYENV_PREPEND_PATH and friends).
+if [ -n "\${SING_USER_DEFINED_PREPEND_PATH:-}" ]; then
+    PATH="\${SING_USER_DEFINED_PREPEND_PATH}:\${PATH}"
+fi
+if [ -n "\${SING_USER_DEFINED_APPEND_PATH:-}" ]; then
+    PATH="\${PATH}:\${SING_USER_DEFINED_APPEND_PATH}"
+fi
+if [ -n "\${SING_USER_DEFINED_PATH:-}" ]; then
+    PATH="\${SING_USER_DEFINED_PATH}"
+fi
+unset SING_USER_DEFINED_PREPEND_PATH SING_USER_DEFINED_APPEND_PATH SING_USER_DEFINED_PATH
+export PATH
+`;
+
+const ENV_90_HEAD = '#!/bin/sh\n# Custom environment shell code should follow\n\n';
+
+const NO_RUNSCRIPT = '#!/bin/sh\n\necho "There is no runscript defined for this container"\n';
+
+/** `#!/bin/sh` or the `-c SHELL` of a section (`%runscript -c /bin/bash`). */
+function shebang(script: Script): string {
+  const m = /(?:^|\s)-c\s+(\S+)/.exec(script.args);
+  return `#!${m ? m[1] : '/bin/sh'}\n\n`;
+}
+
+function scriptFile(script: Script): string {
+  return `${shebang(script)}${script.text}\n`;
+}
+
+/** Docker/OCI Env as /bin/sh: the host's value wins, except for PATH (as Apptainer maps it). */
+export function dockerEnvScript(env: readonly string[]): string {
+  const lines = ['#!/bin/sh', '# Environment of the source image (Docker/OCI config Env).'];
+  for (const kv of env) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) continue;
+    const key = kv.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) continue;
+    const value = doubleQuoteEscape(kv.slice(eq + 1));
+    lines.push(key === 'PATH' ? `export PATH="${value}"` : `export ${key}="\${${key}:-"${value}"}"`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Docker's ENTRYPOINT/CMD rules as a runscript: arguments replace CMD, ENTRYPOINT stays. */
+export function dockerRunscript(config: ImageConfig): string {
+  const entrypoint = config.entrypoint ?? [];
+  const cmd = config.cmd ?? [];
+  const words = (ws: readonly string[]) => ws.map(shellQuote).join(' ');
+  const lines = ['#!/bin/sh', '# From the source image: ENTRYPOINT and CMD, with Docker\'s rules.'];
+  if (entrypoint.length === 0 && cmd.length === 0) {
+    lines.push('exec /bin/sh "$@"');
+  } else if (entrypoint.length === 0) {
+    lines.push('if [ $# -gt 0 ]; then', '    exec "$@"', 'fi', `exec ${words(cmd)}`);
+  } else {
+    lines.push('if [ $# -gt 0 ]; then', `    exec ${words(entrypoint)} "$@"`, 'fi', `exec ${words([...entrypoint, ...cmd])}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function json(value: unknown): string {
+  // Sorted keys, indented: stable bytes for reproducible images, readable for people.
+  return JSON.stringify(JSON.parse(canonicalJson(value)), null, 4) + '\n';
+}
+
+function labelsFromStage(stage: Stage | undefined, app?: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (stage) for (const l of labelsOf(stage, app)) out[l.key] = l.value;
+  return out;
+}
+
+export function singularityMetadata(input: MetadataInput): TreeEntry[] {
+  const { stage, previous, imageConfig } = input;
+  const entries: TreeEntry[] = [];
+  const dir = (path: string, mode = 0o755) => entries.push({ type: 'dir', path, mode });
+  const file = (path: string, content: string, mode = 0o755) => entries.push({ type: 'file', path, mode, content });
+  const link = (path: string, target: string) => entries.push({ type: 'symlink', path, target });
+
+  for (const d of ['.singularity.d', '.singularity.d/actions', '.singularity.d/env', '.singularity.d/libs']) dir(d);
+  for (const [name, content] of Object.entries(ACTIONS)) file(`.singularity.d/actions/${name}`, content);
+
+  file('.singularity.d/env/01-base.sh', ENV_01);
+  const dockerEnv = imageConfig?.env && imageConfig.env.length > 0 ? dockerEnvScript(imageConfig.env) : previous?.dockerEnv;
+  if (dockerEnv !== undefined) file('.singularity.d/env/10-docker2singularity.sh', dockerEnv);
+
+  const environment = stage ? scriptOf(stage, 'environment') : undefined;
+  let env90 = previous?.environment ?? ENV_90_HEAD;
+  if (environment) env90 = `${env90.replace(/\n*$/, '\n')}${environment.text}\n`;
+  file('.singularity.d/env/90-environment.sh', env90);
+
+  const apps = stage ? appNames(stage) : [];
+  const appsBase = ['#!/bin/sh', '# SCIF apps of this image.'];
+  for (const app of apps) {
+    const v = app.replace(/[^A-Za-z0-9_]/g, '_');
+    appsBase.push(
+      `SCIF_APPDATA_${v}=/scif/data/${app}`,
+      `SCIF_APPROOT_${v}=/scif/apps/${app}`,
+      `SCIF_APPMETA_${v}=/scif/apps/${app}/scif`,
+      `SCIF_APPBIN_${v}=/scif/apps/${app}/bin`,
+      `SCIF_APPLIB_${v}=/scif/apps/${app}/lib`,
+      `SCIF_APPRUN_${v}=/scif/apps/${app}/scif/runscript`,
+      `export SCIF_APPDATA_${v} SCIF_APPROOT_${v} SCIF_APPMETA_${v} SCIF_APPBIN_${v} SCIF_APPLIB_${v} SCIF_APPRUN_${v}`,
+    );
+  }
+  file('.singularity.d/env/94-appsbase.sh', appsBase.join('\n') + '\n');
+  file('.singularity.d/env/95-apps.sh', ENV_95);
+  file('.singularity.d/env/99-base.sh', ENV_99);
+  file('.singularity.d/env/99-runtimevars.sh', ENV_99_RUNTIME);
+
+  const runscript = stage ? scriptOf(stage, 'runscript') : undefined;
+  file(
+    '.singularity.d/runscript',
+    runscript ? scriptFile(runscript) : (previous?.runscript ?? (imageConfig ? dockerRunscript(imageConfig) : NO_RUNSCRIPT)),
+  );
+  const startscript = stage ? scriptOf(stage, 'startscript') : undefined;
+  file('.singularity.d/startscript', startscript ? scriptFile(startscript) : (previous?.startscript ?? '#!/bin/sh\n'));
+  const test = stage ? scriptOf(stage, 'test') : undefined;
+  const testText = test ? scriptFile(test) : previous?.test;
+  if (testText !== undefined) file('.singularity.d/test', testText);
+  const help = stage ? scriptOf(stage, 'help') : undefined;
+  const helpText = help ? `${help.text}\n` : previous?.help;
+  if (helpText !== undefined) file('.singularity.d/runscript.help', helpText, 0o644);
+  if (input.recipeText !== undefined) file('.singularity.d/Singularity', input.recipeText, 0o644);
+
+  const labels: Record<string, string> = {
+    ...(imageConfig?.labels ?? {}),
+    ...(previous?.labels ?? {}),
+    'org.label-schema.schema-version': '1.0',
+    'org.label-schema.build-date': input.buildDate,
+    'org.label-schema.build-arch': input.arch,
+    'org.label-schema.usage.orchestrator.version': input.toolVersion,
+    'org.opencontainers.image.created': input.buildDate,
+  };
+  if (stage && input.recipeText !== undefined) {
+    labels['org.label-schema.usage.singularity.deffile'] = 'Singularity';
+    for (const [key, field] of stage.header) labels[`org.label-schema.usage.singularity.deffile.${key}`] = field.value;
+  }
+  if (helpText !== undefined) {
+    labels['org.label-schema.usage'] = '/.singularity.d/runscript.help';
+    labels['org.label-schema.usage.singularity.runscript.help'] = '/.singularity.d/runscript.help';
+  }
+  Object.assign(labels, labelsFromStage(stage));
+  file('.singularity.d/labels.json', json(labels), 0o644);
+
+  link('singularity', '.singularity.d/runscript');
+  link('environment', '.singularity.d/env/90-environment.sh');
+  link('.run', '.singularity.d/actions/run');
+  link('.exec', '.singularity.d/actions/exec');
+  link('.shell', '.singularity.d/actions/shell');
+  link('.test', '.singularity.d/actions/test');
+
+  if (stage) {
+    for (const app of apps) {
+      const base = `scif/apps/${app}`;
+      for (const d of ['scif', 'scif/apps', base, `${base}/bin`, `${base}/lib`, `${base}/scif`, `${base}/scif/env`, 'scif/data', `scif/data/${app}`, `scif/data/${app}/input`, `scif/data/${app}/output`]) dir(d);
+      const run = scriptOf(stage, 'apprun', app);
+      if (run) file(`${base}/scif/runscript`, scriptFile(run));
+      const env = scriptOf(stage, 'appenv', app);
+      if (env) file(`${base}/scif/env/90-environment.sh`, `${ENV_90_HEAD}${env.text}\n`);
+      const appTest = scriptOf(stage, 'apptest', app);
+      if (appTest) file(`${base}/scif/test`, scriptFile(appTest));
+      const start = scriptOf(stage, 'appstart', app);
+      if (start) file(`${base}/scif/startscript`, scriptFile(start));
+      const appHelp = scriptOf(stage, 'apphelp', app);
+      if (appHelp) file(`${base}/scif/runscript.help`, `${appHelp.text}\n`, 0o644);
+      const appLabels = labelsFromStage(stage, app);
+      if (Object.keys(appLabels).length > 0) file(`${base}/scif/labels.json`, json(appLabels), 0o644);
+    }
+  }
+  return entries;
+}
+
+/** Mount points every image needs, created when missing (never overwriting the source's). */
+export const ROOT_SKELETON: readonly TreeEntry[] = [
+  ...['dev', 'proc', 'sys', 'tmp', 'var', 'var/tmp', 'home', 'root', 'etc'].map(
+    (path): TreeEntry => ({ type: 'dir', path, mode: path === 'tmp' || path === 'var/tmp' ? 0o1777 : path === 'root' ? 0o700 : 0o755 }),
+  ),
+  { type: 'file', path: 'etc/hosts', mode: 0o644, content: '' },
+  { type: 'file', path: 'etc/resolv.conf', mode: 0o644, content: '' },
+];
