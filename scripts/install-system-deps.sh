@@ -11,6 +11,7 @@ packages=(
   busybox-static   # test images are made from it
   graphviz         # dot, to check `graph --format dot`
   build-essential  # the starter and the native addon
+  attr             # getfattr/setfattr: the tests check xattrs survive exports
 )
 missing=()
 for p in "${packages[@]}"; do
