@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sha256Digest, type Digest } from '../core/digest.js';
+import { StatIndex } from './stat-index.js';
+
+/** One entry of a tree listing: what a change to it would change. */
+export interface TreeEntryDigest {
+  readonly path: string;
+  /** `f 100644 0:0 <sha256>`, `d 40755 0:0`, `l 120777 0:0 -> target`, `c 20644 0:0 1:3`. */
+  readonly summary: string;
+}
+
+export interface TreeDigest {
+  readonly digest: Digest;
+  /** Entries in sorted path order (relative, `/`-separated); the root itself is `.`. */
+  readonly entries: readonly TreeEntryDigest[];
+}
+
+async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
+  const h = createHash('sha256');
+  const stream = createReadStream(path, { highWaterMark: 1 << 20, ...(signal ? { signal } : {}) });
+  for await (const chunk of stream) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** sha256 of a regular file's content, through the stat index when given. */
+export async function fileSha256(path: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<string> {
+  const st = await lstat(path, { bigint: false });
+  const key = StatIndex.statKey(st);
+  const known = options.index?.lookup(path, key);
+  if (known !== undefined) return known;
+  const sha = await hashFile(path, options.signal);
+  options.index?.remember(path, key, sha);
+  return sha;
+}
+
+/**
+ * A content digest of a file or a folder tree: types, modes, owners, content, link targets and
+ * device numbers of every entry, in sorted order. Times are not part of it (a `touch` is not a
+ * change). Hashing goes through the stat index, so an unchanged tree costs only its stat calls.
+ */
+export async function treeDigest(root: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<TreeDigest> {
+  // Each call returns the entries of its subtree; siblings are hashed concurrently, in batches.
+  const visit = async (rel: string): Promise<TreeEntryDigest[]> => {
+    options.signal?.throwIfAborted();
+    const abs = rel === '.' ? root : join(root, rel);
+    const st = await lstat(abs);
+    const head = `${(st.mode & 0o170000).toString(8)} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
+    if (st.isFile()) return [{ path: rel, summary: `f ${head} ${await fileSha256(abs, options)}` }];
+    if (st.isSymbolicLink()) return [{ path: rel, summary: `l ${head} -> ${await readlink(abs)}` }];
+    if (!st.isDirectory()) {
+      const kind = st.isCharacterDevice() ? 'c' : st.isBlockDevice() ? 'b' : st.isFIFO() ? 'p' : 's';
+      return [{ path: rel, summary: `${kind} ${head} ${st.rdev}` }];
+    }
+    const out: TreeEntryDigest[] = [{ path: rel, summary: `d ${head}` }];
+    const kids = (await readdir(abs)).map((n) => (rel === '.' ? n : `${rel}/${n}`));
+    const batch = 32;
+    for (let i = 0; i < kids.length; i += batch) {
+      for (const sub of await Promise.all(kids.slice(i, i + batch).map(visit))) out.push(...sub);
+    }
+    return out;
+  };
+  const entries = await visit('.');
+  entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return { digest: sha256Digest(entries.map((e) => `${e.path}\0${e.summary}\n`).join('')), entries };
+}
+
+/** Paths that differ between two listings: added, removed or changed. */
+export function diffTrees(before: readonly TreeEntryDigest[], after: readonly TreeEntryDigest[]): Array<{ path: string; change: 'added' | 'removed' | 'changed' }> {
+  const a = new Map(before.map((e) => [e.path, e.summary]));
+  const b = new Map(after.map((e) => [e.path, e.summary]));
+  const out: Array<{ path: string; change: 'added' | 'removed' | 'changed' }> = [];
+  for (const [p, s] of b) {
+    const old = a.get(p);
+    if (old === undefined) out.push({ path: p, change: 'added' });
+    else if (old !== s) out.push({ path: p, change: 'changed' });
+  }
+  for (const p of a.keys()) if (!b.has(p)) out.push({ path: p, change: 'removed' });
+  return out.sort((x, y) => (x.path < y.path ? -1 : 1));
+}
