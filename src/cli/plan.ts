@@ -13,6 +13,14 @@ function shown(project: Project, abs: string, folder = false): string {
   return folder ? `${p}/` : p;
 }
 
+/** `1GiB`, `256MiB`, or bytes when no binary unit divides the size. */
+function showSize(bytes: number): string {
+  for (const [unit, n] of [['TiB', 1024 ** 4], ['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+    if (bytes % n === 0) return `${bytes / n}${unit}`;
+  }
+  return `${bytes} bytes`;
+}
+
 function planEntry(project: Project, t: Target) {
   return {
     name: t.name,
@@ -66,7 +74,7 @@ export const command: Command = {
       lines.push(`${i + 1}. ${t.name}`);
       lines.push(`     source:  ${t.from?.text ?? '(the recipe\'s Bootstrap header)'}`);
       if (e.display.recipe) lines.push(`     recipe:  ${e.display.recipe}`);
-      lines.push(`     format:  ${t.format}${t.size !== undefined ? ` (${t.size} bytes)` : ''}`);
+      lines.push(`     format:  ${t.format}${t.size !== undefined ? `, ${showSize(t.size)}` : ''}`);
       lines.push(`     output:  ${e.display.output}`);
       if (t.dependencies.length > 0) lines.push(`     needs:   ${t.dependencies.join(', ')}`);
     });

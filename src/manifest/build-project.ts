@@ -22,6 +22,7 @@ export interface BuildProjectOptions {
 }
 
 type Obj = Record<string, unknown>;
+const TARGET_KEYS: ReadonlySet<string> = new Set(['from', 'recipe', 'format', 'output', 'size', 'args', 'inputs', 'test']);
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const argText = (v: unknown): string | undefined =>
   typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : undefined;
@@ -82,6 +83,8 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
     const nameLoc = source.entryLocation(['targets', name]);
     const loc: { -readonly [K in keyof TargetLocations]: TargetLocations[K] } = { name: nameLoc, inputs: [], args: {} };
     let usable = true;
+    // A misspelt key (reported by the schema) would make "missing format/source" noise.
+    const misspelt = Object.keys(t).some((k) => !TARGET_KEYS.has(k));
 
     // Source.
     let from: SourceRef | undefined;
@@ -106,7 +109,7 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
       } else usable = false;
     }
 
-    if (t['from'] === undefined && t['recipe'] === undefined) {
+    if (t['from'] === undefined && t['recipe'] === undefined && !misspelt) {
       diagnostics.push(
         error('manifest-missing-source', `target '${name}' has neither 'from' nor 'recipe'`, {
           location: nameLoc,
@@ -144,7 +147,7 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
     }
     if (format === undefined && !formatBad) {
       if (implied !== undefined) format = implied;
-      else if (!outputBad) {
+      else if (!outputBad && !misspelt) {
         const hint = "add 'format: sandbox', 'format: ext3' or 'format: squashfs', or end the output with '/' (sandbox), '.img' (ext3) or '.simg' (squashfs)";
         diagnostics.push(
           outputText !== undefined

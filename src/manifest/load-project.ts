@@ -64,12 +64,22 @@ export async function loadProject(options: LoadProjectOptions): Promise<LoadProj
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, version: '1.2' });
   const source = new YamlSource(shown, text, doc);
 
-  const syntax: Diagnostic[] = doc.errors.map((e) =>
-    error(e.code === 'DUPLICATE_KEY' ? 'manifest-duplicate-key' : 'manifest-yaml', yamlMessage(e.message, e.code, text.slice(e.pos[0], e.pos[1])), {
-      location: source.span(e.pos[0], e.pos[1]),
+  const syntax: Diagnostic[] = doc.errors.map((e) => {
+    let [start, end] = e.pos;
+    if (e.code === 'DUPLICATE_KEY') {
+      // The yaml package marks the key's first character; mark the whole key.
+      const key = /^("[^"\n]*"|'[^'\n]*'|[^:\s#]+)/.exec(text.slice(start))?.[0] ?? '';
+      end = start + Math.max(1, key.length);
+    }
+    if (restOfLineIsBlank(text, start)) {
+      start = afterLastWritten(text, start);
+      end = start + 1;
+    }
+    return error(e.code === 'DUPLICATE_KEY' ? 'manifest-duplicate-key' : 'manifest-yaml', yamlMessage(e.message, e.code, text.slice(start, end)), {
+      location: source.span(start, end),
       hint: e.code === 'DUPLICATE_KEY' ? 'each key may appear once in a mapping; merge the two entries' : undefined,
-    }),
-  );
+    });
+  });
   if (syntax.length > 0) return { diagnostics: sortDiagnostics(syntax) };
   if (doc.contents === null) {
     return {
@@ -99,4 +109,16 @@ function yamlMessage(message: string, code: string, culprit: string): string {
   const cut = first.replace(/ at line \d+, column \d+:?$/, '');
   if (code === 'DUPLICATE_KEY') return `duplicate key '${culprit}'`;
   return `YAML: ${cut.charAt(0).toLowerCase()}${cut.slice(1)}`;
+}
+
+function restOfLineIsBlank(text: string, pos: number): boolean {
+  const lineEnd = text.indexOf('\n', pos);
+  return text.slice(pos, lineEnd === -1 ? undefined : lineEnd).trim() === '';
+}
+
+/** Just past the last non-blank character before `pos`: where an unclosed bracket is noticed. */
+function afterLastWritten(text: string, pos: number): number {
+  let i = Math.min(pos, text.length) - 1;
+  while (i > 0 && /\s/.test(text[i] ?? '')) i--;
+  return i + 1;
 }
