@@ -4,4 +4,8 @@ import type { Command } from './command.js';
  * Every command, in the order `orchestrator --help` lists them. One file per command; add yours
  * here. Loaded lazily so that a no-op `up` pays only for what it uses.
  */
-export const COMMANDS: Readonly<Record<string, { summary: string; load: () => Promise<Command> }>> = {};
+export const COMMANDS: Readonly<Record<string, { summary: string; load: () => Promise<Command> }>> = {
+  plan: { summary: 'show the targets to build, in build order', load: async () => (await import('./plan.js')).command },
+  graph: { summary: 'print the dependency graph of the targets', load: async () => (await import('./graph.js')).command },
+  validate: { summary: 'check the manifest and recipes', load: async () => (await import('./validate.js')).command },
+};

@@ -1,0 +1,27 @@
+import { countSummary } from '../report/diagnostics.js';
+import { loadProject, type LoadProjectResult } from '../manifest/load-project.js';
+import type { Project } from '../manifest/project.js';
+import { stringOption, type OptionSpec, type ParsedArgs } from './args.js';
+import { printDiagnostics, type CommandContext } from './command.js';
+
+/** `-f FILE` and `-C DIR`, shared by every command that reads the manifest. */
+export const PROJECT_OPTIONS: readonly OptionSpec[] = [
+  { name: 'file', short: 'f', type: 'string', value: 'FILE', description: 'the manifest (default: orchestrator.yaml)' },
+  { name: 'directory', short: 'C', type: 'string', value: 'DIR', description: 'the project folder (default: the current folder)' },
+];
+
+/** Loads the project named by -f/-C. */
+export function loadProjectFromArgs(ctx: CommandContext, args: ParsedArgs): Promise<LoadProjectResult> {
+  return loadProject({ cwd: ctx.cwd, file: stringOption(args, 'file'), dir: stringOption(args, 'directory') });
+}
+
+/**
+ * Loads the project named by -f/-C, prints its diagnostics, and returns it — or undefined after
+ * printing the errors and their count (the caller exits 2).
+ */
+export async function requireProject(ctx: CommandContext, args: ParsedArgs): Promise<Project | undefined> {
+  const { project, diagnostics } = await loadProjectFromArgs(ctx, args);
+  printDiagnostics(ctx, diagnostics);
+  if (project === undefined) ctx.stderr.write(`${countSummary(diagnostics)}\n`);
+  return project;
+}
