@@ -8,4 +8,6 @@ export const COMMANDS: Readonly<Record<string, { summary: string; load: () => Pr
   plan: { summary: 'show the targets to build, in build order', load: async () => (await import('./plan.js')).command },
   graph: { summary: 'print the dependency graph of the targets', load: async () => (await import('./graph.js')).command },
   validate: { summary: 'check the manifest and recipes', load: async () => (await import('./validate.js')).command },
+  pull: { summary: 'fetch and verify an image into the cache', load: async () => (await import('./pull.js')).command },
+  cache: { summary: 'list the cache and its size', load: async () => (await import('./cache.js')).command },
 };

@@ -1,0 +1,223 @@
+import { access, readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { error } from '../core/diagnostic.js';
+import { shortDigest, type Digest } from '../core/digest.js';
+import { unreachable } from '../core/unreachable.js';
+import { LOCK_FILE_NAME, readLockFile, withLockEntry, writeLockFile } from '../lock/lock-file.js';
+import { loadCredentials } from '../registry/credentials.js';
+import { formatPlatform, parsePlatform, DEFAULT_PLATFORM } from '../registry/platform.js';
+import { pullImage } from '../registry/pull-image.js';
+import { formatReference, parseReference, withDigest } from '../registry/reference.js';
+import { RegistryClient } from '../registry/registry-client.js';
+import type { RegistryEvent } from '../registry/registry-events.js';
+import { formatBytes } from '../report/format-bytes.js';
+import { Store } from '../store/store.js';
+import { boolOption, stringOption } from './args.js';
+import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
+
+export interface ProjectInfo {
+  readonly dir: string;
+  readonly manifest: string;
+  /** The manifest's `cache.dir`, if it sets one. */
+  readonly cacheDir?: string;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The project around a command: `-f FILE`, else `orchestrator.yaml` in `-C DIR` or the working
+ * folder. Undefined outside a project. Only `cache.dir` is read here; validation is `validate`'s job.
+ */
+export async function findProject(ctx: CommandContext, file: string | undefined, dir: string | undefined): Promise<ProjectInfo | undefined | 'missing'> {
+  const base = dir !== undefined ? resolve(ctx.cwd, dir) : ctx.cwd;
+  const manifest = file !== undefined ? resolve(base, file) : join(base, 'orchestrator.yaml');
+  if (!(await exists(manifest))) return file !== undefined ? 'missing' : undefined;
+  let cacheDir: string | undefined;
+  try {
+    const doc = parseYaml(await readFile(manifest, 'utf8')) as { cache?: { dir?: unknown } } | null;
+    if (typeof doc?.cache?.dir === 'string') cacheDir = doc.cache.dir;
+  } catch {
+    // A broken manifest is reported by the commands that read it; pull only wants cache.dir.
+  }
+  return { dir: dirname(manifest), manifest, ...(cacheDir !== undefined ? { cacheDir } : {}) };
+}
+
+/** Renders registry events as plain progress lines (or one updating line on a terminal). */
+export function progressPrinter(ctx: CommandContext): { onEvent: (e: RegistryEvent) => void; finish: () => void } {
+  const tty = ctx.stderr.isTTY === true && ctx.env['CI'] === undefined;
+  const blobs = new Map<string, { bytes: number; total: number; quarter: number }>();
+  let lastDraw = 0;
+  let drawn = false;
+  const draw = (force: boolean): void => {
+    const now = Date.now();
+    if (!force && now - lastDraw < 100) return;
+    lastDraw = now;
+    let bytes = 0;
+    let total = 0;
+    for (const b of blobs.values()) {
+      bytes += b.bytes;
+      total += b.total;
+    }
+    ctx.stderr.write(`\r\u001b[2Kdownloading ${blobs.size} blob(s): ${formatBytes(bytes)} / ${formatBytes(total)}`);
+    drawn = true;
+  };
+  const line = (text: string): void => {
+    if (drawn) ctx.stderr.write('\r\u001b[2K');
+    ctx.stderr.write(text + '\n');
+    if (drawn) draw(true);
+  };
+  const onEvent = (e: RegistryEvent): void => {
+    switch (e.type) {
+      case 'manifest-resolved':
+        line(`${e.reference}: ${e.digest} (${e.platform})${e.cached ? ' [cached]' : ''}`);
+        return;
+      case 'blob-start':
+        blobs.set(e.digest, { bytes: 0, total: e.total, quarter: 0 });
+        if (tty) draw(true);
+        else line(`${shortDigest(e.digest)}: downloading ${formatBytes(e.total)}`);
+        return;
+      case 'blob-progress': {
+        const b = blobs.get(e.digest);
+        if (!b) return;
+        b.bytes = e.bytes;
+        if (tty) draw(false);
+        else {
+          const q = Math.floor((e.bytes / Math.max(1, e.total)) * 4);
+          if (q > b.quarter && q < 4) {
+            b.quarter = q;
+            line(`${shortDigest(e.digest)}: ${formatBytes(e.bytes)} / ${formatBytes(e.total)}`);
+          }
+        }
+        return;
+      }
+      case 'blob-resume':
+        line(`${shortDigest(e.digest)}: resuming at ${formatBytes(e.offset)}`);
+        return;
+      case 'blob-done':
+        if (!e.cached) line(`${shortDigest(e.digest)}: done ${formatBytes(e.total)}`);
+        return;
+      case 'retry':
+        line(`retrying ${e.what} in ${(e.delayMs / 1000).toFixed(1)}s (attempt ${e.attempt}: ${e.reason})`);
+        return;
+      default:
+        unreachable(e);
+    }
+  };
+  return {
+    onEvent,
+    finish: () => {
+      if (drawn) ctx.stderr.write('\r\u001b[2K');
+    },
+  };
+}
+
+export const command: Command = {
+  spec: {
+    name: 'pull',
+    summary: 'fetch and verify an image into the cache',
+    usage: 'docker://REF [--platform OS/ARCH[/VARIANT]] [--pull] [-f FILE | -C DIR]',
+    description:
+      'Resolves the reference (an index to the platform\'s image), downloads and verifies every blob into the cache and prints the manifest digest.\n' +
+      'Inside a project (orchestrator.yaml), tags are pinned to digests in orchestrator.lock; an existing pin is used unless --pull is given.',
+    options: [
+      { name: 'platform', type: 'string', value: 'OS/ARCH[/VARIANT]', description: 'platform to pick from a multi-platform image (default linux/amd64)' },
+      { name: 'pull', type: 'boolean', description: 'resolve the tag again instead of using the pin in orchestrator.lock' },
+      { name: 'file', short: 'f', type: 'string', value: 'FILE', description: 'the project manifest (default orchestrator.yaml)' },
+      { name: 'directory', short: 'C', type: 'string', value: 'DIR', description: 'run as if started in DIR' },
+      { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
+      { name: 'quiet', short: 'q', type: 'boolean', description: 'no progress output' },
+    ],
+    positionals: { min: 1, max: 1 },
+  },
+  async run(ctx, args) {
+    const text = args.positionals[0]!;
+    const parsed = parseReference(text);
+    if (!parsed.ok) {
+      printDiagnostics(ctx, [parsed.error]);
+      return EXIT.usage;
+    }
+    const platformText = stringOption(args, 'platform');
+    let platform = DEFAULT_PLATFORM;
+    if (platformText !== undefined) {
+      const p = parsePlatform(platformText);
+      if (!p.ok) {
+        printDiagnostics(ctx, [p.error]);
+        return EXIT.usage;
+      }
+      platform = p.value;
+    }
+    const project = await findProject(ctx, stringOption(args, 'file'), stringOption(args, 'directory'));
+    if (project === 'missing') {
+      printDiagnostics(ctx, [
+        error('usage', `manifest '${stringOption(args, 'file')}' not found`, { hint: 'pass an existing orchestrator.yaml with -f, or leave -f out' }),
+      ]);
+      return EXIT.usage;
+    }
+    const store = await Store.open({
+      dir: stringOption(args, 'cache-dir') ?? project?.cacheDir,
+      base: project?.dir ?? ctx.cwd,
+      env: ctx.env,
+    });
+
+    let ref = parsed.value;
+    const key = formatReference(ref);
+    const lockPath = project ? join(project.dir, LOCK_FILE_NAME) : undefined;
+    let lock = undefined;
+    if (lockPath !== undefined && ref.digest === undefined) {
+      const l = await readLockFile(lockPath);
+      if (!l.ok) {
+        printDiagnostics(ctx, [l.error]);
+        return EXIT.usage;
+      }
+      lock = l.value;
+      const pin = lock.images[key];
+      if (pin && !boolOption(args, 'pull')) ref = withDigest(ref, pin.digest);
+    }
+
+    const quiet = boolOption(args, 'quiet');
+    const progress = progressPrinter(ctx);
+    const client = new RegistryClient({ credentials: await loadCredentials({ env: ctx.env }), env: ctx.env });
+    let result;
+    try {
+      result = await pullImage(ref, {
+        store,
+        client,
+        platform,
+        signal: ctx.signal,
+        ...(quiet ? {} : { onEvent: progress.onEvent }),
+      });
+    } finally {
+      progress.finish();
+      await client.close();
+    }
+    if (!result.ok) {
+      printDiagnostics(ctx, [result.error]);
+      return result.error.reason === 'interrupted' || ctx.signal.aborted ? EXIT.interrupted : EXIT.failed;
+    }
+    const image = result.value;
+    if (lockPath !== undefined && lock !== undefined) {
+      const top: Digest = image.indexDigest ?? image.digest;
+      const prev = lock.images[key];
+      const plat = formatPlatform(platform);
+      if (!prev || prev.digest !== top || prev.platforms[plat] !== image.digest) {
+        await writeLockFile(lockPath, withLockEntry(lock, key, top, plat, image.digest));
+      }
+    }
+    if (!quiet) {
+      const n = image.layers.length;
+      ctx.stderr.write(
+        `pulled ${formatReference(parsed.value)}: ${n} layer${n === 1 ? '' : 's'}, ${formatBytes(image.downloadedBytes)} downloaded, ${image.cachedBlobs} blob(s) cached\n`,
+      );
+    }
+    ctx.stdout.write(`${image.digest}\n`);
+    return EXIT.ok;
+  },
+};

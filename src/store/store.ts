@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { digestHex, isDigest, type Digest } from '../core/digest.js';
+import { BlobStore } from './blob-store.js';
+import { resolveCacheRoot, type CacheRootOptions } from './cache-root.js';
+
+export type StoreEntryKind = 'blob' | 'layer' | 'snapshot' | 'tmp';
+
+export interface StoreEntry {
+  readonly kind: StoreEntryKind;
+  /** `sha256:<hex>` for blobs and layers, the key for snapshots, the file name for tmp. */
+  readonly id: string;
+  readonly path: string;
+  /** Apparent size in bytes (a folder: its regular files and symlinks, hard links counted once). */
+  readonly bytes: number;
+  readonly mtime: Date;
+}
+
+export interface StoreUsage {
+  readonly root: string;
+  readonly kinds: Readonly<Record<StoreEntryKind, { readonly count: number; readonly bytes: number }>>;
+  readonly totalBytes: number;
+}
+
+const KIND_DIRS: Readonly<Record<StoreEntryKind, string>> = {
+  blob: join('blobs', 'sha256'),
+  layer: 'layers',
+  snapshot: 'snapshots',
+  tmp: 'tmp',
+};
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function treeBytes(path: string, seen: Set<string>): Promise<number> {
+  const st = await lstat(path);
+  if (!st.isDirectory()) {
+    const id = `${st.dev}:${st.ino}`;
+    if (st.nlink > 1) {
+      if (seen.has(id)) return 0;
+      seen.add(id);
+    }
+    return st.isFile() || st.isSymbolicLink() ? st.size : 0;
+  }
+  let total = 0;
+  for (const name of await readdir(path)) total += await treeBytes(join(path, name), seen);
+  return total;
+}
+
+/**
+ * The cache folder (DESIGN.md 3.1), shared by every project of a user and safe for concurrent
+ * processes:
+ *
+ *     ROOT/blobs/sha256/<hex>     verified registry blobs (BlobStore)
+ *     ROOT/layers/<diffid-hex>/   unpacked layers (overlay format), written by src/layers
+ *     ROOT/snapshots/<key>/       a step's overlay upper folder and metadata, written by the engine
+ *     ROOT/tmp/                   temp files and folders, same file system, for atomic renames
+ *
+ * Temp names start with the writer's pid; `open` removes those whose process is gone.
+ */
+export class Store {
+  readonly blobs: BlobStore;
+
+  private constructor(readonly root: string) {
+    this.blobs = new BlobStore(join(root, KIND_DIRS.blob), join(root, KIND_DIRS.tmp));
+  }
+
+  /** Resolves the root (explicit dir, `$ORCHESTRATOR_CACHE`, `$XDG_CACHE_HOME/orchestrator`, `~/.cache/orchestrator`), creates the layout, sweeps dead temps. */
+  static async open(options: CacheRootOptions = {}): Promise<Store> {
+    const store = new Store(resolveCacheRoot(options));
+    for (const dir of Object.values(KIND_DIRS)) await mkdir(join(store.root, dir), { recursive: true });
+    await store.sweepTemps();
+    return store;
+  }
+
+  get tmpDir(): string {
+    return join(this.root, KIND_DIRS.tmp);
+  }
+
+  get layersDir(): string {
+    return join(this.root, KIND_DIRS.layer);
+  }
+
+  get snapshotsDir(): string {
+    return join(this.root, KIND_DIRS.snapshot);
+  }
+
+  blobPath(digest: Digest): string {
+    return this.blobs.path(digest);
+  }
+
+  /** `ROOT/layers/<diffid-hex>` — the unpacked layer whose uncompressed digest is `diffId`. */
+  layerPath(diffId: Digest): string {
+    return join(this.layersDir, digestHex(diffId));
+  }
+
+  /** `ROOT/snapshots/<key>`; `key` is a step key (hex or `sha256:hex`). */
+  snapshotPath(key: string): string {
+    const k = key.startsWith('sha256:') ? key.slice('sha256:'.length) : key;
+    if (!/^[0-9a-zA-Z_.-]+$/.test(k) || k.startsWith('.')) throw new Error(`snapshotPath: invalid key '${key}'`);
+    return join(this.snapshotsDir, k);
+  }
+
+  /** A fresh path under `tmp/` (not created), named `<pid>-<random>-<label>`. */
+  tempPath(label = 'tmp'): string {
+    return join(this.tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}-${label.replace(/[^\w.-]/g, '_')}`);
+  }
+
+  /** Creates a fresh folder under `tmp/` for building something that is then renamed into place. */
+  makeTempDir(label = 'dir'): Promise<string> {
+    return mkdtemp(join(this.tmpDir, `${process.pid}-${label.replace(/[^\w.-]/g, '_')}-`));
+  }
+
+  /** Removes temps left by processes that no longer run (crash, kill, power loss). */
+  async sweepTemps(): Promise<number> {
+    let removed = 0;
+    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
+      const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !pidAlive(pid)) {
+        await rm(join(this.tmpDir, name), { recursive: true, force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** Everything in the store, by kind, with sizes. */
+  async list(): Promise<StoreEntry[]> {
+    const entries: StoreEntry[] = [];
+    const seen = new Set<string>();
+    for (const kind of Object.keys(KIND_DIRS) as StoreEntryKind[]) {
+      const dir = join(this.root, KIND_DIRS[kind]);
+      const names = (await readdir(dir).catch(() => [] as string[])).sort();
+      for (const name of names) {
+        const path = join(dir, name);
+        try {
+          const st = await lstat(path);
+          const id = kind === 'blob' || kind === 'layer' ? `sha256:${name}` : name;
+          if ((kind === 'blob' || kind === 'layer') && !isDigest(id)) continue;
+          entries.push({ kind, id, path, bytes: await treeBytes(path, seen), mtime: st.mtime });
+        } catch {
+          // Removed while we looked: not there.
+        }
+      }
+    }
+    return entries;
+  }
+
+  async usage(): Promise<StoreUsage> {
+    const kinds = { blob: { count: 0, bytes: 0 }, layer: { count: 0, bytes: 0 }, snapshot: { count: 0, bytes: 0 }, tmp: { count: 0, bytes: 0 } };
+    let totalBytes = 0;
+    for (const e of await this.list()) {
+      kinds[e.kind].count++;
+      kinds[e.kind].bytes += e.bytes;
+      totalBytes += e.bytes;
+    }
+    return { root: this.root, kinds, totalBytes };
+  }
+}
