@@ -25,9 +25,12 @@ if (existsSync(join(starter, 'Makefile'))) run('make', ['-s', '-C', starter], ro
 const addon = join(root, 'native', 'addon');
 if (existsSync(join(addon, 'binding.gyp'))) {
   const gyp = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-  const args = existsSync(gyp) ? [gyp, 'rebuild'] : [];
-  if (args.length > 0) run(process.execPath, args, addon);
-  else run('npx', ['--no-install', 'node-gyp', 'rebuild'], addon);
+  // Build against the headers of the Node that runs this script (Debian's nodejs ships them in
+  // /usr/include/node), so node-gyp never tries to download a header tarball.
+  const nodedir = join(dirname(process.execPath), '..');
+  const flags = existsSync(join(nodedir, 'include', 'node', 'common.gypi')) ? ['rebuild', `--nodedir=${nodedir}`] : ['rebuild'];
+  if (existsSync(gyp)) run(process.execPath, [gyp, ...flags], addon);
+  else run('npx', ['--no-install', 'node-gyp', ...flags], addon);
 }
 
 process.exitCode = failed ? 1 : 0;

@@ -1,0 +1,293 @@
+/*
+ * orchestrator's N-API addon: the few system calls Node lacks for unpacking layers into overlay
+ * format. Plain C against node_api.h only (no node-addon-api). Every function is synchronous:
+ * each is one quick system call on a local file system, and the unpacker calls them between
+ * asynchronous writes. Failures throw Node-style errors: message "ECODE: text, syscall 'path'",
+ * with .code (errno name), .errno (negative, as libuv), .syscall and .path (and .dest).
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+#ifndef RENAME_WHITEOUT
+#define RENAME_WHITEOUT (1 << 2)
+#endif
+
+#define PATH_ARG_MAX 4096
+#define NAME_ARG_MAX 256
+#define XATTR_LIST_MAX_BYTES 65536
+
+/* Throw an Error shaped like Node's fs errors. */
+static void throw_errno(napi_env env, int err, const char *syscall_name, const char *path, const char *dest) {
+  const char *code = strerrorname_np(err);
+  if (code == NULL) code = "UNKNOWN";
+  char msg[2 * PATH_ARG_MAX + 256];
+  if (path != NULL && dest != NULL)
+    snprintf(msg, sizeof msg, "%s: %s, %s '%s' -> '%s'", code, strerror(err), syscall_name, path, dest);
+  else if (path != NULL)
+    snprintf(msg, sizeof msg, "%s: %s, %s '%s'", code, strerror(err), syscall_name, path);
+  else
+    snprintf(msg, sizeof msg, "%s: %s, %s", code, strerror(err), syscall_name);
+  napi_value js_msg, js_code, error, v;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &js_msg);
+  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &js_code);
+  napi_create_error(env, js_code, js_msg, &error);
+  napi_create_int32(env, -err, &v);
+  napi_set_named_property(env, error, "errno", v);
+  napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, error, "syscall", v);
+  if (path != NULL) {
+    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, error, "path", v);
+  }
+  if (dest != NULL) {
+    napi_create_string_utf8(env, dest, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, error, "dest", v);
+  }
+  napi_throw(env, error);
+}
+
+static void throw_type(napi_env env, const char *fn, const char *what) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", fn, what);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+}
+
+/* Read argument `i` as a UTF-8 string into buf; false (with a TypeError thrown) when it is not one. */
+static int get_string(napi_env env, napi_value value, char *buf, size_t size, const char *fn, const char *what) {
+  napi_valuetype t;
+  if (napi_typeof(env, value, &t) != napi_ok || t != napi_string) {
+    throw_type(env, fn, what);
+    return 0;
+  }
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok || len + 1 > size) {
+    throw_type(env, fn, "string argument too long");
+    return 0;
+  }
+  napi_get_value_string_utf8(env, value, buf, size, &len);
+  if (strlen(buf) != len) {
+    throw_type(env, fn, "string argument contains a NUL byte");
+    return 0;
+  }
+  return 1;
+}
+
+static int get_uint32(napi_env env, napi_value value, uint32_t *out, const char *fn, const char *what) {
+  napi_valuetype t;
+  if (napi_typeof(env, value, &t) != napi_ok || t != napi_number) {
+    throw_type(env, fn, what);
+    return 0;
+  }
+  napi_get_value_uint32(env, value, out);
+  return 1;
+}
+
+#define ARGS(n)                                                            \
+  size_t argc = (n);                                                       \
+  napi_value argv[(n) > 0 ? (n) : 1];                                      \
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);                    \
+  for (size_t i_ = argc; i_ < (n); i_++) napi_get_undefined(env, &argv[i_]);
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+/* mknod(path, mode, major, minor): mode carries the file type (S_IFCHR, S_IFBLK, S_IFIFO, S_IFREG). */
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  char path[PATH_ARG_MAX];
+  uint32_t mode, major_no, minor_no;
+  if (!get_string(env, argv[0], path, sizeof path, "mknod", "path must be a string")) return NULL;
+  if (!get_uint32(env, argv[1], &mode, "mknod", "mode must be a number")) return NULL;
+  if (!get_uint32(env, argv[2], &major_no, "mknod", "major must be a number")) return NULL;
+  if (!get_uint32(env, argv[3], &minor_no, "mknod", "minor must be a number")) return NULL;
+  if (mknod(path, (mode_t)mode, makedev(major_no, minor_no)) != 0) {
+    throw_errno(env, errno, "mknod", path, NULL);
+    return NULL;
+  }
+  return undefined(env);
+}
+
+/* lsetxattr(path, name, value: Buffer, flags = 0): flags are XATTR_CREATE / XATTR_REPLACE. */
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  char path[PATH_ARG_MAX], name[NAME_ARG_MAX];
+  if (!get_string(env, argv[0], path, sizeof path, "lsetxattr", "path must be a string")) return NULL;
+  if (!get_string(env, argv[1], name, sizeof name, "lsetxattr", "name must be a string")) return NULL;
+  bool is_buffer = false;
+  napi_is_buffer(env, argv[2], &is_buffer);
+  if (!is_buffer) {
+    throw_type(env, "lsetxattr", "value must be a Buffer");
+    return NULL;
+  }
+  void *data = NULL;
+  size_t len = 0;
+  napi_get_buffer_info(env, argv[2], &data, &len);
+  uint32_t flags = 0;
+  napi_valuetype t;
+  napi_typeof(env, argv[3], &t);
+  if (t != napi_undefined && !get_uint32(env, argv[3], &flags, "lsetxattr", "flags must be a number")) return NULL;
+  if (lsetxattr(path, name, len > 0 ? data : "", len, (int)flags) != 0) {
+    throw_errno(env, errno, "lsetxattr", path, NULL);
+    return NULL;
+  }
+  return undefined(env);
+}
+
+/* lgetxattr(path, name) → Buffer; throws ENODATA when the attribute is absent. */
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  char path[PATH_ARG_MAX], name[NAME_ARG_MAX];
+  if (!get_string(env, argv[0], path, sizeof path, "lgetxattr", "path must be a string")) return NULL;
+  if (!get_string(env, argv[1], name, sizeof name, "lgetxattr", "name must be a string")) return NULL;
+  for (;;) {
+    ssize_t size = lgetxattr(path, name, NULL, 0);
+    if (size < 0) {
+      throw_errno(env, errno, "lgetxattr", path, NULL);
+      return NULL;
+    }
+    void *buf = NULL;
+    napi_value result;
+    if (napi_create_buffer(env, (size_t)size, &buf, &result) != napi_ok) return NULL;
+    ssize_t got = size == 0 ? 0 : lgetxattr(path, name, buf, (size_t)size);
+    if (got < 0 && errno == ERANGE) continue; /* grew between the two calls */
+    if (got < 0) {
+      throw_errno(env, errno, "lgetxattr", path, NULL);
+      return NULL;
+    }
+    if (got == size) return result;
+    napi_value sliced;
+    napi_create_buffer_copy(env, (size_t)got, buf, NULL, &sliced);
+    return sliced;
+  }
+}
+
+/* llistxattr(path) → string[] (the names the caller may see; trusted.* only as root). */
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  char path[PATH_ARG_MAX];
+  if (!get_string(env, argv[0], path, sizeof path, "llistxattr", "path must be a string")) return NULL;
+  char *buf = NULL;
+  ssize_t got;
+  for (;;) {
+    ssize_t size = llistxattr(path, NULL, 0);
+    if (size < 0) {
+      throw_errno(env, errno, "llistxattr", path, NULL);
+      return NULL;
+    }
+    free(buf);
+    buf = malloc((size_t)size + 1);
+    if (buf == NULL) {
+      throw_errno(env, ENOMEM, "llistxattr", path, NULL);
+      return NULL;
+    }
+    got = size == 0 ? 0 : llistxattr(path, buf, (size_t)size);
+    if (got < 0 && errno == ERANGE) continue;
+    if (got < 0) {
+      int err = errno;
+      free(buf);
+      throw_errno(env, err, "llistxattr", path, NULL);
+      return NULL;
+    }
+    break;
+  }
+  napi_value array;
+  napi_create_array(env, &array);
+  uint32_t index = 0;
+  for (ssize_t off = 0; off < got;) {
+    size_t len = strnlen(buf + off, (size_t)(got - off));
+    napi_value name;
+    napi_create_string_utf8(env, buf + off, len, &name);
+    napi_set_element(env, array, index++, name);
+    off += (ssize_t)len + 1;
+  }
+  free(buf);
+  return array;
+}
+
+/* lremovexattr(path, name). */
+static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  char path[PATH_ARG_MAX], name[NAME_ARG_MAX];
+  if (!get_string(env, argv[0], path, sizeof path, "lremovexattr", "path must be a string")) return NULL;
+  if (!get_string(env, argv[1], name, sizeof name, "lremovexattr", "name must be a string")) return NULL;
+  if (lremovexattr(path, name) != 0) {
+    throw_errno(env, errno, "lremovexattr", path, NULL);
+    return NULL;
+  }
+  return undefined(env);
+}
+
+/* renameat2(oldPath, newPath, flags): RENAME_NOREPLACE fails with EEXIST instead of replacing. */
+static napi_value js_renameat2(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  char from[PATH_ARG_MAX], to[PATH_ARG_MAX];
+  uint32_t flags = 0;
+  if (!get_string(env, argv[0], from, sizeof from, "renameat2", "oldPath must be a string")) return NULL;
+  if (!get_string(env, argv[1], to, sizeof to, "renameat2", "newPath must be a string")) return NULL;
+  napi_valuetype t;
+  napi_typeof(env, argv[2], &t);
+  if (t != napi_undefined && !get_uint32(env, argv[2], &flags, "renameat2", "flags must be a number")) return NULL;
+  if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, (unsigned int)flags) != 0) {
+    throw_errno(env, errno, "renameat2", from, to);
+    return NULL;
+  }
+  return undefined(env);
+}
+
+static void set_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
+  napi_value fn;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
+  napi_set_named_property(env, exports, name, fn);
+}
+
+static void set_uint(napi_env env, napi_value object, const char *name, uint32_t value) {
+  napi_value v;
+  napi_create_uint32(env, value, &v);
+  napi_set_named_property(env, object, name, v);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  set_function(env, exports, "mknod", js_mknod);
+  set_function(env, exports, "lsetxattr", js_lsetxattr);
+  set_function(env, exports, "lgetxattr", js_lgetxattr);
+  set_function(env, exports, "llistxattr", js_llistxattr);
+  set_function(env, exports, "lremovexattr", js_lremovexattr);
+  set_function(env, exports, "renameat2", js_renameat2);
+  napi_value constants;
+  napi_create_object(env, &constants);
+  set_uint(env, constants, "RENAME_NOREPLACE", RENAME_NOREPLACE);
+  set_uint(env, constants, "RENAME_EXCHANGE", RENAME_EXCHANGE);
+  set_uint(env, constants, "RENAME_WHITEOUT", RENAME_WHITEOUT);
+  set_uint(env, constants, "XATTR_CREATE", XATTR_CREATE);
+  set_uint(env, constants, "XATTR_REPLACE", XATTR_REPLACE);
+  set_uint(env, constants, "S_IFCHR", S_IFCHR);
+  set_uint(env, constants, "S_IFBLK", S_IFBLK);
+  set_uint(env, constants, "S_IFIFO", S_IFIFO);
+  set_uint(env, constants, "S_IFREG", S_IFREG);
+  napi_set_named_property(env, exports, "constants", constants);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,167 @@
+import { execFileSync } from 'node:child_process';
+import { lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isErrno, nativeAddon } from '../../src/native/addon.js';
+
+const addon = nativeAddon();
+const { constants } = addon;
+
+let root: string;
+let tmpfs: string;
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'orch-addon-'));
+  tmpfs = join(root, 'tmpfs');
+  execFileSync('mkdir', [tmpfs]);
+  execFileSync('mount', ['-t', 'tmpfs', 'orch-addon-test', tmpfs]);
+});
+
+afterAll(() => {
+  execFileSync('umount', [tmpfs]);
+  rmSync(root, { recursive: true, force: true });
+});
+
+function thrown(fn: () => unknown): Record<string, unknown> {
+  try {
+    fn();
+  } catch (e) {
+    return { ...(e as object), message: (e as Error).message };
+  }
+  throw new Error('expected a throw');
+}
+
+describe('mknod', () => {
+  it('makes character and block devices with their numbers, and fifos', () => {
+    const chr = join(root, 'chr');
+    addon.mknod(chr, constants.S_IFCHR | 0o640, 1, 3);
+    const s = lstatSync(chr);
+    expect(s.isCharacterDevice()).toBe(true);
+    expect(s.mode & 0o7777).toBe(0o640 & ~process.umask());
+    expect(s.rdev).toBe((1 << 8) | 3);
+
+    const blk = join(root, 'blk');
+    addon.mknod(blk, constants.S_IFBLK | 0o600, 7, 300);
+    const b = lstatSync(blk);
+    expect(b.isBlockDevice()).toBe(true);
+    // Linux's encoding of minors > 255: low 8 bits, then major, then the high minor bits.
+    expect(b.rdev).toBe((300 & 0xff) | (7 << 8) | ((300 & ~0xff) << 12));
+
+    const whiteout = join(root, 'whiteout');
+    addon.mknod(whiteout, constants.S_IFCHR, 0, 0);
+    expect(lstatSync(whiteout).rdev).toBe(0);
+
+    const fifo = join(root, 'fifo');
+    addon.mknod(fifo, constants.S_IFIFO | 0o644, 0, 0);
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+  });
+
+  it('throws a Node-style error with code, errno, syscall and path', () => {
+    const path = join(root, 'chr');
+    expect(thrown(() => addon.mknod(path, constants.S_IFCHR, 0, 0))).toEqual({
+      message: `EEXIST: File exists, mknod '${path}'`,
+      code: 'EEXIST',
+      errno: -17,
+      syscall: 'mknod',
+      path,
+    });
+    const missing = join(root, 'no', 'such');
+    expect(thrown(() => addon.mknod(missing, constants.S_IFIFO, 0, 0))).toMatchObject({ code: 'ENOENT', syscall: 'mknod', path: missing });
+  });
+
+  it('rejects wrong argument types with a TypeError', () => {
+    expect(() => addon.mknod(42 as unknown as string, 0, 0, 0)).toThrow(TypeError);
+    expect(() => addon.mknod('x\0y', 0, 0, 0)).toThrow('mknod: string argument contains a NUL byte');
+  });
+});
+
+describe.each([
+  ['ext4 (the temp folder)', () => root],
+  ['tmpfs', () => tmpfs],
+])('extended attributes on %s', (_name, base) => {
+  it('sets, gets, lists and removes user.* and trusted.* attributes (trusted.* needs root: tests run as root)', () => {
+    const file = join(base(), 'xattr-file');
+    writeFileSync(file, 'x');
+    addon.lsetxattr(file, 'user.greeting', Buffer.from('hello'));
+    addon.lsetxattr(file, 'trusted.overlay.opaque', Buffer.from('y'));
+    addon.lsetxattr(file, 'user.empty', Buffer.alloc(0));
+    expect(addon.lgetxattr(file, 'user.greeting').toString()).toBe('hello');
+    expect(addon.lgetxattr(file, 'trusted.overlay.opaque').toString()).toBe('y');
+    expect(addon.lgetxattr(file, 'user.empty').length).toBe(0);
+    expect(addon.llistxattr(file).sort()).toEqual(['trusted.overlay.opaque', 'user.empty', 'user.greeting']);
+
+    addon.lremovexattr(file, 'user.greeting');
+    expect(thrown(() => addon.lgetxattr(file, 'user.greeting'))).toMatchObject({ code: 'ENODATA', syscall: 'lgetxattr', path: file });
+    expect(isErrno(thrown(() => addon.lremovexattr(file, 'user.greeting')), 'ENODATA')).toBe(true);
+  });
+
+  it('honours XATTR_CREATE and XATTR_REPLACE', () => {
+    const file = join(base(), 'xattr-flags');
+    writeFileSync(file, 'x');
+    expect(thrown(() => addon.lsetxattr(file, 'user.a', Buffer.from('1'), constants.XATTR_REPLACE))).toMatchObject({ code: 'ENODATA' });
+    addon.lsetxattr(file, 'user.a', Buffer.from('1'), constants.XATTR_CREATE);
+    expect(thrown(() => addon.lsetxattr(file, 'user.a', Buffer.from('2'), constants.XATTR_CREATE))).toMatchObject({ code: 'EEXIST' });
+    addon.lsetxattr(file, 'user.a', Buffer.from('3'), constants.XATTR_REPLACE);
+    expect(addon.lgetxattr(file, 'user.a').toString()).toBe('3');
+  });
+
+  it('works on a symlink itself, not its target (trusted.* is allowed on links)', () => {
+    const target = join(base(), 'link-target');
+    const link = join(base(), 'link');
+    writeFileSync(target, 't');
+    symlinkSync(target, link);
+    addon.lsetxattr(link, 'trusted.mark', Buffer.from('on-link'));
+    expect(addon.lgetxattr(link, 'trusted.mark').toString()).toBe('on-link');
+    expect(addon.llistxattr(target)).toEqual([]);
+    // user.* attributes are not permitted on symlinks by the kernel.
+    expect(thrown(() => addon.lsetxattr(link, 'user.x', Buffer.from('1')))).toMatchObject({ code: 'EPERM', syscall: 'lsetxattr' });
+  });
+
+  it('keeps binary values (security.capability) byte for byte', () => {
+    const file = join(base(), 'cap-file');
+    writeFileSync(file, 'x');
+    // vfs_cap_data v2: cap_net_raw permitted+effective.
+    const cap = Buffer.from([0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    addon.lsetxattr(file, 'security.capability', cap);
+    expect(addon.lgetxattr(file, 'security.capability')).toEqual(cap);
+  });
+});
+
+describe('renameat2', () => {
+  it('exposes the flag constants', () => {
+    expect(constants).toMatchObject({ RENAME_NOREPLACE: 1, RENAME_EXCHANGE: 2, RENAME_WHITEOUT: 4 });
+  });
+
+  it('renames; with RENAME_NOREPLACE refuses to replace an existing target', () => {
+    const a = join(root, 'rn-a');
+    const b = join(root, 'rn-b');
+    writeFileSync(a, 'a');
+    writeFileSync(b, 'b');
+    expect(thrown(() => addon.renameat2(a, b, constants.RENAME_NOREPLACE))).toEqual({
+      message: `EEXIST: File exists, renameat2 '${a}' -> '${b}'`,
+      code: 'EEXIST',
+      errno: -17,
+      syscall: 'renameat2',
+      path: a,
+      dest: b,
+    });
+    expect(readFileSync(b, 'utf8')).toBe('b');
+    const c = join(root, 'rn-c');
+    addon.renameat2(a, c, constants.RENAME_NOREPLACE);
+    expect(readFileSync(c, 'utf8')).toBe('a');
+    addon.renameat2(c, b);
+    expect(readFileSync(b, 'utf8')).toBe('a');
+  });
+
+  it('exchanges two paths atomically with RENAME_EXCHANGE', () => {
+    const a = join(root, 'ex-a');
+    const b = join(root, 'ex-b');
+    writeFileSync(a, 'a');
+    writeFileSync(b, 'b');
+    addon.renameat2(a, b, constants.RENAME_EXCHANGE);
+    expect(readFileSync(a, 'utf8')).toBe('b');
+    expect(readFileSync(b, 'utf8')).toBe('a');
+    expect(thrown(() => addon.renameat2(a, join(root, 'ex-missing'), constants.RENAME_EXCHANGE))).toMatchObject({ code: 'ENOENT' });
+  });
+});
