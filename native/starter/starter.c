@@ -311,6 +311,31 @@ static char *overlay_escape(const char *path) {
 }
 
 static int in_userns = 0;
+static dev_t session_dev = 0;
+static int have_session = 0;
+
+/* After pivot_root: recursive binds of host folders that contain the session folder (/tmp, $HOME,
+ * the cwd) carried copies of the session tmpfs into the container; detach them. */
+static void detach_session_copies(void) {
+  if (!have_session) return;
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) return;
+  char line[8192];
+  char *paths[256];
+  int n = 0;
+  while (n < 256 && fgets(line, sizeof line, f)) {
+    unsigned id, parent, major, minor;
+    char root[4096], point[4096];
+    if (sscanf(line, "%u %u %u:%u %4095s %4095s", &id, &parent, &major, &minor, root, point) != 6) continue;
+    if (makedev(major, minor) != session_dev) continue;
+    paths[n++] = strdup(point);
+  }
+  fclose(f);
+  for (int k = 0; k < n; k++) {
+    umount2(paths[k], MNT_DETACH); /* a copy inside an already detached one is gone: ignore errors */
+    free(paths[k]);
+  }
+}
 
 static void op_overlay(const char *dst, const char *lowers, const char *upper, const char *work) {
   char data[16384];
@@ -380,6 +405,7 @@ static void op_pivot(const char *newroot) {
   if (syscall(SYS_pivot_root, ".", ".") < 0) die("pivot_root %s", newroot);
   if (umount2(".", MNT_DETACH) < 0) die("umount old root under %s", newroot);
   if (chdir("/") < 0) die("chdir /");
+  detach_session_copies();
 }
 
 /* ---- main ------------------------------------------------------------------------------- */
@@ -420,6 +446,15 @@ static void run_operations(struct plan *p) {
       need(argc, i, 2, op);
       const char *dst = argv[i + 1], *data = argv[i + 2];
       if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, strcmp(data, "-") == 0 ? NULL : data) < 0) die("mount tmpfs on %s", dst);
+      i += 2;
+    } else if (strcmp(op, "--session") == 0) {
+      need(argc, i, 2, op);
+      const char *dst = argv[i + 1], *data = argv[i + 2];
+      if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, strcmp(data, "-") == 0 ? NULL : data) < 0) die("mount tmpfs on %s", dst);
+      struct stat st;
+      if (stat(dst, &st) < 0) die("stat %s", dst);
+      session_dev = st.st_dev;
+      have_session = 1;
       i += 2;
     } else if (strcmp(op, "--mkdir") == 0) {
       need(argc, i, 1, op);

@@ -10,4 +10,10 @@ export const COMMANDS: Readonly<Record<string, { summary: string; load: () => Pr
   validate: { summary: 'check the manifest and recipes', load: async () => (await import('./validate.js')).command },
   pull: { summary: 'fetch and verify an image into the cache', load: async () => (await import('./pull.js')).command },
   cache: { summary: 'list the cache and its size', load: async () => (await import('./cache.js')).command },
+  shell: { summary: 'start a shell in a container', load: async () => (await import('./shell.js')).command },
+  exec: { summary: 'run a command in a container', load: async () => (await import('./exec.js')).command },
+  run: { summary: "run a container's runscript", load: async () => (await import('./run.js')).command },
+  test: { summary: "run a container's test script", load: async () => (await import('./test.js')).command },
+  inspect: { summary: "show an image's metadata", load: async () => (await import('./inspect.js')).command },
+  'run-help': { summary: "show an image's runscript help", load: async () => (await import('./run-help.js')).command },
 };

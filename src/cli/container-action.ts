@@ -1,0 +1,120 @@
+import { resolve } from 'node:path';
+import type { ParsedArgs, OptionSpec } from './args.js';
+import { boolOption, listOption, stringOption } from './args.js';
+import { EXIT, printDiagnostics, type CommandContext } from './command.js';
+import { error, type Diagnostic } from '../core/diagnostic.js';
+import { resolveImage } from '../image/resolve-image.js';
+import type { ContainerAction } from '../runtime/action-script.js';
+import { parseBindSpecs, type BindSpec } from '../runtime/bind-spec.js';
+import { runContainer, type ContainerMode } from '../runtime/container-session.js';
+import { defaultCacheDir } from '../runtime/extract-image.js';
+
+/** The options shell/exec/run/test share (DESIGN.md 2.1, 3.4). */
+export const CONTAINER_OPTIONS: readonly OptionSpec[] = [
+  { name: 'writable', short: 'w', type: 'boolean', description: 'changes persist (sandbox folders and ext3 images; not squashfs)' },
+  { name: 'writable-tmpfs', type: 'boolean', description: 'changes go to a tmpfs and vanish at exit (the default)' },
+  { name: 'read-only', type: 'boolean', description: 'a strictly read-only container: writes fail with EROFS' },
+  { name: 'bind', short: 'B', type: 'string', multiple: true, value: 'SRC[:DST[:ro|rw]]', description: 'bind a host path (repeatable, comma lists; also SINGULARITY_BINDPATH, APPTAINER_BIND)' },
+  { name: 'contain', short: 'c', type: 'boolean', description: 'minimal /dev, empty /tmp, /var/tmp and home, no cwd' },
+  { name: 'containall', short: 'C', type: 'boolean', description: '--contain, --cleanenv and a new pid namespace' },
+  { name: 'cleanenv', short: 'e', type: 'boolean', description: 'do not pass the host environment' },
+  { name: 'pwd', type: 'string', value: 'DIR', description: 'working folder inside the container' },
+  { name: 'home', short: 'H', type: 'string', value: 'SRC[:DST]', description: 'home folder to bind (default: $HOME)' },
+];
+
+export const CONTAINER_DESCRIPTION = `IMAGE is a sandbox folder, a squashfs image (.simg) or an ext3 image (.img), with or without
+the '#!/usr/bin/env run-singularity' line.
+
+Exit status: the container command's own status (128+n when it died of signal n); 2 for bad input
+found before the container starts (a missing or unrecognized image, a bind source that does not
+exist, --writable on squashfs); 255 when the starter itself failed (one line on stderr says which
+system call on which path); 1 for other failures.`;
+
+function containerMode(ctx: CommandContext, args: ParsedArgs): ContainerMode | Diagnostic {
+  const chosen = (['writable', 'writable-tmpfs', 'read-only'] as const).filter((n) => boolOption(args, n));
+  if (chosen.length > 1) return error('usage', `--${chosen[0]} and --${chosen[1]} cannot be used together`);
+  void ctx;
+  if (chosen[0] === 'writable') return 'writable';
+  if (chosen[0] === 'read-only') return 'read-only';
+  return 'ephemeral';
+}
+
+const BAD_INPUT = new Set(['image-not-found', 'image-unreadable', 'image-unrecognized', 'image-truncated', 'image-unsupported', 'image-immutable', 'image-writable-needs-root', 'image-target-unsupported', 'bind-source-not-found', 'bind-invalid', 'home-not-found']);
+
+function ignoreInterrupts(): () => void {
+  const saved = process.listeners('SIGINT');
+  process.removeAllListeners('SIGINT');
+  const noop = (): void => undefined;
+  process.on('SIGINT', noop);
+  return () => {
+    process.off('SIGINT', noop);
+    for (const l of saved) process.on('SIGINT', l);
+  };
+}
+
+/** Runs one of the four actions for the CLI. */
+export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, action: ContainerAction): Promise<number> {
+  const [imageArg, ...rest] = args.positionals;
+  const mode = containerMode(ctx, args);
+  if (typeof mode !== 'string') {
+    printDiagnostics(ctx, [mode]);
+    return EXIT.usage;
+  }
+  const binds: BindSpec[] = [];
+  const sources: [string, string][] = [];
+  for (const name of ['SINGULARITY_BINDPATH', 'APPTAINER_BINDPATH', 'APPTAINER_BIND'] as const) {
+    const v = ctx.env[name];
+    if (v) sources.push([v, name]);
+  }
+  for (const v of listOption(args, 'bind')) sources.push([v, '--bind']);
+  for (const [text, origin] of sources) {
+    const parsed = parseBindSpecs(text, { cwd: ctx.cwd, origin });
+    if (!parsed.ok) {
+      printDiagnostics(ctx, [parsed.error]);
+      return EXIT.usage;
+    }
+    binds.push(...parsed.value);
+  }
+  let home: { source: string; target: string } | undefined;
+  const homeText = stringOption(args, 'home');
+  if (homeText !== undefined) {
+    const [src, dst] = homeText.split(':') as [string, string | undefined];
+    const source = resolve(ctx.cwd, src);
+    home = { source, target: dst !== undefined && dst !== '' ? resolve('/', dst) : source };
+  }
+  const image = await resolveImage(imageArg!, { cwd: ctx.cwd, signal: ctx.signal });
+  if (!image.ok) {
+    printDiagnostics(ctx, [image.error]);
+    return EXIT.usage;
+  }
+  const containAll = boolOption(args, 'containall');
+  const pwd = stringOption(args, 'pwd');
+  // On a terminal the session stays in the foreground process group and gets the terminal's
+  // signals itself; this process ignores SIGINT meanwhile (a shell's Ctrl-C is the shell's).
+  const interactive = process.stdin.isTTY === true;
+  const restore = interactive ? ignoreInterrupts() : (): void => undefined;
+  const result = await runContainer({
+    root: { kind: 'image', image: image.value },
+    action,
+    args: rest,
+    mode,
+    binds,
+    contain: containAll || boolOption(args, 'contain'),
+    pidNamespace: containAll,
+    cleanEnv: containAll || boolOption(args, 'cleanenv'),
+    ...(pwd !== undefined ? { pwd } : {}),
+    ...(home ? { home } : {}),
+    hostEnv: ctx.env,
+    cwd: ctx.cwd,
+    cacheDir: defaultCacheDir(ctx.env),
+    stdio: 'inherit',
+    detached: !interactive,
+    forwardSignals: true,
+  });
+  if (interactive) restore();
+  if (!result.ok) {
+    printDiagnostics(ctx, [result.error]);
+    return BAD_INPUT.has(result.error.reason) ? EXIT.usage : EXIT.failed;
+  }
+  return result.value.exitCode;
+}

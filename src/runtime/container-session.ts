@@ -1,0 +1,316 @@
+import type { StdioOptions } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { error } from '../core/diagnostic.js';
+import { fail, ok, type Result } from '../core/result.js';
+import { unreachable } from '../core/unreachable.js';
+import type { DetectedImage } from '../image/detect-image.js';
+import { actionCommand, type ContainerAction } from './action-script.js';
+import type { BindSpec } from './bind-spec.js';
+import { extractImage } from './extract-image.js';
+import { runStarter, type BindFlag, type StarterExit, type StarterOp, type StarterPlan } from './starter.js';
+
+/**
+ * What the container's root is made of: an image (sandbox folder, squashfs or ext3 file), or, for
+ * build steps, an overlay of folders with a persistent upper folder (DESIGN.md 3.2).
+ */
+export type ContainerRoot =
+  | { readonly kind: 'image'; readonly image: DetectedImage }
+  | { readonly kind: 'overlay'; readonly lowers: readonly string[]; readonly upper: string; readonly work: string };
+
+/**
+ * `ephemeral`: a tmpfs overlay, changes vanish at exit (the default; `--writable-tmpfs`).
+ * `writable`: changes persist (sandbox and ext3; root only for image files).
+ * `read-only`: every write fails with EROFS (`--read-only`).
+ * For an `overlay` root the mode is ignored: the upper folder takes the writes.
+ */
+export type ContainerMode = 'ephemeral' | 'writable' | 'read-only';
+
+export interface ContainerOptions {
+  readonly root: ContainerRoot;
+  readonly action: ContainerAction;
+  /** exec: the command and its arguments; run/test/shell: the arguments; raw: the argv. */
+  readonly args: readonly string[];
+  readonly mode: ContainerMode;
+  /** User binds, in order, after the default ones. */
+  readonly binds?: readonly BindSpec[];
+  /** $HOME, /tmp, /var/tmp, cwd, /proc, /sys, /dev, /etc/... (default true). Build steps turn it off. */
+  readonly defaultBinds?: boolean;
+  /** Minimal /dev, empty /tmp, /var/tmp and home, no cwd (`--contain`). */
+  readonly contain?: boolean;
+  /** A new pid namespace (`--containall` implies it). */
+  readonly pidNamespace?: boolean;
+  /** Start from an empty environment instead of the caller's (`--cleanenv`). */
+  readonly cleanEnv?: boolean;
+  /** Working folder inside (`--pwd`); default: the caller's cwd when it is there, else home, else /. */
+  readonly pwd?: string;
+  /** `--home SRC[:DST]`. */
+  readonly home?: { readonly source: string; readonly target: string };
+  /** The caller's environment: passed through (unless cleanEnv), and SINGULARITYENV_X/APPTAINERENV_X. */
+  readonly hostEnv: Readonly<Record<string, string | undefined>>;
+  /** Set last, over everything (build steps: DEBIAN_FRONTEND and the like). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The caller's working folder (host path). */
+  readonly cwd: string;
+  /** For the non-root extraction of image files (DESIGN.md 3.3). */
+  readonly cacheDir: string;
+  /** Extra host files bound read-only, e.g. resolv.conf for build steps when defaultBinds is off. */
+  readonly hostFiles?: readonly string[];
+  readonly stdio?: StdioOptions;
+  /** Own process group (default true); false for an interactive session on a terminal. */
+  readonly detached?: boolean;
+  /** Forward this process's SIGINT/SIGTERM to the container (the CLI's exec/run/shell/test). */
+  readonly forwardSignals?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+export type ContainerExit = StarterExit;
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** An empty folder that session tmpfs mounts go on, inside private namespaces only. */
+function sessionMountPoint(): string {
+  const uid = process.getuid?.() ?? 0;
+  const dir = join(tmpdir(), `orchestrator-session-${uid}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = statSync(dir);
+  if (st.uid !== uid || !st.isDirectory()) throw new Error(`${dir} is not a folder owned by uid ${uid}`);
+  return dir;
+}
+
+function exists(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The caller's passwd line from the host, or a made-up one. */
+function passwdEntry(uid: number, gid: number, home: string, env: ContainerOptions['hostEnv']): { name: string; line: string } {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f.length >= 7 && Number(f[2]) === uid) return { name: f[0]!, line: [f[0], 'x', uid, gid, f[4], home, f[6]].join(':') };
+    }
+  } catch {
+    // no host passwd
+  }
+  const name = env['USER'] ?? `user${uid}`;
+  return { name, line: `${name}:x:${uid}:${gid}:${name}:${home}:/bin/sh` };
+}
+
+function groupEntry(gid: number): { name: string; line: string } {
+  try {
+    for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f.length >= 3 && Number(f[2]) === gid) return { name: f[0]!, line: `${f[0]}:x:${gid}:` };
+    }
+  } catch {
+    // no host group
+  }
+  return { name: `group${gid}`, line: `group${gid}:x:${gid}:` };
+}
+
+/** The container's environment (Singularity's rules; DESIGN.md 3.4). */
+export function containerEnvironment(options: ContainerOptions, extra: { home: string; container: string }): Record<string, string> {
+  const env: Record<string, string> = {};
+  const host = options.hostEnv;
+  if (!options.cleanEnv) {
+    for (const [k, v] of Object.entries(host)) {
+      if (v === undefined || k.startsWith('SINGULARITYENV_') || k.startsWith('APPTAINERENV_')) continue;
+      env[k] = v;
+    }
+  } else {
+    for (const k of ['TERM', 'LANG']) if (host[k] !== undefined) env[k] = host[k];
+  }
+  if (env['PATH'] === undefined) env['PATH'] = DEFAULT_PATH;
+  for (const prefix of ['SINGULARITYENV_', 'APPTAINERENV_']) {
+    for (const [k, v] of Object.entries(host)) if (v !== undefined && k.startsWith(prefix) && k.length > prefix.length) env[k.slice(prefix.length)] = v;
+  }
+  const shell = host['APPTAINER_SHELL'] ?? host['SINGULARITY_SHELL'];
+  if (shell !== undefined) env['SINGULARITY_SHELL'] = shell;
+  env['HOME'] = extra.home;
+  env['SINGULARITY_CONTAINER'] = extra.container;
+  env['APPTAINER_CONTAINER'] = extra.container;
+  env['SINGULARITY_NAME'] = basename(extra.container);
+  env['APPTAINER_NAME'] = basename(extra.container);
+  if (options.env) Object.assign(env, options.env);
+  return env;
+}
+
+/**
+ * Plans a session: the starter operations for the root, the binds, the environment and the
+ * command. Image files are extracted here for callers that are not root (it may take a while
+ * the first time). Bad input (a bind source that does not exist, `--writable` on squashfs) is a
+ * Diagnostic.
+ */
+export async function planContainer(options: ContainerOptions): Promise<Result<StarterPlan>> {
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const root = uid === 0;
+  const S = sessionMountPoint();
+  const R = join(S, 'root');
+  const inside = (p: string): string => join(R, p);
+  const ops: StarterOp[] = [
+    { op: 'session', target: S, data: 'size=256m,mode=0755' },
+    { op: 'mkdir', path: R },
+    { op: 'mkdir', path: join(S, 'files') },
+  ];
+  const mode = options.root.kind === 'overlay' ? 'ephemeral' : options.mode;
+  let container = '';
+
+  const overlayOver = (lowers: string[], rootMode: number): void => {
+    ops.push({ op: 'mkdir', path: join(S, 'upper') }, { op: 'mkdir', path: join(S, 'work') }, { op: 'chmod', path: join(S, 'upper'), mode: rootMode });
+    ops.push({ op: 'overlay', target: R, lowers, upper: join(S, 'upper'), work: join(S, 'work') });
+  };
+  /** What the caller sees of a host folder's mode as the root of the container. */
+  const seenMode = (path: string): number => {
+    const m = statSync(path).mode & 0o7777;
+    if (root) return m & 0o777;
+    const st = statSync(path);
+    if (st.uid === uid) return m & 0o777;
+    const o = m & 0o7;
+    return (o << 6) | (o << 3) | o;
+  };
+
+  const r = options.root;
+  switch (r.kind) {
+    case 'overlay':
+      container = r.upper;
+      ops.push({ op: 'overlay', target: R, lowers: [...r.lowers], upper: r.upper, work: r.work });
+      break;
+    case 'image': {
+      const image = r.image;
+      container = image.path;
+      if (mode === 'writable' && image.format === 'squashfs') {
+        return fail(
+          error('image-immutable', `${image.path}: a squashfs image is immutable; --writable works on sandboxes and ext3 images`, {
+            hint: `make a writable copy: 'orchestrator build --sandbox DIR ${image.path}', or use --writable-tmpfs for changes that vanish at exit`,
+          }),
+        );
+      }
+      if (image.format === 'sandbox') {
+        if (mode === 'writable') ops.push({ op: 'bind', source: image.path, target: R, flags: ['norec'] });
+        else overlayOver([image.path], seenMode(image.path));
+      } else if (root) {
+        const I = join(S, 'image');
+        if (mode === 'writable') {
+          ops.push({ op: 'image', type: image.format, file: image.path, offset: image.offset, target: R, writable: true });
+        } else {
+          ops.push({ op: 'mkdir', path: I }, { op: 'image', type: image.format, file: image.path, offset: image.offset, target: I, writable: false });
+          overlayOver([I], 0o755);
+        }
+      } else {
+        if (mode === 'writable') {
+          return fail(
+            error('image-writable-needs-root', `${image.path}: --writable on an ${image.format} image file needs root (it is mounted through a loop device)`, {
+              hint: 'run as root, or use a sandbox folder for changes that persist',
+            }),
+          );
+        }
+        const extracted = await extractImage(image, { cacheDir: options.cacheDir, ...(options.signal ? { signal: options.signal } : {}) });
+        if (!extracted.ok) return extracted;
+        overlayOver([extracted.value], seenMode(extracted.value));
+      }
+      break;
+    }
+    default:
+      return unreachable(r);
+  }
+
+  // Mount points: created in the overlay's upper layer; in a --writable root they must exist.
+  const canCreate = mode !== 'writable';
+  const sys: BindFlag[] = canCreate ? ['mkpoint'] : ['optional'];
+  const opt: BindFlag[] = canCreate ? ['mkpoint', 'optional'] : ['optional'];
+  const pidns = options.pidNamespace === true;
+  const defaults = options.defaultBinds !== false;
+  const contain = options.contain === true;
+
+  const hostHome = options.hostEnv['HOME'] ?? (root ? '/root' : '/');
+  const home = options.home ?? { source: hostHome, target: hostHome };
+
+  if (defaults) {
+    if (pidns) ops.push({ op: 'proc', target: inside('/proc') });
+    else ops.push({ op: 'bind', source: '/proc', target: inside('/proc'), flags: sys });
+    ops.push({ op: 'bind', source: '/sys', target: inside('/sys'), flags: [...sys, 'nosuid', 'nodev'] });
+    if (contain) {
+      if (canCreate) ops.push({ op: 'mkdir', path: inside('/dev') });
+      ops.push({ op: 'tmpfs', target: inside('/dev'), data: 'mode=0755,size=1m' });
+      for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty']) ops.push({ op: 'bind', source: `/dev/${d}`, target: inside(`/dev/${d}`), flags: ['mkpoint', 'optional'] });
+      ops.push({ op: 'devpts', target: inside('/dev/pts') }, { op: 'mkdir', path: inside('/dev/shm') }, { op: 'tmpfs', target: inside('/dev/shm'), data: 'mode=1777' });
+    } else {
+      ops.push({ op: 'bind', source: '/dev', target: inside('/dev'), flags: sys });
+    }
+    for (const f of ['/etc/resolv.conf', '/etc/hosts', '/etc/localtime']) ops.push({ op: 'bind', source: f, target: inside(f), flags: [...opt, 'ro', 'norec'] });
+    if (!root) {
+      const user = passwdEntry(uid, gid, home.target, options.hostEnv);
+      const group = groupEntry(gid);
+      ops.push({ op: 'append-line', source: inside('/etc/passwd'), target: join(S, 'files', 'passwd'), prefix: `${user.name}:`, line: user.line });
+      ops.push({ op: 'append-line', source: inside('/etc/group'), target: join(S, 'files', 'group'), prefix: `${group.name}:`, line: group.line });
+      ops.push({ op: 'bind', source: join(S, 'files', 'passwd'), target: inside('/etc/passwd'), flags: [...opt, 'norec'] });
+      ops.push({ op: 'bind', source: join(S, 'files', 'group'), target: inside('/etc/group'), flags: [...opt, 'norec'] });
+    }
+    if (contain) {
+      for (const d of ['/tmp', '/var/tmp']) {
+        if (canCreate) ops.push({ op: 'mkdir', path: inside(d) });
+        ops.push({ op: 'tmpfs', target: inside(d), data: 'mode=1777' });
+      }
+      if (options.home) ops.push({ op: 'bind', source: home.source, target: inside(home.target), flags: [...sys, 'nosuid', 'nodev'] });
+      else if (home.target !== '/') {
+        if (canCreate) ops.push({ op: 'mkdir', path: inside(home.target) });
+        ops.push({ op: 'tmpfs', target: inside(home.target), data: `mode=0700,uid=${uid},gid=${gid}` });
+      }
+    } else {
+      if (home.target !== '/') ops.push({ op: 'bind', source: home.source, target: inside(home.target), flags: options.home ? [...sys, 'nosuid', 'nodev'] : [...opt, 'nosuid', 'nodev'] });
+      ops.push({ op: 'bind', source: '/tmp', target: inside('/tmp'), flags: [...opt, 'nosuid', 'nodev'] });
+      ops.push({ op: 'bind', source: '/var/tmp', target: inside('/var/tmp'), flags: [...opt, 'nosuid', 'nodev'] });
+    }
+  }
+  for (const f of options.hostFiles ?? []) ops.push({ op: 'bind', source: f, target: inside(f), flags: [...opt, 'ro', 'norec'] });
+
+  if (options.home && !exists(options.home.source)) {
+    return fail(error('home-not-found', `--home: ${options.home.source} does not exist`, { hint: 'create it, or give an existing folder' }));
+  }
+  for (const b of options.binds ?? []) {
+    if (!exists(b.source)) return fail(error('bind-source-not-found', `bind source ${b.source} does not exist`, { hint: `create it, or fix the path in -B ${b.source}` }));
+    const flags: BindFlag[] = [...(canCreate ? (['mkpoint'] as const) : []), b.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'];
+    ops.push({ op: 'bind', source: b.source, target: inside(b.target), flags });
+  }
+  const cwdInside = defaults && !contain && options.cwd !== '/';
+  if (cwdInside) ops.push({ op: 'bind', source: options.cwd, target: inside(options.cwd), flags: [...opt, 'ifmissing', 'nosuid', 'nodev'] });
+  if (mode === 'read-only') ops.push({ op: 'remount-ro', path: R });
+  ops.push({ op: 'pivot', newRoot: R });
+
+  const env = containerEnvironment(options, { home: home.target, container });
+  const { command, fallback } = actionCommand(options.action, options.args, env);
+  const cwd = options.pwd !== undefined ? [options.pwd] : [...(cwdInside ? [options.cwd] : []), home.target, '/'];
+  return ok({
+    userns: !root,
+    pidns,
+    ops,
+    cwd,
+    env,
+    noNewPrivs: true,
+    command,
+    ...(fallback ? { fallback } : {}),
+  });
+}
+
+/**
+ * Runs a container session to its end: plans it, starts the starter and returns the command's
+ * exit status (DESIGN.md 3.4). The build engine calls it for `%post` and `%test` with an
+ * `overlay` root and the `raw` action.
+ */
+export async function runContainer(options: ContainerOptions): Promise<Result<ContainerExit>> {
+  const plan = await planContainer(options);
+  if (!plan.ok) return plan;
+  return runStarter(plan.value, {
+    ...(options.stdio ? { stdio: options.stdio } : {}),
+    ...(options.detached !== undefined ? { detached: options.detached } : {}),
+    ...(options.forwardSignals !== undefined ? { forwardSignals: options.forwardSignals } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+}
