@@ -1,0 +1,104 @@
+import { chown, mkdir } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { error, type Diagnostic } from '../core/diagnostic.js';
+import { fail, ok, type Result } from '../core/result.js';
+import { runCommand } from '../core/run-command.js';
+import type { FileEntry } from '../recipe/model.js';
+import { toolFailure } from '../image/tool-failure.js';
+import type { LayerStack } from './layer-stack.js';
+
+export interface PlaceFilesOptions {
+  readonly entries: readonly FileEntry[];
+  /** Folder that relative sources are relative to (the recipe's folder). */
+  readonly baseDir: string;
+  /** The image as it is before this step (top first). */
+  readonly stack: LayerStack;
+  /** The step's upper folder, where the copies go. */
+  readonly upper: string;
+  /**
+   * Expands a source pattern into paths to copy. Default: host paths, globbed by /bin/sh relative
+   * to baseDir. `%files from STAGE` passes one that looks inside that stage's image.
+   */
+  readonly expand?: (pattern: string) => Promise<string[]>;
+  /** Copies `sources` to `target` (a host path inside `upper`). Default: `cp -fLr` on the host. */
+  readonly copy?: (sources: readonly string[], target: string) => Promise<Diagnostic | undefined>;
+  readonly signal?: AbortSignal;
+}
+
+/** Host glob expansion as the shell does it (Singularity expands %files sources the same way). */
+export async function expandHostPattern(baseDir: string, pattern: string, signal?: AbortSignal): Promise<string[]> {
+  const script = 'cd "$1" || exit 1; IFS=\'\n\'; for f in $2; do if [ -e "$f" ] || [ -L "$f" ]; then printf "%s\\0" "$f"; fi; done';
+  const r = await runCommand('/bin/sh', ['-c', script, 'sh', baseDir, pattern], signal ? { signal } : {});
+  if (r.kind !== 'exited' || r.code !== 0) return [];
+  return r.output
+    .split('\0')
+    .filter((p) => p !== '')
+    .map((p) => (p.startsWith('/') ? p : join(baseDir, p)));
+}
+
+/**
+ * Folders of `rel` (relative to the image root) made in the upper folder the way overlayfs copies
+ * them up: same mode and owner as in the image; new folders are root's, mode 0755.
+ */
+async function copyUpParents(stack: LayerStack, upper: string, rel: string): Promise<void> {
+  const parts = rel.split('/').filter((p) => p !== '');
+  let cur = '';
+  for (const part of parts) {
+    cur = cur === '' ? part : `${cur}/${part}`;
+    const e = await stack.entry(cur);
+    const mode = e?.stats.isDirectory() ? e.stats.mode & 0o7777 : 0o755;
+    const path = join(upper, cur);
+    try {
+      await mkdir(path, { mode });
+      if (e?.stats.isDirectory()) await chown(path, e.stats.uid, e.stats.gid);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
+/**
+ * `%files`: copies host files into the image as Singularity does (`cp -fLr`: recursive, links
+ * followed), into the step's upper folder. Destinations are resolved inside the image — its
+ * symlinks (`/bin -> usr/bin`) are followed the way the container sees them, never onto the host.
+ * A destination that is a folder receives the sources; otherwise the source becomes that path.
+ */
+export async function placeFiles(options: PlaceFilesOptions): Promise<Result<void, Diagnostic>> {
+  const expand = options.expand ?? ((p: string) => expandHostPattern(options.baseDir, p, options.signal));
+  const copy =
+    options.copy ??
+    (async (sources: readonly string[], target: string) => {
+      const r = await runCommand('cp', ['-fLr', '--', ...sources, target], options.signal ? { signal: options.signal } : {});
+      return toolFailure('cp', 'copying %files', r);
+    });
+  for (const entry of options.entries) {
+    options.signal?.throwIfAborted();
+    const sources = await expand(entry.src);
+    if (sources.length === 0) {
+      return fail(
+        error('files-source-missing', `%files source '${entry.src}' does not exist`, {
+          location: entry.location,
+          hint: `paths are relative to ${options.baseDir}; globs are expanded as the shell does`,
+        }),
+      );
+    }
+    const dst = entry.dst !== '' ? entry.dst : entry.src.startsWith('/') ? entry.src : `/${entry.src}`;
+    const resolved = await options.stack.resolve(dst);
+    if (resolved === null) {
+      return fail(
+        error('files-destination-invalid', `%files destination '${dst}' cannot be resolved in the image (a symlink loop, or a file where a folder should be)`, {
+          location: entry.location,
+        }),
+      );
+    }
+    const existing = resolved === '' ? await options.stack.entry('') : await options.stack.entry(resolved);
+    const intoFolder = existing?.stats.isDirectory() === true || dst.endsWith('/') || sources.length > 1;
+    if (intoFolder) await copyUpParents(options.stack, options.upper, resolved);
+    else await copyUpParents(options.stack, options.upper, dirname(resolved) === '.' ? '' : dirname(resolved));
+    const target = intoFolder ? join(options.upper, resolved) : join(options.upper, resolved);
+    const failure = await copy(sources, intoFolder ? `${target}/` : target);
+    if (failure) return fail({ ...failure, location: entry.location, message: `${failure.message} (for '${entry.src}' → '${dst}')` });
+    void basename;
+  }
+  return ok(undefined);
+}
