@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli, runCliInProcess } from '../helpers/cli.js';
@@ -157,6 +157,16 @@ describe('manifest errors through the built CLI', () => {
     const r = await rig.cli(['validate']);
     expect(r.stderr).toBe('error: no orchestrator.yaml in the current folder\n  hint: create orchestrator.yaml, or name one with -f FILE or -C DIR\n1 error\n');
     expect(r.code).toBe(2);
+  });
+
+  it("the README's manifest example is valid", async () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    const yaml = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(yaml).toContain('version: 1');
+    rig.write({ 'orchestrator.yaml': yaml!, 'recipes/hello.def': 'Bootstrap: docker\nFrom: ubuntu:24.04\n' });
+    const r = await rig.cli(['validate']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('ok: 4 targets\n');
   });
 
   it('validate -f FILE reads another manifest and says ok', async () => {
