@@ -152,6 +152,39 @@ describe('loadProject', () => {
     ]);
   });
 
+  it('follows YAML anchors, aliases and merge keys', async () => {
+    rig.write({
+      'orchestrator.yaml': [
+        'version: 1',
+        'targets:',
+        '  base: &common',
+        '    from: docker://alpine:3.20',
+        '    format: sandbox',
+        '  copy: *common',
+        '  app:',
+        '    <<: *common',
+        '    format: squashfs',
+        '',
+      ].join('\n'),
+    });
+    const { project, diagnostics } = await loadProject({ cwd: rig.dir });
+    expect(diagnostics).toEqual([]);
+    expect(project!.targets.map((t) => [t.name, t.from?.text, t.format, t.output])).toEqual([
+      ['base', 'docker://alpine:3.20', 'sandbox', rig.path('build/base')],
+      ['copy', 'docker://alpine:3.20', 'sandbox', rig.path('build/copy')],
+      ['app', 'docker://alpine:3.20', 'squashfs', rig.path('build/app.simg')],
+    ]);
+    // An alias's fields point at the anchored text.
+    expect(project!.targets[1]!.locations.from).toMatchObject({ line: 4, column: 11 });
+  });
+
+  it('wants a mapping at the top', async () => {
+    rig.write({ 'orchestrator.yaml': '- a\n- b\n' });
+    expect(formatDiagnostics((await loadProject({ cwd: rig.dir })).diagnostics)).toBe(
+      "orchestrator.yaml:1:1: error: expected a mapping for the manifest, got a list\n  - a\n  ^~~",
+    );
+  });
+
   it('names unsupported future keys as such', async () => {
     rig.write({ 'orchestrator.yaml': 'version: 1\ntargets:\n  a:\n    from: docker://alpine\n    format: sandbox\n    matrix: {PY: [1, 2]}\n' });
     const r = await loadProject({ cwd: rig.dir });
