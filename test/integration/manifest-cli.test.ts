@@ -113,6 +113,15 @@ describe('plan and graph', () => {
     );
   });
 
+  it('every command has --help', async () => {
+    for (const name of ['validate', 'plan', 'graph']) {
+      const r = await runCliInProcess([name, '--help'], { cwd });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^Usage: orchestrator ${name} .*\\n`));
+      expect(r.stdout).toContain('-C, --directory DIR');
+    }
+  });
+
   it('graph refuses an unknown format with a did-you-mean', async () => {
     const r = await runCliInProcess(['graph', '--format', 'dto'], { cwd });
     expect(r.stderr).toBe("error: invalid value 'dto' for --format: expected one of text, dot, mermaid\n  hint: did you mean 'dot'?\n");
