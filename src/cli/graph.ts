@@ -4,7 +4,7 @@ import { stringOption } from './args.js';
 import { EXIT, type Command } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
 
-const quote = (s: string): string => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+const quote = (s: string): string => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
 
 function label(project: Project, name: string): string {
   const t = project.targets.find((x) => x.name === name)!;

@@ -283,7 +283,8 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
   const groupByName = new Map(groups.map((g) => [g.name, g]));
   for (const cycle of findCycles(
     groups.map((g) => g.name),
-    (n) => groupByName.get(n)?.members ?? [],
+    // A member that names a target means the target (as on the command line), not a group.
+    (n) => (groupByName.get(n)?.members ?? []).filter((m) => !targetSet.has(m)),
   )) {
     const related: RelatedInformation[] = cycle.map((n, i) => {
       const next = cycle[(i + 1) % cycle.length]!;

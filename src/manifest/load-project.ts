@@ -61,7 +61,7 @@ export async function loadProject(options: LoadProjectOptions): Promise<LoadProj
   }
 
   const text = await readFile(file, 'utf8');
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, version: '1.2' });
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, version: '1.2', merge: true });
   const source = new YamlSource(shown, text, doc);
 
   const syntax: Diagnostic[] = doc.errors.map((e) => {

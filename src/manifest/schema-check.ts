@@ -185,6 +185,9 @@ function mapError(e: ErrorObject, source: YamlSource): Diagnostic | undefined {
       const allowed = (params['allowedValues'] as unknown[]).map(String);
       const list = `${allowed.slice(0, -1).join(', ')} or ${allowed[allowed.length - 1]}`;
       const field = path[path.length - 1];
+      if (e.data === null) {
+        return error('manifest-type', `expected ${list} for ${label}, got nothing`, { location: source.valueLocation(path), hint: 'the key has no value' });
+      }
       const what = path.length === 3 && path[0] === 'targets' ? `${String(field)} ${show(e.data)} for target '${path[1]}'` : `${label} ${show(e.data)}`;
       return error('manifest-invalid-value', `invalid ${what}: expected ${list}`, {
         location: source.valueLocation(path),

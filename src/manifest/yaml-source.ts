@@ -53,7 +53,7 @@ export class YamlSource {
       } else return undefined;
       if (node === undefined || node === null) return undefined;
     }
-    if (isAlias(node)) return node;
+    if (isAlias(node)) return (node.resolve(this.doc) ?? undefined) as Node | undefined;
     return (node ?? undefined) as Node | undefined;
   }
 
