@@ -1,3 +1,4 @@
+import { loadRecipes } from '../manifest/load-recipes.js';
 import { countSummary } from '../report/diagnostics.js';
 import { EXIT, printDiagnostics, type Command } from './command.js';
 import { loadProjectFromArgs, PROJECT_OPTIONS } from './project-options.js';
@@ -7,7 +8,7 @@ export const command: Command = {
     name: 'validate',
     summary: 'check the manifest and recipes',
     usage: '[-f FILE] [-C DIR]',
-    description: 'Reports every problem of orchestrator.yaml with file:line:col; exits 2 when there is one.',
+    description: 'Reports every problem of orchestrator.yaml and of its recipes with file:line:col; exits 2 when there is one.',
     options: PROJECT_OPTIONS,
     positionals: { min: 0, max: 0 },
   },
@@ -16,6 +17,12 @@ export const command: Command = {
     printDiagnostics(ctx, diagnostics);
     if (project === undefined) {
       ctx.stderr.write(`${countSummary(diagnostics)}\n`);
+      return EXIT.usage;
+    }
+    const recipes = await loadRecipes(project, { cwd: ctx.cwd });
+    printDiagnostics(ctx, recipes.diagnostics);
+    if (recipes.diagnostics.some((d) => d.severity === 'error')) {
+      ctx.stderr.write(`${countSummary(recipes.diagnostics)}\n`);
       return EXIT.usage;
     }
     const n = project.targets.length;

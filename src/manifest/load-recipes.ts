@@ -1,0 +1,77 @@
+import { readFile } from 'node:fs/promises';
+import { error, sortDiagnostics, type Diagnostic } from '../core/diagnostic.js';
+import { checkSupported } from '../recipe/check-supported.js';
+import type { Recipe } from '../recipe/model.js';
+import { parseRecipe } from '../recipe/parse-recipe.js';
+import { resolveRecipe } from '../recipe/resolve-recipe.js';
+import { displayPath } from './load-project.js';
+import type { Project } from './project.js';
+
+export interface LoadedRecipes {
+  /** Each target's recipe with its build args applied, by target name. */
+  readonly byTarget: ReadonlyMap<string, Recipe>;
+  readonly diagnostics: readonly Diagnostic[];
+}
+
+/**
+ * Reads, parses and templates the recipe of every target (DESIGN.md 2.3). Each file's syntax
+ * errors are reported once, however many targets use it; templating errors (an undefined
+ * `{{ NAME }}`) are reported per distinct set of args. A recipe whose header source is not
+ * supported yet is an error only where no `from:` takes its place.
+ */
+export async function loadRecipes(project: Project, options: { cwd: string }): Promise<LoadedRecipes> {
+  const diagnostics: Diagnostic[] = [];
+  const seen = new Set<string>();
+  const parsed = new Map<string, Recipe | null>();
+  const byTarget = new Map<string, Recipe>();
+  const report = (ds: readonly Diagnostic[]): void => {
+    for (const d of ds) {
+      const key = `${d.location?.file}:${d.location?.line}:${d.location?.column}:${d.message}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      diagnostics.push(d);
+    }
+  };
+  for (const target of project.targets) {
+    if (target.recipe === undefined) continue;
+    let recipe = parsed.get(target.recipe);
+    if (recipe === undefined) {
+      const file = displayPath(options.cwd, target.recipe);
+      let text: string;
+      try {
+        text = await readFile(target.recipe, 'utf8');
+      } catch (e) {
+        report([
+          error('recipe-unreadable', `cannot read recipe ${file}: ${(e as Error).message}`, {
+            ...(target.locations.recipe ? { location: target.locations.recipe } : {}),
+          }),
+        ]);
+        parsed.set(target.recipe, null);
+        continue;
+      }
+      const r = parseRecipe(text, { file });
+      report(r.diagnostics);
+      recipe = r.diagnostics.some((d) => d.severity === 'error') ? null : r.recipe;
+      parsed.set(target.recipe, recipe);
+    }
+    if (recipe === null) continue;
+    const resolved = resolveRecipe(recipe, { args: target.args });
+    report(resolved.diagnostics);
+    if (resolved.diagnostics.some((d) => d.severity === 'error')) continue;
+    const last = resolved.recipe.stages.at(-1);
+    if (target.from === undefined) {
+      report(checkSupported(resolved.recipe));
+      if (last && last.bootstrap === undefined) {
+        report([
+          error('recipe-no-source', `target '${target.name}' has no source: its recipe has no 'Bootstrap:' header and the target no 'from:'`, {
+            ...(target.locations.recipe ? { location: target.locations.recipe } : {}),
+            hint: "add 'from: docker://IMAGE' (or target:NAME, or a path) to the target, or 'Bootstrap:' and 'From:' lines to the recipe",
+          }),
+        ]);
+        continue;
+      }
+    }
+    byTarget.set(target.name, resolved.recipe);
+  }
+  return { byTarget, diagnostics: sortDiagnostics(diagnostics) };
+}
