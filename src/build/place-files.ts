@@ -1,10 +1,10 @@
-import { chown, mkdir } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { runCommand } from '../core/run-command.js';
 import type { FileEntry } from '../recipe/model.js';
 import { toolFailure } from '../image/tool-failure.js';
+import { copyUpDirs } from './copy-up.js';
 import type { LayerStack } from './layer-stack.js';
 
 export interface PlaceFilesOptions {
@@ -34,27 +34,6 @@ export async function expandHostPattern(baseDir: string, pattern: string, signal
     .split('\0')
     .filter((p) => p !== '')
     .map((p) => (p.startsWith('/') ? p : join(baseDir, p)));
-}
-
-/**
- * Folders of `rel` (relative to the image root) made in the upper folder the way overlayfs copies
- * them up: same mode and owner as in the image; new folders are root's, mode 0755.
- */
-async function copyUpParents(stack: LayerStack, upper: string, rel: string): Promise<void> {
-  const parts = rel.split('/').filter((p) => p !== '');
-  let cur = '';
-  for (const part of parts) {
-    cur = cur === '' ? part : `${cur}/${part}`;
-    const e = await stack.entry(cur);
-    const mode = e?.stats.isDirectory() ? e.stats.mode & 0o7777 : 0o755;
-    const path = join(upper, cur);
-    try {
-      await mkdir(path, { mode });
-      if (e?.stats.isDirectory()) await chown(path, e.stats.uid, e.stats.gid);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-  }
 }
 
 /**
@@ -93,12 +72,11 @@ export async function placeFiles(options: PlaceFilesOptions): Promise<Result<voi
     }
     const existing = resolved === '' ? await options.stack.entry('') : await options.stack.entry(resolved);
     const intoFolder = existing?.stats.isDirectory() === true || dst.endsWith('/') || sources.length > 1;
-    if (intoFolder) await copyUpParents(options.stack, options.upper, resolved);
-    else await copyUpParents(options.stack, options.upper, dirname(resolved) === '.' ? '' : dirname(resolved));
-    const target = intoFolder ? join(options.upper, resolved) : join(options.upper, resolved);
+    if (intoFolder) await copyUpDirs(options.stack, options.upper, resolved);
+    else await copyUpDirs(options.stack, options.upper, dirname(resolved) === '.' ? '' : dirname(resolved));
+    const target = join(options.upper, resolved);
     const failure = await copy(sources, intoFolder ? `${target}/` : target);
     if (failure) return fail({ ...failure, location: entry.location, message: `${failure.message} (for '${entry.src}' → '${dst}')` });
-    void basename;
   }
   return ok(undefined);
 }

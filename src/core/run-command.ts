@@ -96,6 +96,9 @@ export function runCommand(file: string, args: readonly string[], options: RunCo
   });
 }
 
+/** Something that runs a program: runCommand itself, or a wrapper that runs it inside a session. */
+export type CommandRunner = (file: string, args: readonly string[], options?: RunCommandOptions) => Promise<CommandOutcome>;
+
 /** The last `n` lines of a command's output, for error messages. */
 export function lastLines(text: string, n: number): string {
   const lines = text.replace(/\n+$/, '').split('\n');

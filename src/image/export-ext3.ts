@@ -3,7 +3,7 @@ import { chmod, open, rename, rm } from 'node:fs/promises';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { tempSibling } from '../core/fs-atomic.js';
 import { fail, ok, type Result } from '../core/result.js';
-import { runCommand } from '../core/run-command.js';
+import { runCommand, type CommandRunner } from '../core/run-command.js';
 import { LAUNCH_HEADER, LAUNCH_HEADER_BYTES } from './launch-header.js';
 import { toolFailure } from './tool-failure.js';
 
@@ -16,17 +16,19 @@ export interface ExportExt3Options {
   readonly seed?: string;
   /** Seconds since the epoch for the file system's own timestamps. */
   readonly epoch?: number;
+  /** Runs the tools (default: directly; the build engine runs them inside a mount session). */
+  readonly run?: CommandRunner;
   readonly signal?: AbortSignal;
 }
 
 const MiB = 1024 * 1024;
 
 /** Bytes and entries under a folder, counted the way the file system will need them. */
-async function measure(source: string, signal?: AbortSignal): Promise<{ bytes: number; entries: number } | Diagnostic> {
-  const du = await runCommand('du', ['-s', '-B1', '--apparent-size', '-x', source], signal ? { signal } : {});
+async function measure(source: string, run: CommandRunner, signal?: AbortSignal): Promise<{ bytes: number; entries: number } | Diagnostic> {
+  const du = await run('du', ['-s', '-B1', '--apparent-size', '-x', source], signal ? { signal } : {});
   const failed = toolFailure('du', `measuring ${source}`, du);
   if (failed) return failed;
-  const count = await runCommand('sh', ['-c', 'find "$1" -xdev | wc -l', 'sh', source], signal ? { signal } : {});
+  const count = await run('sh', ['-c', 'find "$1" -xdev | wc -l', 'sh', source], signal ? { signal } : {});
   const failedCount = toolFailure('find', `counting files in ${source}`, count);
   if (failedCount) return failedCount;
   return { bytes: Number.parseInt(du.output, 10), entries: Number.parseInt(count.output, 10) };
@@ -42,7 +44,8 @@ function uuidFrom(seed: string, salt: string): string {
  * `mkfs.ext3 -d` at that offset, filled from `source` (owners, modes, links, devices, xattrs).
  */
 export async function exportExt3(options: ExportExt3Options): Promise<Result<{ bytes: number; size: number }, Diagnostic>> {
-  const m = await measure(options.source, options.signal);
+  const run = options.run ?? runCommand;
+  const m = await measure(options.source, run, options.signal);
   if ('severity' in m) return fail(m);
   // Room for metadata: 1.25x the content, a block per small file, at least 10 MiB.
   const wanted = Math.max(10 * MiB, Math.ceil((m.bytes + m.entries * 4096) * 1.25));
@@ -68,7 +71,7 @@ export async function exportExt3(options: ExportExt3Options): Promise<Result<{ b
     const seed = options.seed ?? `${Date.now()}-${Math.random()}`;
     const extended = [`offset=${LAUNCH_HEADER_BYTES}`, `hash_seed=${uuidFrom(seed, 'hash')}`].join(',');
     const env = { ...process.env, ...(options.epoch !== undefined ? { E2FSPROGS_FAKE_TIME: String(options.epoch) } : {}) };
-    const outcome = await runCommand(
+    const outcome = await run(
       'mkfs.ext3',
       ['-q', '-F', '-b', '4096', '-N', String(inodes), '-m', '0', '-U', uuidFrom(seed, 'uuid'), '-E', extended, '-d', options.source, tmp, String(blocks)],
       { env, ...(options.signal ? { signal: options.signal } : {}) },

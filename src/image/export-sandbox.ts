@@ -2,13 +2,15 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import type { Diagnostic } from '../core/diagnostic.js';
 import { tempSibling } from '../core/fs-atomic.js';
 import { fail, ok, type Result } from '../core/result.js';
-import { runCommand } from '../core/run-command.js';
+import { runCommand, type CommandRunner } from '../core/run-command.js';
 import { toolFailure } from './tool-failure.js';
 
 export interface ExportSandboxOptions {
   readonly source: string;
   /** The sandbox folder to (re)place. */
   readonly output: string;
+  /** Runs the tools (default: directly; the build engine runs them inside a mount session). */
+  readonly run?: CommandRunner;
   readonly signal?: AbortSignal;
 }
 
@@ -47,7 +49,7 @@ export async function exportSandbox(options: ExportSandboxOptions): Promise<Resu
   const dest = options.output.replace(/\/+$/, '');
   await mkdir(tmp, { mode: 0o755 });
   try {
-    const outcome = await runCommand('cp', ['-a', '--reflink=auto', '--preserve=all', `${options.source}/.`, tmp], options.signal ? { signal: options.signal } : {});
+    const outcome = await (options.run ?? runCommand)('cp', ['-a', '--reflink=auto', '--preserve=all', `${options.source}/.`, tmp], options.signal ? { signal: options.signal } : {});
     const failure = toolFailure('cp', `sandbox export of ${options.source}`, outcome);
     if (failure) {
       await rm(tmp, { recursive: true, force: true });

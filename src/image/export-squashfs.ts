@@ -2,7 +2,7 @@ import { chmod, open, rename, rm } from 'node:fs/promises';
 import type { Diagnostic } from '../core/diagnostic.js';
 import { tempSibling } from '../core/fs-atomic.js';
 import { fail, ok, type Result } from '../core/result.js';
-import { runCommand } from '../core/run-command.js';
+import { runCommand, type CommandRunner } from '../core/run-command.js';
 import { LAUNCH_HEADER, LAUNCH_HEADER_BYTES } from './launch-header.js';
 import { toolFailure } from './tool-failure.js';
 
@@ -19,6 +19,8 @@ export interface ExportSquashfsOptions {
   /** Compressor (mksquashfs -comp); default gzip, as Singularity 2.4 wrote. */
   readonly compression?: 'gzip' | 'xz' | 'zstd' | 'lzo' | 'lz4';
   readonly onOutput?: (chunk: Buffer) => void;
+  /** Runs the tools (default: directly; the build engine runs them inside a mount session). */
+  readonly run?: CommandRunner;
   readonly signal?: AbortSignal;
 }
 
@@ -33,7 +35,7 @@ export async function exportSquashfs(options: ExportSquashfsOptions): Promise<Re
   args.push('-comp', options.compression ?? 'gzip');
   if (options.epoch !== undefined) args.push('-mkfs-time', String(options.epoch), '-all-time', String(options.epoch));
   try {
-    const outcome = await runCommand('mksquashfs', args, {
+    const outcome = await (options.run ?? runCommand)('mksquashfs', args, {
       ...(options.onOutput ? { onOutput: options.onOutput } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });

@@ -1,0 +1,26 @@
+import type { Diagnostic } from '../core/diagnostic.js';
+import type { StepKind } from './step-key.js';
+
+/** What a build reports as it goes; reporters in src/report render these, core code never prints. */
+export type BuildEvent =
+  | { readonly type: 'source-ready'; readonly target: string; readonly description: string; readonly ms: number }
+  | { readonly type: 'step-cached'; readonly target: string; readonly step: StepLabel; readonly key: string }
+  | { readonly type: 'step-started'; readonly target: string; readonly step: StepLabel; readonly key: string }
+  | { readonly type: 'step-output'; readonly target: string; readonly step: StepLabel; readonly chunk: string }
+  | { readonly type: 'step-done'; readonly target: string; readonly step: StepLabel; readonly key: string; readonly ms: number }
+  | { readonly type: 'step-failed'; readonly target: string; readonly step: StepLabel; readonly error: Diagnostic; readonly ms: number }
+  | { readonly type: 'test-started' | 'export-started'; readonly target: string }
+  | { readonly type: 'test-done' | 'export-done'; readonly target: string; readonly ms: number };
+
+export interface StepLabel {
+  readonly kind: StepKind | 'test' | 'export';
+  readonly stage?: string;
+  readonly app?: string;
+}
+
+export function stepName(step: StepLabel): string {
+  const base = step.kind === 'source' || step.kind === 'metadata' || step.kind === 'export' ? step.kind : `%${step.kind}`;
+  return `${step.stage !== undefined ? `${step.stage}/` : ''}${base}${step.app !== undefined ? ` ${step.app}` : ''}`;
+}
+
+export type BuildEventListener = (event: BuildEvent) => void;

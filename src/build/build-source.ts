@@ -1,0 +1,105 @@
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { error, type Diagnostic } from '../core/diagnostic.js';
+import { fail, ok, type Result } from '../core/result.js';
+import { detectImage, type DetectedImage } from '../image/detect-image.js';
+import { toolFailure } from '../image/tool-failure.js';
+import type { StatIndex } from '../graph/stat-index.js';
+import { fileSha256, treeDigest } from '../graph/tree-digest.js';
+import type { Store } from '../store/store.js';
+import type { ImageConfig } from './image-config.js';
+import { runStepSession } from './step-session.js';
+
+/** Where a build starts from, after resolution (DESIGN.md 2.2 `from`, 2.3 Bootstrap agents). */
+export type SourceSpec =
+  | { readonly kind: 'scratch' }
+  /** A sandbox folder or an image file (localimage, or another target's output). */
+  | { readonly kind: 'local'; readonly path: string }
+  /** Already resolved by a registry or OCI reader into unpacked layers. */
+  | { readonly kind: 'layers'; readonly key: unknown; readonly layers: readonly string[]; readonly config?: ImageConfig; readonly description: string };
+
+/** A source ready to be the bottom of an overlay stack. */
+export interface PreparedSource {
+  /** What identifies it in step keys: a manifest digest, a tree digest, a file digest. */
+  readonly key: unknown;
+  /** Overlay-format folders, top first. */
+  readonly lowers: readonly string[];
+  readonly config?: ImageConfig;
+  readonly description: string;
+}
+
+/** An empty folder in the store, the lower of a `scratch` build (overlayfs needs one). */
+async function emptyLower(store: Store): Promise<string> {
+  const dir = join(store.snapshotsDir, 'empty');
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  return dir;
+}
+
+/**
+ * The root of an image file, unpacked once into the store by the kernel's own reading of it (a
+ * loop mount in a private session, then `cp -a`), keyed by the file's digest: owners, modes,
+ * setuid bits, devices and xattrs are kept exactly.
+ */
+async function unpackImageFile(image: DetectedImage, sha: string, store: Store, signal?: AbortSignal): Promise<Result<string, Diagnostic>> {
+  const dest = store.snapshotPath(`image-${sha}`);
+  if (await stat(dest).then(() => true, () => false)) return ok(dest);
+  const tmp = await store.makeTempDir('image');
+  const session = join(tmp, 'session');
+  const out = join(tmp, 'root');
+  await mkdir(session);
+  await mkdir(out);
+  try {
+    const outcome = await runStepSession({
+      ops: [
+        { op: 'session', target: session, data: 'size=1m,mode=0755' },
+        { op: 'mkdir', path: join(session, 'img') },
+        { op: 'image', type: image.format === 'ext3' ? 'ext3' : 'squashfs', file: image.path, offset: image.offset, target: join(session, 'img'), writable: false },
+      ],
+      command: ['cp', '-a', `${join(session, 'img')}/.`, out],
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      ...(signal ? { signal } : {}),
+    });
+    const failure = toolFailure('cp', `unpacking ${image.path}`, outcome);
+    if (failure) return fail(failure);
+    await rm(join(out, 'lost+found'), { recursive: true, force: true }).catch(() => undefined);
+    try {
+      await rename(out, dest);
+    } catch (e) {
+      // Another build unpacked the same image first: theirs is as good as ours.
+      if (!['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+    }
+    return ok(dest);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+export async function prepareSource(
+  source: SourceSpec,
+  options: { store: Store; index?: StatIndex; cwd?: string; signal?: AbortSignal },
+): Promise<Result<PreparedSource, Diagnostic>> {
+  switch (source.kind) {
+    case 'scratch':
+      return ok({ key: { scratch: true }, lowers: [await emptyLower(options.store)], description: 'scratch' });
+    case 'layers':
+      return ok({ key: source.key, lowers: source.layers, ...(source.config ? { config: source.config } : {}), description: source.description });
+    case 'local': {
+      const detected = await detectImage(source.path, { ...(options.cwd ? { cwd: options.cwd } : {}) });
+      if (!detected.ok) return detected;
+      const image = detected.value;
+      const hashOptions = { ...(options.index ? { index: options.index } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+      if (image.format === 'sandbox') {
+        const tree = await treeDigest(image.path, hashOptions);
+        return ok({ key: { tree: tree.digest }, lowers: [image.path], description: image.path });
+      }
+      const sha = await fileSha256(image.path, hashOptions);
+      const root = await unpackImageFile(image, sha, options.store, options.signal);
+      if (!root.ok) return root;
+      return ok({ key: { image: `sha256:${sha}` }, lowers: [root.value], description: image.path });
+    }
+    default: {
+      const never: never = source;
+      return fail(error('unexpected', `unknown source ${JSON.stringify(never)}`));
+    }
+  }
+}
