@@ -179,4 +179,13 @@ describe('registry faults', () => {
     expect(again.ok).toBe(true);
     expect(await store.blobs.verify(layer)).toBe('valid');
   });
+
+  it('follows a redirect of a blob to another origin', async () => {
+    const { result, store, proxy: p } = await pullThrough((i) =>
+      isLayer(i) ? { kind: 'status', status: 307, headers: { location: `${registry.url}${i.path}` } } : { kind: 'pass' },
+    );
+    if (!result.ok) throw new Error(result.error.message);
+    expect(p.requests.filter(isLayer).length).toBe(1);
+    expect(await store.blobs.verify(layer)).toBe('valid');
+  });
 });
