@@ -1,6 +1,5 @@
 import { access, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { error } from '../core/diagnostic.js';
 import { shortDigest, type Digest } from '../core/digest.js';
 import { unreachable } from '../core/unreachable.js';
@@ -42,6 +41,7 @@ export async function findProject(ctx: CommandContext, file: string | undefined,
   if (!(await exists(manifest))) return file !== undefined ? 'missing' : undefined;
   let cacheDir: string | undefined;
   try {
+    const { parse: parseYaml } = await import('yaml');
     const doc = parseYaml(await readFile(manifest, 'utf8')) as { cache?: { dir?: unknown } } | null;
     if (typeof doc?.cache?.dir === 'string') cacheDir = doc.cache.dir;
   } catch {

@@ -44,7 +44,7 @@ export interface PullImageOptions {
   readonly clientOptions?: RegistryClientOptions;
   /** Default linux/amd64. */
   readonly platform?: Platform;
-  /** Concurrent layer downloads. Default 4. */
+  /** Concurrent layer downloads. Default 6. */
   readonly concurrency?: number;
   readonly onEvent?: RegistryEventListener;
   readonly signal?: AbortSignal | undefined;
@@ -104,7 +104,7 @@ export async function pullImage(ref: ImageReference, options: PullImageOptions):
       );
     }
 
-    const queue = new PQueue({ concurrency: options.concurrency ?? 4 });
+    const queue = new PQueue({ concurrency: options.concurrency ?? 6 });
     const controller = new AbortController();
     const inner = signal ? AbortSignal.any([signal, controller.signal]) : controller.signal;
     const results = await Promise.all(

@@ -7,6 +7,8 @@ import { DiagnosticError } from '../core/diagnostic-error.js';
 import { digestHex, shortDigest, type Digest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
 
+const WRITE_BATCH = 1 << 20;
+
 export interface BlobInfo {
   readonly digest: Digest;
   readonly size: number;
@@ -59,6 +61,8 @@ export class BlobWriter {
   #hash: Hash = createHash('sha256');
   #written = 0;
   #closed = false;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
 
   private constructor(
     readonly digest: Digest,
@@ -78,7 +82,10 @@ export class BlobWriter {
     return this.#written;
   }
 
-  /** Appends a chunk. Throws a DiagnosticError (`blob-size-mismatch`) past the expected size. */
+  /**
+   * Appends a chunk (hashed now, written in batches of about 1 MiB). Throws a DiagnosticError
+   * (`blob-size-mismatch`) past the expected size.
+   */
   async write(chunk: Uint8Array): Promise<void> {
     if (this.expectedSize !== undefined && this.#written + chunk.length > this.expectedSize) {
       throw new DiagnosticError(
@@ -87,17 +94,37 @@ export class BlobWriter {
         }),
       );
     }
-    let off = 0;
-    while (off < chunk.length) {
-      const { bytesWritten } = await this.handle.write(chunk, off, chunk.length - off, this.#written + off);
-      off += bytesWritten;
-    }
     this.#hash.update(chunk);
+    this.#pending.push(chunk);
+    this.#pendingBytes += chunk.length;
     this.#written += chunk.length;
+    if (this.#pendingBytes >= WRITE_BATCH) await this.flush();
+  }
+
+  /** Writes the batched bytes to the temp file (call before relying on its content on disk). */
+  async flush(): Promise<void> {
+    if (this.#pending.length === 0) return;
+    const chunks = this.#pending;
+    const position = this.#written - this.#pendingBytes;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    const { bytesWritten } = await this.handle.writev(chunks, position);
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    // Short writes are rare; finish them one by one.
+    if (bytesWritten < total) {
+      const rest = Buffer.concat(chunks).subarray(bytesWritten);
+      let off = 0;
+      while (off < rest.length) {
+        const r = await this.handle.write(rest, off, rest.length - off, position + bytesWritten + off);
+        off += r.bytesWritten;
+      }
+    }
   }
 
   /** Drops what was written so far and starts over at byte 0. */
   async restart(): Promise<void> {
+    this.#pending = [];
+    this.#pendingBytes = 0;
     await this.handle.truncate(0);
     this.#hash = createHash('sha256');
     this.#written = 0;
@@ -123,6 +150,7 @@ export class BlobWriter {
           }),
         );
       }
+      await this.flush();
       await this.handle.sync();
       await this.handle.close();
       this.#closed = true;

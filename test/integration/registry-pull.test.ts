@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { pullImage } from '../../src/registry/pull-image.js';
 import { RegistryClient } from '../../src/registry/registry-client.js';
 import type { RegistryEvent } from '../../src/registry/registry-events.js';
 import { Store } from '../../src/store/store.js';
-import { busyboxImage, pushImage, pushIndex, threeLayerImage, twoPlatformIndex, type BuiltImage, type BuiltIndex } from '../helpers/images.js';
+import { buildImage, buildIndex, busyboxImage, pushImage, pushIndex, tarLayer, threeLayerImage, twoPlatformIndex, type BuiltImage, type BuiltIndex } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 function ref(text: string): ImageReference {
@@ -128,5 +128,35 @@ describe('pullImage against a real registry', () => {
     expect(results.every((x) => x.ok)).toBe(true);
     expect(starts.length).toBe(1);
     await client.close();
+  });
+
+  it('reads Docker v2 schema 2 manifests and manifest lists', async () => {
+    const client = new RegistryClient();
+    const amd = buildImage([await tarLayer([{ name: 'd', content: 'docker amd64\n' }])], { docker: true });
+    const arm = buildImage([await tarLayer([{ name: 'd', content: 'docker arm\n' }], { oci: false })], {
+      docker: true,
+      platform: { os: 'linux', architecture: 'arm', variant: 'v7' },
+    });
+    const list = buildIndex([amd, arm], { docker: true });
+    await pushIndex(client, `${registry.host}/test/dockerlist:1`, list);
+    await client.close();
+    const store = await Store.open({ dir: cacheDir });
+    const r = await pullImage(ref(`${registry.host}/test/dockerlist:1`), { store, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } });
+    if (!r.ok) throw new Error(r.error.message);
+    expect(r.value.digest).toBe(arm.manifestDigest);
+    expect(r.value.indexDigest).toBe(list.digest);
+    expect(r.value.manifest.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+    expect(r.value.layers[0]!.mediaType).toBe('application/vnd.docker.image.rootfs.diff.tar.gzip');
+  });
+
+  it('deletes a blob damaged in the store and fetches it again', async () => {
+    const store = await Store.open({ dir: cacheDir });
+    const layer = busybox.layers[0]!;
+    expect((await pullImage(ref(`${registry.host}/library/busybox`), { store })).ok).toBe(true);
+    await writeFile(store.blobPath(layer.digest), 'damaged');
+    const r = await pullImage(ref(`${registry.host}/library/busybox`), { store });
+    if (!r.ok) throw new Error(r.error.message);
+    expect(r.value.downloadedBytes).toBe(layer.size);
+    expect(await store.blobs.verify(layer.digest)).toBe('valid');
   });
 });
