@@ -33,6 +33,8 @@ export interface NativeAddon {
   lremovexattr(path: string, name: string): void;
   /** renameat2(2) relative to the cwd. RENAME_NOREPLACE fails with `EEXIST` instead of replacing. */
   renameat2(oldPath: string, newPath: string, flags?: number): void;
+  /** syncfs(2) on the file system holding `path`: one flush instead of an fsync per file. */
+  syncfs(path: string): void;
   readonly constants: {
     readonly RENAME_NOREPLACE: number;
     readonly RENAME_EXCHANGE: number;

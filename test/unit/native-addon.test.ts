@@ -128,6 +128,14 @@ describe.each([
   });
 });
 
+describe('syncfs', () => {
+  it('flushes the file system of a path, and names the path when it is missing', () => {
+    addon.syncfs(root);
+    const missing = join(root, 'missing');
+    expect(thrown(() => addon.syncfs(missing))).toMatchObject({ code: 'ENOENT', syscall: 'open', path: missing });
+  });
+});
+
 describe('renameat2', () => {
   it('exposes the flag constants', () => {
     expect(constants).toMatchObject({ RENAME_NOREPLACE: 1, RENAME_EXCHANGE: 2, RENAME_WHITEOUT: 4 });

@@ -256,6 +256,26 @@ static napi_value js_renameat2(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* syncfs(path): flush the whole file system holding `path` (one call instead of an fsync per file). */
+static napi_value js_syncfs(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  char path[PATH_ARG_MAX];
+  if (!get_string(env, argv[0], path, sizeof path, "syncfs", "path must be a string")) return NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    throw_errno(env, errno, "open", path, NULL);
+    return NULL;
+  }
+  if (syncfs(fd) != 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, err, "syncfs", path, NULL);
+    return NULL;
+  }
+  close(fd);
+  return undefined(env);
+}
+
 static void set_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
@@ -275,6 +295,7 @@ static napi_value init(napi_env env, napi_value exports) {
   set_function(env, exports, "llistxattr", js_llistxattr);
   set_function(env, exports, "lremovexattr", js_lremovexattr);
   set_function(env, exports, "renameat2", js_renameat2);
+  set_function(env, exports, "syncfs", js_syncfs);
   napi_value constants;
   napi_create_object(env, &constants);
   set_uint(env, constants, "RENAME_NOREPLACE", RENAME_NOREPLACE);
