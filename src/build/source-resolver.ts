@@ -1,0 +1,110 @@
+import { isAbsolute, join } from 'node:path';
+import { error, type Diagnostic } from '../core/diagnostic.js';
+import { fail, ok, type Result } from '../core/result.js';
+import type { SourceRef } from '../manifest/project.js';
+import type { Stage } from '../recipe/model.js';
+import type { Platform } from '../registry/media-types.js';
+import type { RegistryClient } from '../registry/registry-client.js';
+import type { RegistryEventListener } from '../registry/registry-events.js';
+import type { Store } from '../store/store.js';
+import type { SourceSpec } from './build-source.js';
+import { ociSource } from './oci-source.js';
+import { registrySource, type TagPins } from './registry-source.js';
+
+export interface SourceResolverOptions {
+  readonly store: Store;
+  /** Made on first use (no registry is contacted for local builds). */
+  readonly client: () => RegistryClient;
+  readonly platform?: Platform;
+  readonly pins?: TagPins;
+  readonly onRegistryEvent?: RegistryEventListener;
+  /** Outputs of other targets, by name (for `from: target:NAME`). */
+  readonly targetOutputs?: Readonly<Record<string, string>>;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Turns where a build starts — a recipe header (`Bootstrap: docker`, `From: ...`) or a manifest
+ * `from:` — into a source the engine can stack overlays on.
+ */
+export class SourceResolver {
+  constructor(readonly options: SourceResolverOptions) {}
+
+  #registry(text: string, extra: { registry?: string; namespace?: string; location?: Diagnostic['location'] } = {}): Promise<Result<SourceSpec, Diagnostic>> {
+    const o = this.options;
+    return registrySource(text, {
+      store: o.store,
+      client: o.client(),
+      ...(o.platform ? { platform: o.platform } : {}),
+      ...(o.pins ? { pins: o.pins } : {}),
+      ...(o.onRegistryEvent ? { onEvent: o.onRegistryEvent } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(extra.registry !== undefined ? { registry: extra.registry } : {}),
+      ...(extra.namespace !== undefined ? { namespace: extra.namespace } : {}),
+      ...(extra.location ? { location: extra.location } : {}),
+    });
+  }
+
+  /** The source a recipe stage's header names. */
+  async header(stage: Stage, recipeDir: string): Promise<Result<SourceSpec, Diagnostic>> {
+    const field = stage.header.get('bootstrap');
+    const from = stage.header.get('from');
+    const path = (p: string) => (isAbsolute(p) ? p : join(recipeDir, p));
+    switch (stage.bootstrap) {
+      case 'scratch':
+        return ok({ kind: 'scratch' });
+      case 'docker':
+        return this.#registry(from!.value, {
+          ...(stage.header.get('registry') ? { registry: stage.header.get('registry')!.value } : {}),
+          ...(stage.header.get('namespace') ? { namespace: stage.header.get('namespace')!.value } : {}),
+          location: from!.valueLocation,
+        });
+      case 'localimage':
+        return ok({ kind: 'local', path: path(from!.value) });
+      case 'oci':
+      case 'oci-archive':
+      case 'docker-archive': {
+        const [file, tag] = stage.bootstrap === 'oci' ? splitTag(from!.value) : [from!.value, undefined];
+        return ociSource({ kind: stage.bootstrap, path: path(file), ...(tag !== undefined ? { tag } : {}) }, { store: this.options.store, ...(this.options.signal ? { signal: this.options.signal } : {}) });
+      }
+      default:
+        return fail(
+          error('recipe-agent-unsupported', `bootstrap agent '${field?.value ?? '(none)'}' is not supported yet`, {
+            ...(field ? { location: field.valueLocation } : {}),
+            hint: "give the target a 'from:' in orchestrator.yaml, which takes the place of the header's source",
+          }),
+        );
+    }
+  }
+
+  /** The source a manifest `from:` names. */
+  async fromRef(ref: SourceRef): Promise<Result<SourceSpec, Diagnostic>> {
+    switch (ref.kind) {
+      case 'docker':
+        return this.#registry(ref.ref);
+      case 'path':
+        return ok({ kind: 'local', path: ref.path });
+      case 'target': {
+        const out = this.options.targetOutputs?.[ref.target];
+        if (out === undefined) return fail(error('unexpected', `the output of target '${ref.target}' is not known`));
+        return ok({ kind: 'local', path: out });
+      }
+      case 'oci':
+        return ociSource({ kind: 'oci', path: ref.dir, ...(ref.tag !== undefined ? { tag: ref.tag } : {}) }, { store: this.options.store, ...(this.options.signal ? { signal: this.options.signal } : {}) });
+      case 'oci-archive':
+      case 'docker-archive':
+        return ociSource({ kind: ref.kind, path: ref.file }, { store: this.options.store, ...(this.options.signal ? { signal: this.options.signal } : {}) });
+      default: {
+        const never: never = ref;
+        return fail(error('unexpected', `unknown source ${JSON.stringify(never)}`));
+      }
+    }
+  }
+}
+
+/** `DIR:TAG` of an `oci:` reference (the tag is optional; a `:` inside the path is kept). */
+export function splitTag(text: string): [string, string | undefined] {
+  const i = text.lastIndexOf(':');
+  if (i <= 0 || text.slice(i + 1).includes('/')) return [text, undefined];
+  return [text.slice(0, i), text.slice(i + 1)];
+}

@@ -1,0 +1,171 @@
+import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import type { SourceSpec } from '../build/build-source.js';
+import { buildTarget, type OutputFormat } from '../build/build-target.js';
+import { SourceResolver, splitTag } from '../build/source-resolver.js';
+import { error, type Diagnostic } from '../core/diagnostic.js';
+import { fail, ok, type Result } from '../core/result.js';
+import { detectImage } from '../image/detect-image.js';
+import type { Recipe } from '../recipe/model.js';
+import { checkSupported } from '../recipe/check-supported.js';
+import { parseRecipe } from '../recipe/parse-recipe.js';
+import { resolveRecipe } from '../recipe/resolve-recipe.js';
+import { loadCredentials } from '../registry/credentials.js';
+import { RegistryClient } from '../registry/registry-client.js';
+import { plainBuildReporter } from '../report/plain-build-reporter.js';
+import { Store } from '../store/store.js';
+import { boolOption, listOption, stringOption } from './args.js';
+import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
+import { version } from './version.js';
+
+interface BuildSource {
+  readonly source?: SourceSpec;
+  readonly recipe?: Recipe;
+  readonly recipeDir: string;
+}
+
+/** SOURCE as `singularity build` reads it: a registry or OCI reference, an image or folder, or a recipe. */
+async function classify(ctx: CommandContext, text: string, buildArgs: Record<string, string>): Promise<Result<BuildSource, Diagnostic[]>> {
+  const cwd = ctx.cwd;
+  if (text.startsWith('docker://')) return ok({ source: { kind: 'layers', key: null, layers: [], description: text }, recipeDir: cwd });
+  for (const scheme of ['oci-archive:', 'docker-archive:', 'oci:'] as const) {
+    if (text.startsWith(scheme)) return ok({ source: { kind: 'layers', key: scheme, layers: [], description: text }, recipeDir: cwd });
+  }
+  const path = resolve(cwd, text);
+  const st = await stat(path).catch(() => undefined);
+  if (!st) {
+    return fail([error('source-not-found', `build source '${text}' does not exist`, { hint: 'give a recipe file, an image file or folder, or docker://NAME[:TAG]' })]);
+  }
+  if (st.isDirectory()) return ok({ source: { kind: 'local', path }, recipeDir: cwd });
+  const image = await detectImage(path);
+  if (image.ok) return ok({ source: { kind: 'local', path }, recipeDir: cwd });
+  const parsed = parseRecipe(await readFile(path, 'utf8'), { file: text });
+  const errors = parsed.diagnostics.filter((d) => d.severity === 'error');
+  if (errors.length > 0) return fail([...parsed.diagnostics]);
+  const resolved = resolveRecipe(parsed.recipe, { args: buildArgs });
+  const problems = [...resolved.diagnostics, ...checkSupported(resolved.recipe)];
+  if (problems.some((d) => d.severity === 'error')) return fail(problems);
+  return ok({ recipe: resolved.recipe, recipeDir: dirname(path) });
+}
+
+export const command: Command = {
+  spec: {
+    name: 'build',
+    summary: 'build one image from a recipe, an image or a registry (singularity build)',
+    usage: '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--build-arg NAME=VALUE ...] OUT SOURCE',
+    description: [
+      'SOURCE is a recipe (definition file), docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE,',
+      'or an image file or sandbox folder to convert. OUT is a squashfs .simg by default, a sandbox folder',
+      'with --sandbox, an ext3 .img with --writable. Recipe steps are cached: a rebuild reruns only what changed.',
+    ].join('\n'),
+    options: [
+      { name: 'sandbox', short: 's', type: 'boolean', description: 'build a writable sandbox folder' },
+      { name: 'writable', short: 'w', type: 'boolean', description: 'build a writable ext3 image' },
+      { name: 'force', short: 'F', type: 'boolean', description: 'replace OUT if it exists' },
+      { name: 'notest', short: 'T', type: 'boolean', description: "don't run the %test section" },
+      { name: 'no-cache', type: 'boolean', description: 'run every step again instead of using cached ones' },
+      { name: 'size', type: 'string', value: 'MiB', description: 'size of a --writable image in MiB (default: content x 1.25, at least 10)' },
+      { name: 'build-arg', type: 'string', multiple: true, value: 'NAME=VALUE', description: 'a value for {{ NAME }} in the recipe' },
+      { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
+      { name: 'quiet', short: 'q', type: 'boolean', description: "don't show the output of the recipe's scripts" },
+    ],
+    positionals: { min: 2, max: 2 },
+  },
+  async run(ctx, args) {
+    const [outArg, sourceArg] = args.positionals as [string, string];
+    if (boolOption(args, 'sandbox') && boolOption(args, 'writable')) {
+      printDiagnostics(ctx, [error('usage', '--sandbox and --writable cannot be combined', { hint: 'a sandbox is a folder; --writable makes an ext3 image file' })]);
+      return EXIT.usage;
+    }
+    const format: OutputFormat = boolOption(args, 'sandbox') ? 'sandbox' : boolOption(args, 'writable') ? 'ext3' : 'squashfs';
+    const buildArgs: Record<string, string> = {};
+    for (const kv of listOption(args, 'build-arg')) {
+      const eq = kv.indexOf('=');
+      if (eq <= 0) {
+        printDiagnostics(ctx, [error('usage', `--build-arg '${kv}' is not NAME=VALUE`)]);
+        return EXIT.usage;
+      }
+      buildArgs[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+    const sizeText = stringOption(args, 'size');
+    const sizeMiB = sizeText === undefined ? undefined : Number(sizeText);
+    if (sizeMiB !== undefined && !(Number.isInteger(sizeMiB) && sizeMiB > 0)) {
+      printDiagnostics(ctx, [error('usage', `--size '${sizeText}' is not a whole number of MiB`)]);
+      return EXIT.usage;
+    }
+    const output = resolve(ctx.cwd, outArg);
+    if (!boolOption(args, 'force') && (await stat(output).catch(() => undefined))) {
+      printDiagnostics(ctx, [error('output-exists', `${outArg} already exists`, { hint: `add --force to replace it, or choose another name` })]);
+      return EXIT.usage;
+    }
+    const classified = await classify(ctx, sourceArg, buildArgs);
+    if (!classified.ok) {
+      printDiagnostics(ctx, classified.error);
+      return EXIT.usage;
+    }
+    const store = await Store.open({ dir: stringOption(args, 'cache-dir'), base: ctx.cwd, env: ctx.env });
+    let client: RegistryClient | undefined;
+    const credentials = await loadCredentials({ env: ctx.env });
+    const resolver = new SourceResolver({
+      store,
+      client: () => (client ??= new RegistryClient({ credentials, env: ctx.env })),
+      signal: ctx.signal,
+    });
+    let source = classified.value.source;
+    if (source?.kind === 'layers') {
+      const text = sourceArg;
+      let r: Result<SourceSpec, Diagnostic>;
+      if (text.startsWith('docker://')) r = await resolver.fromRef({ kind: 'docker', text, ref: text.slice('docker://'.length) });
+      else if (text.startsWith('oci:')) {
+        const [dir, tag] = splitTag(text.slice('oci:'.length));
+        r = await resolver.fromRef({ kind: 'oci', text, dir: resolve(ctx.cwd, dir), ...(tag !== undefined ? { tag } : {}) });
+      } else {
+        const kind = text.startsWith('oci-archive:') ? 'oci-archive' : 'docker-archive';
+        r = await resolver.fromRef({ kind, text, file: resolve(ctx.cwd, text.slice(kind.length + 1)) });
+      }
+      if (!r.ok) {
+        await client?.close();
+        printDiagnostics(ctx, [r.error]);
+        return r.error.reason === 'interrupted' ? EXIT.interrupted : r.error.reason === 'bad-reference' ? EXIT.usage : EXIT.failed;
+      }
+      source = r.value;
+    }
+    const epochText = ctx.env['SOURCE_DATE_EPOCH'];
+    const epoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
+    const name = basename(output).replace(/\.(simg|sqfs|img|sif)$/, '') || 'image';
+    try {
+      const r = await buildTarget(
+        {
+          name,
+          ...(source ? { source } : {}),
+          ...(classified.value.recipe ? { recipe: classified.value.recipe } : {}),
+          recipeDir: classified.value.recipeDir,
+          format,
+          output,
+          ...(sizeMiB !== undefined ? { size: sizeMiB * 1024 * 1024 } : {}),
+          runTest: !boolOption(args, 'notest'),
+          noCache: boolOption(args, 'no-cache'),
+          ...(epoch !== undefined ? { epoch } : {}),
+        },
+        {
+          store,
+          logDir: resolve(store.root, 'logs', name),
+          toolVersion: version(),
+          resolveHeader: (stage, dir) => resolver.header(stage, dir),
+          onEvent: plainBuildReporter(ctx.stderr, { showOutput: !boolOption(args, 'quiet'), prefix: false }),
+          signal: ctx.signal,
+        },
+      );
+      if (!r.ok) {
+        printDiagnostics(ctx, [r.error]);
+        return r.error.reason === 'interrupted' || ctx.signal.aborted ? EXIT.interrupted : EXIT.failed;
+      }
+      const counted = r.value.steps.filter((s) => s.label.kind !== 'source');
+      const built = counted.filter((s) => !s.cached).length;
+      ctx.stderr.write(`built ${outArg} (${format}): ${built} step${built === 1 ? '' : 's'} run, ${counted.length - built} from cache\n`);
+      return EXIT.ok;
+    } finally {
+      await client?.close();
+    }
+  },
+};
