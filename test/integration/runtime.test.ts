@@ -12,8 +12,10 @@ let cache: string;
 let mountsBefore: string;
 let loopsBefore: string;
 
-const mountinfo = (): string => readFileSync('/proc/self/mountinfo', 'utf8');
-const loops = (): string => execFileSync('losetup', ['-a'], { encoding: 'utf8' });
+// Only what concerns this file's images: other test files may run containers at the same time.
+const mine = (text: string): string => text.split('\n').filter((l) => l.includes(work)).join('\n');
+const mountinfo = (): string => mine(readFileSync('/proc/self/mountinfo', 'utf8'));
+const loops = (): string => mine(execFileSync('losetup', ['-a'], { encoding: 'utf8' }));
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'orchestrator-runtime-'));
