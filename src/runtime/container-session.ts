@@ -8,7 +8,6 @@ import { unreachable } from '../core/unreachable.js';
 import type { DetectedImage } from '../image/detect-image.js';
 import { actionCommand, type ContainerAction } from './action-script.js';
 import type { BindSpec } from './bind-spec.js';
-import { extractImage } from './extract-image.js';
 import { runStarter, type BindFlag, type StarterExit, type StarterOp, type StarterPlan } from './starter.js';
 
 /**
@@ -211,6 +210,8 @@ export async function planContainer(options: ContainerOptions): Promise<Result<S
             }),
           );
         }
+        // Loaded only here: hashing and extraction are the non-root path's (keeps exec start-up lean).
+        const { extractImage } = await import('./extract-image.js');
         const extracted = await extractImage(image, { cacheDir: options.cacheDir, ...(options.signal ? { signal: options.signal } : {}) });
         if (!extracted.ok) return extracted;
         overlayOver([extracted.value], seenMode(extracted.value));

@@ -5,15 +5,18 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestImages, makeBusyboxTree, type TestImages } from '../helpers/busybox-image.js';
 import { BIN, runCli } from '../helpers/cli.js';
+import { readableInstall } from '../helpers/readable-install.js';
 
 let work: string;
 let images: TestImages;
 let noActions: string;
+let userBin: string;
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'orchestrator-features-'));
   chmodSync(work, 0o755);
   images = buildTestImages(work);
+  userBin = readableInstall(join(work, 'install'));
   noActions = join(work, 'no-actions');
   makeBusyboxTree(noActions, { actions: false });
   writeFileSync(join(noActions, 'bin/custom-shell'), '#!/bin/sh\necho "custom shell: $*"\n');
@@ -78,7 +81,7 @@ describe('options', () => {
   it('/etc/passwd and /etc/group get a caller that is not root; /etc/hosts comes from the host', () => {
     const r = spawnSync(
       'setpriv',
-      ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'exec', images.sandbox, 'sh', '-c', 'cat /etc/passwd /etc/group; echo hosts'],
+      ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, userBin, 'exec', images.sandbox, 'sh', '-c', 'cat /etc/passwd /etc/group; echo hosts'],
       { cwd: work, encoding: 'utf8', env: { ...process.env, HOME: '/nonexistent' } },
     );
     expect(r.stderr).toBe('');
