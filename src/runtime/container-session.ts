@@ -34,7 +34,11 @@ export interface ContainerOptions {
   readonly mode: ContainerMode;
   /** User binds, in order, after the default ones. */
   readonly binds?: readonly BindSpec[];
-  /** $HOME, /tmp, /var/tmp, cwd, /proc, /sys, /dev, /etc/... (default true). Build steps turn it off. */
+  /**
+   * $HOME, /tmp, /var/tmp, cwd, /etc/resolv.conf, hosts, localtime, passwd, group (default true).
+   * Build steps turn it off (and list the host files they want in hostFiles). /proc, /sys and /dev
+   * are always there.
+   */
   readonly defaultBinds?: boolean;
   /** Minimal /dev, empty /tmp, /var/tmp and home, no cwd (`--contain`). */
   readonly contain?: boolean;
@@ -233,7 +237,8 @@ export async function planContainer(options: ContainerOptions): Promise<Result<S
   const hostHome = options.hostEnv['HOME'] ?? (root ? '/root' : '/');
   const home = options.home ?? { source: hostHome, target: hostHome };
 
-  if (defaults) {
+  // /proc, /sys and /dev: every session has them (build steps too).
+  {
     if (pidns) ops.push({ op: 'proc', target: inside('/proc') });
     else ops.push({ op: 'bind', source: '/proc', target: inside('/proc'), flags: sys });
     ops.push({ op: 'bind', source: '/sys', target: inside('/sys'), flags: [...sys, 'nosuid', 'nodev'] });
@@ -245,6 +250,8 @@ export async function planContainer(options: ContainerOptions): Promise<Result<S
     } else {
       ops.push({ op: 'bind', source: '/dev', target: inside('/dev'), flags: sys });
     }
+  }
+  if (defaults) {
     for (const f of ['/etc/resolv.conf', '/etc/hosts', '/etc/localtime']) ops.push({ op: 'bind', source: f, target: inside(f), flags: [...opt, 'ro', 'norec'] });
     if (!root) {
       const user = passwdEntry(uid, gid, home.target, options.hostEnv);

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -158,5 +158,51 @@ describe('run-singularity', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('runscript: 2 args: one two\n');
     expect(r.status).toBe(0);
+  });
+});
+
+describe('runContainer for build steps', () => {
+  it('runs an argv as is in an overlay whose upper folder keeps the changes', async () => {
+    const { runContainer } = await import('../../src/runtime/container-session.js');
+    const upper = join(work, 'step-upper');
+    const workdir = join(work, 'step-work');
+    mkdirSync(upper);
+    mkdirSync(workdir);
+    const r = await runContainer({
+      root: { kind: 'overlay', lowers: [images.sandbox], upper, work: workdir },
+      action: 'raw',
+      args: ['/bin/sh', '-ec', 'echo built > /made.txt; test -e /proc/self/status; test -c /dev/null; cat /etc/resolv.conf >/dev/null; test "$STEP_VAR $(pwd)" = "yes /"'],
+      mode: 'ephemeral',
+      defaultBinds: false,
+      hostFiles: ['/etc/resolv.conf', '/etc/hosts'],
+      cleanEnv: true,
+      env: { STEP_VAR: 'yes', PATH: '/bin' },
+      pwd: '/',
+      hostEnv: process.env,
+      cwd: work,
+      cacheDir: join(work, 'cache'),
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    expect(r).toEqual({ ok: true, value: { exitCode: 0, interrupted: false } });
+    expect(readFileSync(join(upper, 'made.txt'), 'utf8')).toBe('built\n');
+    expect(existsSync(join(images.sandbox, 'made.txt'))).toBe(false);
+  });
+
+  it('an aborted signal stops the session: SIGTERM to its process group', async () => {
+    const { runContainer } = await import('../../src/runtime/container-session.js');
+    const controller = new AbortController();
+    const pending = runContainer({
+      root: { kind: 'image', image: { path: images.squashfsHeader, format: 'squashfs', offset: 31, header: true, size: 0 } },
+      action: 'raw',
+      args: ['/bin/sleep', '30'],
+      mode: 'ephemeral',
+      hostEnv: process.env,
+      cwd: work,
+      cacheDir: join(work, 'cache'),
+      stdio: 'ignore',
+      signal: controller.signal,
+    });
+    setTimeout(() => controller.abort(), 300);
+    expect(await pending).toEqual({ ok: true, value: { exitCode: 143, interrupted: true } });
   });
 });
