@@ -1,5 +1,5 @@
 import type { StdioOptions } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { error } from '../core/diagnostic.js';
@@ -77,7 +77,7 @@ function sessionMountPoint(): string {
   const uid = process.getuid?.() ?? 0;
   const dir = join(tmpdir(), `orchestrator-session-${uid}`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = statSync(dir);
+  const st = lstatSync(dir);
   if (st.uid !== uid || !st.isDirectory()) throw new Error(`${dir} is not a folder owned by uid ${uid}`);
   return dir;
 }
