@@ -327,7 +327,8 @@ static void detach_session_copies(void) {
     unsigned id, parent, major, minor;
     char root[4096], point[4096];
     if (sscanf(line, "%u %u %u:%u %4095s %4095s", &id, &parent, &major, &minor, root, point) != 6) continue;
-    if (makedev(major, minor) != session_dev) continue;
+    /* A copy of the whole session tmpfs has root "/"; binds of files from it (passwd) do not. */
+    if (makedev(major, minor) != session_dev || strcmp(root, "/") != 0) continue;
     paths[n++] = strdup(point);
   }
   fclose(f);

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { isatty } from 'node:tty';
 import type { ParsedArgs, OptionSpec } from './args.js';
 import { boolOption, listOption, stringOption } from './args.js';
 import { EXIT, printDiagnostics, type CommandContext } from './command.js';
@@ -7,7 +8,7 @@ import { resolveImage } from '../image/resolve-image.js';
 import type { ContainerAction } from '../runtime/action-script.js';
 import { parseBindSpecs, type BindSpec } from '../runtime/bind-spec.js';
 import { runContainer, type ContainerMode } from '../runtime/container-session.js';
-import { defaultCacheDir } from '../runtime/extract-image.js';
+import { defaultCacheDir } from '../runtime/cache-dir.js';
 
 /** The options shell/exec/run/test share (DESIGN.md 2.1, 3.4). */
 export const CONTAINER_OPTIONS: readonly OptionSpec[] = [
@@ -91,7 +92,7 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
   const pwd = stringOption(args, 'pwd');
   // On a terminal the session stays in the foreground process group and gets the terminal's
   // signals itself; this process ignores SIGINT meanwhile (a shell's Ctrl-C is the shell's).
-  const interactive = process.stdin.isTTY === true;
+  const interactive = isatty(0);
   const restore = interactive ? ignoreInterrupts() : (): void => undefined;
   const result = await runContainer({
     root: { kind: 'image', image: image.value },

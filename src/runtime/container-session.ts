@@ -1,5 +1,5 @@
 import type { StdioOptions } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { error } from '../core/diagnostic.js';
@@ -8,7 +8,6 @@ import { unreachable } from '../core/unreachable.js';
 import type { DetectedImage } from '../image/detect-image.js';
 import { actionCommand, type ContainerAction } from './action-script.js';
 import type { BindSpec } from './bind-spec.js';
-import { extractImage } from './extract-image.js';
 import { runStarter, type BindFlag, type StarterExit, type StarterOp, type StarterPlan } from './starter.js';
 
 /**
@@ -35,7 +34,11 @@ export interface ContainerOptions {
   readonly mode: ContainerMode;
   /** User binds, in order, after the default ones. */
   readonly binds?: readonly BindSpec[];
-  /** $HOME, /tmp, /var/tmp, cwd, /proc, /sys, /dev, /etc/... (default true). Build steps turn it off. */
+  /**
+   * $HOME, /tmp, /var/tmp, cwd, /etc/resolv.conf, hosts, localtime, passwd, group (default true).
+   * Build steps turn it off (and list the host files they want in hostFiles). /proc, /sys and /dev
+   * are always there.
+   */
   readonly defaultBinds?: boolean;
   /** Minimal /dev, empty /tmp, /var/tmp and home, no cwd (`--contain`). */
   readonly contain?: boolean;
@@ -74,7 +77,7 @@ function sessionMountPoint(): string {
   const uid = process.getuid?.() ?? 0;
   const dir = join(tmpdir(), `orchestrator-session-${uid}`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = statSync(dir);
+  const st = lstatSync(dir);
   if (st.uid !== uid || !st.isDirectory()) throw new Error(`${dir} is not a folder owned by uid ${uid}`);
   return dir;
 }
@@ -211,6 +214,8 @@ export async function planContainer(options: ContainerOptions): Promise<Result<S
             }),
           );
         }
+        // Loaded only here: hashing and extraction are the non-root path's (keeps exec start-up lean).
+        const { extractImage } = await import('./extract-image.js');
         const extracted = await extractImage(image, { cacheDir: options.cacheDir, ...(options.signal ? { signal: options.signal } : {}) });
         if (!extracted.ok) return extracted;
         overlayOver([extracted.value], seenMode(extracted.value));
@@ -232,7 +237,8 @@ export async function planContainer(options: ContainerOptions): Promise<Result<S
   const hostHome = options.hostEnv['HOME'] ?? (root ? '/root' : '/');
   const home = options.home ?? { source: hostHome, target: hostHome };
 
-  if (defaults) {
+  // /proc, /sys and /dev: every session has them (build steps too).
+  {
     if (pidns) ops.push({ op: 'proc', target: inside('/proc') });
     else ops.push({ op: 'bind', source: '/proc', target: inside('/proc'), flags: sys });
     ops.push({ op: 'bind', source: '/sys', target: inside('/sys'), flags: [...sys, 'nosuid', 'nodev'] });
@@ -244,6 +250,8 @@ export async function planContainer(options: ContainerOptions): Promise<Result<S
     } else {
       ops.push({ op: 'bind', source: '/dev', target: inside('/dev'), flags: sys });
     }
+  }
+  if (defaults) {
     for (const f of ['/etc/resolv.conf', '/etc/hosts', '/etc/localtime']) ops.push({ op: 'bind', source: f, target: inside(f), flags: [...opt, 'ro', 'norec'] });
     if (!root) {
       const user = passwdEntry(uid, gid, home.target, options.hostEnv);

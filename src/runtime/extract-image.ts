@@ -8,13 +8,6 @@ import { writeFileAtomic } from '../core/fs-atomic.js';
 import { fail, ok, type Result } from '../core/result.js';
 import type { DetectedImage } from '../image/detect-image.js';
 
-/** The user's cache folder (DESIGN.md 3.1): $ORCHESTRATOR_CACHE, else $XDG_CACHE_HOME/orchestrator, else ~/.cache/orchestrator. */
-export function defaultCacheDir(env: Readonly<Record<string, string | undefined>>): string {
-  if (env['ORCHESTRATOR_CACHE']) return env['ORCHESTRATOR_CACHE'];
-  if (env['XDG_CACHE_HOME']) return join(env['XDG_CACHE_HOME'], 'orchestrator');
-  return join(env['HOME'] ?? '/tmp', '.cache', 'orchestrator');
-}
-
 async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
   const stream = createReadStream(path, signal ? { signal } : {});

@@ -144,6 +144,7 @@ export function runStarter(plan: StarterPlan, options: RunStarterOptions = {}): 
     );
   }
   const detached = options.detached ?? true;
+  if (options.signal?.aborted) return Promise.resolve(ok({ exitCode: 130, interrupted: true }));
   return new Promise((resolvePromise) => {
     const child = spawn(path, starterArgv(plan), { stdio: options.stdio ?? 'inherit', detached });
     let interrupted = false;

@@ -5,21 +5,26 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestImages, digestOf, type TestImages } from '../helpers/busybox-image.js';
 import { runCli } from '../helpers/cli.js';
+import { readableInstall } from '../helpers/readable-install.js';
 
 let work: string;
 let images: TestImages;
 let cache: string;
+let userBin: string;
 let mountsBefore: string;
 let loopsBefore: string;
 
-const mountinfo = (): string => readFileSync('/proc/self/mountinfo', 'utf8');
-const loops = (): string => execFileSync('losetup', ['-a'], { encoding: 'utf8' });
+// Only what concerns this file's images: other test files may run containers at the same time.
+const mine = (text: string): string => text.split('\n').filter((l) => l.includes(work)).join('\n');
+const mountinfo = (): string => mine(readFileSync('/proc/self/mountinfo', 'utf8'));
+const loops = (): string => mine(execFileSync('losetup', ['-a'], { encoding: 'utf8' }));
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'orchestrator-runtime-'));
   chmodSync(work, 0o755);
   images = buildTestImages(work);
   cache = join(work, 'cache');
+  userBin = readableInstall(join(work, 'install'));
   mountsBefore = mountinfo();
   loopsBefore = loops();
 });
@@ -140,8 +145,8 @@ describe.each(FORMATS)('%s', (name, pick) => {
     }
     const out = execFileSync(
       'sh',
-      ['-c', `setpriv --reuid=65534 --regid=65534 --clear-groups node bin/orchestrator.js exec "$1" sh -c 'id -u; touch /hello.txt; cat /root-only.txt; echo rc=$?' 2>&1`, 'sh', image()],
-      { cwd: process.cwd(), encoding: 'utf8', env: { ...process.env, HOME: '/nonexistent', ORCHESTRATOR_CACHE: userCache } },
+      ['-c', `setpriv --reuid=65534 --regid=65534 --clear-groups node "$2" exec "$1" sh -c 'id -u; touch /hello.txt; cat /root-only.txt; echo rc=$?' 2>&1`, 'sh', image(), userBin],
+      { cwd: work, encoding: 'utf8', env: { ...process.env, HOME: '/nonexistent', ORCHESTRATOR_CACHE: userCache } },
     );
     expect(out).toBe('65534\ntouch: /hello.txt: Permission denied\ncat: can\'t open \'/root-only.txt\': Permission denied\nrc=1\n');
     expect(digestOf(image())).toBe(before);
