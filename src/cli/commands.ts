@@ -5,6 +5,7 @@ import type { Command } from './command.js';
  * here. Loaded lazily so that a no-op `up` pays only for what it uses.
  */
 export const COMMANDS: Readonly<Record<string, { summary: string; load: () => Promise<Command> }>> = {
+  up: { summary: 'build what is stale, in dependency order and in parallel', load: async () => (await import('./up.js')).command },
   build: { summary: 'build one image from a recipe, image or registry (singularity build)', load: async () => (await import('./build.js')).command },
   plan: { summary: 'show the targets to build, in build order', load: async () => (await import('./plan.js')).command },
   graph: { summary: 'print the dependency graph of the targets', load: async () => (await import('./graph.js')).command },

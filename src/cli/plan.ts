@@ -2,7 +2,15 @@ import { relative, sep } from 'node:path';
 import { expandSelection } from '../graph/expand-selection.js';
 import { TargetGraph } from '../graph/target-graph.js';
 import type { Project, Target } from '../manifest/project.js';
+import { runUp } from '../executor/run-up.js';
+import type { UpEvent } from '../executor/up-events.js';
+import { formatReason, type StaleReason } from '../graph/explain.js';
+import { loadRecipes } from '../manifest/load-recipes.js';
+import { RegistryClient } from '../registry/registry-client.js';
+import { countSummary } from '../report/diagnostics.js';
+import { Store } from '../store/store.js';
 import { boolOption } from './args.js';
+import { version } from './version.js';
 import { EXIT, printDiagnostics, type Command } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
 
@@ -43,7 +51,7 @@ export const command: Command = {
     summary: 'show the targets to build, in build order',
     usage: '[TARGET|GROUP ...] [--json] [-f FILE] [-C DIR]',
     description:
-      "Lists the selected targets (default: the group 'default', else all) and what they are built from, in build order. Staleness and the reasons for rebuilds come with the build engine.",
+      "Lists the selected targets (default: the group 'default', else all) and what they are built from, in build order. Each target is fresh or stale; for a stale one, the exact reasons (what changed since its last build).",
     options: [{ name: 'json', type: 'boolean', description: 'print the plan as JSON' }, ...PROJECT_OPTIONS],
     positionals: { min: 0 },
   },
@@ -57,12 +65,48 @@ export const command: Command = {
     }
     const graph = TargetGraph.fromProject(project);
     const order = graph.buildOrder(selection.value).map((n) => graph.target(n)!);
+    const recipes = await loadRecipes(project, { cwd: ctx.cwd });
+    printDiagnostics(ctx, recipes.diagnostics);
+    if (recipes.diagnostics.some((d) => d.severity === 'error')) {
+      ctx.stderr.write(`${countSummary(recipes.diagnostics)}\n`);
+      return EXIT.usage;
+    }
+    // What `up` would do: a dry run that builds nothing and contacts no registry.
+    const status = new Map<string, { status: 'fresh' | 'stale' | 'kept'; reasons: readonly StaleReason[] }>();
+    const collect = (e: UpEvent): void => {
+      if (e.type === 'target-fresh') status.set(e.target, { status: 'fresh', reasons: [] });
+      else if (e.type === 'target-stale') status.set(e.target, { status: 'stale', reasons: e.reasons });
+      else if (e.type === 'target-kept') status.set(e.target, { status: 'kept', reasons: [] });
+    };
+    const dry = await runUp({
+      project,
+      recipes: recipes.byTarget,
+      order: order.map((t) => t.name),
+      requested: new Set(selection.value),
+      jobs: 1,
+      keepGoing: true,
+      force: false,
+      noCache: false,
+      noTest: false,
+      pull: false,
+      dryRun: true,
+      store: await Store.open({ dir: project.cacheDir, base: project.dir, env: ctx.env }),
+      client: () => new RegistryClient({}),
+      toolVersion: version(),
+      onEvent: collect,
+      signal: ctx.signal,
+    });
+    if (!dry.ok) {
+      printDiagnostics(ctx, [dry.error]);
+      return EXIT.usage;
+    }
     if (boolOption(args, 'json')) {
       const json = {
         manifest: project.file,
         targets: order.map((t) => {
           const { display: _display, ...rest } = planEntry(project, t);
-          return rest;
+          const st = status.get(t.name);
+          return { ...rest, status: st?.status ?? 'fresh', reasons: st?.reasons ?? [] };
         }),
       };
       ctx.stdout.write(JSON.stringify(json, null, 2) + '\n');
@@ -71,14 +115,17 @@ export const command: Command = {
     const lines: string[] = [];
     order.forEach((t, i) => {
       const e = planEntry(project, t);
-      lines.push(`${i + 1}. ${t.name}`);
+      const st = status.get(t.name);
+      lines.push(`${i + 1}. ${t.name}: ${st?.status === 'stale' ? 'stale' : st?.status === 'kept' ? 'modified by hand, used as it is' : 'fresh'}`);
+      for (const r of st?.reasons ?? []) lines.push(`     why:     ${formatReason(r)}`);
       lines.push(`     source:  ${t.from?.text ?? '(the recipe\'s Bootstrap header)'}`);
       if (e.display.recipe) lines.push(`     recipe:  ${e.display.recipe}`);
       lines.push(`     format:  ${t.format}${t.size !== undefined ? `, ${showSize(t.size)}` : ''}`);
       lines.push(`     output:  ${e.display.output}`);
       if (t.dependencies.length > 0) lines.push(`     needs:   ${t.dependencies.join(', ')}`);
     });
-    lines.push(`${order.length} target${order.length === 1 ? '' : 's'} in build order`);
+    const stale = order.filter((t) => status.get(t.name)?.status === 'stale').length;
+    lines.push(`${order.length} target${order.length === 1 ? '' : 's'} in build order, ${stale} to build`);
     ctx.stdout.write(lines.join('\n') + '\n');
     return EXIT.ok;
   },

@@ -75,7 +75,10 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
 
   const targets: Target[] = [];
   /** `from: target:X` of every target, usable or not, so that references and cycles are checked for all. */
-  const refs = new Map<string, { ref: string; location: SourceLocation; nameLocation: SourceLocation }>();
+  const refs = new Map<string, Array<{ ref: string; location: SourceLocation; nameLocation: SourceLocation; via: 'from' | 'inputs' }>>();
+  const addRef = (name: string, r: { ref: string; location: SourceLocation; nameLocation: SourceLocation; via: 'from' | 'inputs' }): void => {
+    refs.set(name, [...(refs.get(name) ?? []), r]);
+  };
   for (const name of targetNames) {
     const t = targetsData[name];
     if (!NAME_PATTERN.test(name) || !isObj(t)) continue;
@@ -92,7 +95,7 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
       loc.from = source.valueLocation(at('from'));
       from = typeof t['from'] === 'string' ? parseSourceRef(t['from'], dir) : undefined;
       if (from === undefined) usable = false;
-      else if (from.kind === 'target') refs.set(name, { ref: from.target, location: loc.from, nameLocation: nameLoc });
+      else if (from.kind === 'target') addRef(name, { ref: from.target, location: loc.from, nameLocation: nameLoc, via: 'from' });
     }
 
     // Recipe.
@@ -193,7 +196,10 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
       t['inputs'].forEach((v: unknown, i) => {
         if (typeof v === 'string') {
           inputs.push(v);
-          loc.inputs = [...loc.inputs, source.valueLocation(['targets', name, 'inputs', i])];
+          const inputLoc = source.valueLocation(['targets', name, 'inputs', i]);
+          loc.inputs = [...loc.inputs, inputLoc];
+          // `target:NAME` as an input: that target's output, built first.
+          if (v.startsWith('target:')) addRef(name, { ref: v.slice('target:'.length), location: inputLoc, nameLocation: nameLoc, via: 'inputs' });
         }
       });
     }
@@ -213,16 +219,16 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
       args,
       inputs,
       test,
-      dependencies: from?.kind === 'target' ? [from.target] : [],
+      dependencies: [...new Set((refs.get(name) ?? []).map((r) => r.ref))],
       locations: loc,
     });
   }
 
   // References between targets.
-  for (const [name, { ref, location }] of refs) {
+  for (const [name, { ref, location, via }] of [...refs].flatMap(([n, rs]) => rs.map((r) => [n, r] as const))) {
     if (targetSet.has(ref)) continue;
     diagnostics.push(
-      error('manifest-unknown-target', `unknown target '${ref}' in 'from' of target '${name}'`, {
+      error('manifest-unknown-target', `unknown target '${ref}' in '${via}' of target '${name}'`, {
         location,
         hint: groupSet.has(ref) ? `'${ref}' is a group; 'from' needs a single target` : didYouMeanHint(ref, targetNames),
       }),
@@ -265,16 +271,16 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
 
   // Cycles: targets built from each other, groups holding each other.
   for (const cycle of findCycles(targetNames, (n) => {
-    const r = refs.get(n);
-    return r ? [r.ref] : [];
+    return (refs.get(n) ?? []).map((r) => r.ref);
   })) {
     const related: RelatedInformation[] = cycle.map((n, i) => {
       const next = cycle[(i + 1) % cycle.length]!;
-      return { message: `'${n}' is built from '${next}'`, location: refs.get(n)!.location };
+      const edge = refs.get(n)!.find((r) => r.ref === next)!;
+      return { message: `'${n}' ${edge.via === 'from' ? 'is built from' : 'reads the output of'} '${next}'`, location: edge.location };
     });
     diagnostics.push(
       error('manifest-cycle', `dependency cycle: ${[...cycle, cycle[0]!].join(' → ')}`, {
-        location: refs.get(cycle[0]!)!.nameLocation,
+        location: refs.get(cycle[0]!)![0]!.nameLocation,
         hint: "a target cannot be built from itself; change one of these 'from' lines",
         related,
       }),

@@ -42,24 +42,27 @@ describe('plan and graph', () => {
     const r = await runCliInProcess(['plan'], { cwd });
     expect(r.stdout).toBe(
       [
-        '1. base',
+        '1. base: stale',
+        '     why:     never built',
         "     source:  (the recipe's Bootstrap header)",
         '     recipe:  recipes/base.def',
         '     format:  sandbox',
         '     output:  build/base/',
-        '2. api',
+        '2. api: stale',
+        '     why:     never built',
         '     source:  target:base',
         '     recipe:  recipes/api.def',
         '     format:  squashfs',
         '     output:  build/api.simg',
         '     needs:   base',
-        '3. worker',
+        '3. worker: stale',
+        '     why:     never built',
         '     source:  target:base',
         '     recipe:  recipes/worker.def',
         '     format:  squashfs',
         '     output:  dist/worker.simg',
         '     needs:   base',
-        '3 targets in build order',
+        '3 targets in build order, 3 to build',
         '',
       ].join('\n'),
     );
@@ -71,7 +74,16 @@ describe('plan and graph', () => {
     expect(JSON.parse(r.stdout)).toEqual({
       manifest: join(cwd, 'orchestrator.yaml'),
       targets: [
-        { name: 'base', source: null, recipe: join(cwd, 'recipes/base.def'), format: 'sandbox', output: join(cwd, 'build/base'), dependencies: [] },
+        {
+          name: 'base',
+          source: null,
+          recipe: join(cwd, 'recipes/base.def'),
+          format: 'sandbox',
+          output: join(cwd, 'build/base'),
+          dependencies: [],
+          status: 'stale',
+          reasons: [{ code: 'never-built', message: 'never built' }],
+        },
         {
           name: 'api',
           source: { kind: 'target', text: 'target:base' },
@@ -79,6 +91,8 @@ describe('plan and graph', () => {
           format: 'squashfs',
           output: join(cwd, 'build/api.simg'),
           dependencies: ['base'],
+          status: 'stale',
+          reasons: [{ code: 'never-built', message: 'never built' }],
         },
       ],
     });

@@ -1,0 +1,106 @@
+import { cpus } from 'node:os';
+import { expandSelection } from '../graph/expand-selection.js';
+import { TargetGraph } from '../graph/target-graph.js';
+import { runUp } from '../executor/run-up.js';
+import { loadRecipes } from '../manifest/load-recipes.js';
+import { loadCredentials } from '../registry/credentials.js';
+import { RegistryClient } from '../registry/registry-client.js';
+import { countSummary } from '../report/diagnostics.js';
+import { jsonUpReporter, plainUpReporter } from '../report/up-reporter.js';
+import { Store } from '../store/store.js';
+import { error } from '../core/diagnostic.js';
+import { boolOption, stringOption } from './args.js';
+import { EXIT, printDiagnostics, useColor, type Command } from './command.js';
+import { PROJECT_OPTIONS, requireProject } from './project-options.js';
+import { version } from './version.js';
+
+export const command: Command = {
+  spec: {
+    name: 'up',
+    summary: 'build what is stale, in dependency order and in parallel',
+    usage: '[TARGET|GROUP ...] [-j N] [--keep-going] [--force] [--pull] [--no-cache] [--notest] [--dry-run] [--progress P] [-f FILE] [-C DIR]',
+    description: [
+      "Builds the named targets and groups (default: the group 'default', else all targets) and what they",
+      'are built from. A target whose key and output are unchanged does no work; a stale one says why and',
+      'reuses every cached step it can. Exit status: 0 built, 1 a build failed, 2 bad manifest or recipe, 130 interrupted.',
+    ].join('\n'),
+    options: [
+      { name: 'jobs', short: 'j', type: 'string', value: 'N', description: 'targets built at once (default: the number of CPUs)' },
+      { name: 'keep-going', short: 'k', type: 'boolean', description: 'after a failure, build everything that does not depend on it' },
+      { name: 'force', type: 'boolean', description: 'rebuild even fresh targets, and discard hand-made changes to sandboxes' },
+      { name: 'pull', type: 'boolean', description: 'resolve registry tags again instead of using orchestrator.lock' },
+      { name: 'no-cache', type: 'boolean', description: 'run every step again instead of using cached ones' },
+      { name: 'notest', type: 'boolean', description: "don't run %test sections" },
+      { name: 'dry-run', short: 'n', type: 'boolean', description: 'say what would be built, and why, without building' },
+      { name: 'progress', type: 'string', value: 'P', choices: ['auto', 'tty', 'plain', 'json'], description: 'how to show progress' },
+      { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default: the manifest\'s cache.dir, $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
+      ...PROJECT_OPTIONS,
+    ],
+    positionals: { min: 0 },
+  },
+  async run(ctx, args) {
+    const project = await requireProject(ctx, args);
+    if (project === undefined) return EXIT.usage;
+    const recipes = await loadRecipes(project, { cwd: ctx.cwd });
+    printDiagnostics(ctx, recipes.diagnostics);
+    if (recipes.diagnostics.some((d) => d.severity === 'error')) {
+      ctx.stderr.write(`${countSummary(recipes.diagnostics)}\n`);
+      return EXIT.usage;
+    }
+    const selection = expandSelection(project, args.positionals);
+    if (!selection.ok) {
+      printDiagnostics(ctx, selection.error);
+      return EXIT.usage;
+    }
+    const jobsText = stringOption(args, 'jobs');
+    const jobs = jobsText === undefined ? cpus().length : Number(jobsText);
+    if (!Number.isInteger(jobs) || jobs < 1) {
+      printDiagnostics(ctx, [error('usage', `-j '${jobsText}' is not a positive whole number`)]);
+      return EXIT.usage;
+    }
+    const graph = TargetGraph.fromProject(project);
+    const order = graph.buildOrder(selection.value);
+    const store = await Store.open({ dir: stringOption(args, 'cache-dir') ?? project.cacheDir, base: project.dir, env: ctx.env });
+    const progress = stringOption(args, 'progress') ?? 'auto';
+    const onEvent =
+      progress === 'json'
+        ? jsonUpReporter(ctx.stdout)
+        : plainUpReporter(ctx.stdout, ctx.stderr, {
+            timestamps: progress === 'plain' || ctx.env['CI'] !== undefined,
+            color: useColor(ctx),
+            showOutput: true,
+          });
+    let client: RegistryClient | undefined;
+    const credentials = await loadCredentials({ env: ctx.env });
+    const epochText = ctx.env['SOURCE_DATE_EPOCH'];
+    try {
+      const r = await runUp({
+        project,
+        recipes: recipes.byTarget,
+        order,
+        requested: new Set(selection.value),
+        jobs,
+        keepGoing: boolOption(args, 'keep-going'),
+        force: boolOption(args, 'force'),
+        noCache: boolOption(args, 'no-cache'),
+        noTest: boolOption(args, 'notest'),
+        pull: boolOption(args, 'pull'),
+        dryRun: boolOption(args, 'dry-run'),
+        store,
+        client: () => (client ??= new RegistryClient({ credentials, env: ctx.env })),
+        ...(epochText !== undefined && /^\d+$/.test(epochText) ? { epoch: Number(epochText) } : {}),
+        toolVersion: version(),
+        onEvent,
+        signal: ctx.signal,
+      });
+      if (!r.ok) {
+        printDiagnostics(ctx, [r.error]);
+        return r.error.reason === 'project-locked' ? EXIT.failed : EXIT.usage;
+      }
+      if (r.value.interrupted) return EXIT.interrupted;
+      return r.value.failed > 0 ? EXIT.failed : EXIT.ok;
+    } finally {
+      await client?.close();
+    }
+  },
+};

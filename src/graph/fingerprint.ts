@@ -1,0 +1,198 @@
+import { stat } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { canonicalJson, sha256Digest, type Digest } from '../core/digest.js';
+import type { LockData } from '../lock/lock-file.js';
+import type { SourceRef, Target } from '../manifest/project.js';
+import type { Recipe, Stage } from '../recipe/model.js';
+import { filesBlocks } from '../recipe/sections.js';
+import { formatPlatform } from '../registry/platform.js';
+import type { Platform } from '../registry/media-types.js';
+import { formatReference, parseReference } from '../registry/reference.js';
+import { CACHE_SCHEMA_VERSION } from '../build/step-key.js';
+import type { StatIndex } from './stat-index.js';
+import { fileSha256, treeDigest } from './tree-digest.js';
+
+/** Where a component is written, for explanations ("%post changed at recipes/app.def:14"). */
+export interface Located {
+  readonly value: string;
+  readonly file?: string;
+  readonly line?: number;
+}
+
+/**
+ * What a target's key is made of (DESIGN.md 3.1), kept in the project state so that `plan` can
+ * say exactly what changed. Everything is a string, so that comparing two records is plain.
+ */
+export interface TargetComponents {
+  readonly tool: string;
+  /** The source as written (`docker://debian:bookworm`, `target:base`, `recipe`) and what it resolves to now. */
+  readonly source: { readonly text: string; readonly id: string };
+  /** Header fields of every stage: `[stage/]Key` → value. */
+  readonly header: Readonly<Record<string, Located>>;
+  /** Section texts: `[stage/]%name[ app]` → sha256 of the text and arguments. */
+  readonly sections: Readonly<Record<string, Located>>;
+  readonly args: Readonly<Record<string, string>>;
+  /** Files the build reads (`%files` sources, declared `inputs`): path as written → digest. */
+  readonly inputs: Readonly<Record<string, string>>;
+  readonly format: Readonly<Record<string, string>>;
+}
+
+export interface Fingerprint {
+  readonly key: Digest;
+  readonly components: TargetComponents;
+}
+
+export interface FingerprintContext {
+  readonly projectDir: string;
+  readonly lock: LockData;
+  readonly platform: Platform;
+  readonly index?: StatIndex;
+  /** Output paths of the other targets, for `from: target:NAME`. */
+  readonly outputOf: (target: string) => string | undefined;
+  readonly toolVersion: string;
+  readonly signal?: AbortSignal;
+}
+
+/** The identity of a file or folder as it is now: a tree digest or a content digest. */
+export async function pathIdentity(path: string, ctx: Pick<FingerprintContext, 'index' | 'signal'>): Promise<string> {
+  const options = { ...(ctx.index ? { index: ctx.index } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) };
+  try {
+    const st = await stat(path);
+    if (st.isDirectory()) return (await treeDigest(path, options)).digest;
+    return `sha256:${await fileSha256(path, options)}`;
+  } catch {
+    return 'missing';
+  }
+}
+
+function pinned(refText: string, ctx: FingerprintContext, extra: { registry?: string; namespace?: string } = {}): string {
+  const parsed = parseReference(refText, extra);
+  if (!parsed.ok) return 'invalid';
+  if (parsed.value.digest !== undefined) return parsed.value.digest;
+  const entry = ctx.lock.images[formatReference(parsed.value)];
+  return entry?.platforms[formatPlatform(ctx.platform)] ?? 'unresolved';
+}
+
+async function fromIdentity(from: SourceRef, ctx: FingerprintContext): Promise<string> {
+  switch (from.kind) {
+    case 'docker':
+      return pinned(from.ref, ctx);
+    case 'path':
+      return pathIdentity(from.path, ctx);
+    case 'target': {
+      const out = ctx.outputOf(from.target);
+      return out === undefined ? 'missing' : pathIdentity(out, ctx);
+    }
+    case 'oci':
+      return pathIdentity(join(from.dir, 'index.json'), ctx);
+    case 'oci-archive':
+    case 'docker-archive':
+      return pathIdentity(from.file, ctx);
+    default: {
+      const never: never = from;
+      return String(never);
+    }
+  }
+}
+
+async function headerIdentity(stage: Stage, recipeDir: string, ctx: FingerprintContext): Promise<string> {
+  const get = (k: string) => stage.header.get(k)?.value;
+  switch (stage.bootstrap) {
+    case 'docker':
+      return pinned(get('from') ?? '', ctx, {
+        ...(get('registry') !== undefined ? { registry: get('registry')! } : {}),
+        ...(get('namespace') !== undefined ? { namespace: get('namespace')! } : {}),
+      });
+    case 'localimage': {
+      const p = get('from') ?? '';
+      return pathIdentity(isAbsolute(p) ? p : join(recipeDir, p), ctx);
+    }
+    case 'oci':
+    case 'oci-archive':
+    case 'docker-archive': {
+      const p = (get('from') ?? '').replace(/:[^/:]*$/, (m) => (stage.bootstrap === 'oci' ? '' : m));
+      const abs = isAbsolute(p) ? p : join(recipeDir, p);
+      return pathIdentity(stage.bootstrap === 'oci' ? join(abs, 'index.json') : abs, ctx);
+    }
+    case 'scratch':
+      return 'scratch';
+    case 'debootstrap':
+      return canonicalJson({ suite: get('osversion'), mirror: get('mirrorurl') ?? 'host', include: get('include') ?? '' });
+    default:
+      return 'unsupported';
+  }
+}
+
+/**
+ * A target's fingerprint: computed without building and without the network (registry tags come
+ * from orchestrator.lock), cheap on an unchanged tree (files are hashed through the stat index).
+ */
+export async function targetFingerprint(target: Target, recipe: Recipe | undefined, ctx: FingerprintContext): Promise<Fingerprint> {
+  const header: Record<string, Located> = {};
+  const sections: Record<string, Located> = {};
+  const inputs: Record<string, string> = {};
+  const recipeDir = target.recipe ? join(target.recipe, '..') : ctx.projectDir;
+  const file = recipe?.file;
+  let sourceText = target.from?.text ?? 'recipe';
+  let sourceId: string;
+  if (target.from) sourceId = await fromIdentity(target.from, ctx);
+  else {
+    const last = recipe?.stages.at(-1);
+    sourceText = last ? `Bootstrap: ${last.bootstrap ?? '?'}${last.header.get('from') ? ` From: ${last.header.get('from')!.value}` : ''}` : 'none';
+    sourceId = last ? await headerIdentity(last, recipeDir, ctx) : 'none';
+  }
+  const stages = recipe?.stages ?? [];
+  for (const [i, stage] of stages.entries()) {
+    const prefix = stages.length > 1 ? `${stage.name ?? `stage${i + 1}`}/` : '';
+    for (const f of stage.header.values()) header[`${prefix}${f.key}`] = { value: f.value, ...(file ? { file } : {}), line: f.location.line };
+    // Earlier stages' sources are part of the image too.
+    if (i < stages.length - 1) header[`${prefix}(source)`] = { value: await headerIdentity(stage, recipeDir, ctx) };
+    const texts = new Map<string, { text: string; line: number }>();
+    for (const s of stage.sections) {
+      const name = `${prefix}%${s.name}${s.app !== undefined ? ` ${s.app}` : ''}`;
+      const prev = texts.get(name);
+      texts.set(name, { text: `${prev ? `${prev.text}\n` : ''}${s.args}\n${s.body}`, line: prev?.line ?? s.location.line });
+    }
+    for (const [name, t] of texts) sections[name] = { value: sha256Digest(t.text), ...(file ? { file } : {}), line: t.line };
+    for (const block of filesBlocks(stage)) {
+      if (block.fromStage !== undefined) continue;
+      for (const e of block.entries) {
+        if (/[*?[]/.test(e.src)) {
+          inputs[e.src] = `glob:${await globIdentity(recipeDir, e.src, ctx)}`;
+        } else inputs[e.src] = await pathIdentity(isAbsolute(e.src) ? e.src : join(recipeDir, e.src), ctx);
+      }
+    }
+  }
+  for (const p of target.inputs) {
+    if (p.startsWith('target:')) {
+      const out = ctx.outputOf(p.slice('target:'.length));
+      inputs[p] = out === undefined ? 'missing' : await pathIdentity(out, ctx);
+    } else if (/[*?[]/.test(p)) inputs[p] = `glob:${await globIdentity(ctx.projectDir, p, ctx)}`;
+    else inputs[p] = await pathIdentity(isAbsolute(p) ? p : join(ctx.projectDir, p), ctx);
+  }
+  const components: TargetComponents = {
+    tool: `${ctx.toolVersion}/${CACHE_SCHEMA_VERSION}`,
+    source: { text: sourceText, id: sourceId },
+    header,
+    sections,
+    args: recipe?.argsUsed ?? {},
+    inputs,
+    format: {
+      format: target.format,
+      ...(target.size !== undefined ? { size: String(target.size) } : {}),
+      test: String(target.test),
+      platform: formatPlatform(ctx.platform),
+    },
+  };
+  return { key: sha256Digest(canonicalJson(components)), components };
+}
+
+/** The digests of what a `%files` glob matches now (the shell expands it, as the build does). */
+async function globIdentity(baseDir: string, pattern: string, ctx: FingerprintContext): Promise<string> {
+  const { expandHostPattern } = await import('../build/place-files.js');
+  const paths = await expandHostPattern(baseDir, pattern, ctx.signal);
+  const parts: string[] = [];
+  for (const p of paths.sort()) parts.push(`${p}=${await pathIdentity(p, ctx)}`);
+  return sha256Digest(parts.join('\n'));
+}
+

@@ -1,0 +1,93 @@
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../core/fs-atomic.js';
+import type { TargetComponents } from './fingerprint.js';
+
+/** How an output is recognised as the one we wrote (DESIGN.md 3.1). */
+export type OutputIdentity =
+  | { readonly kind: 'file'; readonly size: number; readonly mtimeMs: number; readonly ino: number }
+  | { readonly kind: 'tree'; readonly digest: string };
+
+export interface TargetRecord {
+  readonly key: string;
+  readonly components: TargetComponents;
+  readonly output: string;
+  readonly identity: OutputIdentity;
+  readonly builtAt: string;
+  /** Keys of the steps of the last build (for `cache prune`: what this project still uses). */
+  readonly steps: readonly string[];
+}
+
+export interface ProjectStateData {
+  readonly version: 1;
+  readonly targets: Readonly<Record<string, TargetRecord>>;
+}
+
+/**
+ * `.orchestrator/state.json`: what was built, from what, and how to recognise its output. Written
+ * atomically after the outputs, so a crash can make a target look stale, never falsely fresh.
+ */
+export class ProjectState {
+  #data: { version: 1; targets: Record<string, TargetRecord> };
+  #saving: Promise<void> = Promise.resolve();
+
+  private constructor(
+    readonly dir: string,
+    data: ProjectStateData,
+  ) {
+    this.#data = { version: 1, targets: { ...data.targets } };
+  }
+
+  static folder(projectDir: string): string {
+    return join(projectDir, '.orchestrator');
+  }
+
+  /** Loads the state; a missing or unreadable file is an empty state (everything is stale). */
+  static async load(projectDir: string): Promise<ProjectState> {
+    const dir = ProjectState.folder(projectDir);
+    try {
+      const data = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as ProjectStateData;
+      if (data.version === 1 && typeof data.targets === 'object') return new ProjectState(dir, data);
+    } catch {
+      // Start empty.
+    }
+    return new ProjectState(dir, { version: 1, targets: {} });
+  }
+
+  get(name: string): TargetRecord | undefined {
+    return this.#data.targets[name];
+  }
+
+  names(): string[] {
+    return Object.keys(this.#data.targets);
+  }
+
+  async set(name: string, record: TargetRecord): Promise<void> {
+    this.#data.targets[name] = record;
+    await this.save();
+  }
+
+  async remove(name: string): Promise<void> {
+    delete this.#data.targets[name];
+    await rm(this.treeListingPath(name), { force: true });
+    await this.save();
+  }
+
+  /** Where the listing of a sandbox output is kept (to name what changed by hand). */
+  treeListingPath(name: string): string {
+    return join(this.dir, 'trees', `${name}.json`);
+  }
+
+  /** Saves are serialised: targets finishing together must not overwrite each other's record. */
+  save(): Promise<void> {
+    const next = this.#saving.then(() => this.#write());
+    this.#saving = next.catch(() => undefined);
+    return next;
+  }
+
+  async #write(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const sorted = Object.fromEntries(Object.entries(this.#data.targets).sort(([a], [b]) => (a < b ? -1 : 1)));
+    await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify({ version: 1, targets: sorted }, null, 2) + '\n');
+  }
+}

@@ -1,0 +1,106 @@
+import { stepName } from '../build/build-events.js';
+import { unreachable } from '../core/unreachable.js';
+import type { UpEvent, UpEventListener, UpSummary } from '../executor/up-events.js';
+import { formatReason } from '../graph/explain.js';
+import { formatDiagnostic } from './diagnostics.js';
+
+function seconds(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** `built 2, from cache 5 steps, fresh 3, failed 0, skipped 0 in 4.2 s` */
+export function summaryLine(s: UpSummary): string {
+  const parts = [`built ${s.built}`, `fresh ${s.fresh}`, `failed ${s.failed}`, `skipped ${s.skipped}`, `steps from cache ${s.stepsCached}`];
+  return `${s.interrupted ? 'interrupted: ' : ''}${parts.join(', ')} in ${seconds(s.ms)}`;
+}
+
+export interface PlainUpReporterOptions {
+  readonly timestamps: boolean;
+  readonly color: boolean;
+  /** Show the output of the recipe's scripts as it comes (prefixed with the target). */
+  readonly showOutput: boolean;
+}
+
+/**
+ * Plain lines for `up` (pipes, CI logs): one line per thing that happens, prefixed with the
+ * target, and one summary line at the end. Script output is shown prefixed, line by line.
+ */
+export function plainUpReporter(out: NodeJS.WritableStream, err: NodeJS.WritableStream, options: PlainUpReporterOptions): UpEventListener {
+  const partial = new Map<string, string>();
+  const line = (target: string, text: string): void => {
+    const time = options.timestamps ? `${new Date().toISOString().slice(11, 23)} ` : '';
+    out.write(`${time}${target}: ${text}\n`);
+  };
+  return (e: UpEvent) => {
+    switch (e.type) {
+      case 'target-fresh':
+        line(e.target, 'fresh');
+        break;
+      case 'target-kept':
+        line(e.target, `modified by hand (${e.changes} change${e.changes === 1 ? '' : 's'}); used as it is`);
+        break;
+      case 'target-stale':
+        line(e.target, `${e.dryRun ? 'would build' : 'stale'}: ${e.reasons.map(formatReason).join('; ')}`);
+        break;
+      case 'target-started':
+        line(e.target, 'building');
+        break;
+      case 'target-done':
+        line(e.target, `built in ${seconds(e.ms)} (${e.stepsRun} step${e.stepsRun === 1 ? '' : 's'} run, ${e.stepsCached} from cache)`);
+        break;
+      case 'target-failed':
+        line(e.target, 'FAILED');
+        err.write(formatDiagnostic(e.error, { color: options.color }) + '\n');
+        break;
+      case 'target-skipped':
+        line(e.target, `skipped: ${e.because}`);
+        break;
+      case 'run-done':
+        out.write(`${summaryLine(e.summary)}\n`);
+        break;
+      case 'source-ready':
+        if (e.ms > 200) line(e.target, `source ${e.description} ready in ${seconds(e.ms)}`);
+        break;
+      case 'step-cached':
+        break;
+      case 'step-started':
+        line(e.target, `${stepName(e.step)} running`);
+        break;
+      case 'step-done':
+        line(e.target, `${stepName(e.step)} done in ${seconds(e.ms)}`);
+        break;
+      case 'step-failed':
+        line(e.target, `${stepName(e.step)} failed after ${seconds(e.ms)}`);
+        break;
+      case 'step-output': {
+        if (!options.showOutput) break;
+        const text = (partial.get(e.target) ?? '') + e.chunk;
+        const lines = text.split('\n');
+        partial.set(e.target, lines.pop() ?? '');
+        for (const l of lines) line(e.target, `| ${l}`);
+        break;
+      }
+      case 'test-started':
+        line(e.target, '%test running');
+        break;
+      case 'test-done':
+        line(e.target, `%test passed in ${seconds(e.ms)}`);
+        break;
+      case 'export-started':
+        break;
+      case 'export-done':
+        line(e.target, `exported in ${seconds(e.ms)}`);
+        break;
+      default:
+        unreachable(e);
+    }
+  };
+}
+
+/** NDJSON events for `--progress json`: one object per line, with the time. */
+export function jsonUpReporter(out: NodeJS.WritableStream): UpEventListener {
+  return (e: UpEvent) => {
+    const record: Record<string, unknown> = { time: new Date().toISOString(), ...e };
+    out.write(JSON.stringify(record) + '\n');
+  };
+}
