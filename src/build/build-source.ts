@@ -16,7 +16,15 @@ export type SourceSpec =
   /** A sandbox folder or an image file (localimage, or another target's output). */
   | { readonly kind: 'local'; readonly path: string }
   /** Already resolved by a registry or OCI reader into unpacked layers. */
-  | { readonly kind: 'layers'; readonly key: unknown; readonly layers: readonly string[]; readonly config?: ImageConfig; readonly description: string };
+  | {
+      readonly kind: 'layers';
+      readonly key: unknown;
+      readonly layers: readonly string[];
+      readonly config?: ImageConfig;
+      readonly description: string;
+      /** Store paths the source keeps using (the registry blobs of its layers), for `cache prune`. */
+      readonly blobs?: readonly string[];
+    };
 
 /** A source ready to be the bottom of an overlay stack. */
 export interface PreparedSource {
@@ -26,6 +34,8 @@ export interface PreparedSource {
   readonly lowers: readonly string[];
   readonly config?: ImageConfig;
   readonly description: string;
+  /** Further store paths the source uses (registry blobs). */
+  readonly blobs?: readonly string[];
 }
 
 /** An empty folder in the store, the lower of a `scratch` build (overlayfs needs one). */
@@ -82,7 +92,13 @@ export async function prepareSource(
     case 'scratch':
       return ok({ key: { scratch: true }, lowers: [await emptyLower(options.store)], description: 'scratch' });
     case 'layers':
-      return ok({ key: source.key, lowers: source.layers, ...(source.config ? { config: source.config } : {}), description: source.description });
+      return ok({
+        key: source.key,
+        lowers: source.layers,
+        ...(source.config ? { config: source.config } : {}),
+        description: source.description,
+        ...(source.blobs ? { blobs: source.blobs } : {}),
+      });
     case 'local': {
       const detected = await detectImage(source.path, { ...(options.cwd ? { cwd: options.cwd } : {}) });
       if (!detected.ok) return detected;

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -71,6 +71,8 @@ export interface BuildTargetResult {
   readonly steps: readonly StepRecord[];
   /** The timestamp used for the image (seconds since the epoch). */
   readonly epoch: number;
+  /** Every store entry the image is made of (layers, snapshots, blobs), as absolute paths, for `cache prune`. */
+  readonly references: readonly string[];
   /** What the key of each step was made of, for `plan` explanations. */
   readonly components: ReadonlyArray<{ readonly label: StepLabel; readonly components: PlannedStep['components'] }>;
 }
@@ -109,6 +111,7 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
   const steps: StepRecord[] = [];
   const components: Array<{ label: StepLabel; components: PlannedStep['components'] }> = [];
   const temps: string[] = [];
+  const references = new Set<string>();
   const emit = ctx.onEvent ?? (() => undefined);
   await mkdir(ctx.logDir, { recursive: true });
   const epochNow = request.epoch ?? Math.floor(Date.now() / 1000);
@@ -142,6 +145,7 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
         signal: ctx.signal,
       });
       if (!prepared.ok) return prepared;
+      for (const p of [...prepared.value.lowers, ...(prepared.value.blobs ?? [])]) if (p.startsWith(`${ctx.store.root}/`)) references.add(p);
       emit({ type: 'source-ready', target: request.name, description: prepared.value.description, ms: Date.now() - started });
 
       // Hash what %files reads and what the target declares.
@@ -177,6 +181,10 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
         const snapshot = ctx.store.snapshotPath(step.key);
         if (!request.noCache && (await isDir(snapshot))) {
           emit({ type: 'step-cached', target: request.name, step: label, key: step.key });
+          references.add(snapshot);
+          // Mark it used: `cache prune` removes the least recently used first.
+          const now = new Date();
+          await utimes(snapshot, now, now).catch(() => undefined);
           steps.push({ label, key: step.key, cached: true, ms: 0 });
           lowers = [snapshot, ...lowers];
           continue;
@@ -226,10 +234,12 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
           try {
             await rename(upper, snapshot);
             published = snapshot;
+            references.add(snapshot);
           } catch (e) {
             const code = (e as NodeJS.ErrnoException).code;
             if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
             published = snapshot;
+            references.add(snapshot);
           }
         }
         lowers = [published, ...lowers];
@@ -324,7 +334,7 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
     }
     if (!exported.ok) return exported;
     emit({ type: 'export-done', target: request.name, ms: Date.now() - t0 });
-    return ok({ contentKey: finalKey, steps, epoch, components });
+    return ok({ contentKey: finalKey, steps, epoch, components, references: [...references].sort() });
   } catch (e) {
     if (ctx.signal.aborted) return fail(error('interrupted', `building ${request.name} was interrupted`));
     throw e;

@@ -79,5 +79,6 @@ export async function registrySource(text: string, options: RegistrySourceOption
     layers: lowers,
     config: imageConfigFromOci(image.config),
     description: `${name}@${image.digest}`,
+    blobs: [...image.layers.map((l) => options.store.blobPath(l.digest)), options.store.blobPath(image.configDigest)],
   });
 }

@@ -8,13 +8,12 @@ import type { RegistryClient } from '../registry/registry-client.js';
 import type { RegistryEventListener } from '../registry/registry-events.js';
 import type { Store } from '../store/store.js';
 import type { SourceSpec } from './build-source.js';
-import { ociSource } from './oci-source.js';
-import { registrySource, type TagPins } from './registry-source.js';
+import type { TagPins } from './registry-source.js';
 
 export interface SourceResolverOptions {
   readonly store: Store;
-  /** Made on first use (no registry is contacted for local builds). */
-  readonly client: () => RegistryClient;
+  /** Made on first use (no registry is contacted, nor its client loaded, for local builds). */
+  readonly client: () => Promise<RegistryClient>;
   readonly platform?: Platform;
   readonly pins?: TagPins;
   readonly onRegistryEvent?: RegistryEventListener;
@@ -30,11 +29,12 @@ export interface SourceResolverOptions {
 export class SourceResolver {
   constructor(readonly options: SourceResolverOptions) {}
 
-  #registry(text: string, extra: { registry?: string; namespace?: string; location?: Diagnostic['location'] } = {}): Promise<Result<SourceSpec, Diagnostic>> {
+  async #registry(text: string, extra: { registry?: string; namespace?: string; location?: Diagnostic['location'] } = {}): Promise<Result<SourceSpec, Diagnostic>> {
     const o = this.options;
+    const { registrySource } = await import('./registry-source.js');
     return registrySource(text, {
       store: o.store,
-      client: o.client(),
+      client: await o.client(),
       ...(o.platform ? { platform: o.platform } : {}),
       ...(o.pins ? { pins: o.pins } : {}),
       ...(o.onRegistryEvent ? { onEvent: o.onRegistryEvent } : {}),
@@ -65,7 +65,7 @@ export class SourceResolver {
       case 'oci-archive':
       case 'docker-archive': {
         const [file, tag] = stage.bootstrap === 'oci' ? splitTag(from!.value) : [from!.value, undefined];
-        return ociSource({ kind: stage.bootstrap, path: path(file), ...(tag !== undefined ? { tag } : {}) }, { store: this.options.store, ...(this.options.signal ? { signal: this.options.signal } : {}) });
+        return (await import('./oci-source.js')).ociSource({ kind: stage.bootstrap, path: path(file), ...(tag !== undefined ? { tag } : {}) }, { store: this.options.store, ...(this.options.signal ? { signal: this.options.signal } : {}) });
       }
       default:
         return fail(
@@ -90,10 +90,10 @@ export class SourceResolver {
         return ok({ kind: 'local', path: out });
       }
       case 'oci':
-        return ociSource({ kind: 'oci', path: ref.dir, ...(ref.tag !== undefined ? { tag: ref.tag } : {}) }, { store: this.options.store, ...(this.options.signal ? { signal: this.options.signal } : {}) });
+        return (await import('./oci-source.js')).ociSource({ kind: 'oci', path: ref.dir, ...(ref.tag !== undefined ? { tag: ref.tag } : {}) }, { store: this.options.store, ...(this.options.signal ? { signal: this.options.signal } : {}) });
       case 'oci-archive':
       case 'docker-archive':
-        return ociSource({ kind: ref.kind, path: ref.file }, { store: this.options.store, ...(this.options.signal ? { signal: this.options.signal } : {}) });
+        return (await import('./oci-source.js')).ociSource({ kind: ref.kind, path: ref.file }, { store: this.options.store, ...(this.options.signal ? { signal: this.options.signal } : {}) });
       default: {
         const never: never = ref;
         return fail(error('unexpected', `unknown source ${JSON.stringify(never)}`));

@@ -10,12 +10,12 @@ import type { Recipe } from '../recipe/model.js';
 import { checkSupported } from '../recipe/check-supported.js';
 import { parseRecipe } from '../recipe/parse-recipe.js';
 import { resolveRecipe } from '../recipe/resolve-recipe.js';
-import { loadCredentials } from '../registry/credentials.js';
-import { RegistryClient } from '../registry/registry-client.js';
+import type { RegistryClient } from '../registry/registry-client.js';
 import { plainBuildReporter } from '../report/plain-build-reporter.js';
 import { Store } from '../store/store.js';
 import { boolOption, listOption, stringOption } from './args.js';
 import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
+import { makeRegistryClient } from './registry-client-factory.js';
 import { version } from './version.js';
 
 interface BuildSource {
@@ -105,10 +105,9 @@ export const command: Command = {
     }
     const store = await Store.open({ dir: stringOption(args, 'cache-dir'), base: ctx.cwd, env: ctx.env });
     let client: RegistryClient | undefined;
-    const credentials = await loadCredentials({ env: ctx.env });
     const resolver = new SourceResolver({
       store,
-      client: () => (client ??= new RegistryClient({ credentials, env: ctx.env })),
+      client: async () => (client ??= await makeRegistryClient(ctx.env)),
       signal: ctx.signal,
     });
     let source = classified.value.source;

@@ -6,7 +6,6 @@ import { runUp } from '../executor/run-up.js';
 import type { UpEvent } from '../executor/up-events.js';
 import { formatReason, type StaleReason } from '../graph/explain.js';
 import { loadRecipes } from '../manifest/load-recipes.js';
-import { RegistryClient } from '../registry/registry-client.js';
 import { countSummary } from '../report/diagnostics.js';
 import { Store } from '../store/store.js';
 import { boolOption } from './args.js';
@@ -91,7 +90,7 @@ export const command: Command = {
       pull: false,
       dryRun: true,
       store: await Store.open({ dir: project.cacheDir, base: project.dir, env: ctx.env }),
-      client: () => new RegistryClient({}),
+      client: () => Promise.reject(new Error('plan contacts no registry')),
       toolVersion: version(),
       onEvent: collect,
       signal: ctx.signal,

@@ -3,8 +3,7 @@ import { expandSelection } from '../graph/expand-selection.js';
 import { TargetGraph } from '../graph/target-graph.js';
 import { runUp } from '../executor/run-up.js';
 import { loadRecipes } from '../manifest/load-recipes.js';
-import { loadCredentials } from '../registry/credentials.js';
-import { RegistryClient } from '../registry/registry-client.js';
+import type { RegistryClient } from '../registry/registry-client.js';
 import { countSummary } from '../report/diagnostics.js';
 import { jsonUpReporter, plainUpReporter } from '../report/up-reporter.js';
 import { Store } from '../store/store.js';
@@ -12,6 +11,7 @@ import { error } from '../core/diagnostic.js';
 import { boolOption, stringOption } from './args.js';
 import { EXIT, printDiagnostics, useColor, type Command } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
+import { makeRegistryClient } from './registry-client-factory.js';
 import { version } from './version.js';
 
 export const command: Command = {
@@ -71,7 +71,6 @@ export const command: Command = {
             showOutput: true,
           });
     let client: RegistryClient | undefined;
-    const credentials = await loadCredentials({ env: ctx.env });
     const epochText = ctx.env['SOURCE_DATE_EPOCH'];
     try {
       const r = await runUp({
@@ -87,7 +86,7 @@ export const command: Command = {
         pull: boolOption(args, 'pull'),
         dryRun: boolOption(args, 'dry-run'),
         store,
-        client: () => (client ??= new RegistryClient({ credentials, env: ctx.env })),
+        client: async () => (client ??= await makeRegistryClient(ctx.env)),
         ...(epochText !== undefined && /^\d+$/.test(epochText) ? { epoch: Number(epochText) } : {}),
         toolVersion: version(),
         onEvent,

@@ -40,7 +40,7 @@ export interface UpOptions {
   readonly pull: boolean;
   readonly dryRun: boolean;
   readonly store: Store;
-  readonly client: () => RegistryClient;
+  readonly client: () => Promise<RegistryClient>;
   readonly platform?: Platform;
   readonly epoch?: number;
   readonly toolVersion: string;
@@ -301,6 +301,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
       identity: out.identity,
       builtAt: new Date().toISOString(),
       steps: built.value.steps.map((s) => s.key),
+      references: built.value.references,
     });
     const stepsRun = built.value.steps.filter((s) => !s.cached && s.label.kind !== 'source').length;
     return ok({ stepsRun, stepsCached: built.value.steps.filter((s) => s.cached && s.label.kind !== 'source').length, key: fp.key });

@@ -16,6 +16,8 @@ export interface TargetRecord {
   readonly builtAt: string;
   /** Keys of the steps of the last build (for `cache prune`: what this project still uses). */
   readonly steps: readonly string[];
+  /** Store entries the output is made of (absolute paths): `cache prune` keeps them. */
+  readonly references?: readonly string[];
 }
 
 export interface ProjectStateData {

@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { didYouMean, didYouMeanHint } from '../core/did-you-mean.js';
 import type { PathSegment, YamlSource } from './yaml-source.js';
@@ -20,13 +21,22 @@ export const MANIFEST_SCHEMA_URL = new URL('../../schemas/manifest.schema.json',
 
 let compiled: ValidateFunction | undefined;
 
+/** The validator compiled at build time (scripts/build-schema-validator.mjs), next to this file in dist/. */
+const STANDALONE = new URL('./manifest-validator.cjs', import.meta.url);
+
 function validator(): ValidateFunction {
-  if (compiled === undefined) {
-    const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
-    ajv.addKeyword('x-pattern-message');
-    compiled = ajv.compile(JSON.parse(readFileSync(MANIFEST_SCHEMA_URL, 'utf8')) as object);
+  if (compiled !== undefined) return compiled;
+  const require = createRequire(import.meta.url);
+  if (existsSync(STANDALONE)) {
+    const mod = require(STANDALONE.pathname) as ValidateFunction | { default: ValidateFunction };
+    compiled = typeof mod === 'function' ? mod : mod.default;
     return compiled;
   }
+  // Running from src/ (tests): compile the schema now, with the same options as the build.
+  const { Ajv2020 } = require('ajv/dist/2020') as typeof import('ajv/dist/2020.js');
+  const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
+  ajv.addKeyword('x-pattern-message');
+  compiled = ajv.compile(JSON.parse(readFileSync(MANIFEST_SCHEMA_URL, 'utf8')) as object);
   return compiled;
 }
 
