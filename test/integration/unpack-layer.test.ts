@@ -308,6 +308,12 @@ describe('unpackLayer: hostile and broken layers', () => {
     expect(typeof zlib.createGunzip).toBe('function');
   });
 
+  it('says when the blob cannot be read', async () => {
+    const layer = await buildLayer([{ name: 'hello', content: 'world' }]);
+    const missing = join(box.root, 'blobs', 'missing');
+    await expectRefused(layer, 'layer-read-failed', (l) => `layer ${l.digest}: cannot read the blob: ENOENT: no such file or directory, open '${missing}'`, { source: missing });
+  });
+
   it('stops when aborted and leaves nothing behind', async () => {
     const layer = await buildLayer([{ name: 'big', content: Buffer.alloc(100_000, 1) }]);
     const controller = new AbortController();
