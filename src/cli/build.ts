@@ -13,7 +13,7 @@ import { resolveRecipe } from '../recipe/resolve-recipe.js';
 import type { RegistryClient } from '../registry/registry-client.js';
 import { plainBuildReporter } from '../report/plain-build-reporter.js';
 import { Store } from '../store/store.js';
-import { boolOption, listOption, stringOption } from './args.js';
+import { boolOption, listOption, stringOption, type ParsedArgs } from './args.js';
 import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
 import { makeRegistryClient } from './registry-client-factory.js';
 import { version } from './version.js';
@@ -104,67 +104,82 @@ export const command: Command = {
       return EXIT.usage;
     }
     const store = await Store.open({ dir: stringOption(args, 'cache-dir'), base: ctx.cwd, env: ctx.env });
-    let client: RegistryClient | undefined;
-    const resolver = new SourceResolver({
-      store,
-      client: async () => (client ??= await makeRegistryClient(ctx.env)),
-      signal: ctx.signal,
-    });
-    let source = classified.value.source;
-    if (source?.kind === 'layers') {
-      const text = sourceArg;
-      let r: Result<SourceSpec, Diagnostic>;
-      if (text.startsWith('docker://')) r = await resolver.fromRef({ kind: 'docker', text, ref: text.slice('docker://'.length) });
-      else if (text.startsWith('oci:')) {
-        const [dir, tag] = splitTag(text.slice('oci:'.length));
-        r = await resolver.fromRef({ kind: 'oci', text, dir: resolve(ctx.cwd, dir), ...(tag !== undefined ? { tag } : {}) });
-      } else {
-        const kind = text.startsWith('oci-archive:') ? 'oci-archive' : 'docker-archive';
-        r = await resolver.fromRef({ kind, text, file: resolve(ctx.cwd, text.slice(kind.length + 1)) });
-      }
-      if (!r.ok) {
-        await client?.close();
-        printDiagnostics(ctx, [r.error]);
-        return r.error.reason === 'interrupted' ? EXIT.interrupted : r.error.reason === 'bad-reference' ? EXIT.usage : EXIT.failed;
-      }
-      source = r.value;
-    }
-    const epochText = ctx.env['SOURCE_DATE_EPOCH'];
-    const epoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
-    const name = basename(output).replace(/\.(simg|sqfs|img|sif)$/, '') || 'image';
+    const releaseStore = await store.markActive();
     try {
-      const r = await buildTarget(
-        {
-          name,
-          ...(source ? { source } : {}),
-          ...(classified.value.recipe ? { recipe: classified.value.recipe } : {}),
-          recipeDir: classified.value.recipeDir,
-          format,
-          output,
-          ...(sizeMiB !== undefined ? { size: sizeMiB * 1024 * 1024 } : {}),
-          runTest: !boolOption(args, 'notest'),
-          noCache: boolOption(args, 'no-cache'),
-          ...(epoch !== undefined ? { epoch } : {}),
-        },
-        {
-          store,
-          logDir: resolve(store.root, 'logs', name),
-          toolVersion: version(),
-          resolveHeader: (stage, dir) => resolver.header(stage, dir),
-          onEvent: plainBuildReporter(ctx.stderr, { showOutput: !boolOption(args, 'quiet'), prefix: false }),
-          signal: ctx.signal,
-        },
-      );
-      if (!r.ok) {
-        printDiagnostics(ctx, [r.error]);
-        return r.error.reason === 'interrupted' || ctx.signal.aborted ? EXIT.interrupted : EXIT.failed;
-      }
-      const counted = r.value.steps.filter((s) => s.label.kind !== 'source');
-      const built = counted.filter((s) => !s.cached).length;
-      ctx.stderr.write(`built ${outArg} (${format}): ${built} step${built === 1 ? '' : 's'} run, ${counted.length - built} from cache\n`);
-      return EXIT.ok;
+      return await buildWith(ctx, args, { store, classified: classified.value, format, output, outArg, sourceArg, sizeMiB });
     } finally {
-      await client?.close();
+      await releaseStore();
     }
   },
 };
+
+async function buildWith(
+  ctx: CommandContext,
+  args: ParsedArgs,
+  o: { store: Store; classified: BuildSource; format: OutputFormat; output: string; outArg: string; sourceArg: string; sizeMiB: number | undefined },
+): Promise<number> {
+  const { store, format, output, outArg, sourceArg, sizeMiB } = o;
+  const classified = { ok: true as const, value: o.classified };
+  let client: RegistryClient | undefined;
+  const resolver = new SourceResolver({
+    store,
+    client: async () => (client ??= await makeRegistryClient(ctx.env)),
+    signal: ctx.signal,
+  });
+  let source = classified.value.source;
+  if (source?.kind === 'layers') {
+    const text = sourceArg;
+    let r: Result<SourceSpec, Diagnostic>;
+    if (text.startsWith('docker://')) r = await resolver.fromRef({ kind: 'docker', text, ref: text.slice('docker://'.length) });
+    else if (text.startsWith('oci:')) {
+      const [dir, tag] = splitTag(text.slice('oci:'.length));
+      r = await resolver.fromRef({ kind: 'oci', text, dir: resolve(ctx.cwd, dir), ...(tag !== undefined ? { tag } : {}) });
+    } else {
+      const kind = text.startsWith('oci-archive:') ? 'oci-archive' : 'docker-archive';
+      r = await resolver.fromRef({ kind, text, file: resolve(ctx.cwd, text.slice(kind.length + 1)) });
+    }
+    if (!r.ok) {
+      await client?.close();
+      printDiagnostics(ctx, [r.error]);
+      return r.error.reason === 'interrupted' ? EXIT.interrupted : r.error.reason === 'bad-reference' ? EXIT.usage : EXIT.failed;
+    }
+    source = r.value;
+  }
+  const epochText = ctx.env['SOURCE_DATE_EPOCH'];
+  const epoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
+  const name = basename(output).replace(/\.(simg|sqfs|img|sif)$/, '') || 'image';
+  try {
+    const r = await buildTarget(
+      {
+        name,
+        ...(source ? { source } : {}),
+        ...(classified.value.recipe ? { recipe: classified.value.recipe } : {}),
+        recipeDir: classified.value.recipeDir,
+        format,
+        output,
+        ...(sizeMiB !== undefined ? { size: sizeMiB * 1024 * 1024 } : {}),
+        runTest: !boolOption(args, 'notest'),
+        noCache: boolOption(args, 'no-cache'),
+        ...(epoch !== undefined ? { epoch } : {}),
+      },
+      {
+        store,
+        logDir: resolve(store.root, 'logs', name),
+        toolVersion: version(),
+        resolveHeader: (stage, dir) => resolver.header(stage, dir),
+        onEvent: plainBuildReporter(ctx.stderr, { showOutput: !boolOption(args, 'quiet'), prefix: false }),
+        signal: ctx.signal,
+      },
+    );
+    if (!r.ok) {
+      printDiagnostics(ctx, [r.error]);
+      return r.error.reason === 'interrupted' || ctx.signal.aborted ? EXIT.interrupted : EXIT.failed;
+    }
+    const counted = r.value.steps.filter((s) => s.label.kind !== 'source');
+    const built = counted.filter((s) => !s.cached).length;
+    ctx.stderr.write(`built ${outArg} (${format}): ${built} step${built === 1 ? '' : 's'} run, ${counted.length - built} from cache\n`);
+    return EXIT.ok;
+  } finally {
+    await client?.close();
+  }
+}

@@ -5,17 +5,92 @@ import { Store, type StoreEntryKind } from '../store/store.js';
 import { boolOption, stringOption } from './args.js';
 import { EXIT, printDiagnostics, type Command } from './command.js';
 import { findProject } from './pull.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseSize } from '../manifest/parse-size.js';
+import { pruneStore } from '../store/prune-store.js';
+import type { ParsedArgs } from './args.js';
+import type { CommandContext } from './command.js';
 
-const SUBCOMMANDS = ['ls', 'du'] as const;
+const UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `30m`, `12h`, `7d`, `2w` in milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+)([smhdw])$/.exec(text);
+  return m ? Number(m[1]) * UNITS[m[2]!]! : undefined;
+}
+
+/** Store paths the last build of every registered project uses. */
+async function referencedPaths(store: Store): Promise<Set<string>> {
+  const referenced = new Set<string>();
+  for (const p of await store.projects()) {
+    let state: { targets?: Record<string, { steps?: string[]; references?: string[] }> };
+    try {
+      state = JSON.parse(await readFile(join(p.dir, '.orchestrator', 'state.json'), 'utf8')) as typeof state;
+    } catch {
+      continue; // The project or its state is gone: it keeps nothing.
+    }
+    for (const t of Object.values(state.targets ?? {})) {
+      for (const r of t.references ?? []) referenced.add(r);
+      for (const k of t.steps ?? []) referenced.add(store.snapshotPath(k));
+    }
+  }
+  return referenced;
+}
+
+async function prune(ctx: CommandContext, args: ParsedArgs, store: Store, json: boolean): Promise<number> {
+  const olderText = stringOption(args, 'older-than');
+  const keepText = stringOption(args, 'keep-bytes');
+  const olderThanMs = olderText === undefined ? undefined : parseDuration(olderText);
+  const keepBytes = keepText === undefined ? undefined : /^\d+$/.test(keepText) ? Number(keepText) : parseSize(keepText);
+  if (olderText !== undefined && olderThanMs === undefined) {
+    printDiagnostics(ctx, [error('usage', `--older-than '${olderText}' is not a duration`, { hint: 'write a number and a unit: 30m, 12h, 7d, 2w' })]);
+    return EXIT.usage;
+  }
+  if (keepText !== undefined && keepBytes === undefined) {
+    printDiagnostics(ctx, [error('usage', `--keep-bytes '${keepText}' is not a size`, { hint: 'write bytes, or a number with KiB, MiB, GiB' })]);
+    return EXIT.usage;
+  }
+  const busy = await store.activeUsers();
+  if (busy.length > 0) {
+    printDiagnostics(ctx, [
+      error('cache-busy', `the cache is in use by orchestrator (pid ${busy.join(', ')})`, { hint: 'prune when those builds have finished' }),
+    ]);
+    return EXIT.failed;
+  }
+  const result = await pruneStore(store, {
+    referenced: await referencedPaths(store),
+    ...(olderThanMs !== undefined ? { olderThanMs } : {}),
+    ...(keepBytes !== undefined ? { keepBytes } : {}),
+    dryRun: boolOption(args, 'dry-run'),
+  });
+  if (json) {
+    ctx.stdout.write(JSON.stringify({ removed: result.removed.map((e) => ({ kind: e.kind, id: e.id, bytes: e.bytes })), freedBytes: result.freedBytes, totalBytesAfter: result.totalBytesAfter }, null, 2) + '\n');
+    return EXIT.ok;
+  }
+  for (const e of result.removed) ctx.stdout.write(`${boolOption(args, 'dry-run') ? 'would remove' : 'removed'} ${e.kind} ${e.id} (${formatBytes(e.bytes)})\n`);
+  ctx.stdout.write(`${boolOption(args, 'dry-run') ? 'would free' : 'freed'} ${formatBytes(result.freedBytes)}; ${result.keptReferenced} entries kept (used by a project); the cache now holds ${formatBytes(result.totalBytesAfter)}\n`);
+  return EXIT.ok;
+}
+
+const SUBCOMMANDS = ['ls', 'du', 'prune'] as const;
 const KIND_LABEL: Readonly<Record<StoreEntryKind, string>> = { blob: 'blobs', layer: 'layers', snapshot: 'snapshots', tmp: 'tmp' };
 
 export const command: Command = {
   spec: {
     name: 'cache',
-    summary: 'list the cache and its size',
-    usage: 'ls|du [--json] [--cache-dir DIR]',
-    description: "'cache ls' lists every blob, layer, snapshot and temp entry with its size; 'cache du' sums them by kind.",
+    summary: 'list, measure or prune the cache',
+    usage: 'ls|du|prune [--json] [--older-than D] [--keep-bytes N] [--dry-run] [--cache-dir DIR]',
+    description: [
+      "'cache ls' lists every blob, layer, snapshot and temp entry with its size; 'cache du' sums them by kind.",
+      "'cache prune' removes what no project's last build uses, least recently used first: all of it, or only",
+      'what was not used for --older-than D (30m, 12h, 7d, 2w), or until the cache holds --keep-bytes N (10GiB).',
+      'It does not run while another orchestrator process is using the cache.',
+    ].join('\n'),
     options: [
+      { name: 'older-than', type: 'string', value: 'D', description: "prune: only entries unused for this long (30m, 12h, 7d, 2w)" },
+      { name: 'keep-bytes', type: 'string', value: 'N', description: 'prune: stop once the cache is this small (bytes, or 500MiB, 10GiB)' },
+      { name: 'dry-run', short: 'n', type: 'boolean', description: 'prune: say what would be removed' },
       { name: 'json', type: 'boolean', description: 'machine-readable output' },
       { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
       { name: 'file', short: 'f', type: 'string', value: 'FILE', description: "the project manifest whose cache.dir to use" },
@@ -25,7 +100,7 @@ export const command: Command = {
   },
   async run(ctx, args) {
     const sub = args.positionals[0]!;
-    if (sub !== 'ls' && sub !== 'du') {
+    if (sub !== 'ls' && sub !== 'du' && sub !== 'prune') {
       printDiagnostics(ctx, [
         error('usage', `unknown 'cache' subcommand '${sub}'`, { hint: didYouMeanHint(sub, SUBCOMMANDS) ?? `expected one of ${SUBCOMMANDS.join(', ')}` }),
       ]);
@@ -35,6 +110,7 @@ export const command: Command = {
     const proj = project === 'missing' ? undefined : project;
     const store = await Store.open({ dir: stringOption(args, 'cache-dir') ?? proj?.cacheDir, base: proj?.dir ?? ctx.cwd, env: ctx.env });
     const json = boolOption(args, 'json');
+    if (sub === 'prune') return prune(ctx, args, store, json);
     if (sub === 'ls') {
       const entries = await store.list();
       if (json) {

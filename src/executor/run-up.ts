@@ -160,6 +160,8 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
   }
   const pins = new LockPins(lockRead.value, join(project.dir, LOCK_FILE_NAME), options.pull);
   const state = await ProjectState.load(project.dir);
+  const release = options.dryRun ? async () => undefined : await options.store.markActive();
+  if (!options.dryRun) await options.store.registerProject(project.dir);
   const index = await StatIndex.load(join(stateDir, 'stat-index.json'));
   const byName = new Map(project.targets.map((t) => [t.name, t]));
   const queue = new PQueue({ concurrency: Math.max(1, options.jobs) });
@@ -315,6 +317,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
     await pins.flush();
     if (!options.dryRun) await index.save().catch(() => undefined);
     await projectLock.value.release();
+    await release();
   }
   const result: UpSummary = { ...summary, ms: Date.now() - started, interrupted: signal.aborted };
   emit({ type: 'run-done', summary: result });

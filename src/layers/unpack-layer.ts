@@ -8,7 +8,7 @@
  * The completion marker is the rename itself: a layer is only ever written inside a fresh folder
  * under `tmpDir`, and only a fully written, verified and flushed folder is renamed to
  * `destination`. So `destination` existing means the layer is complete; an interrupted unpack
- * leaves only a `tmpDir/layer-*` folder, which no reader looks at (the store's gc removes it).
+ * leaves only a `tmpDir/<pid>-layer-*` folder, which no reader looks at (Store.sweepTemps removes it once that process is gone).
  * Nothing is written inside the layer folder besides the layer's own files, because the folder is
  * mounted as an overlay lower directory as it is: a marker file there would show up in the image.
  */
@@ -107,7 +107,8 @@ export async function unpackLayer(options: UnpackLayerOptions): Promise<Result<U
   try {
     await mkdir(tmpDir, { recursive: true });
     await mkdir(dirname(destination), { recursive: true });
-    tmp = await mkdtemp(join(tmpDir, `layer-${basename(destination).slice(0, 12)}-`));
+    // `<pid>-` first: the store sweeps temps whose process is gone (crash, kill -9, power loss).
+    tmp = await mkdtemp(join(tmpDir, `${process.pid}-layer-${basename(destination).slice(0, 12)}-`));
   } catch (e) {
     closeSource();
     transform.value?.destroy();

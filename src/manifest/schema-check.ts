@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
+import type { Ajv2020 as Ajv2020Class, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { didYouMean, didYouMeanHint } from '../core/did-you-mean.js';
 import type { PathSegment, YamlSource } from './yaml-source.js';
@@ -33,7 +33,7 @@ function validator(): ValidateFunction {
     return compiled;
   }
   // Running from src/ (tests): compile the schema now, with the same options as the build.
-  const { Ajv2020 } = require('ajv/dist/2020') as typeof import('ajv/dist/2020.js');
+  const { Ajv2020 } = require('ajv/dist/2020') as { Ajv2020: typeof Ajv2020Class };
   const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
   ajv.addKeyword('x-pattern-message');
   compiled = ajv.compile(JSON.parse(readFileSync(MANIFEST_SCHEMA_URL, 'utf8')) as object);

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestHex, isDigest, type Digest } from '../core/digest.js';
 import { BlobStore } from './blob-store.js';
@@ -116,6 +116,50 @@ export class Store {
   /** Creates a fresh folder under `tmp/` for building something that is then renamed into place. */
   makeTempDir(label = 'dir'): Promise<string> {
     return mkdtemp(join(this.tmpDir, `${process.pid}-${label.replace(/[^\w.-]/g, '_')}-`));
+  }
+
+  /**
+   * Marks this process as using the store (a `tmp/<pid>-active` file) until the returned function
+   * is called. `cache prune` does not run while another process holds such a mark.
+   */
+  async markActive(): Promise<() => Promise<void>> {
+    const path = join(this.tmpDir, `${process.pid}-active`);
+    await writeFile(path, `${process.pid}\n`);
+    return () => rm(path, { force: true });
+  }
+
+  /** Other live processes that use the store now. */
+  async activeUsers(): Promise<number[]> {
+    const pids: number[] = [];
+    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
+      const m = /^(\d+)-active$/.exec(name);
+      const pid = Number(m?.[1]);
+      if (m && pid !== process.pid && pidAlive(pid)) pids.push(pid);
+    }
+    return pids;
+  }
+
+  /** Remembers a project that builds with this store, so `cache prune` can keep what it uses. */
+  async registerProject(dir: string): Promise<void> {
+    const folder = join(this.root, 'projects');
+    await mkdir(folder, { recursive: true });
+    const name = createHash('sha256').update(dir).digest('hex').slice(0, 32);
+    await writeFile(join(folder, `${name}.json`), JSON.stringify({ dir }) + '\n');
+  }
+
+  /** Project folders registered with this store (some may no longer exist). */
+  async projects(): Promise<Array<{ dir: string; file: string }>> {
+    const folder = join(this.root, 'projects');
+    const out: Array<{ dir: string; file: string }> = [];
+    for (const name of await readdir(folder).catch(() => [] as string[])) {
+      try {
+        const data = JSON.parse(await readFile(join(folder, name), 'utf8')) as { dir?: unknown };
+        if (typeof data.dir === 'string') out.push({ dir: data.dir, file: join(folder, name) });
+      } catch {
+        // A half-written registration: ignore it.
+      }
+    }
+    return out;
   }
 
   /** Removes temps left by processes that no longer run (crash, kill, power loss). */
