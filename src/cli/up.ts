@@ -62,14 +62,18 @@ export const command: Command = {
     const order = graph.buildOrder(selection.value);
     const store = await Store.open({ dir: stringOption(args, 'cache-dir') ?? project.cacheDir, base: project.dir, env: ctx.env });
     const progress = stringOption(args, 'progress') ?? 'auto';
+    const tty = progress === 'tty' || (progress === 'auto' && ctx.stdout.isTTY === true && ctx.env['CI'] === undefined);
+    const ttyReporter = tty ? (await import('../report/tty-up-reporter.js')).ttyUpReporter(ctx.stdout, ctx.stderr, order, { color: useColor(ctx) }) : undefined;
     const onEvent =
       progress === 'json'
         ? jsonUpReporter(ctx.stdout)
-        : plainUpReporter(ctx.stdout, ctx.stderr, {
-            timestamps: progress === 'plain' || ctx.env['CI'] !== undefined,
-            color: useColor(ctx),
-            showOutput: true,
-          });
+        : ttyReporter
+          ? ttyReporter.listener
+          : plainUpReporter(ctx.stdout, ctx.stderr, {
+              timestamps: progress === 'plain' || ctx.env['CI'] !== undefined,
+              color: useColor(ctx),
+              showOutput: true,
+            });
     let client: RegistryClient | undefined;
     const epochText = ctx.env['SOURCE_DATE_EPOCH'];
     try {
@@ -92,6 +96,7 @@ export const command: Command = {
         onEvent,
         signal: ctx.signal,
       });
+      await ttyReporter?.done();
       if (!r.ok) {
         printDiagnostics(ctx, [r.error]);
         return r.error.reason === 'project-locked' ? EXIT.failed : EXIT.usage;
