@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { error } from '../core/diagnostic.js';
 import { didYouMeanHint } from '../core/did-you-mean.js';
 import { helpText, parseArgs } from './args.js';
@@ -28,6 +29,8 @@ export interface MainOptions {
 /** Runs one invocation and returns its exit code. Never throws. */
 export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
   const controller = new AbortController();
+  // Every running step, download and child process listens to the one run signal.
+  setMaxListeners(1000, controller.signal);
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     interrupts++;
