@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN } from '../helpers/cli.js';
 import { makeBusyboxTree } from '../helpers/busybox-image.js';
@@ -163,6 +163,8 @@ describe('orchestrator up', () => {
     expect(out).toMatch(/interrupted: built 0/);
     expect(readFileSync(rig.path('build/app.simg')).equals(image)).toBe(true);
     expect(readFileSync(rig.path('.orchestrator/state.json'), 'utf8')).toBe(state);
+    expect(readdirSync(rig.path('cache/tmp'))).toEqual([]);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(rig.dir);
     rig.write({ 'app.def': recipe('echo v2 > /v') });
     const next = await up();
     expect(next.code).toBe(0);
