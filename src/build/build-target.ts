@@ -55,6 +55,11 @@ export interface BuildTargetContext {
   /** Turns a stage's header (`Bootstrap: docker`, `From: ...`) into a source; registry access lives there. */
   readonly resolveHeader: (stage: Stage, recipeDir: string) => Promise<Result<SourceSpec, Diagnostic>>;
   readonly onEvent?: BuildEventListener;
+  /**
+   * Steps being made now by other builds of this process, by key: a build that needs the same
+   * step waits for it instead of running it a second time (targets that share a recipe).
+   */
+  readonly inflight?: Map<string, Promise<void>>;
   readonly signal: AbortSignal;
 }
 
@@ -112,6 +117,7 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
   const components: Array<{ label: StepLabel; components: PlannedStep['components'] }> = [];
   const temps: string[] = [];
   const references = new Set<string>();
+  const claims: Array<() => void> = [];
   const emit = ctx.onEvent ?? (() => undefined);
   await mkdir(ctx.logDir, { recursive: true });
   const epochNow = request.epoch ?? Math.floor(Date.now() / 1000);
@@ -179,6 +185,9 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
           continue;
         }
         const snapshot = ctx.store.snapshotPath(step.key);
+        // Another target of this run may be making the same step right now: wait and reuse it.
+        const pending = request.noCache ? undefined : ctx.inflight?.get(step.key);
+        if (pending) await pending;
         if (!request.noCache && (await isDir(snapshot))) {
           emit({ type: 'step-cached', target: request.name, step: label, key: step.key });
           references.add(snapshot);
@@ -190,6 +199,14 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
           continue;
         }
         ctx.signal.throwIfAborted();
+        if (!request.noCache && ctx.inflight) {
+          let release!: () => void;
+          ctx.inflight.set(step.key, new Promise<void>((resolve) => (release = resolve)));
+          claims.push(() => {
+            ctx.inflight!.delete(step.key);
+            release();
+          });
+        }
         emit({ type: 'step-started', target: request.name, step: label, key: step.key });
         const t0 = Date.now();
         const tmp = await ctx.store.makeTempDir(step.kind);
@@ -243,6 +260,7 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
           }
         }
         lowers = [published, ...lowers];
+        claims.pop()?.();
         const ms = Date.now() - t0;
         emit({ type: 'step-done', target: request.name, step: label, key: step.key, ms });
         steps.push({ label, key: step.key, cached: false, ms });
@@ -339,6 +357,7 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
     if (ctx.signal.aborted) return fail(error('interrupted', `building ${request.name} was interrupted`));
     throw e;
   } finally {
+    for (const release of claims) release();
     for (const t of temps) await rm(t, { recursive: true, force: true });
   }
 }

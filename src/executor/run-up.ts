@@ -168,6 +168,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
   const outcome = new Map<string, Promise<'ok' | 'failed' | 'skipped'>>();
   let stopped = false;
   const wouldBuild = new Set<string>();
+  const inflight = new Map<string, Promise<void>>();
   const summary = { built: 0, fresh: 0, failed: 0, skipped: 0, stepsCached: 0 };
 
   const resolver = (targetOutputs: Record<string, string>) =>
@@ -277,6 +278,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
         toolVersion: options.toolVersion,
         resolveHeader: (stage, dir) => res.header(stage, dir),
         onEvent: emit,
+        inflight,
         signal,
       },
     );

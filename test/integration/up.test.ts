@@ -121,6 +121,19 @@ describe('orchestrator up', () => {
     expect(a1[1]! <= b1[0]! || b1[1]! <= a1[0]!).toBe(true);
   });
 
+  it('runs a step shared by two targets once, even when they build at the same time', async () => {
+    rig.write({
+      'orchestrator.yaml': `version: 1\ntargets:\n  img:\n    from: ./rootfs\n    recipe: app.def\n    format: squashfs\n  box:\n    from: ./rootfs\n    recipe: app.def\n    format: sandbox\n`,
+      'app.def': recipe('sleep 1; echo shared > /shared'),
+    });
+    const r = await json(['-j', '2']);
+    expect(r.code).toBe(0);
+    const ev = events(r.stdout);
+    expect(ev.filter((e) => e.type === 'step-started' && (e['step'] as { kind: string }).kind === 'post')).toHaveLength(1);
+    expect(ev.filter((e) => e.type === 'step-cached' && (e['step'] as { kind: string }).kind === 'post')).toHaveLength(1);
+    expect(readFileSync(rig.path('build/box/shared'), 'utf8')).toBe('shared\n');
+  });
+
   it('--keep-going builds what does not depend on a failure, skips its dependents, exits 1', async () => {
     writeDiamond();
     rig.write({ 'recipes/app1.def': recipe('echo failing; exit 3') });
