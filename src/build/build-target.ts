@@ -5,7 +5,7 @@ import { fail, ok, type Result } from '../core/result.js';
 import type { CommandRunner } from '../core/run-command.js';
 import { unreachable } from '../core/unreachable.js';
 import type { StatIndex } from '../graph/stat-index.js';
-import { fileSha256 } from '../graph/tree-digest.js';
+import { pathIdentity } from '../graph/tree-digest.js';
 import { exportExt3 } from '../image/export-ext3.js';
 import { exportSandbox } from '../image/export-sandbox.js';
 import { exportSquashfs } from '../image/export-squashfs.js';
@@ -120,6 +120,7 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
   const claims: Array<() => void> = [];
   const emit = ctx.onEvent ?? (() => undefined);
   await mkdir(ctx.logDir, { recursive: true });
+  const identityOptions = { ...(ctx.index ? { index: ctx.index } : {}), signal: ctx.signal };
   const epochNow = request.epoch ?? Math.floor(Date.now() / 1000);
   const buildDate = new Date(epochNow * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
@@ -159,11 +160,11 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
       if (stage) {
         for (const src of hostFileInputs(stage)) {
           const abs = src.startsWith('/') ? src : join(request.recipeDir, src);
-          inputDigests[src] = await digestInput(abs, ctx);
+          inputDigests[src] = await pathIdentity(abs, identityOptions);
         }
       }
       const declared: Record<string, string> = {};
-      if (isLast) for (const p of request.declaredInputs ?? []) declared[p] = await digestInput(p, ctx);
+      if (isLast) for (const p of request.declaredInputs ?? []) declared[p] = await pathIdentity(p, identityOptions);
 
       const planned = planSteps({
         stage,
@@ -359,18 +360,5 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
   } finally {
     for (const release of claims) release();
     for (const t of temps) await rm(t, { recursive: true, force: true });
-  }
-}
-
-async function digestInput(path: string, ctx: BuildTargetContext): Promise<string> {
-  const { treeDigest } = await import('../graph/tree-digest.js');
-  const options = { ...(ctx.index ? { index: ctx.index } : {}), signal: ctx.signal };
-  try {
-    const st = await stat(path);
-    if (st.isDirectory()) return (await treeDigest(path, options)).digest;
-    return `sha256:${await fileSha256(path, options)}`;
-  } catch {
-    // A glob or a missing path: the %files step reports it; its text is the key part.
-    return 'pattern';
   }
 }

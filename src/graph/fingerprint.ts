@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { canonicalJson, sha256Digest, type Digest } from '../core/digest.js';
 import type { LockData } from '../lock/lock-file.js';
@@ -10,7 +9,7 @@ import type { Platform } from '../registry/media-types.js';
 import { formatReference, parseReference } from '../registry/reference.js';
 import { CACHE_SCHEMA_VERSION } from '../build/step-key.js';
 import type { StatIndex } from './stat-index.js';
-import { fileSha256, treeDigest } from './tree-digest.js';
+import { pathIdentity } from './tree-digest.js';
 
 /** Where a component is written, for explanations ("%post changed at recipes/app.def:14"). */
 export interface Located {
@@ -53,17 +52,6 @@ export interface FingerprintContext {
   readonly signal?: AbortSignal;
 }
 
-/** The identity of a file or folder as it is now: a tree digest or a content digest. */
-export async function pathIdentity(path: string, ctx: Pick<FingerprintContext, 'index' | 'signal'>): Promise<string> {
-  const options = { ...(ctx.index ? { index: ctx.index } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}) };
-  try {
-    const st = await stat(path);
-    if (st.isDirectory()) return (await treeDigest(path, options)).digest;
-    return `sha256:${await fileSha256(path, options)}`;
-  } catch {
-    return 'missing';
-  }
-}
 
 function pinned(refText: string, ctx: FingerprintContext, extra: { registry?: string; namespace?: string } = {}): string {
   const parsed = parseReference(refText, extra);

@@ -1,16 +1,8 @@
 import { open, readFile, rm, mkdir } from 'node:fs/promises';
+import { pidAlive } from '../core/pid-alive.js';
 import { join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * `.orchestrator/lock`: one `up` at a time per project. Holds the owner's pid; a lock whose owner
@@ -33,7 +25,7 @@ export async function acquireProjectLock(stateDir: string): Promise<Result<{ rel
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && alive(pid) && pid !== process.pid) {
+      if (Number.isInteger(pid) && pid > 0 && pidAlive(pid) && pid !== process.pid) {
         return fail(
           error('project-locked', `another orchestrator (pid ${pid}) is building this project`, {
             hint: `wait for it to finish, or stop it; if pid ${pid} is not orchestrator, remove ${path}`,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Digest, type Digest } from '../core/digest.js';
 import { StatIndex } from './stat-index.js';
@@ -79,4 +79,18 @@ export function diffTrees(before: readonly TreeEntryDigest[], after: readonly Tr
   }
   for (const p of a.keys()) if (!b.has(p)) out.push({ path: p, change: 'removed' });
   return out.sort((x, y) => (x.path < y.path ? -1 : 1));
+}
+
+/**
+ * The identity of a file or folder as it is now: a tree digest for a folder, a content digest
+ * for a file, `missing` when there is nothing there.
+ */
+export async function pathIdentity(path: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<string> {
+  try {
+    const st = await stat(path);
+    if (st.isDirectory()) return (await treeDigest(path, options)).digest;
+    return `sha256:${await fileSha256(path, options)}`;
+  } catch {
+    return 'missing';
+  }
 }

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { pidAlive } from '../core/pid-alive.js';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestHex, isDigest, type Digest } from '../core/digest.js';
@@ -29,15 +30,6 @@ const KIND_DIRS: Readonly<Record<StoreEntryKind, string>> = {
   snapshot: 'snapshots',
   tmp: 'tmp',
 };
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function treeBytes(path: string, seen: Set<string>): Promise<number> {
   const st = await lstat(path);
