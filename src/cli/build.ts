@@ -106,9 +106,16 @@ export const command: Command = {
     const store = await Store.open({ dir: stringOption(args, 'cache-dir'), base: ctx.cwd, env: ctx.env });
     let client: RegistryClient | undefined;
     const credentials = await loadCredentials({ env: ctx.env });
+    const name = basename(output).replace(/\.(simg|sqfs|img|sif)$/, '') || 'image';
     const resolver = new SourceResolver({
       store,
       client: () => (client ??= new RegistryClient({ credentials, env: ctx.env })),
+      debootstrapLogFile: resolve(store.root, 'logs', name, 'debootstrap.log'),
+      onDebootstrapEvent: (e) => {
+        if (e.type === 'debootstrap-started') ctx.stderr.write(`debootstrap ${e.suite} (${e.arch}) from ${e.mirror} ...\n`);
+        else if (e.type === 'debootstrap-done') ctx.stderr.write(`debootstrap ${e.suite}: done in ${(e.ms / 1000).toFixed(1)} s\n`);
+        else if (e.type === 'debootstrap-cached') ctx.stderr.write(`debootstrap ${e.suite}: cached\n`);
+      },
       signal: ctx.signal,
     });
     let source = classified.value.source;
@@ -132,7 +139,6 @@ export const command: Command = {
     }
     const epochText = ctx.env['SOURCE_DATE_EPOCH'];
     const epoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
-    const name = basename(output).replace(/\.(simg|sqfs|img|sif)$/, '') || 'image';
     try {
       const r = await buildTarget(
         {

@@ -19,7 +19,7 @@ import { SourceResolver } from '../../src/build/source-resolver.js';
 import { parseRecipe } from '../../src/recipe/parse-recipe.js';
 import { resolveRecipe } from '../../src/recipe/resolve-recipe.js';
 import { Store } from '../../src/store/store.js';
-import { runCli } from '../helpers/cli.js';
+import { REPO_ROOT, runCli } from '../helpers/cli.js';
 
 const CACHE = join(process.env['ORCHESTRATOR_TEST_CACHE'] ?? '/var/tmp/orchestrator-test-cache', 'debootstrap-build');
 
@@ -136,6 +136,19 @@ describe('Bootstrap: debootstrap', () => {
     expect(statSync(root).ino).toBe(inode);
     expect(ourTemps(store)).toEqual([]);
   });
+});
+
+describe('examples/quickstart', () => {
+  it('its recipe builds with orchestrator build (built CLI), passes its %test, and the image greets', async () => {
+    const env = { ...process.env, ORCHESTRATOR_CACHE: CACHE };
+    const image = join(work, 'quickstart.simg');
+    const b = await runCli(['build', '--quiet', image, join(REPO_ROOT, 'examples/quickstart/recipes/hello.def')], { cwd: work, env });
+    expect(b.stderr).toMatch(/^debootstrap bookworm: cached\n/);
+    expect(b.stderr).toContain('%test: passed');
+    expect(b.code).toBe(0);
+    expect(await runCli(['run', image], { cwd: work })).toEqual({ code: 0, stdout: 'Hello, world!\n', stderr: '' });
+    expect(await runCli(['run', image, 'Hi there'], { cwd: work })).toEqual({ code: 0, stdout: 'Hi there\n', stderr: '' });
+  }, 20 * 60_000);
 });
 
 describe('Bootstrap: debootstrap, bad inputs', () => {
