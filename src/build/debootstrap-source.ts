@@ -13,7 +13,7 @@ import { hostAptMirror } from './host-apt-mirror.js';
 import { runStepSession } from './step-session.js';
 
 /** Bump when what a debootstrap folder holds changes (other options, other clean-up). */
-export const DEBOOTSTRAP_SCHEMA = 1;
+export const DEBOOTSTRAP_SCHEMA = 2;
 
 /** What a `Bootstrap: debootstrap` header asks for (DESIGN.md 2.3). */
 export interface DebootstrapRequest {
@@ -130,11 +130,51 @@ function defaultSearchPath(): string {
 }
 
 /**
+ * Renames the finished folder `from` to `dest`. When another process published `dest` first, its
+ * folder is as good as ours: "already there" is success, and `from` stays for the caller to remove.
+ */
+export async function publishFolder(from: string, dest: string): Promise<'published' | 'already-there'> {
+  try {
+    await rename(from, dest);
+    return 'published';
+  } catch (e) {
+    if (['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) return 'already-there';
+    throw e;
+  }
+}
+
+/** Writes `rel` under `root` as a new regular file (never through a symlink the root holds). */
+async function replaceFile(root: string, rel: string, text: string): Promise<void> {
+  const path = join(root, rel);
+  await rm(path, { force: true });
+  await writeFile(path, text, { mode: 0o644, flag: 'wx' });
+}
+
+/**
+ * What follows debootstrap: as Singularity's agent, apt in the image uses the same mirror and suite
+ * (`apt-get update && apt-get install` works in %post); like registry base images, the root keeps
+ * no downloaded .deb files, no package lists, and nothing of the build host (its hostname and
+ * resolv.conf, which debootstrap copies; the runtime binds the host's resolv.conf).
+ */
+async function finishRoot(root: string, mirror: string, suite: string): Promise<void> {
+  await replaceFile(root, 'etc/apt/sources.list', `deb ${mirror} ${suite} main\n`);
+  await replaceFile(root, 'etc/resolv.conf', '');
+  await rm(join(root, 'etc/hostname'), { force: true });
+  const archives = join(root, 'var/cache/apt/archives');
+  for (const name of await readdir(archives).catch(() => [] as string[])) {
+    if (name.endsWith('.deb')) await rm(join(archives, name), { force: true });
+  }
+  const lists = join(root, 'var/lib/apt/lists');
+  for (const name of await readdir(lists).catch(() => [] as string[])) {
+    if (name !== 'partial' && name !== 'lock') await rm(join(lists, name), { recursive: true, force: true });
+  }
+}
+
+/**
  * A Debian or Ubuntu root made by `debootstrap --variant=minbase` (Singularity's debootstrap agent),
  * kept in the store as `snapshots/debootstrap-<sha256 of the key>` so it is made once per
  * (suite, mirror, include list, arch). It runs in a private mount session (the /proc and /sys that
- * debootstrap mounts go away with it); the result gets an apt sources.list for the suite and no
- * downloaded .deb files. A failure leaves nothing in the store.
+ * debootstrap mounts go away with it); then finishRoot. A failure leaves nothing in the store.
  */
 export async function debootstrapSource(request: DebootstrapRequest, options: DebootstrapOptions): Promise<Result<SourceSpec, Diagnostic>> {
   const emit = options.onEvent ?? (() => undefined);
@@ -192,7 +232,7 @@ export async function debootstrapSource(request: DebootstrapRequest, options: De
     const failure = toolFailure('debootstrap', what, outcome);
     if (failure) {
       // debootstrap's own log says more than its output when the second stage failed.
-      const log = await readFile(join(root, 'debootstrap', 'debootstrap.log'), 'utf8').catch(() => '');
+      const log = failure.reason === 'tool-failed' ? await readFile(join(root, 'debootstrap', 'debootstrap.log'), 'utf8').catch(() => '') : '';
       const message = log.trim() !== '' ? `${failure.message}\ndebootstrap.log ends with:\n${lastLines(log, 15)}` : failure.message;
       return fail({
         ...failure,
@@ -201,18 +241,8 @@ export async function debootstrapSource(request: DebootstrapRequest, options: De
         ...(failure.reason === 'tool-failed' ? { hint: `the lines above are debootstrap's own output; check OSVersion (a suite the mirror has, e.g. bookworm) and the mirror ${mirror}` } : {}),
       });
     }
-    // As Singularity's agent: apt in the image uses the same mirror and suite, and the image keeps no .deb files.
-    await writeFile(join(root, 'etc/apt/sources.list'), `deb ${mirror} ${request.suite} main\n`, { mode: 0o644 });
-    const archives = join(root, 'var/cache/apt/archives');
-    for (const name of await readdir(archives).catch(() => [] as string[])) {
-      if (name.endsWith('.deb')) await rm(join(archives, name), { force: true });
-    }
-    try {
-      await rename(root, dest);
-    } catch (e) {
-      // Another build made the same root first: theirs is as good as ours.
-      if (!['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
-    }
+    await finishRoot(root, mirror, request.suite);
+    await publishFolder(root, dest);
     emit({ type: 'debootstrap-done', suite: request.suite, path: dest, ms: Date.now() - started });
     return ok(spec(dest));
   } finally {

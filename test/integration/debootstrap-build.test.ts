@@ -112,13 +112,18 @@ describe('Bootstrap: debootstrap', () => {
     expect(r.code).toBe(0);
   });
 
-  it('the root has apt sources for the suite and the mirror, and no downloaded .deb files', async () => {
+  it('the root has apt sources for the suite and the mirror, no .deb files or package lists, nothing of the host', async () => {
     const mirror = await hostAptMirror('bookworm');
     expect(mirror).toBeDefined();
     const { hex } = debootstrapKey({ suite: 'bookworm', mirror: mirror!.uri, include: [], arch: hostDebianArch() });
     const root = store.snapshotPath(`debootstrap-${hex}`);
     expect(readFileSync(join(root, 'etc/apt/sources.list'), 'utf8')).toBe(`deb ${mirror!.uri} bookworm main\n`);
     expect(readdirSync(join(root, 'var/cache/apt/archives')).filter((n) => n.endsWith('.deb'))).toEqual([]);
+    expect(readdirSync(join(root, 'var/lib/apt/lists')).sort()).toEqual(expect.arrayContaining(['partial']));
+    expect(readdirSync(join(root, 'var/lib/apt/lists')).filter((n) => n !== 'partial' && n !== 'lock')).toEqual([]);
+    // Nothing of the build host: debootstrap copies its hostname and resolv.conf.
+    expect(existsSync(join(root, 'etc/hostname'))).toBe(false);
+    expect(readFileSync(join(root, 'etc/resolv.conf'), 'utf8')).toBe('');
     expect(existsSync(join(root, 'usr/bin/apt-get'))).toBe(true);
     // debootstrap's /proc and /sys mounts went away with its session.
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(root);
@@ -204,6 +209,26 @@ describe('Bootstrap: debootstrap, bad inputs', () => {
         location: expect.objectContaining({ file: 'hello.def', line: 1 }),
       },
     });
+    nothingLeft();
+  });
+
+  it('an interrupted debootstrap stops, says so, and leaves nothing in the store and no mount', async () => {
+    const controller = new AbortController();
+    const seen: string[] = [];
+    const r = await debootstrapSource(
+      { suite: 'bookworm', include: ['hello'] },
+      {
+        store: badStore,
+        signal: controller.signal,
+        onEvent: (e) => {
+          seen.push(e.type);
+          if (e.type === 'debootstrap-output') controller.abort();
+        },
+      },
+    );
+    expect(seen.slice(0, 2)).toEqual(['debootstrap-started', 'debootstrap-output']);
+    expect(r.ok ? 'built' : r.error).toMatchObject({ reason: 'interrupted', message: "debootstrap of 'bookworm': interrupted" });
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(badStore.root);
     nothingLeft();
   });
 

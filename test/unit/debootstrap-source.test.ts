@@ -1,8 +1,8 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { debootstrapKey, debootstrapRequest, DEBOOTSTRAP_SCHEMA } from '../../src/build/debootstrap-source.js';
+import { debootstrapKey, debootstrapRequest, DEBOOTSTRAP_SCHEMA, publishFolder } from '../../src/build/debootstrap-source.js';
 import { hostAptMirror, hostAptSources, parseAptSources, pickMirror } from '../../src/build/host-apt-mirror.js';
 import { parseRecipe } from '../../src/recipe/parse-recipe.js';
 import { formatDiagnostics } from '../../src/report/diagnostics.js';
@@ -156,5 +156,38 @@ describe('debootstrapRequest', () => {
   it('a recipe without OSVersion is already a parse error', () => {
     const r = parseRecipe('Bootstrap: debootstrap\n\n%post\n  true\n', { file: 'r.def' });
     expect(formatDiagnostics(r.diagnostics)).toMatch(/^r\.def:1:1: error: 'Bootstrap: debootstrap' needs a 'OSVersion:' header\n/);
+  });
+});
+
+describe('publishFolder', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'orch-publish-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const folder = (name: string, text: string) => {
+    mkdirSync(join(dir, name, 'etc'), { recursive: true });
+    writeFileSync(join(dir, name, 'etc/made-by'), text);
+    return join(dir, name);
+  };
+
+  it('renames the folder into place', async () => {
+    const from = folder('tmp-a', 'a');
+    expect(await publishFolder(from, join(dir, 'dest'))).toBe('published');
+    expect(readFileSync(join(dir, 'dest/etc/made-by'), 'utf8')).toBe('a');
+    expect(existsSync(from)).toBe(false);
+  });
+
+  it('keeps what another process published first: "already there" is success', async () => {
+    folder('dest', 'the other build');
+    const from = folder('tmp-b', 'b');
+    expect(await publishFolder(from, join(dir, 'dest'))).toBe('already-there');
+    expect(readFileSync(join(dir, 'dest/etc/made-by'), 'utf8')).toBe('the other build');
+    expect(existsSync(from)).toBe(true);
+  });
+
+  it('other failures are not hidden', async () => {
+    await expect(publishFolder(join(dir, 'missing'), join(dir, 'dest'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
