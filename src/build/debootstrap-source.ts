@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { canonicalJson, digestHex, sha256Digest } from '../core/digest.js';
 import { error, type Diagnostic, type SourceLocation } from '../core/diagnostic.js';
@@ -70,6 +70,11 @@ export function hostDebianArch(): string {
 export function debootstrapKey(input: { suite: string; mirror: string; include: readonly string[]; arch: string }): { key: DebootstrapKey; hex: string } {
   const key: DebootstrapKey = { suite: input.suite, mirror: input.mirror, include: [...new Set(input.include)].sort(), arch: input.arch, schema: DEBOOTSTRAP_SCHEMA };
   return { key, hex: digestHex(sha256Digest(canonicalJson(key))) };
+}
+
+/** `text` with the user and password of any URL in it replaced (a private mirror's credentials never reach messages). */
+export function withoutCredentials(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, '$1***@');
 }
 
 const SUITE = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
@@ -194,7 +199,9 @@ export async function debootstrapSource(request: DebootstrapRequest, options: De
   }
   const { key, hex } = debootstrapKey({ suite: request.suite, mirror, include: request.include, arch });
   const description = `debootstrap ${request.suite} (${arch}${key.include.length > 0 ? `, +${key.include.join(',')}` : ''})`;
-  const spec = (path: string): SourceSpec => ({ kind: 'layers', key: { debootstrap: key }, layers: [path], description });
+  // The recorded key names the mirror without credentials; the digest covers the whole URL.
+  const recorded = { ...key, mirror: withoutCredentials(key.mirror), digest: hex };
+  const spec = (path: string): SourceSpec => ({ kind: 'layers', key: { debootstrap: recorded }, layers: [path], description });
   const dest = options.store.snapshotPath(`debootstrap-${hex}`);
   if (await isDir(dest)) {
     emit({ type: 'debootstrap-cached', suite: request.suite, path: dest });
@@ -208,9 +215,9 @@ export async function debootstrapSource(request: DebootstrapRequest, options: De
     return fail({ ...d, ...(request.location ? { location: request.location } : {}) });
   }
 
-  options.signal?.throwIfAborted();
+  if (options.signal?.aborted) return fail(error('interrupted', `${what}: interrupted`));
   const started = Date.now();
-  emit({ type: 'debootstrap-started', suite: request.suite, mirror, arch });
+  emit({ type: 'debootstrap-started', suite: request.suite, mirror: withoutCredentials(mirror), arch });
   const tmp = await options.store.makeTempDir('debootstrap');
   const root = join(tmp, 'root');
   try {
@@ -221,13 +228,31 @@ export async function debootstrapSource(request: DebootstrapRequest, options: De
       if (v !== undefined) env[name] = v;
     }
     const args = ['--variant=minbase', ...(key.include.length > 0 ? [`--include=${key.include.join(',')}`] : []), `--arch=${arch}`, request.suite, root, mirror];
+    // Whole lines, without credentials, to the log and the listener.
+    const log = options.logFile !== undefined ? await open(options.logFile, 'a') : undefined;
+    let pending = '';
+    const flush = async (text: string): Promise<void> => {
+      if (text === '') return;
+      const clean = withoutCredentials(text);
+      emit({ type: 'debootstrap-output', chunk: clean });
+      await log?.write(clean);
+    };
+    let writes = Promise.resolve();
     const outcome = await runStepSession({
       ops: [],
       command: [tool, ...args],
       env,
-      ...(options.logFile ? { logFile: options.logFile } : {}),
-      onOutput: (chunk) => emit({ type: 'debootstrap-output', chunk: chunk.toString('utf8') }),
+      onOutput: (chunk) => {
+        pending += chunk.toString('utf8');
+        const cut = pending.lastIndexOf('\n') + 1;
+        const whole = pending.slice(0, cut);
+        pending = pending.slice(cut);
+        writes = writes.then(() => flush(whole));
+      },
       ...(options.signal ? { signal: options.signal } : {}),
+    }).finally(async () => {
+      await writes.then(() => flush(pending));
+      await log?.close();
     });
     const failure = toolFailure('debootstrap', what, outcome);
     if (failure) {
@@ -236,9 +261,9 @@ export async function debootstrapSource(request: DebootstrapRequest, options: De
       const message = log.trim() !== '' ? `${failure.message}\ndebootstrap.log ends with:\n${lastLines(log, 15)}` : failure.message;
       return fail({
         ...failure,
-        message,
+        message: withoutCredentials(message),
         ...(request.location ? { location: request.location } : {}),
-        ...(failure.reason === 'tool-failed' ? { hint: `the lines above are debootstrap's own output; check OSVersion (a suite the mirror has, e.g. bookworm) and the mirror ${mirror}` } : {}),
+        ...(failure.reason === 'tool-failed' ? { hint: `the lines above are debootstrap's own output; check OSVersion (a suite the mirror has, e.g. bookworm) and the mirror ${withoutCredentials(mirror)}` } : {}),
       });
     }
     await finishRoot(root, mirror, request.suite);

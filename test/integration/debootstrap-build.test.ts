@@ -195,6 +195,23 @@ describe('Bootstrap: debootstrap, bad inputs', () => {
     nothingLeft();
   });
 
+  it('the user and password of a mirror URL never reach the message, the events or the log', async () => {
+    const chunks: string[] = [];
+    const logFile = join(bad, 'debootstrap.log');
+    const r = await debootstrapSource(
+      { suite: 'bookworm', mirror: 'http://someone:s3cret@127.0.0.1:9/debian', include: [] },
+      { store: badStore, logFile, onEvent: (e) => chunks.push(JSON.stringify(e)) },
+    );
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.message).toContain('E: Failed getting release file http://***@127.0.0.1:9/debian/dists/bookworm/Release');
+    const everything = [r.error.message, r.error.hint, ...chunks, readFileSync(logFile, 'utf8')].join('\n');
+    expect(everything).toContain('***@127.0.0.1:9');
+    expect(everything).not.toContain('s3cret');
+    expect(everything).not.toContain('someone');
+    nothingLeft();
+  });
+
   it('a missing debootstrap says how to install it', async () => {
     const stage = recipeOf(HELLO).stages[0]!;
     const r = await debootstrapSource(

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { debootstrapKey, debootstrapRequest, DEBOOTSTRAP_SCHEMA, publishFolder } from '../../src/build/debootstrap-source.js';
+import { debootstrapKey, debootstrapRequest, DEBOOTSTRAP_SCHEMA, publishFolder, withoutCredentials } from '../../src/build/debootstrap-source.js';
 import { hostAptMirror, hostAptSources, parseAptSources, pickMirror } from '../../src/build/host-apt-mirror.js';
 import { parseRecipe } from '../../src/recipe/parse-recipe.js';
 import { formatDiagnostics } from '../../src/report/diagnostics.js';
@@ -189,5 +189,14 @@ describe('publishFolder', () => {
 
   it('other failures are not hidden', async () => {
     await expect(publishFolder(join(dir, 'missing'), join(dir, 'dest'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('withoutCredentials', () => {
+  it('hides the user and password of every URL in a text, and nothing else', () => {
+    expect(withoutCredentials('E: Failed getting http://me:pw@a.example.invalid/debian and https://tok@b.example.invalid/x')).toBe(
+      'E: Failed getting http://***@a.example.invalid/debian and https://***@b.example.invalid/x',
+    );
+    expect(withoutCredentials('http://a.example.invalid/debian mail me@example.invalid')).toBe('http://a.example.invalid/debian mail me@example.invalid');
   });
 });
