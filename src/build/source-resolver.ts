@@ -8,6 +8,7 @@ import type { RegistryClient } from '../registry/registry-client.js';
 import type { RegistryEventListener } from '../registry/registry-events.js';
 import type { Store } from '../store/store.js';
 import type { SourceSpec } from './build-source.js';
+import type { DebootstrapEventListener } from './debootstrap-source.js';
 import type { TagPins } from './registry-source.js';
 
 export interface SourceResolverOptions {
@@ -19,6 +20,10 @@ export interface SourceResolverOptions {
   readonly onRegistryEvent?: RegistryEventListener;
   /** Outputs of other targets, by name (for `from: target:NAME`). */
   readonly targetOutputs?: Readonly<Record<string, string>>;
+  /** Progress of `Bootstrap: debootstrap` (made once per suite, mirror, include list and arch, then cached). */
+  readonly onDebootstrapEvent?: DebootstrapEventListener;
+  /** debootstrap's whole output is appended here. */
+  readonly debootstrapLogFile?: string;
   readonly signal?: AbortSignal;
 }
 
@@ -66,6 +71,18 @@ export class SourceResolver {
       case 'docker-archive': {
         const [file, tag] = stage.bootstrap === 'oci' ? splitTag(from!.value) : [from!.value, undefined];
         return (await import('./oci-source.js')).ociSource({ kind: stage.bootstrap, path: path(file), ...(tag !== undefined ? { tag } : {}) }, { store: this.options.store, ...(this.options.signal ? { signal: this.options.signal } : {}) });
+      }
+      case 'debootstrap': {
+        const { debootstrapRequest, debootstrapSource } = await import('./debootstrap-source.js');
+        const request = debootstrapRequest(stage);
+        if (!request.ok) return request;
+        const o = this.options;
+        return debootstrapSource(request.value, {
+          store: o.store,
+          ...(o.debootstrapLogFile !== undefined ? { logFile: o.debootstrapLogFile } : {}),
+          ...(o.onDebootstrapEvent ? { onEvent: o.onDebootstrapEvent } : {}),
+          ...(o.signal ? { signal: o.signal } : {}),
+        });
       }
       default:
         return fail(

@@ -121,9 +121,16 @@ async function buildWith(
   const { store, format, output, outArg, sourceArg, sizeMiB } = o;
   const classified = { ok: true as const, value: o.classified };
   let client: RegistryClient | undefined;
+  const name = basename(output).replace(/\.(simg|sqfs|img|sif)$/, '') || 'image';
   const resolver = new SourceResolver({
     store,
     client: async () => (client ??= await makeRegistryClient(ctx.env)),
+    debootstrapLogFile: resolve(store.root, 'logs', name, 'debootstrap.log'),
+    onDebootstrapEvent: (e) => {
+      if (e.type === 'debootstrap-started') ctx.stderr.write(`debootstrap ${e.suite} (${e.arch}) from ${e.mirror} ...\n`);
+      else if (e.type === 'debootstrap-done') ctx.stderr.write(`debootstrap ${e.suite}: done in ${(e.ms / 1000).toFixed(1)} s\n`);
+      else if (e.type === 'debootstrap-cached') ctx.stderr.write(`debootstrap ${e.suite}: cached\n`);
+    },
     signal: ctx.signal,
   });
   let source = classified.value.source;
@@ -147,7 +154,6 @@ async function buildWith(
   }
   const epochText = ctx.env['SOURCE_DATE_EPOCH'];
   const epoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
-  const name = basename(output).replace(/\.(simg|sqfs|img|sif)$/, '') || 'image';
   try {
     const r = await buildTarget(
       {

@@ -171,8 +171,26 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
   const inflight = new Map<string, Promise<void>>();
   const summary = { built: 0, fresh: 0, failed: 0, skipped: 0, stepsCached: 0 };
 
-  const resolver = (targetOutputs: Record<string, string>) =>
-    new SourceResolver({ store: options.store, client: options.client, platform, pins, targetOutputs, signal });
+  const resolver = (target: string, targetOutputs: Record<string, string>) =>
+    new SourceResolver({
+      store: options.store,
+      client: options.client,
+      platform,
+      pins,
+      targetOutputs,
+      debootstrapLogFile: join(stateDir, 'logs', target, 'debootstrap.log'),
+      // debootstrap takes minutes: say when it starts and ends, as a line of the target's output.
+      onDebootstrapEvent: (e) => {
+        const line =
+          e.type === 'debootstrap-started'
+            ? `debootstrap ${e.suite} (${e.arch}) from ${e.mirror} ...`
+            : e.type === 'debootstrap-done'
+              ? `debootstrap ${e.suite}: done in ${(e.ms / 1000).toFixed(1)} s`
+              : undefined;
+        if (line !== undefined) emit({ type: 'step-output', target, step: { kind: 'source' }, chunk: `${line}\n` });
+      },
+      signal,
+    });
 
   const runTarget = async (name: string): Promise<'ok' | 'failed' | 'skipped'> => {
     const target = byName.get(name)!;
@@ -247,7 +265,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
 
   const buildOne = async (target: Target, recipe: Recipe | undefined): Promise<Result<{ stepsRun: number; stepsCached: number; key: string }, Diagnostic>> => {
     const outputs = Object.fromEntries(project.targets.map((t) => [t.name, t.output]));
-    const res = resolver(outputs);
+    const res = resolver(target.name, outputs);
     let source: SourceSpec | undefined;
     if (target.from) {
       const s = await res.fromRef(target.from);

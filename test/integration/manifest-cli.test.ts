@@ -12,8 +12,8 @@ const examples = readdirSync(EXAMPLES, { withFileTypes: true })
   .sort();
 
 describe('examples', () => {
-  it('has the three Singularity flows', () => {
-    expect(examples).toEqual(expect.arrayContaining(['registry-to-production', 'shared-base', 'writable-ext3']));
+  it('has the quick start and the three Singularity flows', () => {
+    expect(examples).toEqual(expect.arrayContaining(['quickstart', 'registry-to-production', 'shared-base', 'ubuntu', 'writable-ext3']));
   });
 
   for (const name of examples) {

@@ -1,0 +1,298 @@
+import { constants } from 'node:fs';
+import { access, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import { canonicalJson, digestHex, sha256Digest } from '../core/digest.js';
+import { error, type Diagnostic, type SourceLocation } from '../core/diagnostic.js';
+import { fail, ok, type Result } from '../core/result.js';
+import { lastLines } from '../core/run-command.js';
+import { toolFailure } from '../image/tool-failure.js';
+import type { Stage } from '../recipe/model.js';
+import type { Store } from '../store/store.js';
+import type { SourceSpec } from './build-source.js';
+import { hostAptMirror } from './host-apt-mirror.js';
+import { runStepSession } from './step-session.js';
+
+/** Bump when what a debootstrap folder holds changes (other options, other clean-up). */
+export const DEBOOTSTRAP_SCHEMA = 2;
+
+/** What a `Bootstrap: debootstrap` header asks for (DESIGN.md 2.3). */
+export interface DebootstrapRequest {
+  /** `OSVersion`: the suite (`bookworm`, `noble`). */
+  readonly suite: string;
+  /** `MirrorURL`; absent: the host's apt mirror is used. */
+  readonly mirror?: string;
+  /** `Include`: extra packages. */
+  readonly include: readonly string[];
+  /** Where the header is, for messages. */
+  readonly location?: SourceLocation;
+  readonly suiteLocation?: SourceLocation;
+}
+
+/** What identifies a debootstrap result; its sha256 names the store folder. */
+export interface DebootstrapKey {
+  readonly suite: string;
+  readonly mirror: string;
+  /** Sorted, without duplicates. */
+  readonly include: readonly string[];
+  readonly arch: string;
+  readonly schema: number;
+}
+
+export type DebootstrapEvent =
+  | { readonly type: 'debootstrap-cached'; readonly suite: string; readonly path: string }
+  | { readonly type: 'debootstrap-started'; readonly suite: string; readonly mirror: string; readonly arch: string }
+  | { readonly type: 'debootstrap-output'; readonly chunk: string }
+  | { readonly type: 'debootstrap-done'; readonly suite: string; readonly path: string; readonly ms: number };
+
+export type DebootstrapEventListener = (event: DebootstrapEvent) => void;
+
+export interface DebootstrapOptions {
+  readonly store: Store;
+  /** Debian architecture; default: the host's. */
+  readonly arch?: string;
+  /** The apt configuration folder the mirror is read from when there is no MirrorURL (default /etc/apt). */
+  readonly etcApt?: string;
+  /** Where `debootstrap` is looked for (a PATH value); default: $PATH plus the sbin folders. */
+  readonly searchPath?: string;
+  /** debootstrap's whole output goes here (appended). */
+  readonly logFile?: string;
+  readonly onEvent?: DebootstrapEventListener;
+  readonly signal?: AbortSignal;
+}
+
+const ARCH_OF: Readonly<Record<string, string>> = { x64: 'amd64', arm64: 'arm64', ia32: 'i386', arm: 'armhf', ppc64: 'ppc64el', s390x: 's390x', riscv64: 'riscv64' };
+
+export function hostDebianArch(): string {
+  return ARCH_OF[process.arch] ?? process.arch;
+}
+
+/** The key of a debootstrap result and the hex of its sha256 (the include list's order does not matter). */
+export function debootstrapKey(input: { suite: string; mirror: string; include: readonly string[]; arch: string }): { key: DebootstrapKey; hex: string } {
+  const key: DebootstrapKey = { suite: input.suite, mirror: input.mirror, include: [...new Set(input.include)].sort(), arch: input.arch, schema: DEBOOTSTRAP_SCHEMA };
+  return { key, hex: digestHex(sha256Digest(canonicalJson(key))) };
+}
+
+/** `text` with the user and password of any URL in it replaced (a private mirror's credentials never reach messages). */
+export function withoutCredentials(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, '$1***@');
+}
+
+const SUITE = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
+const MIRROR = /^(https?:\/\/[^/\s]+\S*|file:\/\/\/\S*)$/;
+const PACKAGE = /^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?$/;
+
+/** The debootstrap request of a stage's header: `OSVersion`, `MirrorURL`, `Include`, checked. */
+export function debootstrapRequest(stage: Stage): Result<DebootstrapRequest, Diagnostic> {
+  const bootstrap = stage.header.get('bootstrap');
+  const os = stage.header.get('osversion');
+  if (!os || os.value === '') {
+    return fail(error('recipe-header-missing', "'Bootstrap: debootstrap' needs 'OSVersion:' (the suite, e.g. bookworm)", { location: bootstrap?.location }));
+  }
+  if (!SUITE.test(os.value)) {
+    return fail(error('debootstrap-bad-suite', `'${os.value}' is not a suite name`, { location: os.valueLocation, hint: 'OSVersion is a release code name such as bookworm or noble' }));
+  }
+  const mirrorField = stage.header.get('mirrorurl');
+  const mirror = mirrorField?.value.trim();
+  if (mirror !== undefined && mirror !== '' && !MIRROR.test(mirror)) {
+    return fail(error('debootstrap-bad-mirror', `MirrorURL '${mirror}' is not an http://, https:// or file:/// URL`, { location: mirrorField!.valueLocation }));
+  }
+  const includeField = stage.header.get('include');
+  const include = (includeField?.value ?? '').split(/[\s,]+/).filter(Boolean);
+  for (const name of include) {
+    if (!PACKAGE.test(name)) return fail(error('debootstrap-bad-include', `'${name}' in Include is not a package name`, { location: includeField!.valueLocation }));
+  }
+  return ok({
+    suite: os.value,
+    ...(mirror ? { mirror } : {}),
+    include,
+    ...(bootstrap ? { location: bootstrap.valueLocation } : {}),
+    suiteLocation: os.valueLocation,
+  });
+}
+
+async function isDir(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+}
+
+/** The absolute path of an executable `name` on `searchPath`, or undefined. */
+async function findExecutable(name: string, searchPath: string): Promise<string | undefined> {
+  for (const dir of searchPath.split(delimiter).filter(Boolean)) {
+    const candidate = join(dir, name);
+    const usable = await access(candidate, constants.X_OK).then(
+      () => true,
+      () => false,
+    );
+    if (usable && !(await isDir(candidate))) return candidate;
+  }
+  return undefined;
+}
+
+function defaultSearchPath(): string {
+  return [process.env['PATH'] ?? '', '/usr/local/sbin', '/usr/sbin', '/sbin'].filter(Boolean).join(delimiter);
+}
+
+/**
+ * Renames the finished folder `from` to `dest`. When another process published `dest` first, its
+ * folder is as good as ours: "already there" is success, and `from` stays for the caller to remove.
+ */
+export async function publishFolder(from: string, dest: string): Promise<'published' | 'already-there'> {
+  try {
+    await rename(from, dest);
+    return 'published';
+  } catch (e) {
+    if (['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) return 'already-there';
+    throw e;
+  }
+}
+
+/** Writes `rel` under `root` as a new regular file (never through a symlink the root holds). */
+async function replaceFile(root: string, rel: string, text: string): Promise<void> {
+  const path = join(root, rel);
+  await rm(path, { force: true });
+  await writeFile(path, text, { mode: 0o644, flag: 'wx' });
+}
+
+/**
+ * What follows debootstrap: as Singularity's agent, apt in the image uses the same mirror and suite
+ * (`apt-get update && apt-get install` works in %post); like registry base images, the root keeps
+ * no downloaded .deb files, no package lists, and nothing of the build host (its hostname and
+ * resolv.conf, which debootstrap copies; the runtime binds the host's resolv.conf).
+ */
+async function finishRoot(root: string, mirror: string, suite: string): Promise<void> {
+  await replaceFile(root, 'etc/apt/sources.list', `deb ${mirror} ${suite} main\n`);
+  await replaceFile(root, 'etc/resolv.conf', '');
+  await rm(join(root, 'etc/hostname'), { force: true });
+  const archives = join(root, 'var/cache/apt/archives');
+  for (const name of await readdir(archives).catch(() => [] as string[])) {
+    if (name.endsWith('.deb')) await rm(join(archives, name), { force: true });
+  }
+  const lists = join(root, 'var/lib/apt/lists');
+  for (const name of await readdir(lists).catch(() => [] as string[])) {
+    if (name !== 'partial' && name !== 'lock') await rm(join(lists, name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * A Debian or Ubuntu root made by `debootstrap --variant=minbase` (Singularity's debootstrap agent),
+ * kept in the store as `snapshots/debootstrap-<sha256 of the key>` so it is made once per
+ * (suite, mirror, include list, arch). It runs in a private mount session (the /proc and /sys that
+ * debootstrap mounts go away with it); then finishRoot. A failure leaves nothing in the store.
+ */
+/** Debootstraps running in this process, by store and key. */
+const RUNNING = new Map<string, Promise<Result<SourceSpec, Diagnostic>>>();
+
+export async function debootstrapSource(request: DebootstrapRequest, options: DebootstrapOptions): Promise<Result<SourceSpec, Diagnostic>> {
+  const emit = options.onEvent ?? (() => undefined);
+  const arch = options.arch ?? hostDebianArch();
+  let mirror = request.mirror;
+  if (mirror === undefined) {
+    const host = await hostAptMirror(request.suite, options.etcApt !== undefined ? { etcApt: options.etcApt } : {});
+    if (!host) {
+      return fail(
+        error('debootstrap-no-mirror', `no package mirror for '${request.suite}': the recipe has no MirrorURL and the host's apt configuration has no 'deb' source`, {
+          location: request.location,
+          hint: "add 'MirrorURL: <the URL of a Debian or Ubuntu mirror>' to the recipe's header",
+        }),
+      );
+    }
+    mirror = host.uri;
+  }
+  const { key, hex } = debootstrapKey({ suite: request.suite, mirror, include: request.include, arch });
+  const description = `debootstrap ${request.suite} (${arch}${key.include.length > 0 ? `, +${key.include.join(',')}` : ''})`;
+  // The recorded key names the mirror without credentials; the digest covers the whole URL.
+  const recorded = { ...key, mirror: withoutCredentials(key.mirror), digest: hex };
+  const spec = (path: string): SourceSpec => ({ kind: 'layers', key: { debootstrap: recorded }, layers: [path], description });
+  const dest = options.store.snapshotPath(`debootstrap-${hex}`);
+  if (await isDir(dest)) {
+    emit({ type: 'debootstrap-cached', suite: request.suite, path: dest });
+    return ok(spec(dest));
+  }
+
+  // One debootstrap per key at a time in this process: targets that share a base wait for it.
+  const runningKey = `${options.store.root}\0${hex}`;
+  const other = RUNNING.get(runningKey);
+  if (other) {
+    await other;
+    if (await isDir(dest)) {
+      emit({ type: 'debootstrap-cached', suite: request.suite, path: dest });
+      return ok(spec(dest));
+    }
+  }
+  const run = async (): Promise<Result<SourceSpec, Diagnostic>> => {
+    const tool = await findExecutable('debootstrap', options.searchPath ?? defaultSearchPath());
+    const what = `debootstrap of '${request.suite}'`;
+    if (tool === undefined) {
+      const d = toolFailure('debootstrap', what, { kind: 'spawn-failed', code: 'ENOENT', message: 'not found', output: '' })!;
+      return fail({ ...d, ...(request.location ? { location: request.location } : {}) });
+    }
+
+    if (options.signal?.aborted) return fail(error('interrupted', `${what}: interrupted`));
+    const started = Date.now();
+    emit({ type: 'debootstrap-started', suite: request.suite, mirror: withoutCredentials(mirror), arch });
+    const tmp = await options.store.makeTempDir('debootstrap');
+    const root = join(tmp, 'root');
+    try {
+      await mkdir(root, { mode: 0o755 });
+      const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', HOME: '/root' };
+      for (const name of ['http_proxy', 'https_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY']) {
+        const v = process.env[name];
+        if (v !== undefined) env[name] = v;
+      }
+      const args = ['--variant=minbase', ...(key.include.length > 0 ? [`--include=${key.include.join(',')}`] : []), `--arch=${arch}`, request.suite, root, mirror];
+      // Whole lines, without credentials, to the log and the listener.
+      const log = options.logFile !== undefined ? await open(options.logFile, 'a') : undefined;
+      let pending = '';
+      const flush = async (text: string): Promise<void> => {
+        if (text === '') return;
+        const clean = withoutCredentials(text);
+        emit({ type: 'debootstrap-output', chunk: clean });
+        await log?.write(clean);
+      };
+      let writes = Promise.resolve();
+      const outcome = await runStepSession({
+        ops: [],
+        command: [tool, ...args],
+        env,
+        onOutput: (chunk) => {
+          pending += chunk.toString('utf8');
+          const cut = pending.lastIndexOf('\n') + 1;
+          const whole = pending.slice(0, cut);
+          pending = pending.slice(cut);
+          writes = writes.then(() => flush(whole));
+        },
+        ...(options.signal ? { signal: options.signal } : {}),
+      }).finally(async () => {
+        await writes.then(() => flush(pending));
+        await log?.close();
+      });
+      const failure = toolFailure('debootstrap', what, outcome);
+      if (failure) {
+        // debootstrap's own log says more than its output when the second stage failed.
+        const log = failure.reason === 'tool-failed' ? await readFile(join(root, 'debootstrap', 'debootstrap.log'), 'utf8').catch(() => '') : '';
+        const message = log.trim() !== '' ? `${failure.message}\ndebootstrap.log ends with:\n${lastLines(log, 15)}` : failure.message;
+        return fail({
+          ...failure,
+          message: withoutCredentials(message),
+          ...(request.location ? { location: request.location } : {}),
+          ...(failure.reason === 'tool-failed' ? { hint: `the lines above are debootstrap's own output; check OSVersion (a suite the mirror has, e.g. bookworm) and the mirror ${withoutCredentials(mirror)}` } : {}),
+        });
+      }
+      await finishRoot(root, mirror, request.suite);
+      await publishFolder(root, dest);
+      emit({ type: 'debootstrap-done', suite: request.suite, path: dest, ms: Date.now() - started });
+      return ok(spec(dest));
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  };
+  const promise = run();
+  RUNNING.set(runningKey, promise);
+  try {
+    return await promise;
+  } finally {
+    if (RUNNING.get(runningKey) === promise) RUNNING.delete(runningKey);
+  }
+}
