@@ -1,6 +1,7 @@
 // Collects bench/work/results/*.json into bench/results.json and bench/RESULTS.md and prints the
 // table. The hand-written analysis in bench/NOTES.md (profiles of missed goals) is appended.
-// Usage: node bench/report.mjs [--load-before "1 2 3"] [--load-after "1 2 3"]
+// Usage: node bench/report.mjs   (rerun it alone after editing NOTES.md; the load averages of the
+// last run-all come from bench/work/loadavg)
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -8,11 +9,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const args = process.argv.slice(2);
-const opt = (k) => {
-  const i = args.indexOf(k);
-  return i >= 0 ? args[i + 1] : undefined;
-};
+const loadFile = join(here, 'work', 'loadavg');
+const [loadBefore, loadAfter] = existsSync(loadFile) ? readFileSync(loadFile, 'utf8').split('\n') : [];
 const ORDER = ['pull', 'unpack', 'export', 'build', 'exec', 'noop'];
 const dir = join(here, 'work', 'results');
 const names = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)) : [];
@@ -31,8 +29,8 @@ const machine = {
   cpu: cpus()[0]?.model ?? 'unknown',
   kernel: release(),
   node: process.version,
-  loadBefore: opt('--load-before') ?? null,
-  loadAfter: opt('--load-after') ?? null,
+  loadBefore: loadBefore || null,
+  loadAfter: loadAfter || null,
   tools: {
     skopeo: sh('skopeo', ['--version']),
     umoci: sh('umoci', ['--version']),

@@ -26,5 +26,6 @@ for n in "${names[@]}"; do
     status=1
   fi
 done
-node bench/report.mjs --load-before "$load_before" --load-after "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%s\n%s\n' "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" >bench/work/loadavg
+node bench/report.mjs
 exit $status
