@@ -64,6 +64,8 @@ const figure = {
   ratio,
   goal: { text: opt.goal ?? '', kind, limit, value },
   met,
+  recorded: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+  loadavg: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
   ...(opt.note ? { note: opt.note } : {}),
 };
 const doc = existsSync(opt.out) ? JSON.parse(readFileSync(opt.out, 'utf8')) : { bench: opt.bench, figures: [] };

@@ -1,21 +1,23 @@
 // Collects bench/work/results/*.json into bench/results.json and bench/RESULTS.md and prints the
 // table. The hand-written analysis in bench/NOTES.md (profiles of missed goals) is appended.
-// Usage: node bench/report.mjs   (rerun it alone after editing NOTES.md; the load averages of the
-// last run-all come from bench/work/loadavg)
+// Usage: node bench/report.mjs   (rerun it alone after editing NOTES.md)
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const loadFile = join(here, 'work', 'loadavg');
-const [loadBefore, loadAfter] = existsSync(loadFile) ? readFileSync(loadFile, 'utf8').split('\n') : [];
 const ORDER = ['pull', 'unpack', 'export', 'build', 'exec', 'noop'];
 const dir = join(here, 'work', 'results');
 const names = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)) : [];
 names.sort((a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99) || a.localeCompare(b));
-const figures = names.flatMap((n) => JSON.parse(readFileSync(join(dir, `${n}.json`), 'utf8')).figures);
+// Records written before figures carried their time get their file's time.
+const figures = names.flatMap((n) => {
+  const file = join(dir, `${n}.json`);
+  const mtime = statSync(file).mtime.toISOString().replace(/\.\d+Z$/, 'Z');
+  return JSON.parse(readFileSync(file, 'utf8')).figures.map((f) => ({ ...f, recorded: f.recorded ?? mtime }));
+});
 
 const sh = (cmd, a) => {
   try {
@@ -29,8 +31,6 @@ const machine = {
   cpu: cpus()[0]?.model ?? 'unknown',
   kernel: release(),
   node: process.version,
-  loadBefore: loadBefore || null,
-  loadAfter: loadAfter || null,
   tools: {
     skopeo: sh('skopeo', ['--version']),
     umoci: sh('umoci', ['--version']),
@@ -44,6 +44,11 @@ const commit = sh('git', ['-C', here, 'rev-parse', '--short', 'HEAD']);
 const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 writeFileSync(join(here, 'results.json'), JSON.stringify({ date, commit, machine, figures }, null, 2) + '\n');
 
+const loads = figures.map((f) => Number(String(f.loadavg ?? '').split(' ')[0])).filter((n) => n > 0);
+const loadRange = () =>
+  (loads.length ? `${Math.min(...loads)}–${Math.max(...loads)}` : 'unknown') + (loads.length < figures.length ? ` (known for ${loads.length} of ${figures.length} figures)` : '');
+const dates = figures.map((f) => f.recorded).filter(Boolean).sort();
+const dateRange = () => (dates.length ? `${dates[0]} to ${dates[dates.length - 1]}` : 'at unknown times');
 const ms = (x) => (x >= 10000 ? `${(x / 1000).toFixed(2)} s` : `${x} ms`);
 const cell = (x) => {
   if (!x) return '-';
@@ -79,9 +84,9 @@ of several runs (min–max in brackets), ours and the peer measured interleaved 
 ratio = ours / peer (below 1: we are faster). How each figure is measured: the comment at the top of
 its script in bench/.
 
-Machine: ${machine.cpus} × ${machine.cpu}, Linux ${machine.kernel}, Node ${machine.node}; load average
-before ${machine.loadBefore ?? '?'}, after ${machine.loadAfter ?? '?'} (the machine is shared: other
-processes' load hits ours and the peer's runs alike, but widens the min–max ranges).
+Machine: ${machine.cpus} × ${machine.cpu}, Linux ${machine.kernel}, Node ${machine.node}; 1-minute load
+average when the figures were recorded: ${loadRange()} (the machine is shared: other processes' load
+hits ours and the peer's runs alike, but widens the min–max ranges). Figures recorded ${dateRange()}.
 Peers: ${Object.entries(machine.tools).map(([k, v]) => `${k} (${v})`).join('; ')}.
 
 ${table}

@@ -12,7 +12,6 @@ npm run build >/dev/null || { echo "bench: npm run build failed" >&2; exit 1; }
 mkdir -p bench/work/logs bench/work/results
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(pull unpack export build exec noop)
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 status=0
 for n in "${names[@]}"; do
   echo "== bench/$n.sh"
@@ -26,6 +25,5 @@ for n in "${names[@]}"; do
     status=1
   fi
 done
-printf '%s\n%s\n' "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" >bench/work/loadavg
 node bench/report.mjs
 exit $status
