@@ -1,7 +1,10 @@
 // Builds a multi-layer image (random and compressible data) and pushes it with orchestrator's
-// registry client. Usage: node bench/push-bench-image.mjs HOST:PORT REPO:TAG [TOTAL_MB]
-// Prints the image's manifest digest and its compressed size on stdout.
+// registry client, or writes it as an OCI layout (tag `latest`) when the first argument is oci:DIR.
+// Usage: node bench/push-bench-image.mjs (HOST:PORT REPO:TAG | oci:DIR -) [TOTAL_MB]
+// Prints the image's manifest digest, its compressed size and its layer count on stdout.
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 import { parseReference } from '../dist/registry/reference.js';
@@ -72,6 +75,17 @@ const manifest = Buffer.from(
     layers: built.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: l.digest, size: l.gz.length })),
   }),
 );
+if (host.startsWith('oci:')) {
+  const dir = host.slice(4);
+  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+  for (const b of [...built.map((l) => l.gz), config, manifest]) writeFileSync(join(dir, 'blobs', 'sha256', sha(b).slice(7)), b);
+  writeFileSync(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  const desc = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(manifest), size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': 'latest' } };
+  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [desc] }));
+  const size = built.reduce((s, l) => s + l.gz.length, 0) + config.length;
+  console.log(`${sha(manifest)} ${size} ${built.length}`);
+  process.exit(0);
+}
 const ref = parseReference(`docker://${host}/${name}`);
 if (!ref.ok) throw new Error(ref.error.message);
 const client = new RegistryClient();

@@ -1,103 +1,73 @@
 #!/usr/bin/env bash
-# Unpacking the same gzipped layer blobs (three layers of real trees from this machine's /usr)
-# with orchestrator, `umoci unpack` and the floor `gzip -dc | tar -x`, side by side; median of
-# RUNS runs (min..max), and ratios to the floor. Needs root (owners, devices), umoci, and
-# `npm run build` done. Writes bench/RESULTS-unpack.md.
-#   bash bench/unpack.sh [RUNS]
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(dirname "$here")
-runs=${1:-5}
-work="$here/work/unpack"
-mkdir -p "$work"
-[ -f "$repo/dist/layers/unpack-layer.js" ] || { echo "run npm run build first" >&2; exit 1; }
-command -v umoci >/dev/null || { echo "umoci is not installed (apt-get install umoci)" >&2; exit 1; }
+# Unpack: orchestrator's layer unpacker (bench/unpack-driver.mjs over dist/layers/unpack-layer.js,
+# all layers at once, as a pull does) vs `umoci unpack` vs `gzip -dc | tar -x` for each layer (the
+# floor), on the same OCI layouts:
+#   big  - the pull benchmark's image (6 layers, ~60 MiB compressed, few large files);
+#   tree - one layer per host folder (python, perl, zoneinfo): thousands of small
+#          real files, as a distribution image has.
+# Each run into a fresh folder, runs interleaved; median/min/max of RUNS (default 5).
+# Goals (issue 10): <= 1.3x the floor and faster than umoci.
+. "$(dirname "$0")/lib.sh"
+bench_init unpack
 
-# 1. The blobs: made once, kept in bench/work between runs.
-sources=(/usr/lib/python3.11 /usr/share/doc /usr/share/man)
-blobs=()
-for i in 0 1 2; do
-  blob="$work/layer$i.tar.gz"
-  if [ ! -s "$blob" ]; then
-    src=${sources[$i]}
-    tar -C / --numeric-owner -cf - "${src#/}" | gzip -6 > "$blob.tmp" && mv "$blob.tmp" "$blob"
+node "$BENCH_DIR/push-bench-image.mjs" "oci:$WORK/big" - 60 >"$WORK/big.info"
+tree_dirs=()
+for d in /usr/lib/python3.11 /usr/share/perl /usr/share/zoneinfo; do [ -d "$d" ] && tree_dirs+=("$d"); done
+node "$BENCH_DIR/make-tree-layout.mjs" "$WORK/tree" "${tree_dirs[@]}" >"$WORK/tree.info"
+have_umoci=yes
+need umoci umoci || have_umoci=
+
+layers_of() { node -e '
+  const fs = require("fs"), d = process.argv[1];
+  const idx = JSON.parse(fs.readFileSync(d + "/index.json"));
+  const m = JSON.parse(fs.readFileSync(d + "/blobs/sha256/" + idx.manifests[0].digest.slice(7)));
+  for (const l of m.layers) console.log(d + "/blobs/sha256/" + l.digest.slice(7));' "$1"; }
+
+floor_parallel() { # all layers at once, each into its own folder (as ours)
+  local out=$1 i=0 b pids=()
+  shift
+  for b in "$@"; do mkdir -p "$out/$i"; (gzip -dc "$b" | tar -x -C "$out/$i") & pids+=($!); i=$((i + 1)); done
+  for p in "${pids[@]}"; do wait "$p"; done
+}
+floor_serial() {
+  local out=$1 i=0 b
+  shift
+  for b in "$@"; do mkdir -p "$out/$i"; gzip -dc "$b" | tar -x -C "$out/$i"; i=$((i + 1)); done
+}
+
+for img in big tree; do
+  read -r _ size nlayers nfiles <"$WORK/$img.info"
+  mapfile -t blobs < <(layers_of "$WORK/$img")
+  what="$nlayers layers, $((size / 1048576)) MiB compressed"
+  [ -n "${nfiles:-}" ] && what="$what, $nfiles files"
+  echo "unpack $img: $what; $RUNS runs each"
+  R="$WORK/t-$img"
+  mkdir -p "$R"
+  for i in $(seq 1 "$RUNS"); do
+    rm -rf "$WORK/out"; sync
+    time_ms "$R/ours" node "$BENCH_DIR/unpack-driver.mjs" "$WORK/$img" "$WORK/out"
+    rm -rf "$WORK/out"; sync
+    time_ms "$R/ours-nd" node "$BENCH_DIR/unpack-driver.mjs" "$WORK/$img" "$WORK/out" --no-durable
+    rm -rf "$WORK/out"; sync
+    time_ms "$R/floor" floor_parallel "$WORK/out" "${blobs[@]}"
+    rm -rf "$WORK/out"; sync
+    time_ms "$R/floor-serial" floor_serial "$WORK/out" "${blobs[@]}"
+    if [ -n "$have_umoci" ]; then
+      rm -rf "$WORK/out"; sync
+      time_ms "$R/umoci" umoci unpack --image "$WORK/$img:latest" "$WORK/out"
+    fi
+  done
+  rm -rf "$WORK/out"
+  record --id "unpack-$img-floor" --figure "unpack $img image ($what) vs the floor" --ours "$R/ours" \
+    --peer-name "gzip -dc | tar -x, all layers at once" --peer "$R/floor" --goal "<= 1.3x the floor" --goal-kind ratio --goal-limit 1.3 \
+    --note "ours syncs the file system before publishing each layer (the product default); without it: median $(node -e 'const v=require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n").map(Number).sort((a,b)=>a-b);console.log(v[v.length>>1])' "$R/ours-nd") ms"
+  record --id "unpack-$img-floor-serial" --figure "unpack $img image vs the floor, layers one after another" --ours "$R/ours" \
+    --peer-name "gzip -dc | tar -x, one layer after another" --peer "$R/floor-serial" --goal "(information)" --goal-kind none
+  if [ -n "$have_umoci" ]; then
+    record --id "unpack-$img-umoci" --figure "unpack $img image vs umoci" --ours "$R/ours" \
+      --peer-name "umoci unpack" --peer "$R/umoci" --goal "faster than umoci (< 1.0x)" --goal-kind ratio --goal-limit 0.999
+  else
+    record --id "unpack-$img-umoci" --figure "unpack $img image vs umoci" --ours "$R/ours" \
+      --peer-name "umoci unpack" --peer-unavailable "umoci not installed and apt-get failed" --goal "faster than umoci" --goal-kind ratio --goal-limit 0.999
   fi
-  blobs+=("$blob")
 done
-if [ ! -f "$work/layout/index.json" ]; then
-  rm -rf "$work/layout"
-  node "$here/make-oci-layout.mjs" "$work/layout" bench "${blobs[@]}"
-fi
-total_gz=$(cat "${blobs[@]}" | wc -c)
-total_tar=$(for b in "${blobs[@]}"; do gzip -dc "$b"; done | wc -c)
-files=$(for b in "${blobs[@]}"; do gzip -dc "$b" | tar -t; done | wc -l)
-
-now() { date +%s%N; }
-out="$work/out"
-# Output on a tmpfs by default (BENCH_DISK=1 for the work folder's disk): on a shared machine the
-# disk's writeback noise otherwise swamps the unpackers' own cost.
-mkdir -p "$out"
-if [ "${BENCH_DISK:-0}" != 1 ]; then
-  mount -t tmpfs -o size=2g orch-bench "$out"
-  trap 'umount "$out"' EXIT
-fi
-
-floor() {
-  local i=0
-  for b in "${blobs[@]}"; do
-    mkdir -p "$out/$i"
-    gzip -dc "$b" | tar -x -p --numeric-owner -C "$out/$i"
-    i=$((i + 1))
-  done
-}
-orch() { node "$here/unpack-orchestrator.mjs" "$out" 0 "${blobs[@]}"; }
-orch_durable() { node "$here/unpack-orchestrator.mjs" "$out" 1 "${blobs[@]}"; }
-umoci_unpack() { umoci unpack --image "$work/layout:bench" "$out/bundle" >/dev/null 2>&1; }
-
-declare -A results
-measure() {
-  local name=$1 fn=$2 times=()
-  for ((r = 0; r < runs; r++)); do
-    find "$out" -mindepth 1 -delete; sync
-    local t0; t0=$(now)
-    "$fn"
-    local t1; t1=$(now)
-    times+=($(( (t1 - t0) / 1000000 )))
-  done
-  find "$out" -mindepth 1 -delete
-  local sorted; sorted=$(printf '%s\n' "${times[@]}" | sort -n)
-  local min; min=$(echo "$sorted" | head -1)
-  local max; max=$(echo "$sorted" | tail -1)
-  local med; med=$(echo "$sorted" | sed -n "$(( (runs + 1) / 2 ))p")
-  results[$name]="$med $min $max"
-}
-
-# Interleave nothing fancy: each tool's runs back to back, the floor first and last to see drift.
-measure floor floor
-measure orchestrator orch
-measure "orchestrator (durable: syncfs)" orch_durable
-measure "umoci unpack" umoci_unpack
-measure "floor (again)" floor
-
-floor_med=$(echo "${results[floor]}" | cut -d' ' -f1)
-report="$here/RESULTS-unpack.md"
-{
-  echo "# Layer unpack benchmark"
-  echo
-  echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, node $(node --version), $(umoci --version 2>&1 | head -1)."
-  echo "Three gzipped layers (${sources[*]}): $((total_gz / 1048576)) MiB gzipped, $((total_tar / 1048576)) MiB of tar, $files entries."
-  echo "Output on $( [ "${BENCH_DISK:-0}" = 1 ] && echo "the disk (ext4)" || echo "a tmpfs" ). Median of $runs runs (min..max), in ms; ratio = median / floor median."
-  echo
-  echo "| tool | median ms | min..max | ratio to floor |"
-  echo "| --- | ---: | --- | ---: |"
-  for name in floor orchestrator "orchestrator (durable: syncfs)" "umoci unpack" "floor (again)"; do
-    read -r med min max <<<"${results[$name]}"
-    ratio=$(awk -v a="$med" -v b="$floor_med" 'BEGIN { printf "%.2f", a / b }')
-    echo "| $name | $med | $min..$max | ${ratio}x |"
-  done
-  echo
-  echo "floor = \`gzip -dc blob | tar -x -p --numeric-owner\` per layer into its own folder (no diffid, no fsync);"
-  echo "orchestrator = unpackLayer per layer (gunzip + sha256 diffid + overlay-format writer + rename), one node process;"
-  echo "durable adds syncfs before each rename; umoci = \`umoci unpack\` of an OCI layout of the same blobs (applies all layers into one rootfs)."
-} > "$report"
-cat "$report"
