@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
+import { sha256Digest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
 import type { CommandRunner } from '../core/run-command.js';
 import { unreachable } from '../core/unreachable.js';
@@ -16,6 +17,7 @@ import type { BuildEventListener, StepLabel } from './build-events.js';
 import { prepareSource, type SourceSpec } from './build-source.js';
 import type { ImageConfig } from './image-config.js';
 import { LayerStack } from './layer-stack.js';
+import { expandHostPattern } from './place-files.js';
 import { hostFileInputs, planSteps, type PlannedStep } from './plan-steps.js';
 import { runStep, runTest } from './run-step.js';
 import { runStepSession } from './step-session.js';
@@ -149,11 +151,11 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
       if (stage) {
         for (const src of hostFileInputs(stage)) {
           const abs = src.startsWith('/') ? src : join(request.recipeDir, src);
-          inputDigests[src] = await digestInput(abs, ctx);
+          inputDigests[src] = isPattern(src) ? await digestPattern(request.recipeDir, src, ctx) : await digestInput(abs, ctx);
         }
       }
       const declared: Record<string, string> = {};
-      if (isLast) for (const p of request.declaredInputs ?? []) declared[p] = await digestInput(p, ctx);
+      if (isLast) for (const p of request.declaredInputs ?? []) declared[p] = isPattern(p) ? await digestPattern('/', p, ctx) : await digestInput(p, ctx);
 
       const planned = planSteps({
         stage,
@@ -331,6 +333,18 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
   } finally {
     for (const t of temps) await rm(t, { recursive: true, force: true });
   }
+}
+
+function isPattern(text: string): boolean {
+  return /[*?[]/.test(text);
+}
+
+/** A glob's key part: what it matches now and their digests (a new match reruns the step). */
+async function digestPattern(baseDir: string, pattern: string, ctx: BuildTargetContext): Promise<string> {
+  const paths = (await expandHostPattern(baseDir, pattern, ctx.signal)).sort();
+  const parts: string[] = [];
+  for (const p of paths) parts.push(`${p}=${await digestInput(p, ctx)}`);
+  return sha256Digest(parts.join('\n'));
 }
 
 async function digestInput(path: string, ctx: BuildTargetContext): Promise<string> {
