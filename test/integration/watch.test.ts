@@ -167,6 +167,38 @@ describe('orchestrator up --watch', () => {
     expect(w.err).toBe('');
   });
 
+  it('rebuilds the changed target and those built from it, not what it is built from; watches only the named targets', async () => {
+    rig.write({
+      'orchestrator.yaml': `${MANIFEST}  final:\n    from: target:app\n    recipe: final.def\n    output: dist/final.simg\n  unrelated:\n    from: ./rootfs\n    recipe: unrelated.def\n    format: squashfs\n`,
+      'final.def': '%runscript\n    echo final\n',
+      'unrelated.def': '%runscript\n    echo unrelated\n',
+    });
+    const w = startWatch(['final']);
+    let at = await w.waitFor('watch: waiting for changes');
+    expect(w.out).toMatch(/built 2, fresh 0/);
+    expect(w.out).not.toContain('unrelated');
+
+    rig.write({ 'final.def': '%runscript\n    echo final v2\n' });
+    const own = await w.waitFor('watch: 1 file changed (final.def); rebuilding final\n', at);
+    at = await w.waitFor('watch: waiting for changes', own);
+    expect(w.out.slice(own, at)).not.toContain('app:');
+
+    rig.write({ 'data/a.txt': 'a2\n' });
+    const base = await w.waitFor('watch: 1 file changed (data/a.txt); rebuilding app, final\n', at);
+    at = await w.waitFor('watch: waiting for changes', base);
+    expect(w.out.slice(base, at)).toContain('final: stale: dependency app changed');
+    expect(w.out.slice(base, at)).toMatch(/built 2, fresh 0, failed 0, skipped 0/);
+
+    // Not a requested target: its recipe is not watched. The marker shows nothing ran for it.
+    rig.write({ 'unrelated.def': '%runscript\n    echo changed\n' });
+    rig.write({ 'final.def': '%runscript\n    echo final v3\n' });
+    const marker = await w.waitFor(/watch: \d+ files? changed \(([^)]*)\); rebuilding [^\n]*\n/, at);
+    expect(w.out.slice(at, marker)).toMatch(/watch: 1 file changed \(final\.def\); rebuilding final\n$/);
+    await w.waitFor('watch: waiting for changes', marker);
+    expect(await w.stop()).toBe(130);
+    expect(w.err).toBe('');
+  });
+
   it('makes one rebuild of a burst of edits within the debounce', async () => {
     const w = startWatch([], 400);
     let at = await w.waitFor('watch: waiting for changes');
