@@ -58,8 +58,6 @@ interface Loaded {
 /** One `up` run of the loop. */
 interface Iteration {
   readonly controller: AbortController;
-  /** The targets of this run. */
-  readonly targets: ReadonlySet<string>;
   /** Targets not fresh, built, failed or skipped yet. */
   readonly unfinished: Set<string>;
   /** Targets that ended fresh, built or kept. */
@@ -169,7 +167,14 @@ export async function runWatch(options: WatchOptions): Promise<Result<WatchSumma
     followSymlinks: false,
     ignored: (path: string) => watching.isExcluded(path),
   });
-  watcher.on('error', () => undefined);
+  let warned = false;
+  watcher.on('error', (e: unknown) => {
+    // Typically the inotify limit (ENOSPC): say it once; the watch goes on with what it has.
+    if (warned) return;
+    warned = true;
+    const message = `cannot watch every input: ${e instanceof Error ? e.message : String(e)}; some changes may be missed`;
+    emit({ type: 'watch-diagnostics', diagnostics: [{ ...error('watch-failed', message, { hint: 'raise fs.inotify.max_user_watches, or watch fewer targets' }), severity: 'warning' }], valid: true });
+  });
   await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
 
   const syncWatcher = (next: WatchSet): void => {
@@ -271,7 +276,7 @@ export async function runWatch(options: WatchOptions): Promise<Result<WatchSumma
         emit({ type: 'watch-diagnostics', diagnostics: [error('unexpected', `the build failed unexpectedly: ${detail}`)], valid: true });
       },
     );
-    const iteration: Iteration = { controller, targets: new Set(order), unfinished, succeeded, done };
+    const iteration: Iteration = { controller, unfinished, succeeded, done };
     // Changes seen while loading: the run may already be stale.
     const during = [...state.changed];
     state = during.length > 0 ? { kind: 'queued', iteration, changed: new Set(during) } : { kind: 'running', iteration };
@@ -280,6 +285,15 @@ export async function runWatch(options: WatchOptions): Promise<Result<WatchSumma
     // What did not build (failed, skipped, interrupted) is built again after the next change.
     for (const t of order) if (!succeeded.has(t)) pending.add(t);
     return settled();
+  };
+
+  /** Runs `load`; a bug in it is reported, and the loop goes on watching. */
+  const startLoad = (changed: ReadonlySet<string> | undefined): void => {
+    load(changed).catch((e: unknown) => {
+      const detail = e instanceof Error ? (e.stack ?? e.message) : String(e);
+      emit({ type: 'watch-diagnostics', diagnostics: [error('unexpected', `watch: ${detail}`)], valid: true });
+      if (state.kind === 'loading' || state.kind === 'stopping') settled();
+    });
   };
 
   /** A load or a run has settled: on to the next state. */
@@ -320,7 +334,7 @@ export async function runWatch(options: WatchOptions): Promise<Result<WatchSumma
       case 'debouncing': {
         const changed = state.changed;
         state = { kind: 'loading', changed: new Set() };
-        void load(changed);
+        startLoad(changed);
         return;
       }
       case 'watching':
@@ -397,7 +411,7 @@ export async function runWatch(options: WatchOptions): Promise<Result<WatchSumma
   if (first.plan) {
     // The first run builds everything requested (fresh targets do no work).
     state = { kind: 'loading', changed: new Set() };
-    void load(undefined);
+    startLoad(undefined);
   } else {
     // The recipes are broken from the start: say so, and wait for the fix.
     emit({ type: 'watch-diagnostics', diagnostics: first.diagnostics, valid: false });
