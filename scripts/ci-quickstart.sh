@@ -47,4 +47,27 @@ orchestrator plan --json > /dev/null
 orchestrator up --progress json | tail -n 1 | grep -q '"type":"run-done"'
 orchestrator inspect --labels dist/hello.simg
 rm -rf copy
+
+say "watch mode (README): a copy of the quick start, edit %runscript, see the rebuild, Ctrl-C"
+work=$(mktemp -d)
+cp -a orchestrator.yaml recipes "$work/"
+cd "$work"
+log="$work/watch.log"
+orchestrator up --watch > "$log" 2>&1 &
+watcher=$!
+# wait_for TEXT [N]: until TEXT is in the log N times (default 1); 5 minutes at most.
+wait_for() { for _ in $(seq 1 600); do [ "$(grep -cF -- "$1" "$log")" -ge "${2:-1}" ] && return 0; sleep 0.5; done; cat "$log"; exit 1; }
+wait_for "watch: waiting for changes"
+sed -i 's/exec hello --greeting="${1:-$GREETING}"/exec hello --greeting="${1:-$GREETING} (watch)"/' recipes/hello.def
+wait_for "watch: 1 file changed (recipes/hello.def)"
+wait_for "built 3, fresh 0" 2
+kill -INT "$watcher"
+set +e
+wait "$watcher"
+code=$?
+set -e
+test "$code" = 130
+test "$(orchestrator run dist/hello.simg)" = "Hello, world! (watch)"
+cd "$root"
+rm -rf "$work"
 echo "quick start and flow: $(( $(date +%s) - start )) s"

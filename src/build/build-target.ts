@@ -5,7 +5,7 @@ import { fail, ok, type Result } from '../core/result.js';
 import type { CommandRunner } from '../core/run-command.js';
 import { unreachable } from '../core/unreachable.js';
 import type { StatIndex } from '../graph/stat-index.js';
-import { pathIdentity } from '../graph/tree-digest.js';
+import { inputIdentity } from '../graph/tree-digest.js';
 import { exportExt3 } from '../image/export-ext3.js';
 import { exportSandbox } from '../image/export-sandbox.js';
 import { exportSquashfs } from '../image/export-squashfs.js';
@@ -159,12 +159,11 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
       const inputDigests: Record<string, string> = {};
       if (stage) {
         for (const src of hostFileInputs(stage)) {
-          const abs = src.startsWith('/') ? src : join(request.recipeDir, src);
-          inputDigests[src] = await pathIdentity(abs, identityOptions);
+          inputDigests[src] = await inputIdentity(request.recipeDir, src, identityOptions);
         }
       }
       const declared: Record<string, string> = {};
-      if (isLast) for (const p of request.declaredInputs ?? []) declared[p] = await pathIdentity(p, identityOptions);
+      if (isLast) for (const p of request.declaredInputs ?? []) declared[p] = await inputIdentity('/', p, identityOptions);
 
       const planned = planSteps({
         stage,

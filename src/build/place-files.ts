@@ -1,6 +1,7 @@
 import { dirname, join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
+import { expandHostPattern } from '../core/expand-host-pattern.js';
 import { runCommand } from '../core/run-command.js';
 import type { FileEntry } from '../recipe/model.js';
 import { toolFailure } from '../image/tool-failure.js';
@@ -25,16 +26,6 @@ export interface PlaceFilesOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Host glob expansion as the shell does it (Singularity expands %files sources the same way). */
-export async function expandHostPattern(baseDir: string, pattern: string, signal?: AbortSignal): Promise<string[]> {
-  const script = 'cd "$1" || exit 1; IFS=\'\n\'; for f in $2; do if [ -e "$f" ] || [ -L "$f" ]; then printf "%s\\0" "$f"; fi; done';
-  const r = await runCommand('/bin/sh', ['-c', script, 'sh', baseDir, pattern], signal ? { signal } : {});
-  if (r.kind !== 'exited' || r.code !== 0) return [];
-  return r.output
-    .split('\0')
-    .filter((p) => p !== '')
-    .map((p) => (p.startsWith('/') ? p : join(baseDir, p)));
-}
 
 /**
  * `%files`: copies host files into the image as Singularity does (`cp -fLr`: recursive, links

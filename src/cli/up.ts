@@ -12,19 +12,29 @@ import { boolOption, stringOption } from './args.js';
 import { EXIT, printDiagnostics, useColor, type Command } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
 import { makeRegistryClient } from './registry-client-factory.js';
+import { DEFAULT_DEBOUNCE_MS, runUpWatch } from './up-watch.js';
 import { version } from './version.js';
 
 export const command: Command = {
   spec: {
     name: 'up',
     summary: 'build what is stale, in dependency order and in parallel',
-    usage: '[TARGET|GROUP ...] [-j N] [--keep-going] [--force] [--pull] [--no-cache] [--notest] [--dry-run] [--progress P] [-f FILE] [-C DIR]',
+    usage: '[TARGET|GROUP ...] [--watch [--debounce MS]] [-j N] [--keep-going] [--force] [--pull] [--no-cache] [--notest] [--dry-run] [--progress P] [-f FILE] [-C DIR]',
     description: [
       "Builds the named targets and groups (default: the group 'default', else all targets) and what they",
       'are built from. A target whose key and output are unchanged does no work; a stale one says why and',
       'reuses every cached step it can. Exit status: 0 built, 1 a build failed, 2 bad manifest or recipe, 130 interrupted.',
+      '',
+      'With --watch, it then watches exactly what those builds read (the manifest, recipes, %files sources,',
+      'declared inputs, local sources; never outputs, .orchestrator/ or the cache) and rebuilds the targets a',
+      'change touched and those built from them; a change during a build stops the work it made stale and',
+      'starts again. Errors and failed builds are printed and watching goes on. Ctrl-C stops the running',
+      'build (cleaned up, previous outputs kept) and exits 130, as any interrupted up (and as a shell reports',
+      'for tsc --watch), so that scripts can tell a stop from a finished build.',
     ].join('\n'),
     options: [
+      { name: 'watch', short: 'w', type: 'boolean', description: 'after building, rebuild what each change touches, until Ctrl-C' },
+      { name: 'debounce', type: 'string', value: 'MS', description: `with --watch: quiet time after the last change before rebuilding (default ${DEFAULT_DEBOUNCE_MS})` },
       { name: 'jobs', short: 'j', type: 'string', value: 'N', description: 'targets built at once (default: the number of CPUs)' },
       { name: 'keep-going', short: 'k', type: 'boolean', description: 'after a failure, build everything that does not depend on it' },
       { name: 'force', type: 'boolean', description: 'rebuild even fresh targets, and discard hand-made changes to sandboxes' },
@@ -39,6 +49,11 @@ export const command: Command = {
     positionals: { min: 0 },
   },
   async run(ctx, args) {
+    if (boolOption(args, 'watch')) return runUpWatch(ctx, args);
+    if (stringOption(args, 'debounce') !== undefined) {
+      printDiagnostics(ctx, [error('usage', '--debounce only applies with --watch')]);
+      return EXIT.usage;
+    }
     const project = await requireProject(ctx, args);
     if (project === undefined) return EXIT.usage;
     const recipes = await loadRecipes(project, { cwd: ctx.cwd });

@@ -9,7 +9,7 @@ import type { Platform } from '../registry/media-types.js';
 import { formatReference, parseReference } from '../registry/reference.js';
 import { CACHE_SCHEMA_VERSION } from '../build/step-key.js';
 import type { StatIndex } from './stat-index.js';
-import { pathIdentity } from './tree-digest.js';
+import { inputIdentity, pathIdentity } from './tree-digest.js';
 
 /** Where a component is written, for explanations ("%post changed at recipes/app.def:14"). */
 export interface Located {
@@ -145,9 +145,7 @@ export async function targetFingerprint(target: Target, recipe: Recipe | undefin
     for (const block of filesBlocks(stage)) {
       if (block.fromStage !== undefined) continue;
       for (const e of block.entries) {
-        if (/[*?[]/.test(e.src)) {
-          inputs[e.src] = `glob:${await globIdentity(recipeDir, e.src, ctx)}`;
-        } else inputs[e.src] = await pathIdentity(isAbsolute(e.src) ? e.src : join(recipeDir, e.src), ctx);
+        inputs[e.src] = await inputIdentity(recipeDir, e.src, ctx);
       }
     }
   }
@@ -155,8 +153,7 @@ export async function targetFingerprint(target: Target, recipe: Recipe | undefin
     if (p.startsWith('target:')) {
       const out = ctx.outputOf(p.slice('target:'.length));
       inputs[p] = out === undefined ? 'missing' : await pathIdentity(out, ctx);
-    } else if (/[*?[]/.test(p)) inputs[p] = `glob:${await globIdentity(ctx.projectDir, p, ctx)}`;
-    else inputs[p] = await pathIdentity(isAbsolute(p) ? p : join(ctx.projectDir, p), ctx);
+    } else inputs[p] = await inputIdentity(ctx.projectDir, p, ctx);
   }
   const components: TargetComponents = {
     tool: `${ctx.toolVersion}/${CACHE_SCHEMA_VERSION}`,
@@ -173,14 +170,5 @@ export async function targetFingerprint(target: Target, recipe: Recipe | undefin
     },
   };
   return { key: sha256Digest(canonicalJson(components)), components };
-}
-
-/** The digests of what a `%files` glob matches now (the shell expands it, as the build does). */
-async function globIdentity(baseDir: string, pattern: string, ctx: FingerprintContext): Promise<string> {
-  const { expandHostPattern } = await import('../build/place-files.js');
-  const paths = await expandHostPattern(baseDir, pattern, ctx.signal);
-  const parts: string[] = [];
-  for (const p of paths.sort()) parts.push(`${p}=${await pathIdentity(p, ctx)}`);
-  return sha256Digest(parts.join('\n'));
 }
 

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
+import { expandHostPattern } from '../core/expand-host-pattern.js';
 import { sha256Digest, type Digest } from '../core/digest.js';
 import { StatIndex } from './stat-index.js';
 
@@ -93,4 +94,22 @@ export async function pathIdentity(path: string, options: { index?: StatIndex; s
   } catch {
     return 'missing';
   }
+}
+
+/** Whether a path as written is a shell glob. */
+export function isGlob(text: string): boolean {
+  return /[*?[]/.test(text);
+}
+
+/**
+ * The identity of a path as written in a recipe or manifest, relative to `baseDir`: a glob is
+ * what it matches now, with each match's identity (a new match is a change); a path is its
+ * pathIdentity.
+ */
+export async function inputIdentity(baseDir: string, text: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<string> {
+  if (!isGlob(text)) return pathIdentity(isAbsolute(text) ? text : join(baseDir, text), options);
+  const paths = (await expandHostPattern(baseDir, text, options.signal)).sort();
+  const parts: string[] = [];
+  for (const p of paths) parts.push(`${p}=${await pathIdentity(p, options)}`);
+  return `glob:${sha256Digest(parts.join('\n'))}`;
 }

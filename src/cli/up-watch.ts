@@ -1,0 +1,82 @@
+import { cpus } from 'node:os';
+import { error } from '../core/diagnostic.js';
+import type { RegistryClient } from '../registry/registry-client.js';
+import { makeRegistryClient } from './registry-client-factory.js';
+import { jsonWatchReporter, plainWatchReporter } from '../report/watch-reporter.js';
+import { Store } from '../store/store.js';
+import { runWatch } from '../watch/run-watch.js';
+import { boolOption, stringOption, type ParsedArgs } from './args.js';
+import { EXIT, printDiagnostics, useColor, type CommandContext } from './command.js';
+import { requireProject } from './project-options.js';
+import { version } from './version.js';
+
+/** The default quiet time after the last change before a rebuild starts. */
+export const DEFAULT_DEBOUNCE_MS = 200;
+
+/**
+ * `orchestrator up --watch`: builds, then rebuilds what each burst of changes touched, until
+ * Ctrl-C. Ctrl-C stops the running build (cleaned up as any interrupted build) and exits 130, the
+ * status of an interrupted `up`, and what a shell reports for `tsc --watch` stopped with Ctrl-C.
+ */
+export async function runUpWatch(ctx: CommandContext, args: ParsedArgs): Promise<number> {
+  if (boolOption(args, 'dry-run')) {
+    printDiagnostics(ctx, [error('usage', '--watch and --dry-run cannot be used together', { hint: "use 'orchestrator plan' to see what is stale" })]);
+    return EXIT.usage;
+  }
+  const debounceText = stringOption(args, 'debounce');
+  const debounceMs = debounceText === undefined ? DEFAULT_DEBOUNCE_MS : Number(debounceText);
+  if (!/^\d+$/.test(debounceText ?? '0') || !Number.isSafeInteger(debounceMs)) {
+    printDiagnostics(ctx, [error('usage', `--debounce '${debounceText}' is not a whole number of milliseconds`)]);
+    return EXIT.usage;
+  }
+  const jobsText = stringOption(args, 'jobs');
+  const jobs = jobsText === undefined ? cpus().length : Number(jobsText);
+  if (!Number.isInteger(jobs) || jobs < 1) {
+    printDiagnostics(ctx, [error('usage', `-j '${jobsText}' is not a positive whole number`)]);
+    return EXIT.usage;
+  }
+  const project = await requireProject(ctx, args);
+  if (project === undefined) return EXIT.usage;
+  const store = await Store.open({ dir: stringOption(args, 'cache-dir') ?? project.cacheDir, base: project.dir, env: ctx.env });
+  const progress = stringOption(args, 'progress') ?? 'auto';
+  const onEvent =
+    progress === 'json'
+      ? jsonWatchReporter(ctx.stdout)
+      : plainWatchReporter(ctx.stdout, ctx.stderr, {
+          timestamps: progress === 'plain' || ctx.env['CI'] !== undefined,
+          color: useColor(ctx),
+          showOutput: true,
+        });
+  let client: RegistryClient | undefined;
+  const epochText = ctx.env['SOURCE_DATE_EPOCH'];
+  try {
+    const r = await runWatch({
+      cwd: ctx.cwd,
+      dir: stringOption(args, 'directory'),
+      file: stringOption(args, 'file'),
+      selection: args.positionals,
+      up: {
+        jobs,
+        keepGoing: boolOption(args, 'keep-going'),
+        force: boolOption(args, 'force'),
+        noCache: boolOption(args, 'no-cache'),
+        noTest: boolOption(args, 'notest'),
+        pull: boolOption(args, 'pull'),
+        store,
+        client: async () => (client ??= await makeRegistryClient(ctx.env)),
+        ...(epochText !== undefined && /^\d+$/.test(epochText) ? { epoch: Number(epochText) } : {}),
+        toolVersion: version(),
+      },
+      debounceMs,
+      onEvent,
+      signal: ctx.signal,
+    });
+    if (!r.ok) {
+      printDiagnostics(ctx, r.error);
+      return EXIT.usage;
+    }
+    return EXIT.interrupted;
+  } finally {
+    await client?.close();
+  }
+}
