@@ -2,11 +2,10 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { canonicalJson, digestHex, sha256Digest } from '../core/digest.js';
-import { error, type Diagnostic, type SourceLocation } from '../core/diagnostic.js';
+import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { lastLines } from '../core/run-command.js';
 import { toolFailure } from '../image/tool-failure.js';
-import type { Stage } from '../recipe/model.js';
 import type { Store } from '../store/store.js';
 import type { SourceSpec } from './build-source.js';
 import { hostAptMirror } from './host-apt-mirror.js';
@@ -16,17 +15,6 @@ import { runStepSession } from './step-session.js';
 export const DEBOOTSTRAP_SCHEMA = 2;
 
 /** What a `Bootstrap: debootstrap` header asks for (DESIGN.md 2.3). */
-export interface DebootstrapRequest {
-  /** `OSVersion`: the suite (`bookworm`, `noble`). */
-  readonly suite: string;
-  /** `MirrorURL`; absent: the host's apt mirror is used. */
-  readonly mirror?: string;
-  /** `Include`: extra packages. */
-  readonly include: readonly string[];
-  /** Where the header is, for messages. */
-  readonly location?: SourceLocation;
-  readonly suiteLocation?: SourceLocation;
-}
 
 /** What identifies a debootstrap result; its sha256 names the store folder. */
 export interface DebootstrapKey {
@@ -66,6 +54,9 @@ export function hostDebianArch(): string {
   return ARCH_OF[process.arch] ?? process.arch;
 }
 
+export { debootstrapRequest, type DebootstrapRequest } from '../recipe/debootstrap-header.js';
+import type { DebootstrapRequest } from '../recipe/debootstrap-header.js';
+
 /** The key of a debootstrap result and the hex of its sha256 (the include list's order does not matter). */
 export function debootstrapKey(input: { suite: string; mirror: string; include: readonly string[]; arch: string }): { key: DebootstrapKey; hex: string } {
   const key: DebootstrapKey = { suite: input.suite, mirror: input.mirror, include: [...new Set(input.include)].sort(), arch: input.arch, schema: DEBOOTSTRAP_SCHEMA };
@@ -75,39 +66,6 @@ export function debootstrapKey(input: { suite: string; mirror: string; include: 
 /** `text` with the user and password of any URL in it replaced (a private mirror's credentials never reach messages). */
 export function withoutCredentials(text: string): string {
   return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, '$1***@');
-}
-
-const SUITE = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
-const MIRROR = /^(https?:\/\/[^/\s]+\S*|file:\/\/\/\S*)$/;
-const PACKAGE = /^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?$/;
-
-/** The debootstrap request of a stage's header: `OSVersion`, `MirrorURL`, `Include`, checked. */
-export function debootstrapRequest(stage: Stage): Result<DebootstrapRequest, Diagnostic> {
-  const bootstrap = stage.header.get('bootstrap');
-  const os = stage.header.get('osversion');
-  if (!os || os.value === '') {
-    return fail(error('recipe-header-missing', "'Bootstrap: debootstrap' needs 'OSVersion:' (the suite, e.g. bookworm)", { location: bootstrap?.location }));
-  }
-  if (!SUITE.test(os.value)) {
-    return fail(error('debootstrap-bad-suite', `'${os.value}' is not a suite name`, { location: os.valueLocation, hint: 'OSVersion is a release code name such as bookworm or noble' }));
-  }
-  const mirrorField = stage.header.get('mirrorurl');
-  const mirror = mirrorField?.value.trim();
-  if (mirror !== undefined && mirror !== '' && !MIRROR.test(mirror)) {
-    return fail(error('debootstrap-bad-mirror', `MirrorURL '${mirror}' is not an http://, https:// or file:/// URL`, { location: mirrorField!.valueLocation }));
-  }
-  const includeField = stage.header.get('include');
-  const include = (includeField?.value ?? '').split(/[\s,]+/).filter(Boolean);
-  for (const name of include) {
-    if (!PACKAGE.test(name)) return fail(error('debootstrap-bad-include', `'${name}' in Include is not a package name`, { location: includeField!.valueLocation }));
-  }
-  return ok({
-    suite: os.value,
-    ...(mirror ? { mirror } : {}),
-    include,
-    ...(bootstrap ? { location: bootstrap.valueLocation } : {}),
-    suiteLocation: os.valueLocation,
-  });
 }
 
 async function isDir(path: string): Promise<boolean> {

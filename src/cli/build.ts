@@ -13,6 +13,7 @@ import { resolveRecipe } from '../recipe/resolve-recipe.js';
 import type { RegistryClient } from '../registry/registry-client.js';
 import { plainBuildReporter } from '../report/plain-build-reporter.js';
 import { Store } from '../store/store.js';
+import { StatIndex } from '../graph/stat-index.js';
 import { boolOption, listOption, stringOption, type ParsedArgs } from './args.js';
 import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
 import { makeRegistryClient } from './registry-client-factory.js';
@@ -121,6 +122,8 @@ async function buildWith(
   const { store, format, output, outArg, sourceArg, sizeMiB } = o;
   const classified = { ok: true as const, value: o.classified };
   let client: RegistryClient | undefined;
+  // Hashes of local sources and %files inputs, remembered between one-shot builds.
+  const index = await StatIndex.load(resolve(store.root, 'stat-index.json'));
   const name = basename(output).replace(/\.(simg|sqfs|img|sif)$/, '') || 'image';
   const resolver = new SourceResolver({
     store,
@@ -171,6 +174,7 @@ async function buildWith(
       {
         store,
         logDir: resolve(store.root, 'logs', name),
+        index,
         toolVersion: version(),
         resolveHeader: (stage, dir) => resolver.header(stage, dir),
         onEvent: plainBuildReporter(ctx.stderr, { showOutput: !boolOption(args, 'quiet'), prefix: false }),
@@ -187,5 +191,6 @@ async function buildWith(
     return EXIT.ok;
   } finally {
     await client?.close();
+    await index.save().catch(() => undefined);
   }
 }

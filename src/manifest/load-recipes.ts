@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { error, sortDiagnostics, type Diagnostic } from '../core/diagnostic.js';
 import { checkSupported } from '../recipe/check-supported.js';
+import { debootstrapRequest } from '../recipe/debootstrap-header.js';
 import type { Recipe } from '../recipe/model.js';
 import { parseRecipe } from '../recipe/parse-recipe.js';
 import { resolveRecipe } from '../recipe/resolve-recipe.js';
@@ -58,6 +59,12 @@ export async function loadRecipes(project: Project, options: { cwd: string }): P
     const resolved = resolveRecipe(recipe, { args: target.args });
     report(resolved.diagnostics);
     if (resolved.diagnostics.some((d) => d.severity === 'error')) continue;
+    // Header values a build would refuse (a debootstrap suite or mirror that cannot be right).
+    for (const [i, stage] of resolved.recipe.stages.entries()) {
+      if (stage.bootstrap !== 'debootstrap' || (target.from && i === resolved.recipe.stages.length - 1)) continue;
+      const r = debootstrapRequest(stage);
+      if (!r.ok) report([r.error]);
+    }
     const last = resolved.recipe.stages.at(-1);
     if (target.from === undefined) {
       report(checkSupported(resolved.recipe));

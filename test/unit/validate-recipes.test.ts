@@ -55,6 +55,13 @@ describe('validate: recipes', () => {
     expect((await rig.cli(['validate'])).code).toBe(0);
   });
 
+  it('checks debootstrap header values without building', async () => {
+    rig.write({ 'orchestrator.yaml': manifest(), 'recipes/app.def': 'Bootstrap: debootstrap\nOSVersion: book worm\n%runscript\n  echo\n' });
+    const r = await rig.cli(['validate']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("recipes/app.def:2:12: error: 'book worm' is not a suite name");
+  });
+
   it('needs a source from the recipe or the manifest', async () => {
     rig.write({ 'orchestrator.yaml': manifest(), 'recipes/app.def': '%runscript\n  echo hi\n' });
     const r = await rig.cli(['validate']);
