@@ -10,7 +10,9 @@ export type BuildEvent =
   | { readonly type: 'step-done'; readonly target: string; readonly step: StepLabel; readonly key: string; readonly ms: number }
   | { readonly type: 'step-failed'; readonly target: string; readonly step: StepLabel; readonly error: Diagnostic; readonly ms: number }
   | { readonly type: 'test-started' | 'export-started'; readonly target: string }
-  | { readonly type: 'test-done' | 'export-done'; readonly target: string; readonly ms: number };
+  | { readonly type: 'test-done'; readonly target: string; readonly ms: number }
+  /** `updatedInPlace`: a sandbox that got only the paths that changed (DESIGN.md 3.2). */
+  | { readonly type: 'export-done'; readonly target: string; readonly ms: number; readonly updatedInPlace?: boolean };
 
 export interface StepLabel {
   readonly kind: StepKind | 'test' | 'export';

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -44,6 +44,12 @@ export interface BuildTargetRequest {
   /** Declared `inputs:` of the target (absolute paths): they key %post. */
   readonly declaredInputs?: readonly string[];
   readonly platform?: string;
+  /**
+   * A sandbox output that is exactly what a build from `previousLowers` wrote: only the difference
+   * is applied (DESIGN.md 3.2). `journal` is written while the update runs, so that an interrupted
+   * update is redone in full next time instead of being taken for hand-made changes.
+   */
+  readonly incremental?: { readonly previousLowers: readonly string[]; readonly journal: string };
 }
 
 export interface BuildTargetContext {
@@ -76,6 +82,10 @@ export interface BuildTargetResult {
   readonly steps: readonly StepRecord[];
   /** The timestamp used for the image (seconds since the epoch). */
   readonly epoch: number;
+  /** The overlay stack of the image (top first), for the next incremental sandbox update. */
+  readonly lowers: readonly string[];
+  /** True when a sandbox output was updated in place rather than copied. */
+  readonly incremental: boolean;
   /** Every store entry the image is made of (layers, snapshots, blobs), as absolute paths, for `cache prune`. */
   readonly references: readonly string[];
   /** What the key of each step was made of, for `plan` explanations. */
@@ -328,6 +338,7 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
       });
     await mkdir(join(request.output, '..'), { recursive: true });
     let exported: Result<unknown, Diagnostic>;
+    let updatedInPlace = false;
     switch (request.format) {
       case 'squashfs':
         exported = await exportSquashfs({ source: root, output: request.output, epoch, run, signal: ctx.signal });
@@ -344,15 +355,20 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
           signal: ctx.signal,
         });
         break;
-      case 'sandbox':
-        exported = await exportSandbox({ source: root, output: request.output, run, signal: ctx.signal });
+      case 'sandbox': {
+        const delta = request.incremental ? await updateSandbox(request.output, request.incremental, finalLowers, ctx.store.root, ctx.signal) : undefined;
+        if (delta) {
+          updatedInPlace = true;
+          exported = ok(delta);
+        } else exported = await exportSandbox({ source: root, output: request.output, run, signal: ctx.signal });
         break;
+      }
       default:
         return unreachable(request.format);
     }
     if (!exported.ok) return exported;
-    emit({ type: 'export-done', target: request.name, ms: Date.now() - t0 });
-    return ok({ contentKey: finalKey, steps, epoch, components, references: [...references].sort() });
+    emit({ type: 'export-done', target: request.name, ms: Date.now() - t0, ...(updatedInPlace ? { updatedInPlace } : {}) });
+    return ok({ contentKey: finalKey, steps, epoch, components, references: [...references].sort(), lowers: finalLowers, incremental: updatedInPlace });
   } catch (e) {
     if (ctx.signal.aborted) return fail(error('interrupted', `building ${request.name} was interrupted`));
     throw e;
@@ -360,4 +376,31 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
     for (const release of claims) release();
     for (const t of temps) await rm(t, { recursive: true, force: true });
   }
+}
+
+/**
+ * Applies only the difference to a sandbox that holds the previous build, under a journal. Returns
+ * undefined when that cannot be done (no output, a layer of the previous build is gone from the
+ * cache, nothing shared): the caller then copies the whole image.
+ */
+async function updateSandbox(
+  output: string,
+  incremental: NonNullable<BuildTargetRequest['incremental']>,
+  lowers: readonly string[],
+  storeRoot: string,
+  signal: AbortSignal,
+): Promise<{ changed: number } | undefined> {
+  if (!(await isDir(output))) return undefined;
+  // Only the store's layers and snapshots never change under a path; a local folder as a source
+  // (a sandbox, another target's output) may have, so it always means a full copy.
+  const inStore = (p: string) => p.startsWith(`${storeRoot}/`);
+  if (!incremental.previousLowers.every(inStore) || !lowers.every(inStore)) return undefined;
+  for (const l of incremental.previousLowers) if (!(await isDir(l))) return undefined;
+  await mkdir(join(incremental.journal, '..'), { recursive: true });
+  await writeFile(incremental.journal, JSON.stringify({ output, lowers, started: new Date().toISOString() }) + '\n');
+  const { applySandboxDelta } = await import('./sandbox-delta.js');
+  const r = await applySandboxDelta({ sandbox: output, oldLowers: incremental.previousLowers, newLowers: lowers, signal });
+  // Only a finished update (or none at all) clears the journal; an exception or an abort leaves it.
+  await rm(incremental.journal, { force: true });
+  return r;
 }

@@ -1,4 +1,4 @@
-import { lstat, readlink } from 'node:fs/promises';
+import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { isErrno, nativeAddon } from '../native/addon.js';
@@ -47,11 +47,39 @@ export class LayerStack {
    * is the deepest layer the parent folder reaches (opaque folders cut the stack).
    */
   async entry(rel: string): Promise<StackEntry | null> {
+    return (await this.#lookup(rel))?.entry ?? null;
+  }
+
+  /**
+   * The names in folder `rel` as overlayfs shows them: the union of the folder in every layer it
+   * reaches down to (an opaque folder or a whiteout cuts it), minus whiteouts. Empty when `rel` is
+   * not a folder.
+   */
+  async list(rel: string): Promise<string[]> {
+    const found = await this.#lookup(rel);
+    if (!found || !found.entry.stats.isDirectory()) return [];
+    const sub = rel.split('/').filter((p) => p !== '' && p !== '.').join('/');
+    const decided = new Map<string, boolean>();
+    for (let i = found.entry.layer; i < found.floor; i++) {
+      const dir = sub === '' ? this.layers[i]! : join(this.layers[i]!, sub);
+      const st = await lstatOrNull(dir);
+      if (!st || !st.isDirectory()) continue;
+      for (const name of await readdir(dir)) {
+        if (decided.has(name)) continue;
+        const child = await lstatOrNull(join(dir, name));
+        decided.set(name, child !== null && !isWhiteout(child));
+      }
+    }
+    return [...decided].filter(([, visible]) => visible).map(([n]) => n).sort();
+  }
+
+  /** The entry at `rel` and how deep in the stack its folder's contents reach. */
+  async #lookup(rel: string): Promise<{ entry: StackEntry; floor: number } | null> {
     const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
     if (parts.length === 0) {
       for (let i = 0; i < this.layers.length; i++) {
         const st = await lstatOrNull(this.layers[i]!);
-        if (st) return { layer: i, stats: st };
+        if (st) return { entry: { layer: i, stats: st }, floor: this.layers.length };
       }
       return null;
     }
@@ -86,7 +114,7 @@ export class LayerStack {
       if (depth < parts.length - 1 && !found.stats.isDirectory()) return null;
       floor = newFloor;
     }
-    return found;
+    return found ? { entry: found, floor } : null;
   }
 
   /**

@@ -1,4 +1,4 @@
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import PQueue from 'p-queue';
 import { buildTarget } from '../build/build-target.js';
@@ -53,6 +53,8 @@ export interface TargetStatus {
   readonly fingerprint: Fingerprint;
   readonly record: TargetRecord | undefined;
   readonly reasons: readonly StaleReason[];
+  /** A sandbox update in place was interrupted: the output is rewritten in full. */
+  readonly interrupted: boolean;
   /** Paths changed by hand in a sandbox output (first ones), and how many in all. */
   readonly dirty?: { readonly paths: readonly string[]; readonly count: number };
 }
@@ -91,12 +93,15 @@ export async function targetStatus(
   const reasons: StaleReason[] = [];
   const out = await outputIdentity(target, options.index);
   let dirty: TargetStatus['dirty'];
+  const interrupted = target.format === 'sandbox' && (await stat(options.state.journalPath(target.name)).then(() => true, () => false));
   if (!record) reasons.push({ code: 'never-built', message: 'never built' });
   else {
     reasons.push(...explainChange(record.components, fingerprint.components));
     if (record.output !== target.output) reasons.push({ code: 'format', message: `output changed from ${record.output} to ${target.output}` });
     if (!out) reasons.push({ code: 'output-missing', message: 'output missing' });
-    else if (!sameIdentity(record.identity, out.identity)) {
+    else if (interrupted) {
+      reasons.push({ code: 'output-modified', message: 'an update of the sandbox was interrupted; it is written again' });
+    } else if (!sameIdentity(record.identity, out.identity)) {
       reasons.push({ code: 'output-modified', message: 'output modified since build' });
       if (target.format === 'sandbox' && out.entries) {
         const saved = await readFile(options.state.treeListingPath(target.name), 'utf8').then(
@@ -113,7 +118,7 @@ export async function targetStatus(
     }
   }
   if (reasons.length === 0 && options.force) reasons.push({ code: 'forced', message: 'rebuild forced (--force)' });
-  return { name: target.name, fingerprint, record, reasons, ...(dirty ? { dirty } : {}) };
+  return { name: target.name, fingerprint, record, reasons, interrupted, ...(dirty ? { dirty } : {}) };
 }
 
 /** Pins kept in memory during a run and written to orchestrator.lock as they change. */
@@ -249,7 +254,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
       }
       emit({ type: 'target-started', target: name });
       const t0 = Date.now();
-      const r = await buildOne(target, recipe);
+      const r = await buildOne(target, recipe, status);
       if (!r.ok) {
         emit({ type: 'target-failed', target: name, error: r.error, ms: Date.now() - t0 });
         summary.failed++;
@@ -263,7 +268,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
     }) as Promise<'ok' | 'failed' | 'skipped'>;
   };
 
-  const buildOne = async (target: Target, recipe: Recipe | undefined): Promise<Result<{ stepsRun: number; stepsCached: number; key: string }, Diagnostic>> => {
+  const buildOne = async (target: Target, recipe: Recipe | undefined, status: TargetStatus): Promise<Result<{ stepsRun: number; stepsCached: number; key: string }, Diagnostic>> => {
     const outputs = Object.fromEntries(project.targets.map((t) => [t.name, t.output]));
     const res = resolver(target.name, outputs);
     let source: SourceSpec | undefined;
@@ -286,6 +291,11 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
         runTest: target.test && !options.noTest,
         noCache: options.noCache,
         ...(options.epoch !== undefined ? { epoch: options.epoch } : {}),
+        // A clean sandbox from the last build is updated in place; a forced, hand-modified or
+        // interrupted one is written again in full.
+        ...(target.format === 'sandbox' && status.record?.lowers && !status.dirty && !status.interrupted && status.record.output === target.output
+          ? { incremental: { previousLowers: status.record.lowers, journal: state.journalPath(target.name) } }
+          : {}),
         declaredInputs: target.inputs.map((p) => (p.startsWith('target:') ? (outputs[p.slice('target:'.length)] ?? p) : join(project.dir, p))),
         platform: formatPlatform(platform),
       },
@@ -312,6 +322,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
     });
     const out = await outputIdentity(target, index);
     if (!out) return fail(error('unexpected', `the output ${target.output} is missing after its build`));
+    await rm(state.journalPath(target.name), { force: true });
     if (out.entries) {
       await mkdir(dirname(state.treeListingPath(target.name)), { recursive: true });
       await writeFile(state.treeListingPath(target.name), JSON.stringify(out.entries));
@@ -324,6 +335,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
       builtAt: new Date().toISOString(),
       steps: built.value.steps.map((s) => s.key),
       references: built.value.references,
+      lowers: built.value.lowers,
     });
     const stepsRun = built.value.steps.filter((s) => !s.cached && s.label.kind !== 'source').length;
     return ok({ stepsRun, stepsCached: built.value.steps.filter((s) => s.cached && s.label.kind !== 'source').length, key: fp.key });

@@ -18,6 +18,8 @@ export interface TargetRecord {
   readonly steps: readonly string[];
   /** Store entries the output is made of (absolute paths): `cache prune` keeps them. */
   readonly references?: readonly string[];
+  /** The image's overlay stack (top first), for updating a sandbox output in place next time. */
+  readonly lowers?: readonly string[];
 }
 
 export interface ProjectStateData {
@@ -73,6 +75,11 @@ export class ProjectState {
     delete this.#data.targets[name];
     await rm(this.treeListingPath(name), { force: true });
     await this.save();
+  }
+
+  /** Present while a sandbox output is being updated in place (DESIGN.md 3.2). */
+  journalPath(name: string): string {
+    return join(this.dir, 'journal', `${name}.json`);
   }
 
   /** Where the listing of a sandbox output is kept (to name what changed by hand). */

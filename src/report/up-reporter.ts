@@ -89,7 +89,7 @@ export function plainUpReporter(out: NodeJS.WritableStream, err: NodeJS.Writable
       case 'export-started':
         break;
       case 'export-done':
-        line(e.target, `exported in ${seconds(e.ms)}`);
+        line(e.target, e.updatedInPlace ? `sandbox updated in place in ${seconds(e.ms)}` : `exported in ${seconds(e.ms)}`);
         break;
       default:
         unreachable(e);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,6 +73,18 @@ describe('LayerStack', () => {
       const e = await new LayerStack(layers).entry(rel);
       const ours = !e ? 'absent' : e.stats.isDirectory() ? 'dir' : e.stats.isSymbolicLink() ? 'link' : e.stats.isFile() ? 'file' : 'other';
       expect(ours).toBe(kernel(rel));
+    });
+  }
+
+  for (const dir of ['', 'etc', 'etc/conf.d', 'opt', 'data-none', 'gone', 'usr/bin']) {
+    it(`lists '${dir || '/'}' as the kernel does`, async () => {
+      let kernelNames: string[];
+      try {
+        kernelNames = readdirSync(join(mnt, dir)).sort();
+      } catch {
+        kernelNames = [];
+      }
+      expect(await new LayerStack(layers).list(dir)).toEqual(kernelNames);
     });
   }
 
