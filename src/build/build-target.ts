@@ -195,10 +195,19 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
           continue;
         }
         const snapshot = ctx.store.snapshotPath(step.key);
-        // Another target of this run may be making the same step right now: wait and reuse it.
-        const pending = request.noCache ? undefined : ctx.inflight?.get(step.key);
-        if (pending) await pending;
+        // Another target of this run may be making the same step right now: wait for it, then
+        // claim the step before anything else can (no await between the check and the claim).
+        if (!request.noCache && ctx.inflight) {
+          for (let pending = ctx.inflight.get(step.key); pending; pending = ctx.inflight.get(step.key)) await pending;
+          let release!: () => void;
+          ctx.inflight.set(step.key, new Promise<void>((resolve) => (release = resolve)));
+          claims.push(() => {
+            ctx.inflight!.delete(step.key);
+            release();
+          });
+        }
         if (!request.noCache && (await isDir(snapshot))) {
+          claims.pop()?.();
           emit({ type: 'step-cached', target: request.name, step: label, key: step.key });
           references.add(snapshot);
           // Mark it used: `cache prune` removes the least recently used first.
@@ -209,14 +218,6 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
           continue;
         }
         ctx.signal.throwIfAborted();
-        if (!request.noCache && ctx.inflight) {
-          let release!: () => void;
-          ctx.inflight.set(step.key, new Promise<void>((resolve) => (release = resolve)));
-          claims.push(() => {
-            ctx.inflight!.delete(step.key);
-            release();
-          });
-        }
         emit({ type: 'step-started', target: request.name, step: label, key: step.key });
         const t0 = Date.now();
         const tmp = await ctx.store.makeTempDir(step.kind);
