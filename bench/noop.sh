@@ -35,7 +35,8 @@ for t in $(seq -w 0 99); do
   done
   {
     echo '%files'
-    for f in "${files[@]}"; do echo "    $f /opt/$(basename "$f")"; done
+    # %files sources are relative to the recipe's folder.
+    for f in "${files[@]}"; do echo "    ../$f /opt/$(basename "$f")"; done
     echo
     echo '%runscript'
     echo "    echo target $t"

@@ -79,7 +79,17 @@ function sameIdentity(a: OutputIdentity, b: OutputIdentity): boolean {
 /** Everything `plan` and `up` need to know about one target before building it. */
 export async function targetStatus(
   target: Target,
-  options: { recipe: Recipe | undefined; state: ProjectState; lock: LockData; index: StatIndex; project: Project; platform: Platform; toolVersion: string; force?: boolean },
+  options: {
+    recipe: Recipe | undefined;
+    state: ProjectState;
+    lock: LockData;
+    index: StatIndex;
+    project: Project;
+    platform: Platform;
+    toolVersion: string;
+    force?: boolean;
+    memo?: Map<string, Promise<string>>;
+  },
 ): Promise<TargetStatus> {
   const fingerprint = await targetFingerprint(target, options.recipe, {
     projectDir: options.project.dir,
@@ -88,6 +98,7 @@ export async function targetStatus(
     index: options.index,
     outputOf: (name) => options.project.targets.find((t) => t.name === name)?.output,
     toolVersion: options.toolVersion,
+    ...(options.memo ? { memo: options.memo } : {}),
   });
   const record = options.state.get(target.name);
   const reasons: StaleReason[] = [];
@@ -174,6 +185,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
   let stopped = false;
   const wouldBuild = new Set<string>();
   const inflight = new Map<string, Promise<void>>();
+  const memo = new Map<string, Promise<string>>();
   const summary = { built: 0, fresh: 0, failed: 0, skipped: 0, stepsCached: 0 };
 
   const resolver = (target: string, targetOutputs: Record<string, string>) =>
@@ -212,7 +224,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
       return 'skipped';
     }
     const recipe = options.recipes.get(name);
-    const status = await targetStatus(target, { recipe, state, lock: pins.lock, index, project, platform, toolVersion: options.toolVersion, force: options.force });
+    const status = await targetStatus(target, { recipe, state, lock: pins.lock, index, project, platform, toolVersion: options.toolVersion, force: options.force, memo });
     const reasons: StaleReason[] = [...status.reasons];
     if (options.pull && reasons.length === 0 && target.from?.kind === 'docker') reasons.push({ code: 'source', message: 'tags re-resolved (--pull)' });
     // A dry run builds nothing, so a dependent cannot see its dependency's new output: say so.
@@ -310,6 +322,8 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
         signal,
       },
     );
+    // Its output is new: what was remembered of it is not true any more.
+    memo.delete(target.output);
     if (!built.ok) return built;
     // Record after the output: the fingerprint as it is now (with the pins this build made).
     const fp = await targetFingerprint(target, recipe, {

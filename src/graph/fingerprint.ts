@@ -41,7 +41,23 @@ export interface Fingerprint {
   readonly components: TargetComponents;
 }
 
+/**
+ * pathIdentity, remembered for the run in `ctx.memo`: a folder many targets are built from is
+ * walked once. The caller forgets a path when it writes it (a target's output).
+ */
+function identityOf(path: string, ctx: FingerprintContext): Promise<string> {
+  if (!ctx.memo) return pathIdentity(path, ctx);
+  let known = ctx.memo.get(path);
+  if (!known) {
+    known = pathIdentity(path, ctx);
+    ctx.memo.set(path, known);
+  }
+  return known;
+}
+
 export interface FingerprintContext {
+  /** Identities already computed in this run, by absolute path. */
+  readonly memo?: Map<string, Promise<string>>;
   readonly projectDir: string;
   readonly lock: LockData;
   readonly platform: Platform;
@@ -66,16 +82,16 @@ async function fromIdentity(from: SourceRef, ctx: FingerprintContext): Promise<s
     case 'docker':
       return pinned(from.ref, ctx);
     case 'path':
-      return pathIdentity(from.path, ctx);
+      return identityOf(from.path, ctx);
     case 'target': {
       const out = ctx.outputOf(from.target);
-      return out === undefined ? 'missing' : pathIdentity(out, ctx);
+      return out === undefined ? 'missing' : identityOf(out, ctx);
     }
     case 'oci':
-      return pathIdentity(join(from.dir, 'index.json'), ctx);
+      return identityOf(join(from.dir, 'index.json'), ctx);
     case 'oci-archive':
     case 'docker-archive':
-      return pathIdentity(from.file, ctx);
+      return identityOf(from.file, ctx);
     default: {
       const never: never = from;
       return String(never);
@@ -93,14 +109,14 @@ async function headerIdentity(stage: Stage, recipeDir: string, ctx: FingerprintC
       });
     case 'localimage': {
       const p = get('from') ?? '';
-      return pathIdentity(isAbsolute(p) ? p : join(recipeDir, p), ctx);
+      return identityOf(isAbsolute(p) ? p : join(recipeDir, p), ctx);
     }
     case 'oci':
     case 'oci-archive':
     case 'docker-archive': {
       const p = (get('from') ?? '').replace(/:[^/:]*$/, (m) => (stage.bootstrap === 'oci' ? '' : m));
       const abs = isAbsolute(p) ? p : join(recipeDir, p);
-      return pathIdentity(stage.bootstrap === 'oci' ? join(abs, 'index.json') : abs, ctx);
+      return identityOf(stage.bootstrap === 'oci' ? join(abs, 'index.json') : abs, ctx);
     }
     case 'scratch':
       return 'scratch';
@@ -152,7 +168,7 @@ export async function targetFingerprint(target: Target, recipe: Recipe | undefin
   for (const p of target.inputs) {
     if (p.startsWith('target:')) {
       const out = ctx.outputOf(p.slice('target:'.length));
-      inputs[p] = out === undefined ? 'missing' : await pathIdentity(out, ctx);
+      inputs[p] = out === undefined ? 'missing' : await identityOf(out, ctx);
     } else inputs[p] = await inputIdentity(ctx.projectDir, p, ctx);
   }
   const components: TargetComponents = {

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { createReadStream, lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { expandHostPattern } from '../core/expand-host-pattern.js';
 import { sha256Digest, type Digest } from '../core/digest.js';
@@ -20,16 +19,18 @@ export interface TreeDigest {
 }
 
 async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
+  signal?.throwIfAborted();
   const h = createHash('sha256');
-  const stream = createReadStream(path, { highWaterMark: 1 << 20, ...(signal ? { signal } : {}) });
-  for await (const chunk of stream) h.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    h.update(chunk as Buffer);
+    signal?.throwIfAborted();
+  }
   return h.digest('hex');
 }
 
 /** sha256 of a regular file's content, through the stat index when given. */
 export async function fileSha256(path: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<string> {
-  const st = await lstat(path, { bigint: false });
-  const key = StatIndex.statKey(st);
+  const key = StatIndex.statKey(lstatSync(path));
   const known = options.index?.lookup(path, key);
   if (known !== undefined) return known;
   const sha = await hashFile(path, options.signal);
@@ -40,30 +41,45 @@ export async function fileSha256(path: string, options: { index?: StatIndex; sig
 /**
  * A content digest of a file or a folder tree: types, modes, owners, content, link targets and
  * device numbers of every entry, in sorted order. Times are not part of it (a `touch` is not a
- * change). Hashing goes through the stat index, so an unchanged tree costs only its stat calls.
+ * change). Hashing goes through the stat index, so an unchanged tree costs only its stat calls:
+ * those are made synchronously (thousands of tiny calls cost far less than as promises); only
+ * the files whose content must be read are hashed asynchronously, a few at a time.
  */
 export async function treeDigest(root: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<TreeDigest> {
-  // Each call returns the entries of its subtree; siblings are hashed concurrently, in batches.
-  const visit = async (rel: string): Promise<TreeEntryDigest[]> => {
-    options.signal?.throwIfAborted();
+  const entries: Array<{ path: string; summary: string }> = [];
+  const toHash: Array<{ entry: { path: string; summary: string }; abs: string; head: string; key: string }> = [];
+  const visit = (rel: string): void => {
     const abs = rel === '.' ? root : join(root, rel);
-    const st = await lstat(abs);
+    const st = lstatSync(abs);
     const head = `${(st.mode & 0o170000).toString(8)} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
-    if (st.isFile()) return [{ path: rel, summary: `f ${head} ${await fileSha256(abs, options)}` }];
-    if (st.isSymbolicLink()) return [{ path: rel, summary: `l ${head} -> ${await readlink(abs)}` }];
-    if (!st.isDirectory()) {
+    if (st.isFile()) {
+      const key = StatIndex.statKey(st);
+      const known = options.index?.lookup(abs, key);
+      const entry = { path: rel, summary: known !== undefined ? `f ${head} ${known}` : '' };
+      if (known === undefined) toHash.push({ entry, abs, head, key });
+      entries.push(entry);
+    } else if (st.isSymbolicLink()) {
+      entries.push({ path: rel, summary: `l ${head} -> ${readlinkSync(abs)}` });
+    } else if (st.isDirectory()) {
+      entries.push({ path: rel, summary: `d ${head}` });
+      for (const name of readdirSync(abs)) visit(rel === '.' ? name : `${rel}/${name}`);
+    } else {
       const kind = st.isCharacterDevice() ? 'c' : st.isBlockDevice() ? 'b' : st.isFIFO() ? 'p' : 's';
-      return [{ path: rel, summary: `${kind} ${head} ${st.rdev}` }];
+      entries.push({ path: rel, summary: `${kind} ${head} ${st.rdev}` });
     }
-    const out: TreeEntryDigest[] = [{ path: rel, summary: `d ${head}` }];
-    const kids = (await readdir(abs)).map((n) => (rel === '.' ? n : `${rel}/${n}`));
-    const batch = 32;
-    for (let i = 0; i < kids.length; i += batch) {
-      for (const sub of await Promise.all(kids.slice(i, i + batch).map(visit))) out.push(...sub);
-    }
-    return out;
   };
-  const entries = await visit('.');
+  options.signal?.throwIfAborted();
+  visit('.');
+  const batch = 8;
+  for (let i = 0; i < toHash.length; i += batch) {
+    await Promise.all(
+      toHash.slice(i, i + batch).map(async (f) => {
+        const sha = await hashFile(f.abs, options.signal);
+        options.index?.remember(f.abs, f.key, sha);
+        f.entry.summary = `f ${f.head} ${sha}`;
+      }),
+    );
+  }
   entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return { digest: sha256Digest(entries.map((e) => `${e.path}\0${e.summary}\n`).join('')), entries };
 }
@@ -88,7 +104,7 @@ export function diffTrees(before: readonly TreeEntryDigest[], after: readonly Tr
  */
 export async function pathIdentity(path: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<string> {
   try {
-    const st = await stat(path);
+    const st = statSync(path);
     if (st.isDirectory()) return (await treeDigest(path, options)).digest;
     return `sha256:${await fileSha256(path, options)}`;
   } catch {
