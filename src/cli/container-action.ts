@@ -5,6 +5,7 @@ import { boolOption, listOption, stringOption } from './args.js';
 import { EXIT, printDiagnostics, type CommandContext } from './command.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { resolveImage } from '../image/resolve-image.js';
+import { targetImageResolver } from './resolve-target-image.js';
 import type { ContainerAction } from '../runtime/action-script.js';
 import { parseBindSpecs, type BindSpec } from '../runtime/bind-spec.js';
 import { runContainer, type ContainerMode } from '../runtime/container-session.js';
@@ -83,7 +84,7 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
     const source = resolve(ctx.cwd, src);
     home = { source, target: dst !== undefined && dst !== '' ? resolve('/', dst) : source };
   }
-  const image = await resolveImage(imageArg!, { cwd: ctx.cwd, signal: ctx.signal });
+  const image = await resolveImage(imageArg!, { cwd: ctx.cwd, resolveTarget: targetImageResolver(ctx), signal: ctx.signal });
   if (!image.ok) {
     printDiagnostics(ctx, [image.error]);
     return EXIT.usage;

@@ -1,6 +1,7 @@
 import { boolOption } from './args.js';
 import { EXIT, printDiagnostics, type Command } from './command.js';
 import { resolveImage } from '../image/resolve-image.js';
+import { targetImageResolver } from './resolve-target-image.js';
 import { INSPECT_PARTS, inspectImage, type InspectAttributes, type InspectPart } from '../image/inspect-image.js';
 
 function text(attrs: InspectAttributes, parts: readonly InspectPart[]): string {
@@ -39,7 +40,7 @@ export const command: Command = {
     positionals: { min: 1, max: 1 },
   },
   async run(ctx, args) {
-    const image = await resolveImage(args.positionals[0]!, { cwd: ctx.cwd, signal: ctx.signal });
+    const image = await resolveImage(args.positionals[0]!, { cwd: ctx.cwd, resolveTarget: targetImageResolver(ctx), signal: ctx.signal });
     if (!image.ok) {
       printDiagnostics(ctx, [image.error]);
       return EXIT.usage;

@@ -1,5 +1,6 @@
 import { EXIT, printDiagnostics, type Command } from './command.js';
 import { resolveImage } from '../image/resolve-image.js';
+import { targetImageResolver } from './resolve-target-image.js';
 import { inspectImage } from '../image/inspect-image.js';
 
 export const command: Command = {
@@ -11,7 +12,7 @@ export const command: Command = {
     positionals: { min: 1, max: 1 },
   },
   async run(ctx, args) {
-    const image = await resolveImage(args.positionals[0]!, { cwd: ctx.cwd, signal: ctx.signal });
+    const image = await resolveImage(args.positionals[0]!, { cwd: ctx.cwd, resolveTarget: targetImageResolver(ctx), signal: ctx.signal });
     if (!image.ok) {
       printDiagnostics(ctx, [image.error]);
       return EXIT.usage;

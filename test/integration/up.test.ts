@@ -220,6 +220,19 @@ describe('orchestrator up', () => {
     expect(readFileSync(rig.path('build/dev/v'), 'utf8')).toBe('v2\n');
   });
 
+  it('runs target:NAME images of the manifest', async () => {
+    rig.write({
+      'orchestrator.yaml': 'version: 1\ntargets:\n  app:\n    from: ./rootfs\n    recipe: app.def\n    format: squashfs\n',
+      'app.def': recipe('true', 'echo "from the target $1"'),
+    });
+    expect((await up()).code).toBe(0);
+    const r = await rig.spawn(['run', 'target:app', 'x'], { env });
+    expect(r.stdout).toBe('from the target x\n');
+    const bad = await rig.spawn(['exec', 'target:ap', 'true'], { env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe("error: unknown target 'ap'\n  hint: did you mean 'app'?\n");
+  });
+
   it('exits 2 with the diagnostics on a broken recipe, building nothing', async () => {
     writeDiamond();
     rig.write({ 'recipes/solo.def': '%post\n  echo\n%rnuscript\n  echo\n' });

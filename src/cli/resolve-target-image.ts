@@ -1,0 +1,29 @@
+import { error } from '../core/diagnostic.js';
+import { didYouMeanHint } from '../core/did-you-mean.js';
+import { fail, ok, type Result } from '../core/result.js';
+import { loadProject } from '../manifest/load-project.js';
+import type { CommandContext } from './command.js';
+
+/** `target:NAME` as an IMAGE argument (DESIGN.md 2.1): that target's output, from ./orchestrator.yaml. */
+export function targetImageResolver(ctx: CommandContext): (name: string) => Promise<Result<string>> {
+  return async (name) => {
+    const { project, diagnostics } = await loadProject({ cwd: ctx.cwd });
+    if (!project) {
+      const first = diagnostics[0];
+      return fail(
+        error('image-target-no-manifest', `'target:${name}' names a target of orchestrator.yaml, and the manifest here cannot be read${first ? `: ${first.message}` : ''}`, {
+          hint: "run the command in the project's folder, or give the image's path",
+        }),
+      );
+    }
+    const target = project.targets.find((t) => t.name === name);
+    if (!target) {
+      return fail(
+        error('image-target-unknown', `unknown target '${name}'`, {
+          hint: didYouMeanHint(name, project.targets.map((t) => t.name)) ?? `the targets are ${project.targets.map((t) => t.name).join(', ')}`,
+        }),
+      );
+    }
+    return ok(target.output);
+  };
+}
