@@ -4,6 +4,7 @@ import type { SourceSpec } from '../build/build-source.js';
 import { buildTarget, type OutputFormat } from '../build/build-target.js';
 import { SourceResolver, splitTag } from '../build/source-resolver.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
+import { didYouMeanHint } from '../core/did-you-mean.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { detectImage } from '../image/detect-image.js';
 import type { Recipe } from '../recipe/model.js';
@@ -18,6 +19,8 @@ import { boolOption, listOption, stringOption, type ParsedArgs } from './args.js
 import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
 import { makeRegistryClient } from './registry-client-factory.js';
 import { version } from './version.js';
+
+const SECTION_CHOICES: readonly string[] = ['all', 'none', 'pre', 'setup', 'files', 'post', 'environment', 'runscript', 'startscript', 'test', 'labels', 'help'];
 
 interface BuildSource {
   readonly source?: SourceSpec;
@@ -53,7 +56,7 @@ export const command: Command = {
   spec: {
     name: 'build',
     summary: 'build one image from a recipe, an image or a registry (singularity build)',
-    usage: '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--build-arg NAME=VALUE ...] OUT SOURCE',
+    usage: '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--section S] [--build-arg NAME=VALUE ...] OUT SOURCE',
     description: [
       'SOURCE is a recipe (definition file), docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE,',
       'or an image file or sandbox folder to convert. OUT is a squashfs .simg by default, a sandbox folder',
@@ -65,6 +68,13 @@ export const command: Command = {
       { name: 'force', short: 'F', type: 'boolean', description: 'replace OUT if it exists' },
       { name: 'notest', short: 'T', type: 'boolean', description: "don't run the %test section" },
       { name: 'no-cache', type: 'boolean', description: 'run every step again instead of using cached ones' },
+      {
+        name: 'section',
+        type: 'string',
+        multiple: true,
+        value: 'S[,S...]',
+        description: "run only these sections of the recipe on top of the existing OUT (Singularity 2.4): setup, files, post, environment, runscript, test, labels, help, all, none",
+      },
       { name: 'size', type: 'string', value: 'MiB', description: 'size of a --writable image in MiB (default: content x 1.25, at least 10)' },
       { name: 'build-arg', type: 'string', multiple: true, value: 'NAME=VALUE', description: 'a value for {{ NAME }} in the recipe' },
       { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
@@ -95,14 +105,40 @@ export const command: Command = {
       return EXIT.usage;
     }
     const output = resolve(ctx.cwd, outArg);
-    if (!boolOption(args, 'force') && (await stat(output).catch(() => undefined))) {
+    const sections = listOption(args, 'section').flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+    const bad = sections.find((v) => !SECTION_CHOICES.includes(v));
+    if (bad !== undefined) {
+      printDiagnostics(ctx, [
+        error('usage', `--section '${bad}' is not a section`, { hint: didYouMeanHint(bad, SECTION_CHOICES) ?? `choose from ${SECTION_CHOICES.join(', ')}` }),
+      ]);
+      return EXIT.usage;
+    }
+    const outputExists = (await stat(output).catch(() => undefined)) !== undefined;
+    if (sections.length > 0 && !outputExists) {
+      printDiagnostics(ctx, [error('usage', `--section updates an existing image, and ${outArg} does not exist`, { hint: `build it first: orchestrator build ${outArg} ${sourceArg}` })]);
+      return EXIT.usage;
+    }
+    if (sections.length === 0 && !boolOption(args, 'force') && outputExists) {
       printDiagnostics(ctx, [error('output-exists', `${outArg} already exists`, { hint: `add --force to replace it, or choose another name` })]);
       return EXIT.usage;
     }
-    const classified = await classify(ctx, sourceArg, buildArgs);
+    let classified = await classify(ctx, sourceArg, buildArgs);
     if (!classified.ok) {
       printDiagnostics(ctx, classified.error);
       return EXIT.usage;
+    }
+    if (sections.length > 0) {
+      // Singularity 2.4's --section: run only these sections of the recipe, on top of the image
+      // OUT is now ('all' is every section; 'none' only rewrites the metadata).
+      const recipe = classified.value.recipe;
+      if (!recipe) {
+        printDiagnostics(ctx, [error('usage', '--section needs a recipe as SOURCE', { hint: 'give the definition file whose sections to run' })]);
+        return EXIT.usage;
+      }
+      const keep = new Set(sections);
+      const last = recipe.stages.at(-1)!;
+      const stage = keep.has('all') ? last : { ...last, sections: last.sections.filter((x) => keep.has(x.name)) };
+      classified = ok({ recipe: { ...recipe, stages: [stage] }, recipeDir: classified.value.recipeDir, source: { kind: 'local', path: output } });
     }
     const store = await Store.open({ dir: stringOption(args, 'cache-dir'), base: ctx.cwd, env: ctx.env });
     const releaseStore = await store.markActive();

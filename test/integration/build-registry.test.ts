@@ -153,6 +153,19 @@ describe('build from a registry image', () => {
     expect(squashFiles(join(work, 'multi.simg'))).not.toContain('artifact');
   });
 
+  it('runs only the named sections on top of an existing image with --section (Singularity 2.4)', async () => {
+    expect((await cli(['build', '--sandbox', 'sec', 'app.def'])).code).toBe(0);
+    writeFileSync(join(work, 'more.def'), `Bootstrap: docker\nFrom: ${ref}\n%post\n    echo sectioned > /sectioned\n%runscript\n    echo not used\n`);
+    const r = await cli(['build', '--sandbox', '--section', 'post', 'sec', 'more.def']);
+    expect(r.code).toBe(0);
+    expect(readFileSync(join(work, 'sec/sectioned'), 'utf8')).toBe('sectioned\n');
+    expect(readFileSync(join(work, 'sec/built.txt'), 'utf8')).toBe('built\n');
+    expect(readFileSync(join(work, 'sec/.singularity.d/runscript'), 'utf8')).toContain('runscript: $FROM_IMAGE');
+    const bad = await cli(['build', '--section', 'psot', 'sec.simg', 'more.def']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe("error: --section 'psot' is not a section\n  hint: did you mean 'post'?\n");
+  });
+
   it('refuses a bad reference with the part named, and an existing output without --force', async () => {
     const bad = await cli(['build', 'bad.simg', 'docker://Upper/Case']);
     expect(bad.code).toBe(2);
