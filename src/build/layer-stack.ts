@@ -17,11 +17,13 @@ export interface StackEntry {
 
 const MAX_LINKS = 40;
 
-function isWhiteout(st: Stats): boolean {
+/** An overlayfs whiteout: a 0/0 character device. */
+export function isWhiteout(st: Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
 }
 
-function isOpaque(path: string): boolean {
+/** A folder marked `trusted.overlay.opaque=y`: the layers below it do not show through. */
+export function isOpaque(path: string): boolean {
   try {
     return nativeAddon().lgetxattr(path, 'trusted.overlay.opaque').toString() === 'y';
   } catch (e) {

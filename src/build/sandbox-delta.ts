@@ -3,7 +3,7 @@ import type { Stats } from 'node:fs';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { isErrno, nativeAddon } from '../native/addon.js';
-import { LayerStack } from './layer-stack.js';
+import { isOpaque, isWhiteout, LayerStack } from './layer-stack.js';
 
 /**
  * Updating a sandbox output in place (DESIGN.md 3.2): when the sandbox is exactly what the last
@@ -15,19 +15,6 @@ import { LayerStack } from './layer-stack.js';
 export interface SandboxDeltaResult {
   /** Paths written or removed. */
   readonly changed: number;
-}
-
-function isWhiteout(st: Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
-}
-
-function isOpaque(path: string): boolean {
-  try {
-    return nativeAddon().lgetxattr(path, 'trusted.overlay.opaque').toString() === 'y';
-  } catch (e) {
-    if (isErrno(e, 'ENODATA') || isErrno(e, 'ENOTSUP')) return false;
-    throw e;
-  }
 }
 
 /** Every path in an overlay-format layer folder; whiteouts and opaque folders noted. */

@@ -1,14 +1,12 @@
 import { cpus } from 'node:os';
 import { error } from '../core/diagnostic.js';
-import type { RegistryClient } from '../registry/registry-client.js';
-import { makeRegistryClient } from './registry-client-factory.js';
 import { jsonWatchReporter, plainWatchReporter } from '../report/watch-reporter.js';
 import { Store } from '../store/store.js';
 import { runWatch } from '../watch/run-watch.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
+import { upRunOptions } from './up-run-options.js';
 import { EXIT, printDiagnostics, useColor, type CommandContext } from './command.js';
 import { requireProject } from './project-options.js';
-import { version } from './version.js';
 
 /** The default quiet time after the last change before a rebuild starts. */
 export const DEFAULT_DEBOUNCE_MS = 200;
@@ -47,26 +45,14 @@ export async function runUpWatch(ctx: CommandContext, args: ParsedArgs): Promise
           color: useColor(ctx),
           showOutput: true,
         });
-  let client: RegistryClient | undefined;
-  const epochText = ctx.env['SOURCE_DATE_EPOCH'];
+  const run = upRunOptions(ctx, args, store);
   try {
     const r = await runWatch({
       cwd: ctx.cwd,
       dir: stringOption(args, 'directory'),
       file: stringOption(args, 'file'),
       selection: args.positionals,
-      up: {
-        jobs,
-        keepGoing: boolOption(args, 'keep-going'),
-        force: boolOption(args, 'force'),
-        noCache: boolOption(args, 'no-cache'),
-        noTest: boolOption(args, 'notest'),
-        pull: boolOption(args, 'pull'),
-        store,
-        client: async () => (client ??= await makeRegistryClient(ctx.env)),
-        ...(epochText !== undefined && /^\d+$/.test(epochText) ? { epoch: Number(epochText) } : {}),
-        toolVersion: version(),
-      },
+      up: { ...run.options, jobs },
       debounceMs,
       onEvent,
       signal: ctx.signal,
@@ -77,6 +63,6 @@ export async function runUpWatch(ctx: CommandContext, args: ParsedArgs): Promise
     }
     return EXIT.interrupted;
   } finally {
-    await client?.close();
+    await run.close();
   }
 }

@@ -3,17 +3,15 @@ import { expandSelection } from '../graph/expand-selection.js';
 import { TargetGraph } from '../graph/target-graph.js';
 import { runUp } from '../executor/run-up.js';
 import { loadRecipes } from '../manifest/load-recipes.js';
-import type { RegistryClient } from '../registry/registry-client.js';
 import { countSummary } from '../report/diagnostics.js';
 import { jsonUpReporter, plainUpReporter } from '../report/up-reporter.js';
 import { Store } from '../store/store.js';
 import { error } from '../core/diagnostic.js';
 import { boolOption, stringOption } from './args.js';
+import { upRunOptions } from './up-run-options.js';
 import { EXIT, printDiagnostics, useColor, type Command } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
-import { makeRegistryClient } from './registry-client-factory.js';
 import { DEFAULT_DEBOUNCE_MS, runUpWatch } from './up-watch.js';
-import { version } from './version.js';
 
 export const command: Command = {
   spec: {
@@ -89,25 +87,16 @@ export const command: Command = {
               color: useColor(ctx),
               showOutput: true,
             });
-    let client: RegistryClient | undefined;
-    const epochText = ctx.env['SOURCE_DATE_EPOCH'];
+    const run = upRunOptions(ctx, args, store);
     try {
       const r = await runUp({
+        ...run.options,
         project,
         recipes: recipes.byTarget,
         order,
         requested: new Set(selection.value),
         jobs,
-        keepGoing: boolOption(args, 'keep-going'),
-        force: boolOption(args, 'force'),
-        noCache: boolOption(args, 'no-cache'),
-        noTest: boolOption(args, 'notest'),
-        pull: boolOption(args, 'pull'),
         dryRun: boolOption(args, 'dry-run'),
-        store,
-        client: async () => (client ??= await makeRegistryClient(ctx.env)),
-        ...(epochText !== undefined && /^\d+$/.test(epochText) ? { epoch: Number(epochText) } : {}),
-        toolVersion: version(),
         onEvent,
         signal: ctx.signal,
       });
@@ -119,7 +108,7 @@ export const command: Command = {
       if (r.value.interrupted) return EXIT.interrupted;
       return r.value.failed > 0 ? EXIT.failed : EXIT.ok;
     } finally {
-      await client?.close();
+      await run.close();
     }
   },
 };
