@@ -6,41 +6,13 @@
  * then excluded from the extraction. That is the OCI image spec's rule, written out plainly.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { posix } from 'node:path';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { overlayMountOptions, runInLayerStack } from '../../src/layers/mount-layers.js';
 import { unpackLayer } from '../../src/layers/unpack-layer.js';
 import { buildLayer, makeSandbox, type BuiltLayer, type EntrySpec, type Sandbox } from '../helpers/layers.js';
-
-const DESCRIBE = `cd "$1" && find . -mindepth 1 -printf '%p\\t%y\\t%m\\t%U\\t%G\\t%s\\t%l\\n' | LC_ALL=C sort && echo '---' && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum`;
-
-/** path → "type mode uid gid size link sha256" (size only for files: folder sizes differ by file system). */
-function parseDescription(text: string): Record<string, string> {
-  const [listing = '', sums = ''] = text.split('---\n');
-  const hashes = new Map<string, string>();
-  for (const line of sums.split('\n').filter(Boolean)) hashes.set(line.slice(66), line.slice(0, 64));
-  const out: Record<string, string> = {};
-  for (const line of listing.split('\n').filter(Boolean)) {
-    const [path = '', type = '', mode = '', uid = '', gid = '', size = '', link = ''] = line.split('\t');
-    out[path] = [type, mode, uid, gid, type === 'f' ? size : '-', link || '-', hashes.get(path) ?? '-'].join(' ');
-  }
-  return out;
-}
-
-function applyWhiteouts(root: string, entries: readonly EntrySpec[]): void {
-  for (const { name } of entries) {
-    const path = posix.normalize(name.replace(/^\/+/, ''));
-    const base = posix.basename(path);
-    const dir = join(root, posix.dirname(path));
-    if (base === '.wh..wh..opq') {
-      for (const child of readdirSync(dir)) rmSync(join(dir, child), { recursive: true, force: true });
-    } else if (base.startsWith('.wh.')) {
-      rmSync(join(dir, base.slice(4)), { recursive: true, force: true });
-    }
-  }
-}
+import { applyWhiteouts, DESCRIBE, parseDescription } from '../helpers/overlay-reference.js';
 
 const LAYERS: EntrySpec[][] = [
   [
