@@ -4,12 +4,13 @@ import type { Digest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { unpackLayer } from '../layers/unpack-layer.js';
 import type { Platform } from '../registry/media-types.js';
-import { pullImage } from '../registry/pull-image.js';
 import { formatReference, parseReference, withDigest } from '../registry/reference.js';
 import type { RegistryClient } from '../registry/registry-client.js';
 import type { RegistryEventListener } from '../registry/registry-events.js';
 import type { Store } from '../store/store.js';
 import type { SourceSpec } from './build-source.js';
+import { storedImage } from './stored-image.js';
+import { DEFAULT_PLATFORM } from '../registry/platform.js';
 import { imageConfigFromOci } from './image-config.js';
 
 /** Tag pins (orchestrator.lock): the digest a tag was resolved to, and a way to record a new one. */
@@ -43,6 +44,12 @@ export async function registrySource(text: string, options: RegistrySourceOption
   const name = formatReference(ref);
   const pin = ref.digest === undefined ? options.pins?.get(name) : undefined;
   if (pin) ref = withDigest(ref, pin);
+  // Pinned and already here: nothing to ask the registry, nothing to load for it.
+  if (ref.digest !== undefined) {
+    const stored = await storedImage(options.store, ref.digest, options.platform ?? DEFAULT_PLATFORM, name);
+    if (stored) return ok(stored);
+  }
+  const { pullImage } = await import('../registry/pull-image.js');
   const pulled = await pullImage(ref, {
     store: options.store,
     client: options.client,
