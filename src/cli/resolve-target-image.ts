@@ -1,12 +1,13 @@
 import { error } from '../core/diagnostic.js';
 import { didYouMeanHint } from '../core/did-you-mean.js';
 import { fail, ok, type Result } from '../core/result.js';
-import { loadProject } from '../manifest/load-project.js';
 import type { CommandContext } from './command.js';
 
 /** `target:NAME` as an IMAGE argument (DESIGN.md 2.1): that target's output, from ./orchestrator.yaml. */
 export function targetImageResolver(ctx: CommandContext): (name: string) => Promise<Result<string>> {
   return async (name) => {
+    // Loaded only for target: images: exec/run of an image file reads no manifest.
+    const { loadProject } = await import('../manifest/load-project.js');
     const { project, diagnostics } = await loadProject({ cwd: ctx.cwd });
     if (!project) {
       const first = diagnostics[0];
