@@ -63,7 +63,8 @@ wait_for "watch: waiting for changes"
 sed -i 's/exec hello --greeting="${1:-$GREETING}"/exec hello --greeting="${1:-$GREETING} (watch)"/' recipes/hello.def
 wait_for "watch: 1 file changed (recipes/hello.def)"
 wait_for "built 3, fresh 0" 2
-kill -INT "$watcher"
+# $! is the subshell that runs the orchestrator function; Ctrl-C goes to its node process.
+pkill -INT -P "$watcher"
 set +e
 wait "$watcher"
 code=$?
