@@ -1,7 +1,8 @@
 import type { RegistryClient } from '../registry/registry-client.js';
 import type { Store } from '../store/store.js';
+import type { PlainUpReporterOptions } from '../report/up-reporter.js';
 import { boolOption, type ParsedArgs } from './args.js';
-import type { CommandContext } from './command.js';
+import { useColor, type CommandContext } from './command.js';
 import { makeRegistryClient } from './registry-client-factory.js';
 import { version } from './version.js';
 
@@ -38,4 +39,9 @@ export function upRunOptions(ctx: CommandContext, args: ParsedArgs, store: Store
       await client?.close();
     },
   };
+}
+
+/** Plain progress lines: timestamped with `--progress plain` or in CI, coloured on a terminal. */
+export function plainReporterOptions(ctx: CommandContext, progress: string): PlainUpReporterOptions {
+  return { timestamps: progress === 'plain' || ctx.env['CI'] !== undefined, color: useColor(ctx), showOutput: true };
 }

@@ -4,8 +4,8 @@ import { jsonWatchReporter, plainWatchReporter } from '../report/watch-reporter.
 import { Store } from '../store/store.js';
 import { runWatch } from '../watch/run-watch.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
-import { upRunOptions } from './up-run-options.js';
-import { EXIT, printDiagnostics, useColor, type CommandContext } from './command.js';
+import { plainReporterOptions, upRunOptions } from './up-run-options.js';
+import { EXIT, printDiagnostics, type CommandContext } from './command.js';
 import { requireProject } from './project-options.js';
 
 /** The default quiet time after the last change before a rebuild starts. */
@@ -40,11 +40,7 @@ export async function runUpWatch(ctx: CommandContext, args: ParsedArgs): Promise
   const onEvent =
     progress === 'json'
       ? jsonWatchReporter(ctx.stdout)
-      : plainWatchReporter(ctx.stdout, ctx.stderr, {
-          timestamps: progress === 'plain' || ctx.env['CI'] !== undefined,
-          color: useColor(ctx),
-          showOutput: true,
-        });
+      : plainWatchReporter(ctx.stdout, ctx.stderr, plainReporterOptions(ctx, progress));
   const run = upRunOptions(ctx, args, store);
   try {
     const r = await runWatch({

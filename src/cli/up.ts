@@ -8,7 +8,7 @@ import { jsonUpReporter, plainUpReporter } from '../report/up-reporter.js';
 import { Store } from '../store/store.js';
 import { error } from '../core/diagnostic.js';
 import { boolOption, stringOption } from './args.js';
-import { upRunOptions } from './up-run-options.js';
+import { plainReporterOptions, upRunOptions } from './up-run-options.js';
 import { EXIT, printDiagnostics, useColor, type Command } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
 import { DEFAULT_DEBOUNCE_MS, runUpWatch } from './up-watch.js';
@@ -82,11 +82,7 @@ export const command: Command = {
         ? jsonUpReporter(ctx.stdout)
         : ttyReporter
           ? ttyReporter.listener
-          : plainUpReporter(ctx.stdout, ctx.stderr, {
-              timestamps: progress === 'plain' || ctx.env['CI'] !== undefined,
-              color: useColor(ctx),
-              showOutput: true,
-            });
+          : plainUpReporter(ctx.stdout, ctx.stderr, plainReporterOptions(ctx, progress));
     const run = upRunOptions(ctx, args, store);
     try {
       const r = await runUp({
