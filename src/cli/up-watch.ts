@@ -9,6 +9,7 @@ import { EXIT, printDiagnostics, type CommandContext } from './command.js';
 import { requireProject } from './project-options.js';
 
 /** The default quiet time after the last change before a rebuild starts. */
+/** Keep in step with the `--debounce` help of src/cli/up.ts. */
 export const DEFAULT_DEBOUNCE_MS = 200;
 
 /**

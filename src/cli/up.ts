@@ -11,7 +11,6 @@ import { boolOption, stringOption } from './args.js';
 import { plainReporterOptions, upRunOptions } from './up-run-options.js';
 import { EXIT, printDiagnostics, useColor, type Command } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
-import { DEFAULT_DEBOUNCE_MS, runUpWatch } from './up-watch.js';
 
 export const command: Command = {
   spec: {
@@ -32,7 +31,7 @@ export const command: Command = {
     ].join('\n'),
     options: [
       { name: 'watch', short: 'w', type: 'boolean', description: 'after building, rebuild what each change touches, until Ctrl-C' },
-      { name: 'debounce', type: 'string', value: 'MS', description: `with --watch: quiet time after the last change before rebuilding (default ${DEFAULT_DEBOUNCE_MS})` },
+      { name: 'debounce', type: 'string', value: 'MS', description: `with --watch: quiet time after the last change before rebuilding (default 200)` },
       { name: 'jobs', short: 'j', type: 'string', value: 'N', description: 'targets built at once (default: the number of CPUs)' },
       { name: 'keep-going', short: 'k', type: 'boolean', description: 'after a failure, build everything that does not depend on it' },
       { name: 'force', type: 'boolean', description: 'rebuild even fresh targets, and discard hand-made changes to sandboxes' },
@@ -47,7 +46,8 @@ export const command: Command = {
     positionals: { min: 0 },
   },
   async run(ctx, args) {
-    if (boolOption(args, 'watch')) return runUpWatch(ctx, args);
+    // The watcher (chokidar and friends) loads only for --watch.
+    if (boolOption(args, 'watch')) return (await import('./up-watch.js')).runUpWatch(ctx, args);
     if (stringOption(args, 'debounce') !== undefined) {
       printDiagnostics(ctx, [error('usage', '--debounce only applies with --watch')]);
       return EXIT.usage;

@@ -1,10 +1,9 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import PQueue from 'p-queue';
-import { buildTarget } from '../build/build-target.js';
 import type { SourceSpec } from '../build/build-source.js';
 import type { TagPins } from '../build/registry-source.js';
-import { SourceResolver } from '../build/source-resolver.js';
+import type { SourceResolver } from '../build/source-resolver.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import type { Digest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -188,8 +187,9 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
   const memo = new Map<string, Promise<string>>();
   const summary = { built: 0, fresh: 0, failed: 0, skipped: 0, stepsCached: 0 };
 
-  const resolver = (target: string, targetOutputs: Record<string, string>) =>
-    new SourceResolver({
+  // The build engine loads only when something is stale: a no-op run never pays for it.
+  const resolver = async (target: string, targetOutputs: Record<string, string>): Promise<SourceResolver> =>
+    new (await import('../build/source-resolver.js')).SourceResolver({
       store: options.store,
       client: options.client,
       platform,
@@ -282,7 +282,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
 
   const buildOne = async (target: Target, recipe: Recipe | undefined, status: TargetStatus): Promise<Result<{ stepsRun: number; stepsCached: number; key: string }, Diagnostic>> => {
     const outputs = Object.fromEntries(project.targets.map((t) => [t.name, t.output]));
-    const res = resolver(target.name, outputs);
+    const res = await resolver(target.name, outputs);
     let source: SourceSpec | undefined;
     if (target.from) {
       const s = await res.fromRef(target.from);
@@ -291,6 +291,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
     }
     const recipeDir = target.recipe ? dirname(target.recipe) : project.dir;
     await mkdir(dirname(target.output), { recursive: true });
+    const { buildTarget } = await import('../build/build-target.js');
     const built = await buildTarget(
       {
         name: target.name,
