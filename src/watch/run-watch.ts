@@ -316,8 +316,7 @@ export async function runWatch(options: WatchOptions): Promise<Result<WatchSumma
         waiting();
         return;
       case 'stopping':
-        state = { kind: 'stopped' };
-        void watcher.close().then(finished);
+        stopNow();
         return;
       case 'watching':
       case 'debouncing':
@@ -380,16 +379,20 @@ export async function runWatch(options: WatchOptions): Promise<Result<WatchSumma
   };
   watcher.on('all', (_event, path) => onChange(path));
 
+  /** → stopped: nothing runs any more; close the watcher and let runWatch return. */
+  const stopNow = (): void => {
+    state = { kind: 'stopped' };
+    void watcher.close().then(finished);
+  };
+
   const onStop = (): void => {
     switch (state.kind) {
       case 'debouncing':
         clearTimeout(state.timer);
-        state = { kind: 'stopped' };
-        void watcher.close().then(finished);
+        stopNow();
         return;
       case 'watching':
-        state = { kind: 'stopped' };
-        void watcher.close().then(finished);
+        stopNow();
         return;
       case 'loading':
         state = { kind: 'stopping' };

@@ -1,19 +1,18 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, cpSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestImages, type TestImages } from '../helpers/busybox-image.js';
 import { BIN, runCli } from '../helpers/cli.js';
+import { mountProbe } from '../helpers/mount-probe.js';
 
 let work: string;
 let images: TestImages;
 let mountsBefore: string;
 let loopsBefore: string;
 // Only what concerns this file's images: other test files may run containers at the same time.
-const mine = (text: string): string => text.split('\n').filter((l) => l.includes(work)).join('\n');
-const mountinfo = (): string => mine(readFileSync('/proc/self/mountinfo', 'utf8'));
-const loops = (): string => mine(execFileSync('losetup', ['-a'], { encoding: 'utf8' }));
+const { mountinfo, loops } = mountProbe(() => work);
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'orchestrator-bad-'));

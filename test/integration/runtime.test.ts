@@ -3,6 +3,7 @@ import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mountProbe } from '../helpers/mount-probe.js';
 import { buildTestImages, digestOf, type TestImages } from '../helpers/busybox-image.js';
 import { runCli } from '../helpers/cli.js';
 import { readableInstall } from '../helpers/readable-install.js';
@@ -15,9 +16,7 @@ let mountsBefore: string;
 let loopsBefore: string;
 
 // Only what concerns this file's images: other test files may run containers at the same time.
-const mine = (text: string): string => text.split('\n').filter((l) => l.includes(work)).join('\n');
-const mountinfo = (): string => mine(readFileSync('/proc/self/mountinfo', 'utf8'));
-const loops = (): string => mine(execFileSync('losetup', ['-a'], { encoding: 'utf8' }));
+const { mountinfo, loops } = mountProbe(() => work);
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'orchestrator-runtime-'));
