@@ -5,7 +5,7 @@ import { fail, ok, type Result } from '../core/result.js';
 import { detectImage, type DetectedImage } from '../image/detect-image.js';
 import { toolFailure } from '../image/tool-failure.js';
 import type { StatIndex } from '../graph/stat-index.js';
-import { fileSha256, treeDigest } from '../graph/tree-digest.js';
+import { fileSha256, treeIdentity } from '../graph/tree-digest.js';
 import type { Store } from '../store/store.js';
 import type { ImageConfig } from './image-config.js';
 import { runStepSession } from './step-session.js';
@@ -105,7 +105,7 @@ export async function prepareSource(
       const image = detected.value;
       const hashOptions = { ...(options.index ? { index: options.index } : {}), ...(options.signal ? { signal: options.signal } : {}) };
       if (image.format === 'sandbox') {
-        const tree = await treeDigest(image.path, hashOptions);
+        const tree = await treeIdentity(image.path, hashOptions);
         return ok({ key: { tree: tree.digest }, lowers: [image.path], description: image.path });
       }
       const sha = await fileSha256(image.path, hashOptions);

@@ -22,7 +22,7 @@ export const command: Command = {
   async run(ctx, args) {
     const project = await requireProject(ctx, args);
     if (project === undefined) return EXIT.usage;
-    const recipes = await loadRecipes(project, { cwd: ctx.cwd });
+    const recipes = loadRecipes(project, { cwd: ctx.cwd });
     printDiagnostics(ctx, recipes.diagnostics);
     if (recipes.diagnostics.some((d) => d.severity === 'error')) return EXIT.usage;
     const refs = new Map<string, ImageReference>();

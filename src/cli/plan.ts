@@ -64,7 +64,7 @@ export const command: Command = {
     }
     const graph = TargetGraph.fromProject(project);
     const order = graph.buildOrder(selection.value).map((n) => graph.target(n)!);
-    const recipes = await loadRecipes(project, { cwd: ctx.cwd });
+    const recipes = loadRecipes(project, { cwd: ctx.cwd });
     printDiagnostics(ctx, recipes.diagnostics);
     if (recipes.diagnostics.some((d) => d.severity === 'error')) {
       ctx.stderr.write(`${countSummary(recipes.diagnostics)}\n`);

@@ -54,7 +54,7 @@ export const command: Command = {
     }
     const project = await requireProject(ctx, args);
     if (project === undefined) return EXIT.usage;
-    const recipes = await loadRecipes(project, { cwd: ctx.cwd });
+    const recipes = loadRecipes(project, { cwd: ctx.cwd });
     printDiagnostics(ctx, recipes.diagnostics);
     if (recipes.diagnostics.some((d) => d.severity === 'error')) {
       ctx.stderr.write(`${countSummary(recipes.diagnostics)}\n`);

@@ -19,7 +19,7 @@ export const command: Command = {
       ctx.stderr.write(`${countSummary(diagnostics)}\n`);
       return EXIT.usage;
     }
-    const recipes = await loadRecipes(project, { cwd: ctx.cwd });
+    const recipes = loadRecipes(project, { cwd: ctx.cwd });
     printDiagnostics(ctx, recipes.diagnostics);
     if (recipes.diagnostics.some((d) => d.severity === 'error')) {
       ctx.stderr.write(`${countSummary(recipes.diagnostics)}\n`);

@@ -12,7 +12,7 @@ import { targetFingerprint, type Fingerprint } from '../graph/fingerprint.js';
 import { acquireProjectLock } from '../graph/project-lock.js';
 import { ProjectState, type OutputIdentity, type TargetRecord } from '../graph/project-state.js';
 import { StatIndex } from '../graph/stat-index.js';
-import { diffTrees, treeDigest, type TreeEntryDigest } from '../graph/tree-digest.js';
+import { diffTrees, treeDigest, treeIdentity, type TreeEntryDigest } from '../graph/tree-digest.js';
 import { LOCK_FILE_NAME, readLockFile, withLockEntry, writeLockFile, type LockData } from '../lock/lock-file.js';
 import type { Project, Target } from '../manifest/project.js';
 import type { Recipe } from '../recipe/model.js';
@@ -58,13 +58,17 @@ export interface TargetStatus {
   readonly dirty?: { readonly paths: readonly string[]; readonly count: number };
 }
 
-async function outputIdentity(target: Target, index: StatIndex): Promise<{ identity: OutputIdentity; entries?: readonly TreeEntryDigest[] } | undefined> {
+/**
+ * What the output is now. A sandbox's listing (`entries`) comes with it when `listing` is asked
+ * for, or when the tree was walked anyway (its stat signature is not the remembered one).
+ */
+async function outputIdentity(target: Target, index: StatIndex, listing: boolean): Promise<{ identity: OutputIdentity; entries?: readonly TreeEntryDigest[] } | undefined> {
   const st = await stat(target.output).catch(() => undefined);
   if (!st) return undefined;
   if (target.format === 'sandbox') {
     if (!st.isDirectory()) return { identity: { kind: 'tree', digest: 'not-a-folder' } };
-    const tree = await treeDigest(target.output, { index });
-    return { identity: { kind: 'tree', digest: tree.digest }, entries: tree.entries };
+    const tree = listing ? await treeDigest(target.output, { index }) : await treeIdentity(target.output, { index });
+    return { identity: { kind: 'tree', digest: tree.digest }, ...(tree.entries ? { entries: tree.entries } : {}) };
   }
   return { identity: { kind: 'file', size: st.size, mtimeMs: st.mtimeMs, ino: st.ino } };
 }
@@ -101,7 +105,7 @@ export async function targetStatus(
   });
   const record = options.state.get(target.name);
   const reasons: StaleReason[] = [];
-  const out = await outputIdentity(target, options.index);
+  let out = await outputIdentity(target, options.index, false);
   let dirty: TargetStatus['dirty'];
   const interrupted = target.format === 'sandbox' && (await stat(options.state.journalPath(target.name)).then(() => true, () => false));
   if (!record) reasons.push({ code: 'never-built', message: 'never built' });
@@ -113,6 +117,7 @@ export async function targetStatus(
       reasons.push({ code: 'output-modified', message: 'an update of the sandbox was interrupted; it is written again' });
     } else if (!sameIdentity(record.identity, out.identity)) {
       reasons.push({ code: 'output-modified', message: 'output modified since build' });
+      if (target.format === 'sandbox' && !out.entries) out = (await outputIdentity(target, options.index, true)) ?? out;
       if (target.format === 'sandbox' && out.entries) {
         const saved = await readFile(options.state.treeListingPath(target.name), 'utf8').then(
           (t) => JSON.parse(t) as TreeEntryDigest[],
@@ -335,7 +340,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
       outputOf: (n) => outputs[n],
       toolVersion: options.toolVersion,
     });
-    const out = await outputIdentity(target, index);
+    const out = await outputIdentity(target, index, true);
     if (!out) return fail(error('unexpected', `the output ${target.output} is missing after its build`));
     await rm(state.journalPath(target.name), { force: true });
     if (out.entries) {

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
+import type { Digest } from '../core/digest.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
 
 interface Entry {
@@ -8,13 +9,29 @@ interface Entry {
   readonly sha256: string;
 }
 
+interface TreeEntry {
+  /** The stat signature of the whole tree (native treeStat). */
+  readonly signature: string;
+  readonly digest: Digest;
+}
+
 /**
- * Remembers the content hash of files by their stat fields (DESIGN.md 3.1). The stat fields only
- * let a re-hash be skipped: a file whose size, mtime, ctime, inode or device changed is hashed
- * again, and the key is always the content hash.
+ * How old (by ctime) a file or tree must be, relative to when it was looked at, for its hash to be
+ * remembered. A change made in the same clock tick as the hashing (or, on a file system with
+ * whole-second times, the same second) can leave every stat field as it was: such an entry is
+ * hashed again next time instead ("racy git"). ctime is the one time user space cannot set.
+ */
+export const RACY_MARGIN_MS = 2000;
+
+/**
+ * Remembers the content hash of files, and the tree digest of folders, by their stat fields
+ * (DESIGN.md 3.1). The stat fields only let a re-hash be skipped: a file whose size, mtime, ctime,
+ * inode or device changed is hashed again, a tree whose stat signature changed is walked again,
+ * and the key is always the content hash.
  */
 export class StatIndex {
   #entries = new Map<string, Entry>();
+  #trees = new Map<string, TreeEntry>();
   #dirty = false;
 
   private constructor(readonly file: string | undefined) {}
@@ -27,8 +44,11 @@ export class StatIndex {
   static async load(file: string): Promise<StatIndex> {
     const index = new StatIndex(file);
     try {
-      const data = JSON.parse(await readFile(file, 'utf8')) as { version: number; entries: Record<string, Entry> };
-      if (data.version === 1) for (const [k, v] of Object.entries(data.entries)) index.#entries.set(k, v);
+      const data = JSON.parse(await readFile(file, 'utf8')) as { version: number; entries: Record<string, Entry>; trees?: Record<string, TreeEntry> };
+      if (data.version === 1) {
+        for (const [k, v] of Object.entries(data.entries)) index.#entries.set(k, v);
+        for (const [k, v] of Object.entries(data.trees ?? {})) index.#trees.set(k, v);
+      }
     } catch {
       // Start empty.
     }
@@ -46,17 +66,36 @@ export class StatIndex {
     return e && e.stat === statKey ? e.sha256 : undefined;
   }
 
-  remember(path: string, statKey: string, sha256: string): void {
+  /**
+   * Remembers a file's hash. `seenAtMs` is when its stat was taken (before its content was read):
+   * a file changed (`ctimeMs`) within RACY_MARGIN_MS of it is not remembered.
+   */
+  remember(path: string, statKey: string, sha256: string, times: { readonly ctimeMs: number; readonly seenAtMs: number }): void {
+    if (times.ctimeMs >= times.seenAtMs - RACY_MARGIN_MS) return;
     const e = this.#entries.get(path);
     if (e && e.stat === statKey && e.sha256 === sha256) return;
     this.#entries.set(path, { stat: statKey, sha256 });
     this.#dirty = true;
   }
 
+  lookupTree(path: string, signature: string): Digest | undefined {
+    const e = this.#trees.get(path);
+    return e && e.signature === signature ? e.digest : undefined;
+  }
+
+  /** Remembers a tree's digest by its stat signature, on the same terms as `remember`. */
+  rememberTree(path: string, signature: string, digest: Digest, times: { readonly newestCtimeMs: number; readonly seenAtMs: number }): void {
+    if (times.newestCtimeMs >= times.seenAtMs - RACY_MARGIN_MS) return;
+    const e = this.#trees.get(path);
+    if (e && e.signature === signature && e.digest === digest) return;
+    this.#trees.set(path, { signature, digest });
+    this.#dirty = true;
+  }
+
   async save(): Promise<void> {
     if (!this.file || !this.#dirty) return;
-    const entries = Object.fromEntries([...this.#entries].sort(([a], [b]) => (a < b ? -1 : 1)));
-    await writeFileAtomic(this.file, JSON.stringify({ version: 1, entries }));
+    const sorted = <T>(m: Map<string, T>): Record<string, T> => Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : 1)));
+    await writeFileAtomic(this.file, JSON.stringify({ version: 1, entries: sorted(this.#entries), trees: sorted(this.#trees) }));
     this.#dirty = false;
   }
 }

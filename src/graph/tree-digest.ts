@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { createReadStream, lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { expandHostPattern } from '../core/expand-host-pattern.js';
 import { sha256Digest, type Digest } from '../core/digest.js';
+import { nativeAddon } from '../native/addon.js';
 import { StatIndex } from './stat-index.js';
 
 /** One entry of a tree listing: what a change to it would change. */
@@ -28,13 +29,21 @@ async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
   return h.digest('hex');
 }
 
-/** sha256 of a regular file's content, through the stat index when given. */
+/**
+ * sha256 of a file's content (a symlink is followed, as reading it does), through the stat index
+ * when given.
+ */
 export async function fileSha256(path: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<string> {
-  const key = StatIndex.statKey(lstatSync(path));
+  return statedFileSha256(path, Date.now(), statSync(path), options);
+}
+
+/** fileSha256 for a file whose stat was taken at `seenAtMs` (before any of its content was read). */
+async function statedFileSha256(path: string, seenAtMs: number, st: Stats, options: { index?: StatIndex; signal?: AbortSignal }): Promise<string> {
+  const key = StatIndex.statKey(st);
   const known = options.index?.lookup(path, key);
   if (known !== undefined) return known;
   const sha = await hashFile(path, options.signal);
-  options.index?.remember(path, key, sha);
+  options.index?.remember(path, key, sha, { ctimeMs: st.ctimeMs, seenAtMs });
   return sha;
 }
 
@@ -47,7 +56,8 @@ export async function fileSha256(path: string, options: { index?: StatIndex; sig
  */
 export async function treeDigest(root: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<TreeDigest> {
   const entries: Array<{ path: string; summary: string }> = [];
-  const toHash: Array<{ entry: { path: string; summary: string }; abs: string; head: string; key: string }> = [];
+  const toHash: Array<{ entry: { path: string; summary: string }; abs: string; head: string; key: string; ctimeMs: number }> = [];
+  const seenAtMs = Date.now();
   const visit = (rel: string): void => {
     const abs = rel === '.' ? root : join(root, rel);
     const st = lstatSync(abs);
@@ -56,7 +66,7 @@ export async function treeDigest(root: string, options: { index?: StatIndex; sig
       const key = StatIndex.statKey(st);
       const known = options.index?.lookup(abs, key);
       const entry = { path: rel, summary: known !== undefined ? `f ${head} ${known}` : '' };
-      if (known === undefined) toHash.push({ entry, abs, head, key });
+      if (known === undefined) toHash.push({ entry, abs, head, key, ctimeMs: st.ctimeMs });
       entries.push(entry);
     } else if (st.isSymbolicLink()) {
       entries.push({ path: rel, summary: `l ${head} -> ${readlinkSync(abs)}` });
@@ -75,7 +85,7 @@ export async function treeDigest(root: string, options: { index?: StatIndex; sig
     await Promise.all(
       toHash.slice(i, i + batch).map(async (f) => {
         const sha = await hashFile(f.abs, options.signal);
-        options.index?.remember(f.abs, f.key, sha);
+        options.index?.remember(f.abs, f.key, sha, { ctimeMs: f.ctimeMs, seenAtMs });
         f.entry.summary = `f ${f.head} ${sha}`;
       }),
     );
@@ -98,15 +108,41 @@ export function diffTrees(before: readonly TreeEntryDigest[], after: readonly Tr
   return out.sort((x, y) => (x.path < y.path ? -1 : 1));
 }
 
+/** The native stat signature of a tree, or undefined when it cannot be had (no addon, an error). */
+async function statSignature(root: string): Promise<{ signature: string; newestCtimeMs: number } | undefined> {
+  try {
+    return await nativeAddon().treeStat(root);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A folder's tree digest through the stat index: when the tree's stat signature (every entry's
+ * stat fields, one native walk) is the one recorded with a digest, that digest is the answer and
+ * nothing is read or listed; otherwise the tree is digested (`entries` is then given) and the
+ * pair remembered. This is what makes a no-op `up` over many sandboxes cheap.
+ */
+export async function treeIdentity(root: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<{ digest: Digest; entries?: readonly TreeEntryDigest[] }> {
+  const seenAtMs = Date.now();
+  const sig = options.index ? await statSignature(root) : undefined;
+  const known = sig && options.index?.lookupTree(root, sig.signature);
+  if (known) return { digest: known };
+  const tree = await treeDigest(root, options);
+  if (sig) options.index?.rememberTree(root, sig.signature, tree.digest, { newestCtimeMs: sig.newestCtimeMs, seenAtMs });
+  return tree;
+}
+
 /**
  * The identity of a file or folder as it is now: a tree digest for a folder, a content digest
  * for a file, `missing` when there is nothing there.
  */
 export async function pathIdentity(path: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<string> {
   try {
+    const seenAtMs = Date.now();
     const st = statSync(path);
-    if (st.isDirectory()) return (await treeDigest(path, options)).digest;
-    return `sha256:${await fileSha256(path, options)}`;
+    if (st.isDirectory()) return (await treeIdentity(path, options)).digest;
+    return `sha256:${await statedFileSha256(path, seenAtMs, st, options)}`;
   } catch {
     return 'missing';
   }

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { error, sortDiagnostics, type Diagnostic } from '../core/diagnostic.js';
 import { checkSupported } from '../recipe/check-supported.js';
 import { debootstrapRequest } from '../recipe/debootstrap-header.js';
@@ -20,7 +20,7 @@ export interface LoadedRecipes {
  * `{{ NAME }}`) are reported per distinct set of args. A recipe whose header source is not
  * supported yet is an error only where no `from:` takes its place.
  */
-export async function loadRecipes(project: Project, options: { cwd: string }): Promise<LoadedRecipes> {
+export function loadRecipes(project: Project, options: { cwd: string }): LoadedRecipes {
   const diagnostics: Diagnostic[] = [];
   const seen = new Set<string>();
   const parsed = new Map<string, Recipe | null>();
@@ -40,7 +40,8 @@ export async function loadRecipes(project: Project, options: { cwd: string }): P
       const file = displayPath(options.cwd, target.recipe);
       let text: string;
       try {
-        text = await readFile(target.recipe, 'utf8');
+        // Synchronous: recipes are small, and a hundred awaited reads cost ~30 ms of round trips.
+        text = readFileSync(target.recipe, 'utf8');
       } catch (e) {
         report([
           error('recipe-unreadable', `cannot read recipe ${file}: ${(e as Error).message}`, {

@@ -21,8 +21,11 @@ export const MANIFEST_SCHEMA_URL = new URL('../../schemas/manifest.schema.json',
 
 let compiled: ValidateFunction | undefined;
 
-/** The validator compiled at build time (scripts/build-schema-validator.mjs), next to this file in dist/. */
-const STANDALONE = new URL('./manifest-validator.cjs', import.meta.url);
+/**
+ * The validator compiled at build time (scripts/build-schema-validator.mjs) into dist/manifest/:
+ * next to this file, and found as well from the bundle in dist/bundle/.
+ */
+const STANDALONE = new URL('../manifest/manifest-validator.cjs', import.meta.url);
 
 function validator(): ValidateFunction {
   if (compiled !== undefined) return compiled;

@@ -10,6 +10,8 @@ export type PathSegment = string | number;
  */
 export class YamlSource {
   readonly #index: LineIndex;
+  /** Each mapping's pairs by key, made on first look: a manifest of many targets asks often. */
+  readonly #pairs = new WeakMap<object, Map<string, Pair>>();
 
   constructor(
     /** The file name as diagnostics print it. */
@@ -33,11 +35,22 @@ export class YamlSource {
 
   /** The pair holding `path`'s last segment in its parent mapping, if there is one. */
   #pair(path: readonly PathSegment[]): Pair | undefined {
-    if (path.length === 0) return undefined;
+    const last = path.at(-1);
+    if (last === undefined) return undefined;
     const parent = this.node(path.slice(0, -1));
-    const last = path[path.length - 1];
     if (!isMap(parent)) return undefined;
-    return parent.items.find((p) => isScalar(p.key) && String(p.key.value) === String(last));
+    return this.#pairIn(parent, last);
+  }
+
+  /** The pair of `map` whose key is `key` (the first, as YAML's own lookup). */
+  #pairIn(map: { items: Pair[] }, key: PathSegment): Pair | undefined {
+    let byKey = this.#pairs.get(map);
+    if (!byKey) {
+      byKey = new Map();
+      for (const p of map.items) if (isScalar(p.key) && !byKey.has(String(p.key.value))) byKey.set(String(p.key.value), p);
+      this.#pairs.set(map, byKey);
+    }
+    return byKey.get(String(key));
   }
 
   /** The node at `path`, following aliases. */
@@ -46,8 +59,7 @@ export class YamlSource {
     for (const seg of path) {
       if (isAlias(node)) node = node.resolve(this.doc);
       if (isMap(node)) {
-        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
-        node = pair?.value ?? undefined;
+        node = this.#pairIn(node as { items: Pair[] }, seg)?.value ?? undefined;
       } else if (isSeq(node)) {
         node = typeof seg === 'number' || /^\d+$/.test(seg) ? node.items[Number(seg)] : undefined;
       } else return undefined;

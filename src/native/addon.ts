@@ -1,7 +1,8 @@
 /**
  * The typed loader of orchestrator's N-API addon (native/addon/): mknod, extended attributes and
- * renameat2, which Node's fs lacks. Loaded lazily on first use, so commands that never unpack a
- * layer work even when the addon was not built.
+ * renameat2, which Node's fs lacks, and a tree's stat signature in one call. Loaded lazily on first
+ * use, so commands that never unpack a layer work even when the addon was not built (the tree
+ * signature is then skipped: trees are digested in full).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -35,6 +36,12 @@ export interface NativeAddon {
   renameat2(oldPath: string, newPath: string, flags?: number): void;
   /** syncfs(2) on the file system holding `path`: one flush instead of an fsync per file. */
   syncfs(path: string): void;
+  /**
+   * The stat signature of a tree (native/addon/src/tree_stat.c): a hash of every entry's path and
+   * stat fields, walked on a worker thread without following symlinks, with the entry count and
+   * the newest ctime. Rejects like fs.promises (code, errno, syscall, path).
+   */
+  treeStat(path: string): Promise<{ signature: string; entries: number; newestCtimeMs: number }>;
   readonly constants: {
     readonly RENAME_NOREPLACE: number;
     readonly RENAME_EXCHANGE: number;

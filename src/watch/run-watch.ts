@@ -107,7 +107,7 @@ type WatchState =
 async function loadPlan(options: WatchOptions): Promise<Loaded> {
   const { project, diagnostics } = await loadProject({ cwd: options.cwd, dir: options.dir, file: options.file });
   if (!project) return { diagnostics, fatal: true };
-  const recipes = await loadRecipes(project, { cwd: options.cwd });
+  const recipes = loadRecipes(project, { cwd: options.cwd });
   const all = [...diagnostics, ...recipes.diagnostics];
   const selection = expandSelection(project, options.selection);
   const storeDir = options.up.store.root;

@@ -3,7 +3,7 @@ import { lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isErrno, nativeAddon } from '../../src/native/addon.js';
+import { ADDON_PATH, isErrno, nativeAddon } from '../../src/native/addon.js';
 
 const addon = nativeAddon();
 const { constants } = addon;
@@ -171,5 +171,69 @@ describe('renameat2', () => {
     expect(readFileSync(a, 'utf8')).toBe('b');
     expect(readFileSync(b, 'utf8')).toBe('a');
     expect(thrown(() => addon.renameat2(a, join(root, 'ex-missing'), constants.RENAME_EXCHANGE))).toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('treeStat', () => {
+  /** A small tree: a folder, a file, a symlink (to outside: never followed) and a fifo. */
+  function makeTree(): string {
+    const t = mkdtempSync(join(root, 'tree-'));
+    execFileSync('mkdir', ['-p', join(t, 'a/b')]);
+    writeFileSync(join(t, 'a/b/file'), 'one');
+    writeFileSync(join(t, 'top'), 'two');
+    symlinkSync('/etc', join(t, 'link'));
+    addon.mknod(join(t, 'fifo'), constants.S_IFIFO | 0o600, 0, 0);
+    return t;
+  }
+
+  it('is stable for an unchanged tree and counts every entry, the root included', async () => {
+    const t = makeTree();
+    const a = await addon.treeStat(t);
+    expect(a.signature).toMatch(/^[0-9a-f]{32}$/);
+    expect(a.entries).toBe(7);
+    expect(await addon.treeStat(t)).toEqual(a);
+    // The newest ctime is the newest change in the tree, in ms since the epoch.
+    expect(Math.abs(a.newestCtimeMs - lstatSync(join(t, 'fifo')).ctimeMs)).toBeLessThan(1);
+  });
+
+  it.each<[string, (t: string) => void]>([
+    ['a same-size content change', (t) => writeFileSync(join(t, 'a/b/file'), 'uno')],
+    ['a mode change', (t) => execFileSync('chmod', ['600', join(t, 'top')])],
+    ['an owner change', (t) => execFileSync('chown', ['65534', join(t, 'top')])],
+    ['a touch', (t) => execFileSync('touch', ['-d', '2001-01-01', join(t, 'top')])],
+    ['a rename', (t) => execFileSync('mv', [join(t, 'top'), join(t, 'top2')])],
+    ['a new empty file deep down', (t) => writeFileSync(join(t, 'a/b/new'), '')],
+    ['a removed file', (t) => rmSync(join(t, 'a/b/file'))],
+    ['a symlink pointed elsewhere', (t) => (rmSync(join(t, 'link')), symlinkSync('/usr', join(t, 'link')))],
+    ['a hard link made elsewhere (link count)', (t) => execFileSync('ln', [join(t, 'top'), join(root, `hard-${Date.now()}`)])],
+  ])('changes with %s', async (_, change) => {
+    const t = makeTree();
+    const before = await addon.treeStat(t);
+    // Timestamps have the kernel's tick for resolution: step past it so a change cannot hide in it.
+    await new Promise((r) => setTimeout(r, 20));
+    change(t);
+    expect((await addon.treeStat(t)).signature).not.toBe(before.signature);
+  });
+
+  it('does not follow a symlink given as the root, and describes a single file', async () => {
+    const t = makeTree();
+    const link = await addon.treeStat(join(t, 'link'));
+    expect(link.entries).toBe(1);
+    expect((await addon.treeStat(join(t, 'top'))).entries).toBe(1);
+  });
+
+  it('rejects like fs.promises for a missing path, and with a TypeError for a non-string', async () => {
+    const missing = join(root, 'missing');
+    await expect(addon.treeStat(missing)).rejects.toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'lstat', path: missing });
+    expect(() => (addon.treeStat as unknown as (x: number) => unknown)(5)).toThrow(TypeError);
+  });
+
+  it('rejects naming the call that failed inside the tree', async () => {
+    const t = makeTree();
+    execFileSync('chmod', ['000', join(t, 'a')]);
+    // Root reads through 000 folders; a non-root user cannot.
+    const r = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e',
+      `require(${JSON.stringify(ADDON_PATH)}).treeStat(${JSON.stringify(t)}).then(() => console.log('ok'), (e) => console.log(e.code, e.syscall))`], { encoding: 'utf8' });
+    expect(r.trim()).toMatch(/^EACCES (open|openat|fdopendir|fstatat|lstat)$/);
   });
 });

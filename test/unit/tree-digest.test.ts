@@ -1,9 +1,9 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { StatIndex } from '../../src/graph/stat-index.js';
-import { diffTrees, fileSha256, treeDigest } from '../../src/graph/tree-digest.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { RACY_MARGIN_MS, StatIndex } from '../../src/graph/stat-index.js';
+import { diffTrees, fileSha256, treeDigest, treeIdentity } from '../../src/graph/tree-digest.js';
 
 let dir: string;
 beforeEach(() => {
@@ -13,7 +13,10 @@ beforeEach(() => {
   writeFileSync(join(dir, 'top'), 'two');
   symlinkSync('a/b/file', join(dir, 'link'));
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => {
+  vi.useRealTimers();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe('treeDigest', () => {
   it('is stable, ignores times, and sees content, mode and link changes', async () => {
@@ -49,20 +52,80 @@ describe('StatIndex', () => {
     const sha = await fileSha256(f, { index });
     // Plant a value: an unchanged stat must return it without reading the file.
     const st = (await import('node:fs')).lstatSync(f);
-    index.remember(f, StatIndex.statKey(st), 'cached-value');
+    index.remember(f, StatIndex.statKey(st), 'cached-value', { ctimeMs: st.ctimeMs, seenAtMs: st.ctimeMs + RACY_MARGIN_MS + 1 });
     expect(await fileSha256(f, { index })).toBe('cached-value');
     writeFileSync(f, 'different content');
     expect(await fileSha256(f, { index })).not.toBe('cached-value');
     expect(sha).toBe('3fc4ccfe745870e2c0d99f71f30ff0656c8dedd41cc1d7d3d376b0dbe685e2f3');
   });
 
+  it('does not remember a file changed just before it was hashed (it could change again unseen)', async () => {
+    const index = StatIndex.inMemory();
+    const f = join(dir, 'top');
+    await fileSha256(f, { index });
+    expect(index.lookup(f, StatIndex.statKey((await import('node:fs')).lstatSync(f)))).toBeUndefined();
+  });
+
   it('persists across loads', async () => {
     const file = join(dir, 'index.json');
     const a = await StatIndex.load(file);
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + RACY_MARGIN_MS + 1000 });
     await fileSha256(join(dir, 'top'), { index: a });
+    vi.useRealTimers();
     await a.save();
     const b = await StatIndex.load(file);
     const st = (await import('node:fs')).lstatSync(join(dir, 'top'));
     expect(b.lookup(join(dir, 'top'), StatIndex.statKey(st))).toBe('3fc4ccfe745870e2c0d99f71f30ff0656c8dedd41cc1d7d3d376b0dbe685e2f3');
+  });
+});
+
+describe('treeIdentity', () => {
+  /** Looks at the tree as if `ms` had passed since it was written. */
+  const later = (ms = RACY_MARGIN_MS + 1000) => vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + ms });
+
+  it('answers from the stat signature without walking an unchanged tree, and persists it', async () => {
+    const file = join(dir, 'index.json');
+    const index = await StatIndex.load(file);
+    later();
+    const first = await treeIdentity(join(dir, 'a'), { index });
+    expect(first.entries).toBeDefined();
+    expect(first.digest).toBe((await treeDigest(join(dir, 'a'))).digest);
+    const second = await treeIdentity(join(dir, 'a'), { index });
+    expect(second).toEqual({ digest: first.digest });
+    await index.save();
+    expect(await treeIdentity(join(dir, 'a'), { index: await StatIndex.load(file) })).toEqual({ digest: first.digest });
+  });
+
+  it('walks again after any change, and a touch alone gives the same digest', async () => {
+    const index = StatIndex.inMemory();
+    later();
+    const first = await treeIdentity(dir, { index });
+    vi.useRealTimers();
+    await new Promise((r) => setTimeout(r, 20));
+    utimesSync(join(dir, 'top'), new Date(0), new Date(0));
+    later();
+    const touched = await treeIdentity(dir, { index });
+    expect(touched.entries).toBeDefined();
+    expect(touched.digest).toBe(first.digest);
+    vi.useRealTimers();
+    await new Promise((r) => setTimeout(r, 20));
+    // Same size, same mtime as before: only the ctime tells.
+    writeFileSync(join(dir, 'a/b/file'), 'uno');
+    utimesSync(join(dir, 'a/b/file'), new Date(0), new Date(0));
+    later();
+    const changed = await treeIdentity(dir, { index });
+    expect(changed.digest).not.toBe(first.digest);
+    expect(diffTrees(first.entries ?? [], changed.entries ?? [])).toEqual([{ path: 'a/b/file', change: 'changed' }]);
+  });
+
+  it('does not trust a signature taken just after a change: the tree is walked again', async () => {
+    const index = StatIndex.inMemory();
+    expect((await treeIdentity(dir, { index })).entries).toBeDefined();
+    expect((await treeIdentity(dir, { index })).entries).toBeDefined();
+  });
+
+  it('without an index, always walks', async () => {
+    later();
+    expect((await treeIdentity(dir)).entries).toBeDefined();
   });
 });

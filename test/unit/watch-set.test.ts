@@ -51,7 +51,7 @@ describe('WatchSet', () => {
         'recipes/other.def': 'Bootstrap: localimage\nFrom: ../other.simg\n',
       });
       const { project } = await loadProject({ cwd: rig.dir });
-      const recipes = await loadRecipes(project!, { cwd: rig.dir });
+      const recipes = loadRecipes(project!, { cwd: rig.dir });
       const set = WatchSet.of({ project: project!, recipes: recipes.byTarget, targets: ['base', 'app'], storeDir: rig.path('cache') });
       expect(set.paths()).toEqual(
         ['assets', 'data/model.bin', 'orchestrator.yaml', 'recipes/app.def', 'recipes/base.def', 'recipes/base.txt', 'recipes/conf', 'rootfs'].map((p) => rig.path(p)),

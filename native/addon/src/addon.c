@@ -1,8 +1,9 @@
 /*
  * orchestrator's N-API addon: the few system calls Node lacks for unpacking layers into overlay
- * format. Plain C against node_api.h only (no node-addon-api). Every function is synchronous:
- * each is one quick system call on a local file system, and the unpacker calls them between
- * asynchronous writes. Failures throw Node-style errors: message "ECODE: text, syscall 'path'",
+ * format, and a stat signature of a whole folder tree (tree_stat.c) for the no-op check of `up`.
+ * Plain C against node_api.h only (no node-addon-api). Every function is synchronous: each is one
+ * quick system call on a local file system (treeStat: one fstatat per entry), and the unpacker
+ * calls them between asynchronous writes. Failures throw Node-style errors: message "ECODE: text, syscall 'path'",
  * with .code (errno name), .errno (negative, as libuv), .syscall and .path (and .dest).
  */
 #define NAPI_VERSION 8
@@ -20,6 +21,8 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+
+#include "tree_stat.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -276,6 +279,71 @@ static napi_value js_syncfs(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* treeStat(path): a Promise of the tree's stat signature, walked on a libuv worker thread so that
+ * many trees are walked at once while JavaScript goes on. */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  char path[PATH_ARG_MAX];
+  tree_stat_result result;
+  int err;
+  const char *err_syscall;
+} tree_stat_job;
+
+static void tree_stat_execute(napi_env env, void *data) {
+  (void)env;
+  tree_stat_job *job = data;
+  job->err = tree_stat(job->path, &job->result, &job->err_syscall);
+}
+
+static void tree_stat_complete(napi_env env, napi_status status, void *data) {
+  tree_stat_job *job = data;
+  if (status != napi_ok && job->err == 0) {
+    job->err = ECANCELED;
+    job->err_syscall = "treeStat";
+  }
+  if (job->err != 0) {
+    /* Build the error as throw_errno does, then reject with it instead of throwing. */
+    throw_errno(env, job->err, job->err_syscall, job->path, NULL);
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_reject_deferred(env, job->deferred, error);
+  } else {
+    char hex[33];
+    snprintf(hex, sizeof hex, "%016llx%016llx", (unsigned long long)job->result.hi, (unsigned long long)job->result.lo);
+    napi_value result, v;
+    napi_create_object(env, &result);
+    napi_create_string_utf8(env, hex, 32, &v);
+    napi_set_named_property(env, result, "signature", v);
+    napi_create_double(env, (double)job->result.entries, &v);
+    napi_set_named_property(env, result, "entries", v);
+    napi_create_double(env, (double)(job->result.newest_ctime_ns / 1000000), &v);
+    napi_set_named_property(env, result, "newestCtimeMs", v);
+    napi_resolve_deferred(env, job->deferred, result);
+  }
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static napi_value js_tree_stat(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  tree_stat_job *job = calloc(1, sizeof *job);
+  if (job == NULL) {
+    throw_errno(env, ENOMEM, "calloc", NULL, NULL);
+    return NULL;
+  }
+  if (!get_string(env, argv[0], job->path, sizeof job->path, "treeStat", "path must be a string")) {
+    free(job);
+    return NULL;
+  }
+  napi_value promise, name;
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, "orchestrator:treeStat", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, tree_stat_execute, tree_stat_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
 static void set_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
@@ -296,6 +364,7 @@ static napi_value init(napi_env env, napi_value exports) {
   set_function(env, exports, "lremovexattr", js_lremovexattr);
   set_function(env, exports, "renameat2", js_renameat2);
   set_function(env, exports, "syncfs", js_syncfs);
+  set_function(env, exports, "treeStat", js_tree_stat);
   napi_value constants;
   napi_create_object(env, &constants);
   set_uint(env, constants, "RENAME_NOREPLACE", RENAME_NOREPLACE);

@@ -1,0 +1,202 @@
+/*
+ * tree_stat: a signature of every entry's stat fields in a folder tree, for "is this tree exactly
+ * as it was?" without reading any content. Each entry contributes its path relative to the root,
+ * type and mode, owner, size, inode, device, rdev, link count, mtime and ctime (to the
+ * nanosecond), in sorted name order; the walk never follows a symlink. A change to any entry
+ * (content, mode, owner, times, a rename, an added or removed name) changes its ctime or its
+ * parent folder's, so it changes the signature; ctime cannot be set from user space.
+ *
+ * The signature only lets a content digest be reused (src/graph/stat-index.ts): it is never a
+ * key. It is a 128-bit non-cryptographic hash, which is enough against accidental collisions;
+ * nobody can choose the stat fields that go into it.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "tree_stat.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define P1 0x9E3779B97F4A7C15ULL
+#define P2 0xC2B2AE3D27D4EB4FULL
+
+typedef struct {
+  uint64_t h1, h2;
+  uint64_t entries;
+  int64_t newest_ctime_ns;
+  char path[TREE_STAT_PATH_MAX];
+  size_t path_len;
+  int err;
+  const char *err_syscall;
+} walk_t;
+
+static inline uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+static inline void mix(walk_t *w, uint64_t v) {
+  w->h1 = (w->h1 ^ v) * P1;
+  w->h1 ^= w->h1 >> 29;
+  w->h2 = rotl(w->h2 + v * P2, 31) * P1;
+}
+
+static void mix_bytes(walk_t *w, const char *s, size_t n) {
+  mix(w, (uint64_t)n);
+  while (n >= 8) {
+    uint64_t v;
+    memcpy(&v, s, 8);
+    mix(w, v);
+    s += 8;
+    n -= 8;
+  }
+  if (n > 0) {
+    uint64_t v = 0;
+    memcpy(&v, s, n);
+    mix(w, v);
+  }
+}
+
+static void mix_stat(walk_t *w, const struct stat *st) {
+  mix(w, (uint64_t)st->st_mode);
+  mix(w, ((uint64_t)st->st_uid << 32) | (uint64_t)st->st_gid);
+  mix(w, (uint64_t)st->st_size);
+  mix(w, (uint64_t)st->st_ino);
+  mix(w, (uint64_t)st->st_dev);
+  mix(w, (uint64_t)st->st_rdev);
+  mix(w, (uint64_t)st->st_nlink);
+  mix(w, (uint64_t)st->st_mtim.tv_sec);
+  mix(w, (uint64_t)st->st_mtim.tv_nsec);
+  mix(w, (uint64_t)st->st_ctim.tv_sec);
+  mix(w, (uint64_t)st->st_ctim.tv_nsec);
+  int64_t c = (int64_t)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec;
+  if (c > w->newest_ctime_ns) w->newest_ctime_ns = c;
+  w->entries++;
+}
+
+static int fail(walk_t *w, int err, const char *syscall_name) {
+  if (w->err == 0) {
+    w->err = err;
+    w->err_syscall = syscall_name;
+  }
+  return -1;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Walks the folder open at `fd` (which it closes); w->path holds its relative path. */
+static int walk_dir(walk_t *w, int fd) {
+  DIR *dir = fdopendir(fd);
+  if (dir == NULL) {
+    close(fd);
+    return fail(w, errno, "fdopendir");
+  }
+  char **names = NULL;
+  size_t count = 0, cap = 0;
+  int rc = 0;
+  struct dirent *de;
+  errno = 0;
+  while ((de = readdir(dir)) != NULL) {
+    if (de->d_name[0] == '.' && (de->d_name[1] == 0 || (de->d_name[1] == '.' && de->d_name[2] == 0))) continue;
+    if (count == cap) {
+      cap = cap ? cap * 2 : 16;
+      char **grown = realloc(names, cap * sizeof *names);
+      if (grown == NULL) {
+        rc = fail(w, ENOMEM, "realloc");
+        break;
+      }
+      names = grown;
+    }
+    names[count] = strdup(de->d_name);
+    if (names[count] == NULL) {
+      rc = fail(w, ENOMEM, "strdup");
+      break;
+    }
+    count++;
+    errno = 0;
+  }
+  if (rc == 0 && errno != 0) rc = fail(w, errno, "readdir");
+  if (rc == 0) qsort(names, count, sizeof *names, by_name);
+  size_t base_len = w->path_len;
+  for (size_t i = 0; rc == 0 && i < count; i++) {
+    size_t n = strlen(names[i]);
+    if (base_len + 1 + n + 1 > sizeof w->path) {
+      rc = fail(w, ENAMETOOLONG, "fstatat");
+      break;
+    }
+    w->path[base_len] = '/';
+    memcpy(w->path + base_len + 1, names[i], n + 1);
+    w->path_len = base_len + 1 + n;
+    struct stat st;
+    if (fstatat(dirfd(dir), names[i], &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      rc = fail(w, errno, "fstatat");
+      break;
+    }
+    mix_bytes(w, w->path, w->path_len);
+    mix_stat(w, &st);
+    if (S_ISDIR(st.st_mode)) {
+      int sub = openat(dirfd(dir), names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0) {
+        rc = fail(w, errno, "openat");
+        break;
+      }
+      rc = walk_dir(w, sub);
+    }
+  }
+  w->path_len = base_len;
+  w->path[base_len] = 0;
+  for (size_t i = 0; i < count; i++) free(names[i]);
+  free(names);
+  closedir(dir);
+  return rc;
+}
+
+int tree_stat(const char *root, tree_stat_result *out, const char **err_syscall) {
+  walk_t *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    *err_syscall = "calloc";
+    return ENOMEM;
+  }
+  w->h1 = 0x243F6A8885A308D3ULL;
+  w->h2 = 0x13198A2E03707344ULL;
+  w->newest_ctime_ns = INT64_MIN;
+  w->path[0] = '.';
+  w->path_len = 1;
+  int err = 0;
+  struct stat st;
+  if (lstat(root, &st) != 0) {
+    err = errno;
+    *err_syscall = "lstat";
+  } else {
+    mix_bytes(w, w->path, w->path_len);
+    mix_stat(w, &st);
+    if (S_ISDIR(st.st_mode)) {
+      int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) {
+        err = errno;
+        *err_syscall = "open";
+      } else if (walk_dir(w, fd) != 0) {
+        err = w->err;
+        *err_syscall = w->err_syscall;
+      }
+    }
+  }
+  if (err == 0) {
+    /* A final avalanche, so that nearby inputs give unrelated-looking signatures. */
+    uint64_t a = w->h1 ^ (w->h2 >> 31), b = w->h2 ^ (w->h1 >> 33);
+    a *= P2;
+    a ^= a >> 32;
+    b *= P1;
+    b ^= b >> 29;
+    out->hi = a;
+    out->lo = b;
+    out->entries = w->entries;
+    out->newest_ctime_ns = w->newest_ctime_ns;
+  }
+  free(w);
+  return err;
+}
