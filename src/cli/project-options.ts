@@ -1,5 +1,5 @@
 import { countSummary } from '../report/diagnostics.js';
-import { loadProject, type LoadProjectResult } from '../manifest/load-project.js';
+import type { LoadProjectResult } from '../manifest/load-project.js';
 import type { Project } from '../manifest/project.js';
 import { stringOption, type OptionSpec, type ParsedArgs } from './args.js';
 import { printDiagnostics, type CommandContext } from './command.js';
@@ -10,8 +10,9 @@ export const PROJECT_OPTIONS: readonly OptionSpec[] = [
   { name: 'directory', short: 'C', type: 'string', value: 'DIR', description: 'the project folder (default: the current folder)' },
 ];
 
-/** Loads the project named by -f/-C. */
-export function loadProjectFromArgs(ctx: CommandContext, args: ParsedArgs): Promise<LoadProjectResult> {
+/** Loads the project named by -f/-C. The manifest code (and the YAML parser) loads on first use. */
+export async function loadProjectFromArgs(ctx: CommandContext, args: ParsedArgs): Promise<LoadProjectResult> {
+  const { loadProject } = await import('../manifest/load-project.js');
   return loadProject({ cwd: ctx.cwd, file: stringOption(args, 'file'), dir: stringOption(args, 'directory') });
 }
 

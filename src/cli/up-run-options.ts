@@ -1,7 +1,8 @@
 import type { RegistryClient } from '../registry/registry-client.js';
 import type { Store } from '../store/store.js';
-import type { PlainUpReporterOptions } from '../report/up-reporter.js';
-import { boolOption, type ParsedArgs } from './args.js';
+import type { UpEventListener } from '../executor/up-events.js';
+import { jsonUpReporter, plainUpReporter, type PlainUpReporterOptions } from '../report/up-reporter.js';
+import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { useColor, type CommandContext } from './command.js';
 import { makeRegistryClient } from './registry-client-factory.js';
 import { version } from './version.js';
@@ -44,4 +45,18 @@ export function upRunOptions(ctx: CommandContext, args: ParsedArgs, store: Store
 /** Plain progress lines: timestamped with `--progress plain` or in CI, coloured on a terminal. */
 export function plainReporterOptions(ctx: CommandContext, progress: string): PlainUpReporterOptions {
   return { timestamps: progress === 'plain' || ctx.env['CI'] !== undefined, color: useColor(ctx), showOutput: true };
+}
+
+/**
+ * The progress display `--progress` asks for: listr2 on a terminal (loaded only then), NDJSON
+ * events, or plain lines. `done` waits for the display to finish drawing.
+ */
+export async function makeUpReporter(ctx: CommandContext, args: ParsedArgs, order: readonly string[]): Promise<{ listener: UpEventListener; done: () => Promise<void> }> {
+  const progress = stringOption(args, 'progress') ?? 'auto';
+  if (progress === 'json') return { listener: jsonUpReporter(ctx.stdout), done: async () => undefined };
+  if (progress === 'tty' || (progress === 'auto' && ctx.stdout.isTTY === true && ctx.env['CI'] === undefined)) {
+    const tty = (await import('../report/tty-up-reporter.js')).ttyUpReporter(ctx.stdout, ctx.stderr, order, { color: useColor(ctx) });
+    return { listener: tty.listener, done: () => tty.done() };
+  }
+  return { listener: plainUpReporter(ctx.stdout, ctx.stderr, plainReporterOptions(ctx, progress)), done: async () => undefined };
 }

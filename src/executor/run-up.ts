@@ -12,6 +12,7 @@ import { targetFingerprint, type Fingerprint } from '../graph/fingerprint.js';
 import { acquireProjectLock } from '../graph/project-lock.js';
 import { ProjectState, type OutputIdentity, type TargetRecord } from '../graph/project-state.js';
 import { StatIndex } from '../graph/stat-index.js';
+import type { ReadSet } from '../graph/witness.js';
 import { diffTrees, treeDigest, treeIdentity, type TreeEntryDigest } from '../graph/tree-digest.js';
 import { LOCK_FILE_NAME, readLockFile, withLockEntry, writeLockFile, type LockData } from '../lock/lock-file.js';
 import type { Project, Target } from '../manifest/project.js';
@@ -45,6 +46,8 @@ export interface UpOptions {
   readonly toolVersion: string;
   readonly onEvent: UpEventListener;
   readonly signal: AbortSignal;
+  /** Every path the run reads to decide what is fresh is added here (the no-op witness). */
+  readonly reads?: ReadSet;
 }
 
 export interface TargetStatus {
@@ -62,7 +65,8 @@ export interface TargetStatus {
  * What the output is now. A sandbox's listing (`entries`) comes with it when `listing` is asked
  * for, or when the tree was walked anyway (its stat signature is not the remembered one).
  */
-async function outputIdentity(target: Target, index: StatIndex, listing: boolean): Promise<{ identity: OutputIdentity; entries?: readonly TreeEntryDigest[] } | undefined> {
+async function outputIdentity(target: Target, index: StatIndex, listing: boolean, reads?: ReadSet): Promise<{ identity: OutputIdentity; entries?: readonly TreeEntryDigest[] } | undefined> {
+  reads?.add(target.output);
   const st = await stat(target.output).catch(() => undefined);
   if (!st) return undefined;
   if (target.format === 'sandbox') {
@@ -92,6 +96,7 @@ export async function targetStatus(
     toolVersion: string;
     force?: boolean;
     memo?: Map<string, Promise<string>>;
+    reads?: ReadSet;
   },
 ): Promise<TargetStatus> {
   const fingerprint = await targetFingerprint(target, options.recipe, {
@@ -102,11 +107,13 @@ export async function targetStatus(
     outputOf: (name) => options.project.targets.find((t) => t.name === name)?.output,
     toolVersion: options.toolVersion,
     ...(options.memo ? { memo: options.memo } : {}),
+    ...(options.reads ? { reads: options.reads } : {}),
   });
   const record = options.state.get(target.name);
   const reasons: StaleReason[] = [];
-  let out = await outputIdentity(target, options.index, false);
+  let out = await outputIdentity(target, options.index, false, options.reads);
   let dirty: TargetStatus['dirty'];
+  if (target.format === 'sandbox') options.reads?.add(options.state.journalPath(target.name));
   const interrupted = target.format === 'sandbox' && (await stat(options.state.journalPath(target.name)).then(() => true, () => false));
   if (!record) reasons.push({ code: 'never-built', message: 'never built' });
   else {
@@ -179,6 +186,8 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
     return lockRead;
   }
   const pins = new LockPins(lockRead.value, join(project.dir, LOCK_FILE_NAME), options.pull);
+  options.reads?.add(join(project.dir, LOCK_FILE_NAME));
+  options.reads?.add(ProjectState.statePath(project.dir));
   const state = await ProjectState.load(project.dir);
   const release = options.dryRun ? async () => undefined : await options.store.markActive();
   if (!options.dryRun) await options.store.registerProject(project.dir);
@@ -229,7 +238,18 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
       return 'skipped';
     }
     const recipe = options.recipes.get(name);
-    const status = await targetStatus(target, { recipe, state, lock: pins.lock, index, project, platform, toolVersion: options.toolVersion, force: options.force, memo });
+    const status = await targetStatus(target, {
+      recipe,
+      state,
+      lock: pins.lock,
+      index,
+      project,
+      platform,
+      toolVersion: options.toolVersion,
+      force: options.force,
+      memo,
+      ...(options.reads ? { reads: options.reads } : {}),
+    });
     const reasons: StaleReason[] = [...status.reasons];
     if (options.pull && reasons.length === 0 && target.from?.kind === 'docker') reasons.push({ code: 'source', message: 'tags re-resolved (--pull)' });
     // A dry run builds nothing, so a dependent cannot see its dependency's new output: say so.

@@ -23,6 +23,8 @@ export interface UpSummary {
   readonly stepsCached: number;
   readonly ms: number;
   readonly interrupted: boolean;
+  /** Answered from the no-op witness of the last all-fresh run (src/graph/witness.ts): nothing it read has changed. */
+  readonly fromWitness?: boolean;
 }
 
 export type UpEventListener = (event: UpEvent) => void;

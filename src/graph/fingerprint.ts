@@ -10,6 +10,7 @@ import { formatReference, parseReference } from '../registry/reference.js';
 import { CACHE_SCHEMA_VERSION } from '../build/step-key.js';
 import type { StatIndex } from './stat-index.js';
 import { inputIdentity, pathIdentity } from './tree-digest.js';
+import type { ReadSet } from './witness.js';
 
 /** Where a component is written, for explanations ("%post changed at recipes/app.def:14"). */
 export interface Located {
@@ -46,6 +47,7 @@ export interface Fingerprint {
  * walked once. The caller forgets a path when it writes it (a target's output).
  */
 function identityOf(path: string, ctx: FingerprintContext): Promise<string> {
+  ctx.reads?.add(path);
   if (!ctx.memo) return pathIdentity(path, ctx);
   let known = ctx.memo.get(path);
   if (!known) {
@@ -66,6 +68,8 @@ export interface FingerprintContext {
   readonly outputOf: (target: string) => string | undefined;
   readonly toolVersion: string;
   readonly signal?: AbortSignal;
+  /** Every path the fingerprint reads is added here (the no-op witness of `up`). */
+  readonly reads?: ReadSet;
 }
 
 

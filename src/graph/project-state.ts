@@ -46,11 +46,15 @@ export class ProjectState {
     return join(projectDir, '.orchestrator');
   }
 
+  static statePath(projectDir: string): string {
+    return join(ProjectState.folder(projectDir), 'state.json');
+  }
+
   /** Loads the state; a missing or unreadable file is an empty state (everything is stale). */
   static async load(projectDir: string): Promise<ProjectState> {
     const dir = ProjectState.folder(projectDir);
     try {
-      const data = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as ProjectStateData;
+      const data = JSON.parse(await readFile(ProjectState.statePath(projectDir), 'utf8')) as ProjectStateData;
       if (data.version === 1 && typeof data.targets === 'object') return new ProjectState(dir, data);
     } catch {
       // Start empty.

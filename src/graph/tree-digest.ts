@@ -1,10 +1,19 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { createReadStream, lstatSync, readdirSync, readlinkSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { expandHostPattern } from '../core/expand-host-pattern.js';
 import { sha256Digest, type Digest } from '../core/digest.js';
 import { nativeAddon } from '../native/addon.js';
 import { StatIndex } from './stat-index.js';
+import type { ReadSet } from './witness.js';
+
+/** How identities are computed: through a stat index, abortable, and reporting what they read. */
+export interface IdentityOptions {
+  readonly index?: StatIndex;
+  readonly signal?: AbortSignal;
+  /** Every path read is added here (the no-op witness of `up`). */
+  readonly reads?: ReadSet;
+}
 
 /** One entry of a tree listing: what a change to it would change. */
 export interface TreeEntryDigest {
@@ -33,12 +42,13 @@ async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
  * sha256 of a file's content (a symlink is followed, as reading it does), through the stat index
  * when given.
  */
-export async function fileSha256(path: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<string> {
+export async function fileSha256(path: string, options: IdentityOptions = {}): Promise<string> {
+  options.reads?.add(path);
   return statedFileSha256(path, Date.now(), statSync(path), options);
 }
 
 /** fileSha256 for a file whose stat was taken at `seenAtMs` (before any of its content was read). */
-async function statedFileSha256(path: string, seenAtMs: number, st: Stats, options: { index?: StatIndex; signal?: AbortSignal }): Promise<string> {
+async function statedFileSha256(path: string, seenAtMs: number, st: Stats, options: IdentityOptions): Promise<string> {
   const key = StatIndex.statKey(st);
   const known = options.index?.lookup(path, key);
   if (known !== undefined) return known;
@@ -54,7 +64,7 @@ async function statedFileSha256(path: string, seenAtMs: number, st: Stats, optio
  * those are made synchronously (thousands of tiny calls cost far less than as promises); only
  * the files whose content must be read are hashed asynchronously, a few at a time.
  */
-export async function treeDigest(root: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<TreeDigest> {
+export async function treeDigest(root: string, options: IdentityOptions = {}): Promise<TreeDigest> {
   const entries: Array<{ path: string; summary: string }> = [];
   const toHash: Array<{ entry: { path: string; summary: string }; abs: string; head: string; key: string; ctimeMs: number }> = [];
   const seenAtMs = Date.now();
@@ -123,7 +133,8 @@ async function statSignature(root: string): Promise<{ signature: string; newestC
  * nothing is read or listed; otherwise the tree is digested (`entries` is then given) and the
  * pair remembered. This is what makes a no-op `up` over many sandboxes cheap.
  */
-export async function treeIdentity(root: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<{ digest: Digest; entries?: readonly TreeEntryDigest[] }> {
+export async function treeIdentity(root: string, options: IdentityOptions = {}): Promise<{ digest: Digest; entries?: readonly TreeEntryDigest[] }> {
+  options.reads?.add(root);
   const seenAtMs = Date.now();
   const sig = options.index ? await statSignature(root) : undefined;
   const known = sig && options.index?.lookupTree(root, sig.signature);
@@ -137,11 +148,13 @@ export async function treeIdentity(root: string, options: { index?: StatIndex; s
  * The identity of a file or folder as it is now: a tree digest for a folder, a content digest
  * for a file, `missing` when there is nothing there.
  */
-export async function pathIdentity(path: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<string> {
+export async function pathIdentity(path: string, options: IdentityOptions = {}): Promise<string> {
+  options.reads?.add(path);
   try {
     const seenAtMs = Date.now();
     const st = statSync(path);
-    if (st.isDirectory()) return (await treeIdentity(path, options)).digest;
+    // A symlink to a folder stands for the folder: digest what it points at.
+    if (st.isDirectory()) return (await treeIdentity(lstatSync(path).isSymbolicLink() ? realpathSync.native(path) : path, options)).digest;
     return `sha256:${await statedFileSha256(path, seenAtMs, st, options)}`;
   } catch {
     return 'missing';
@@ -158,8 +171,9 @@ export function isGlob(text: string): boolean {
  * what it matches now, with each match's identity (a new match is a change); a path is its
  * pathIdentity.
  */
-export async function inputIdentity(baseDir: string, text: string, options: { index?: StatIndex; signal?: AbortSignal } = {}): Promise<string> {
+export async function inputIdentity(baseDir: string, text: string, options: IdentityOptions = {}): Promise<string> {
   if (!isGlob(text)) return pathIdentity(isAbsolute(text) ? text : join(baseDir, text), options);
+  options.reads?.addGlob(baseDir, text);
   const paths = (await expandHostPattern(baseDir, text, options.signal)).sort();
   const parts: string[] = [];
   for (const p of paths) parts.push(`${p}=${await pathIdentity(p, options)}`);

@@ -4,10 +4,11 @@ import { parseDocument } from 'yaml';
 import { error, hasErrors, sortDiagnostics, type Diagnostic } from '../core/diagnostic.js';
 import { buildProject } from './build-project.js';
 import type { Project } from './project.js';
+import { MANIFEST_NAME } from './manifest-name.js';
 import { checkSchema } from './schema-check.js';
 import { YamlSource } from './yaml-source.js';
 
-export const MANIFEST_NAME = 'orchestrator.yaml';
+export { MANIFEST_NAME };
 
 export interface LoadProjectOptions {
   /** The working folder: `dir` and `file` are relative to it, and diagnostics name files relative to it. */

@@ -42,6 +42,13 @@ export interface NativeAddon {
    * the newest ctime. Rejects like fs.promises (code, errno, syscall, path).
    */
   treeStat(path: string): Promise<{ signature: string; entries: number; newestCtimeMs: number }>;
+  /**
+   * The stat signatures of many paths in one job on a worker thread, each walked as treeStat does,
+   * with per-path flags (TREE_STAT_FOLLOW_ROOT: a symlink root is followed, its own fields
+   * hashed too; TREE_STAT_SHALLOW: a folder's own fields only). Each result is a signature,
+   * `absent`, or `error:CODE`; `newestCtimeMs` is the newest ctime of all.
+   */
+  witness(paths: readonly string[], flags: Uint8Array): Promise<{ signatures: string[]; newestCtimeMs: number }>;
   readonly constants: {
     readonly RENAME_NOREPLACE: number;
     readonly RENAME_EXCHANGE: number;
@@ -52,6 +59,8 @@ export interface NativeAddon {
     readonly S_IFBLK: number;
     readonly S_IFIFO: number;
     readonly S_IFREG: number;
+    readonly TREE_STAT_FOLLOW_ROOT: number;
+    readonly TREE_STAT_SHALLOW: number;
   };
 }
 

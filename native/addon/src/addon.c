@@ -10,6 +10,8 @@
 #include <node_api.h>
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -344,6 +346,130 @@ static napi_value js_tree_stat(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* witness(paths, flags): the stat signature of each path (tree_stat_ex with flags[i]) in one job on
+ * a worker thread: a 32-hex-digit signature, "absent" when the path does not exist, or
+ * "error:CODE". Also the newest ctime of all, in ms. For `up`'s no-op check (src/graph/witness.ts). */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  size_t count;
+  char **paths;
+  uint8_t *flags;
+  char (*out)[40];
+  int64_t newest_ctime_ns;
+} witness_job;
+
+static void witness_free(witness_job *job) {
+  if (job->paths != NULL)
+    for (size_t i = 0; i < job->count; i++) free(job->paths[i]);
+  free(job->paths);
+  free(job->flags);
+  free(job->out);
+  free(job);
+}
+
+static void witness_execute(napi_env env, void *data) {
+  (void)env;
+  witness_job *job = data;
+  job->newest_ctime_ns = INT64_MIN;
+  for (size_t i = 0; i < job->count; i++) {
+    tree_stat_result r;
+    const char *syscall_name = NULL;
+    int err = tree_stat_ex(job->paths[i], job->flags[i], &r, &syscall_name);
+    if (err == 0) {
+      snprintf(job->out[i], sizeof job->out[i], "%016llx%016llx", (unsigned long long)r.hi, (unsigned long long)r.lo);
+      if (r.newest_ctime_ns > job->newest_ctime_ns) job->newest_ctime_ns = r.newest_ctime_ns;
+    } else if ((err == ENOENT || err == ENOTDIR) && strcmp(syscall_name, "lstat") == 0) {
+      snprintf(job->out[i], sizeof job->out[i], "absent");
+    } else {
+      const char *code = strerrorname_np(err);
+      snprintf(job->out[i], sizeof job->out[i], "error:%s", code != NULL ? code : "UNKNOWN");
+    }
+  }
+}
+
+static void witness_complete(napi_env env, napi_status status, void *data) {
+  witness_job *job = data;
+  if (status != napi_ok) {
+    throw_errno(env, ECANCELED, "witness", NULL, NULL);
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_reject_deferred(env, job->deferred, error);
+  } else {
+    napi_value result, list, v;
+    napi_create_object(env, &result);
+    napi_create_array_with_length(env, job->count, &list);
+    for (size_t i = 0; i < job->count; i++) {
+      napi_create_string_utf8(env, job->out[i], NAPI_AUTO_LENGTH, &v);
+      napi_set_element(env, list, (uint32_t)i, v);
+    }
+    napi_set_named_property(env, result, "signatures", list);
+    napi_create_double(env, job->newest_ctime_ns == INT64_MIN ? 0 : (double)(job->newest_ctime_ns / 1000000), &v);
+    napi_set_named_property(env, result, "newestCtimeMs", v);
+    napi_resolve_deferred(env, job->deferred, result);
+  }
+  napi_delete_async_work(env, job->work);
+  witness_free(job);
+}
+
+static napi_value js_witness(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  bool is_array = false;
+  napi_is_array(env, argv[0], &is_array);
+  bool is_typed = false;
+  napi_is_typedarray(env, argv[1], &is_typed);
+  if (!is_array || !is_typed) {
+    throw_type(env, "witness", "expects an array of paths and a Uint8Array of flags");
+    return NULL;
+  }
+  uint32_t count = 0;
+  napi_get_array_length(env, argv[0], &count);
+  napi_typedarray_type type;
+  size_t flag_count = 0;
+  void *flag_data = NULL;
+  napi_get_typedarray_info(env, argv[1], &type, &flag_count, &flag_data, NULL, NULL);
+  if (type != napi_uint8_array || flag_count != count) {
+    throw_type(env, "witness", "flags must be a Uint8Array as long as the paths");
+    return NULL;
+  }
+  witness_job *job = calloc(1, sizeof *job);
+  if (job == NULL) {
+    throw_errno(env, ENOMEM, "calloc", NULL, NULL);
+    return NULL;
+  }
+  job->count = count;
+  job->paths = calloc(count ? count : 1, sizeof *job->paths);
+  job->flags = malloc(count ? count : 1);
+  job->out = calloc(count ? count : 1, sizeof *job->out);
+  if (job->paths == NULL || job->flags == NULL || job->out == NULL) {
+    witness_free(job);
+    throw_errno(env, ENOMEM, "calloc", NULL, NULL);
+    return NULL;
+  }
+  if (count > 0) memcpy(job->flags, flag_data, count);
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    napi_get_element(env, argv[0], i, &item);
+    char path[PATH_ARG_MAX];
+    if (!get_string(env, item, path, sizeof path, "witness", "every path must be a string")) {
+      witness_free(job);
+      return NULL;
+    }
+    job->paths[i] = strdup(path);
+    if (job->paths[i] == NULL) {
+      witness_free(job);
+      throw_errno(env, ENOMEM, "strdup", NULL, NULL);
+      return NULL;
+    }
+  }
+  napi_value promise, name;
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, "orchestrator:witness", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, witness_execute, witness_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
 static void set_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
@@ -365,6 +491,7 @@ static napi_value init(napi_env env, napi_value exports) {
   set_function(env, exports, "renameat2", js_renameat2);
   set_function(env, exports, "syncfs", js_syncfs);
   set_function(env, exports, "treeStat", js_tree_stat);
+  set_function(env, exports, "witness", js_witness);
   napi_value constants;
   napi_create_object(env, &constants);
   set_uint(env, constants, "RENAME_NOREPLACE", RENAME_NOREPLACE);
@@ -376,6 +503,8 @@ static napi_value init(napi_env env, napi_value exports) {
   set_uint(env, constants, "S_IFBLK", S_IFBLK);
   set_uint(env, constants, "S_IFIFO", S_IFIFO);
   set_uint(env, constants, "S_IFREG", S_IFREG);
+  set_uint(env, constants, "TREE_STAT_FOLLOW_ROOT", TREE_STAT_FOLLOW_ROOT);
+  set_uint(env, constants, "TREE_STAT_SHALLOW", TREE_STAT_SHALLOW);
   napi_set_named_property(env, exports, "constants", constants);
   return exports;
 }

@@ -155,7 +155,7 @@ static int walk_dir(walk_t *w, int fd) {
   return rc;
 }
 
-int tree_stat(const char *root, tree_stat_result *out, const char **err_syscall) {
+int tree_stat_ex(const char *root, int flags, tree_stat_result *out, const char **err_syscall) {
   walk_t *w = calloc(1, sizeof *w);
   if (w == NULL) {
     *err_syscall = "calloc";
@@ -174,8 +174,21 @@ int tree_stat(const char *root, tree_stat_result *out, const char **err_syscall)
   } else {
     mix_bytes(w, w->path, w->path_len);
     mix_stat(w, &st);
-    if (S_ISDIR(st.st_mode)) {
-      int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (S_ISLNK(st.st_mode) && (flags & TREE_STAT_FOLLOW_ROOT)) {
+      /* The link and what it points at now: a dangling link is a state too, not an error. */
+      if (stat(root, &st) == 0) {
+        mix(w, 1);
+        mix_stat(w, &st);
+      } else if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) {
+        mix(w, 2);
+        st.st_mode = 0;
+      } else {
+        err = errno;
+        *err_syscall = "stat";
+      }
+    }
+    if (err == 0 && S_ISDIR(st.st_mode) && !(flags & TREE_STAT_SHALLOW)) {
+      int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | ((flags & TREE_STAT_FOLLOW_ROOT) ? 0 : O_NOFOLLOW));
       if (fd < 0) {
         err = errno;
         *err_syscall = "open";
@@ -200,3 +213,5 @@ int tree_stat(const char *root, tree_stat_result *out, const char **err_syscall)
   free(w);
   return err;
 }
+
+int tree_stat(const char *root, tree_stat_result *out, const char **err_syscall) { return tree_stat_ex(root, 0, out, err_syscall); }

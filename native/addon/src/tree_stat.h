@@ -18,4 +18,11 @@ typedef struct {
  */
 int tree_stat(const char *root, tree_stat_result *out, const char **err_syscall);
 
+/* A symlink given as the root is followed (the link's own fields are hashed too). */
+#define TREE_STAT_FOLLOW_ROOT 1
+/* The root's own fields only, not the entries of a folder (enough to see names added or removed). */
+#define TREE_STAT_SHALLOW 2
+
+int tree_stat_ex(const char *root, int flags, tree_stat_result *out, const char **err_syscall);
+
 #endif

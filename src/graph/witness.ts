@@ -1,0 +1,163 @@
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../core/fs-atomic.js';
+import { nativeAddon } from '../native/addon.js';
+import { isGlob } from './tree-digest.js';
+
+/**
+ * The no-op witness of `up` (`.orchestrator/witness.json`): after a run in which every target was
+ * fresh, the stat signature (native/addon/src/tree_stat.c) of every path that run read to decide
+ * so: the manifest, the recipes, orchestrator.lock, the project state, every input and source
+ * tree, every output, and the folders a glob listed. When the next `up` with the same command
+ * line finds every signature unchanged, it reads exactly what the last one read, so it would reach
+ * the same verdict: it replays "fresh" without loading the manifest, the recipes or any key.
+ *
+ * It only ever skips work that would find nothing to do. Any difference (a path touched, added or
+ * removed, another tool version, other arguments, a project lock held) falls back to the full
+ * check, which is the only one that decides anything and which writes a new witness. Signatures
+ * cover ctime, which user space cannot set, so a change cannot hide, except within the clock tick
+ * of the run that recorded it: a witness is written only when every signature predates the probe
+ * written at that run's start (see `takeProbe`).
+ */
+
+const VERSION = 1;
+const FOLLOW = 1;
+const SHALLOW = 2;
+
+/**
+ * What one run read, as the identity functions (src/graph/tree-digest.ts) and the executor report
+ * it: paths whose whole tree matters, and folders whose list of names matters (a glob's folder).
+ */
+export class ReadSet {
+  readonly trees = new Set<string>();
+  readonly listings = new Set<string>();
+  /** Why no witness can be made of this run, when something was read that signatures cannot cover. */
+  unwitnessable: string | undefined;
+
+  add(path: string): void {
+    this.trees.add(path);
+  }
+
+  /**
+   * A glob expanded in `baseDir`: the folder it lists must keep its names. A glob whose wildcards
+   * are not all in its last part lists folders that cannot be named here, so it makes the run
+   * unwitnessable (such runs always take the full check).
+   */
+  addGlob(baseDir: string, pattern: string): void {
+    const parts = pattern.split('/');
+    if (parts.slice(0, -1).some(isGlob)) {
+      this.unwitnessable = `the glob ${pattern} has wildcards in a folder part`;
+      return;
+    }
+    this.listings.add(join(pattern.startsWith('/') ? '/' : baseDir, ...parts.slice(0, -1)));
+  }
+}
+
+/** Everything besides files that decides a run's outcome: the tool, the manifest, the arguments. */
+export type WitnessKey = Readonly<Record<string, string | boolean | readonly string[]>>;
+
+interface WitnessFile {
+  readonly version: number;
+  readonly key: string;
+  /** The targets the run found fresh, in its build order. */
+  readonly targets: readonly string[];
+  /** [path, flags, signature] */
+  readonly entries: ReadonlyArray<readonly [string, number, string]>;
+}
+
+export function witnessPath(stateDir: string): string {
+  return join(stateDir, 'witness.json');
+}
+
+function probePath(stateDir: string): string {
+  return join(stateDir, 'witness.probe');
+}
+
+/** Signatures of many paths, in two native jobs so that two cores walk. */
+async function signatures(paths: readonly string[], flags: Uint8Array): Promise<{ signatures: string[]; newestCtimeMs: number }> {
+  const addon = nativeAddon();
+  const half = Math.ceil(paths.length / 2);
+  const parts = await Promise.all([addon.witness(paths.slice(0, half), flags.subarray(0, half)), addon.witness(paths.slice(half), flags.subarray(half))]);
+  return { signatures: parts.flatMap((p) => p.signatures), newestCtimeMs: Math.max(...parts.map((p) => p.newestCtimeMs)) };
+}
+
+/**
+ * Writes the probe at the start of a full check and returns the file system's time of it (its
+ * ctime, floored to the ms): anything changed from then on, even within the same clock tick,
+ * has a ctime at least this. Undefined when there is no state folder yet.
+ */
+export function takeProbe(stateDir: string): number | undefined {
+  try {
+    writeFileSync(probePath(stateDir), `${process.pid}\n`);
+    return Math.floor(statSync(probePath(stateDir)).ctimeMs);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The targets the last all-fresh run found fresh, when everything it read is exactly as it was
+ * and `key` is the same; otherwise undefined (take the full check). Never throws.
+ */
+export async function checkWitness(stateDir: string, key: WitnessKey): Promise<readonly string[] | undefined> {
+  try {
+    const data = JSON.parse(readFileSync(witnessPath(stateDir), 'utf8')) as WitnessFile;
+    if (data.version !== VERSION || data.key !== JSON.stringify(key)) return undefined;
+    const now = await signatures(
+      data.entries.map((e) => e[0]),
+      Uint8Array.from(data.entries.map((e) => e[1])),
+    );
+    for (const [i, e] of data.entries.entries()) if (now.signatures[i] !== e[2]) return undefined;
+    return data.targets;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Records the witness of an all-fresh run that read `reads`, begun at `probeMs` (takeProbe).
+ * Nothing is written (and an older witness is removed) when the run read something signatures
+ * cannot cover, or when anything it read changed since the probe: the next run then checks in
+ * full. `lockPath` must be absent for a witness to hold: a running `up` owns the project.
+ */
+export async function recordWitness(
+  stateDir: string,
+  key: WitnessKey,
+  run: { readonly reads: ReadSet; readonly targets: readonly string[]; readonly probeMs: number | undefined; readonly lockPath: string },
+): Promise<boolean> {
+  const file = witnessPath(stateDir);
+  try {
+    if (run.probeMs === undefined || run.reads.unwitnessable !== undefined) throw new Error('unwitnessable');
+    const entries: Array<[string, number]> = [
+      ...[...run.reads.trees].map((p): [string, number] => [p, FOLLOW]),
+      ...[...run.reads.listings].map((p): [string, number] => [p, FOLLOW | SHALLOW]),
+    ];
+    const now = await signatures(
+      entries.map((e) => e[0]),
+      Uint8Array.from(entries.map((e) => e[1])),
+    );
+    if (now.newestCtimeMs >= run.probeMs || now.signatures.some((s) => s.startsWith('error:'))) throw new Error('racy');
+    const data: WitnessFile = {
+      version: VERSION,
+      key: JSON.stringify(key),
+      targets: run.targets,
+      entries: [...entries.map(([p, f], i): [string, number, string] => [p, f, now.signatures[i]!]), [run.lockPath, FOLLOW, 'absent']],
+    };
+    await writeFileAtomic(file, JSON.stringify(data));
+    return true;
+  } catch {
+    await rm(file, { force: true }).catch(() => undefined);
+    return false;
+  }
+}
+
+/** The modification time of the running code: a rebuilt tool does not trust an older witness. */
+export function toolStamp(): string {
+  try {
+    return String(statSync(fileURLToPath(import.meta.url)).mtimeMs);
+  } catch {
+    return 'unknown';
+  }
+}

@@ -1,0 +1,111 @@
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { checkWitness, ReadSet, recordWitness, takeProbe, witnessPath } from '../../src/graph/witness.js';
+
+let dir: string;
+let state: string;
+const key = { tool: 't', manifest: '/m', targets: ['a'] };
+const tick = () => new Promise((r) => setTimeout(r, 20));
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'orch-witness-'));
+  state = join(dir, '.orchestrator');
+  mkdirSync(state);
+  mkdirSync(join(dir, 'data/deep'), { recursive: true });
+  writeFileSync(join(dir, 'data/a.txt'), 'one');
+  writeFileSync(join(dir, 'data/deep/b.txt'), 'two');
+  writeFileSync(join(dir, 'data/c.csv'), '1,2');
+  symlinkSync('data', join(dir, 'link'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Records a witness of `reads` as a run that began after everything was written. */
+async function record(reads: ReadSet): Promise<boolean> {
+  await tick();
+  const probeMs = takeProbe(state);
+  return recordWitness(state, key, { reads, targets: ['a', 'b'], probeMs, lockPath: join(state, 'lock') });
+}
+
+function reads(): ReadSet {
+  const r = new ReadSet();
+  r.add(join(dir, 'data'));
+  r.add(join(dir, 'link'));
+  r.add(join(dir, 'missing'));
+  r.addGlob(dir, 'data/*.csv');
+  return r;
+}
+
+describe('the no-op witness', () => {
+  it('answers with the fresh targets while nothing read has changed', async () => {
+    expect(await record(reads())).toBe(true);
+    expect(await checkWitness(state, key)).toEqual(['a', 'b']);
+    expect(await checkWitness(state, key)).toEqual(['a', 'b']);
+  });
+
+  it.each<[string, () => void]>([
+    ['a same-size edit deep in a tree', () => writeFileSync(join(dir, 'data/deep/b.txt'), 'owt')],
+    ['a touch', () => utimesSync(join(dir, 'data/a.txt'), new Date(0), new Date(0))],
+    ['a path that was missing appearing', () => writeFileSync(join(dir, 'missing'), '')],
+    ['a symlink pointed elsewhere', () => (rmSync(join(dir, 'link')), mkdirSync(join(dir, 'other')), symlinkSync('other', join(dir, 'link')))],
+    ['the project lock taken', () => writeFileSync(join(state, 'lock'), '1\n')],
+  ])('does not answer after %s', async (_, change) => {
+    expect(await record(reads())).toBe(true);
+    change();
+    expect(await checkWitness(state, key)).toBeUndefined();
+  });
+
+  it('sees a new name in the folder a glob listed, and only the folder itself', async () => {
+    const glob = () => {
+      const r = new ReadSet();
+      r.addGlob(dir, 'data/*.csv');
+      return r;
+    };
+    expect(await record(glob())).toBe(true);
+    // Shallow: a change deeper down is not the glob's business (its matches are read on their own).
+    writeFileSync(join(dir, 'data/deep/b.txt'), 'owt');
+    expect(await checkWitness(state, key)).toEqual(['a', 'b']);
+    writeFileSync(join(dir, 'data/d.csv'), '');
+    expect(await checkWitness(state, key)).toBeUndefined();
+  });
+
+  it('does not answer for another key (tool, manifest, targets, options)', async () => {
+    expect(await record(reads())).toBe(true);
+    expect(await checkWitness(state, { ...key, targets: ['b'] })).toBeUndefined();
+  });
+
+  it('is not written when something read changed after the probe, and an older one is removed', async () => {
+    expect(await record(reads())).toBe(true);
+    const probeMs = takeProbe(state);
+    await tick();
+    writeFileSync(join(dir, 'data/a.txt'), 'uno');
+    expect(await recordWitness(state, key, { reads: reads(), targets: ['a'], probeMs, lockPath: join(state, 'lock') })).toBe(false);
+    expect(existsSync(witnessPath(state))).toBe(false);
+    expect(await checkWitness(state, key)).toBeUndefined();
+  });
+
+  it('is not written for a glob with wildcards in a folder part, or without a probe', async () => {
+    const r = reads();
+    r.addGlob(dir, 'data/*/b.txt');
+    expect(r.unwitnessable).toMatch(/data\/\*\/b.txt/);
+    expect(await record(r)).toBe(false);
+    expect(await recordWitness(state, key, { reads: reads(), targets: ['a'], probeMs: undefined, lockPath: join(state, 'lock') })).toBe(false);
+  });
+
+  it('has no probe without a state folder, and a missing or corrupt witness answers nothing', async () => {
+    expect(takeProbe(join(dir, 'nowhere'))).toBeUndefined();
+    expect(await checkWitness(state, key)).toBeUndefined();
+    writeFileSync(witnessPath(state), '{not json');
+    expect(await checkWitness(state, key)).toBeUndefined();
+  });
+
+  it('names the folder a glob lists, relative or absolute', () => {
+    const r = new ReadSet();
+    r.addGlob('/p/recipes', '../data/*.csv');
+    r.addGlob('/p/recipes', '/abs/dir/x?.txt');
+    r.addGlob('/p/recipes', '*.def');
+    expect([...r.listings]).toEqual(['/p/data', '/abs/dir', '/p/recipes']);
+    expect(r.unwitnessable).toBeUndefined();
+  });
+});
