@@ -237,3 +237,43 @@ describe('treeStat', () => {
     expect(r.trim()).toMatch(/^EACCES (open|openat|fdopendir|fstatat|lstat)$/);
   });
 });
+
+describe('witness', () => {
+  const { TREE_STAT_FOLLOW_ROOT: FOLLOW, TREE_STAT_SHALLOW: SHALLOW } = constants;
+
+  it('signs many paths in one call: trees as treeStat does, absent paths, followed links, shallow folders', async () => {
+    const t = mkdtempSync(join(root, 'witness-'));
+    execFileSync('mkdir', ['-p', join(t, 'dir/sub')]);
+    writeFileSync(join(t, 'dir/sub/f'), 'x');
+    symlinkSync('dir', join(t, 'link'));
+    const paths = [join(t, 'dir'), join(t, 'missing'), join(t, 'link'), join(t, 'link'), join(t, 'dir')];
+    const flags = Uint8Array.from([0, 0, 0, FOLLOW, FOLLOW | SHALLOW]);
+    const before = await addon.witness(paths, flags);
+    expect(before.signatures[0]).toBe((await addon.treeStat(join(t, 'dir'))).signature);
+    expect(before.signatures[1]).toBe('absent');
+    expect(before.signatures[2]).toBe((await addon.treeStat(join(t, 'link'))).signature);
+    expect(before.signatures[3]).not.toBe(before.signatures[2]);
+    await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(join(t, 'dir/sub/f'), 'y');
+    const after = await addon.witness(paths, flags);
+    // The link itself did not change; what it points at did; the folder's own names did not.
+    expect(after.signatures[2]).toBe(before.signatures[2]);
+    expect(after.signatures[3]).not.toBe(before.signatures[3]);
+    expect(after.signatures[0]).not.toBe(before.signatures[0]);
+    expect(after.signatures[4]).toBe(before.signatures[4]);
+    writeFileSync(join(t, 'dir/new'), '');
+    expect((await addon.witness(paths, flags)).signatures[4]).not.toBe(before.signatures[4]);
+    expect(after.newestCtimeMs).toBeGreaterThanOrEqual(before.newestCtimeMs);
+  });
+
+  it('reports errors per path, and refuses flags that do not match the paths', async () => {
+    const t = mkdtempSync(join(root, 'witness-'));
+    writeFileSync(join(t, 'file'), '');
+    const r = await addon.witness([join(t, 'file', 'below'), join(t, 'file')], Uint8Array.from([0, 0]));
+    expect(r.signatures[0]).toBe('absent');
+    expect(r.signatures[1]).toMatch(/^[0-9a-f]{32}$/);
+    expect(() => addon.witness([t], new Uint8Array(2))).toThrow(TypeError);
+    expect(() => (addon.witness as unknown as (a: unknown, b: unknown) => unknown)([5], new Uint8Array(1))).toThrow(TypeError);
+    expect((await addon.witness([], new Uint8Array(0))).signatures).toEqual([]);
+  });
+});
