@@ -1,12 +1,11 @@
 import { join } from 'node:path';
 import type { Diagnostic } from '../core/diagnostic.js';
 import { LOCK_FILE_NAME, readLockFile, withLockEntry, writeLockFile } from '../lock/lock-file.js';
-import { loadRecipes } from '../manifest/load-recipes.js';
 import { formatPlatform, DEFAULT_PLATFORM } from '../registry/platform.js';
 import { formatReference, parseReference, type ImageReference } from '../registry/reference.js';
 import { boolOption } from './args.js';
 import { EXIT, printDiagnostics, type Command } from './command.js';
-import { PROJECT_OPTIONS, requireProject } from './project-options.js';
+import { PROJECT_OPTIONS, requireProjectAndRecipes } from './project-options.js';
 import { makeRegistryClient } from './registry-client-factory.js';
 
 export const command: Command = {
@@ -20,11 +19,9 @@ export const command: Command = {
     positionals: { min: 0, max: 0 },
   },
   async run(ctx, args) {
-    const project = await requireProject(ctx, args);
-    if (project === undefined) return EXIT.usage;
-    const recipes = loadRecipes(project, { cwd: ctx.cwd });
-    printDiagnostics(ctx, recipes.diagnostics);
-    if (recipes.diagnostics.some((d) => d.severity === 'error')) return EXIT.usage;
+    const loaded = await requireProjectAndRecipes(ctx, args);
+    if (loaded === undefined) return EXIT.usage;
+    const { project, recipes } = loaded;
     const refs = new Map<string, ImageReference>();
     const problems: Diagnostic[] = [];
     const add = (text: string, extra: { registry?: string; namespace?: string } = {}, location?: Diagnostic['location']): void => {

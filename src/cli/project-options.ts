@@ -1,5 +1,6 @@
 import { countSummary } from '../report/diagnostics.js';
 import type { LoadProjectResult } from '../manifest/load-project.js';
+import type { LoadedRecipes } from '../manifest/load-recipes.js';
 import type { Project } from '../manifest/project.js';
 import { stringOption, type OptionSpec, type ParsedArgs } from './args.js';
 import { printDiagnostics, type CommandContext } from './command.js';
@@ -25,4 +26,26 @@ export async function requireProject(ctx: CommandContext, args: ParsedArgs): Pro
   printDiagnostics(ctx, diagnostics);
   if (project === undefined) ctx.stderr.write(`${countSummary(diagnostics)}\n`);
   return project;
+}
+
+/**
+ * Loads the project named by -f/-C and every target's recipe, and prints their diagnostics; or
+ * returns undefined after printing the errors and their count (the caller exits 2). `quiet`:
+ * there was nothing to print.
+ */
+export async function requireProjectAndRecipes(ctx: CommandContext, args: ParsedArgs): Promise<{ project: Project; recipes: LoadedRecipes; quiet: boolean } | undefined> {
+  const { project, diagnostics } = await loadProjectFromArgs(ctx, args);
+  printDiagnostics(ctx, diagnostics);
+  if (project === undefined) {
+    ctx.stderr.write(`${countSummary(diagnostics)}\n`);
+    return undefined;
+  }
+  const { loadRecipes } = await import('../manifest/load-recipes.js');
+  const recipes = loadRecipes(project, { cwd: ctx.cwd });
+  printDiagnostics(ctx, recipes.diagnostics);
+  if (recipes.diagnostics.some((d) => d.severity === 'error')) {
+    ctx.stderr.write(`${countSummary(recipes.diagnostics)}\n`);
+    return undefined;
+  }
+  return { project, recipes, quiet: diagnostics.length === 0 && recipes.diagnostics.length === 0 };
 }

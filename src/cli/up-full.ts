@@ -4,12 +4,10 @@ import type { UpEvent } from '../executor/up-events.js';
 import { expandSelection } from '../graph/expand-selection.js';
 import { TargetGraph } from '../graph/target-graph.js';
 import { ReadSet, recordWitness, takeProbe, type WitnessKey } from '../graph/witness.js';
-import { loadRecipes } from '../manifest/load-recipes.js';
-import { countSummary } from '../report/diagnostics.js';
 import { Store } from '../store/store.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { EXIT, printDiagnostics, type CommandContext } from './command.js';
-import { loadProjectFromArgs } from './project-options.js';
+import { requireProjectAndRecipes } from './project-options.js';
 import { makeUpReporter, upRunOptions } from './up-run-options.js';
 
 /**
@@ -21,18 +19,9 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
   // Taken before anything is read: what changes from here on cannot hide in a witness of this run.
   const probeMs = options.witness ? takeProbe(options.witness.stateDir) : undefined;
   const reads = options.witness ? new ReadSet() : undefined;
-  const { project, diagnostics } = await loadProjectFromArgs(ctx, args);
-  printDiagnostics(ctx, diagnostics);
-  if (project === undefined) {
-    ctx.stderr.write(`${countSummary(diagnostics)}\n`);
-    return EXIT.usage;
-  }
-  const recipes = loadRecipes(project, { cwd: ctx.cwd });
-  printDiagnostics(ctx, recipes.diagnostics);
-  if (recipes.diagnostics.some((d) => d.severity === 'error')) {
-    ctx.stderr.write(`${countSummary(recipes.diagnostics)}\n`);
-    return EXIT.usage;
-  }
+  const loaded = await requireProjectAndRecipes(ctx, args);
+  if (loaded === undefined) return EXIT.usage;
+  const { project, recipes } = loaded;
   reads?.add(project.file);
   for (const t of project.targets) if (t.recipe !== undefined) reads?.add(t.recipe);
   const selection = expandSelection(project, args.positionals);
@@ -69,7 +58,7 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
       return r.error.reason === 'project-locked' ? EXIT.failed : EXIT.usage;
     }
     if (r.value.interrupted) return EXIT.interrupted;
-    const allFresh = onlyFresh && r.value.fresh === order.length && diagnostics.length === 0 && recipes.diagnostics.length === 0;
+    const allFresh = onlyFresh && r.value.fresh === order.length && loaded.quiet;
     if (options.witness && reads && allFresh) {
       await recordWitness(options.witness.stateDir, options.witness.key, { reads, targets: order, probeMs, lockPath: join(options.witness.stateDir, 'lock') });
     }

@@ -1,7 +1,5 @@
-import { loadRecipes } from '../manifest/load-recipes.js';
-import { countSummary } from '../report/diagnostics.js';
-import { EXIT, printDiagnostics, type Command } from './command.js';
-import { loadProjectFromArgs, PROJECT_OPTIONS } from './project-options.js';
+import { EXIT, type Command } from './command.js';
+import { PROJECT_OPTIONS, requireProjectAndRecipes } from './project-options.js';
 
 export const command: Command = {
   spec: {
@@ -13,19 +11,9 @@ export const command: Command = {
     positionals: { min: 0, max: 0 },
   },
   async run(ctx, args) {
-    const { project, diagnostics } = await loadProjectFromArgs(ctx, args);
-    printDiagnostics(ctx, diagnostics);
-    if (project === undefined) {
-      ctx.stderr.write(`${countSummary(diagnostics)}\n`);
-      return EXIT.usage;
-    }
-    const recipes = loadRecipes(project, { cwd: ctx.cwd });
-    printDiagnostics(ctx, recipes.diagnostics);
-    if (recipes.diagnostics.some((d) => d.severity === 'error')) {
-      ctx.stderr.write(`${countSummary(recipes.diagnostics)}\n`);
-      return EXIT.usage;
-    }
-    const n = project.targets.length;
+    const loaded = await requireProjectAndRecipes(ctx, args);
+    if (loaded === undefined) return EXIT.usage;
+    const n = loaded.project.targets.length;
     ctx.stdout.write(`ok: ${n} target${n === 1 ? '' : 's'}\n`);
     return EXIT.ok;
   },

@@ -281,6 +281,14 @@ static napi_value js_syncfs(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* Reject a promise with the error throw_errno would throw. */
+static void reject_errno(napi_env env, napi_deferred deferred, int err, const char *syscall_name, const char *path) {
+  throw_errno(env, err, syscall_name, path, NULL);
+  napi_value error;
+  napi_get_and_clear_last_exception(env, &error);
+  napi_reject_deferred(env, deferred, error);
+}
+
 /* treeStat(path): a Promise of the tree's stat signature, walked on a libuv worker thread so that
  * many trees are walked at once while JavaScript goes on. */
 typedef struct {
@@ -305,11 +313,7 @@ static void tree_stat_complete(napi_env env, napi_status status, void *data) {
     job->err_syscall = "treeStat";
   }
   if (job->err != 0) {
-    /* Build the error as throw_errno does, then reject with it instead of throwing. */
-    throw_errno(env, job->err, job->err_syscall, job->path, NULL);
-    napi_value error;
-    napi_get_and_clear_last_exception(env, &error);
-    napi_reject_deferred(env, job->deferred, error);
+    reject_errno(env, job->deferred, job->err, job->err_syscall, job->path);
   } else {
     char hex[33];
     snprintf(hex, sizeof hex, "%016llx%016llx", (unsigned long long)job->result.hi, (unsigned long long)job->result.lo);
@@ -391,10 +395,7 @@ static void witness_execute(napi_env env, void *data) {
 static void witness_complete(napi_env env, napi_status status, void *data) {
   witness_job *job = data;
   if (status != napi_ok) {
-    throw_errno(env, ECANCELED, "witness", NULL, NULL);
-    napi_value error;
-    napi_get_and_clear_last_exception(env, &error);
-    napi_reject_deferred(env, job->deferred, error);
+    reject_errno(env, job->deferred, ECANCELED, "witness", NULL);
   } else {
     napi_value result, list, v;
     napi_create_object(env, &result);
