@@ -17,11 +17,18 @@ interface TreeEntry {
 
 /**
  * How old (by ctime) a file or tree must be, relative to when it was looked at, for its hash to be
- * remembered. A change made in the same clock tick as the hashing (or, on a file system with
- * whole-second times, the same second) can leave every stat field as it was: such an entry is
- * hashed again next time instead ("racy git"). ctime is the one time user space cannot set.
+ * remembered. A change made in the same clock tick as the hashing can leave every stat field as it
+ * was: such an entry is hashed again next time instead ("racy git"). ctime is the one time user
+ * space cannot set. Linux file systems with nanosecond times (ext4, xfs, btrfs, tmpfs, overlay)
+ * stamp with the kernel's coarse clock, one tick (at most 10 ms) behind: 50 ms covers it. A
+ * ctime on a whole second marks a file system with whole-second times (ext3 with small inodes,
+ * FAT, some network file systems): there a change within the same second can hide, so 2 s.
  */
-export const RACY_MARGIN_MS = 2000;
+export function racyMarginMs(ctimeMs: number): number {
+  return ctimeMs % 1000 === 0 ? MAX_RACY_MARGIN_MS : 50;
+}
+
+export const MAX_RACY_MARGIN_MS = 2000;
 
 /**
  * Remembers the content hash of files, and the tree digest of folders, by their stat fields
@@ -55,7 +62,7 @@ export class StatIndex {
     return index;
   }
 
-  static statKey(st: Stats & { mtimeNs?: bigint; ctimeNs?: bigint }): string {
+  static statKey(st: Pick<Stats, 'size' | 'mtimeMs' | 'ctimeMs' | 'ino' | 'dev'> & { mtimeNs?: bigint; ctimeNs?: bigint }): string {
     const m = st.mtimeNs ?? BigInt(Math.round(st.mtimeMs * 1e6));
     const c = st.ctimeNs ?? BigInt(Math.round(st.ctimeMs * 1e6));
     return `${st.size}:${m}:${c}:${st.ino}:${st.dev}`;
@@ -68,10 +75,10 @@ export class StatIndex {
 
   /**
    * Remembers a file's hash. `seenAtMs` is when its stat was taken (before its content was read):
-   * a file changed (`ctimeMs`) within RACY_MARGIN_MS of it is not remembered.
+   * a file changed (`ctimeMs`) within racyMarginMs of it is not remembered.
    */
   remember(path: string, statKey: string, sha256: string, times: { readonly ctimeMs: number; readonly seenAtMs: number }): void {
-    if (times.ctimeMs >= times.seenAtMs - RACY_MARGIN_MS) return;
+    if (times.ctimeMs >= times.seenAtMs - racyMarginMs(times.ctimeMs)) return;
     const e = this.#entries.get(path);
     if (e && e.stat === statKey && e.sha256 === sha256) return;
     this.#entries.set(path, { stat: statKey, sha256 });
@@ -84,8 +91,8 @@ export class StatIndex {
   }
 
   /** Remembers a tree's digest by its stat signature, on the same terms as `remember`. */
-  rememberTree(path: string, signature: string, digest: Digest, times: { readonly newestCtimeMs: number; readonly seenAtMs: number }): void {
-    if (times.newestCtimeMs >= times.seenAtMs - RACY_MARGIN_MS) return;
+  rememberTree(path: string, signature: string, digest: Digest, times: { readonly newestCtimeMs: number; readonly coarse: boolean; readonly seenAtMs: number }): void {
+    if (times.newestCtimeMs >= times.seenAtMs - (times.coarse ? MAX_RACY_MARGIN_MS : racyMarginMs(times.newestCtimeMs))) return;
     const e = this.#trees.get(path);
     if (e && e.signature === signature && e.digest === digest) return;
     this.#trees.set(path, { signature, digest });
@@ -94,8 +101,7 @@ export class StatIndex {
 
   async save(): Promise<void> {
     if (!this.file || !this.#dirty) return;
-    const sorted = <T>(m: Map<string, T>): Record<string, T> => Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : 1)));
-    await writeFileAtomic(this.file, JSON.stringify({ version: 1, entries: sorted(this.#entries), trees: sorted(this.#trees) }));
+    await writeFileAtomic(this.file, JSON.stringify({ version: 1, entries: Object.fromEntries(this.#entries), trees: Object.fromEntries(this.#trees) }));
     this.#dirty = false;
   }
 }

@@ -39,9 +39,10 @@ export interface NativeAddon {
   /**
    * The stat signature of a tree (native/addon/src/tree_stat.c): a hash of every entry's path and
    * stat fields, walked on a worker thread without following symlinks, with the entry count and
-   * the newest ctime. Rejects like fs.promises (code, errno, syscall, path).
+   * the newest ctime, and whether any ctime is on a whole second (a file system with whole-second
+   * times, or a rare coincidence). Rejects like fs.promises (code, errno, syscall, path).
    */
-  treeStat(path: string): Promise<{ signature: string; entries: number; newestCtimeMs: number }>;
+  treeStat(path: string): Promise<{ signature: string; entries: number; newestCtimeMs: number; coarse: boolean }>;
   /**
    * The stat signatures of many paths in one job on a worker thread, each walked as treeStat does,
    * with per-path flags (TREE_STAT_FOLLOW_ROOT: a symlink root is followed, its own fields
@@ -49,6 +50,12 @@ export interface NativeAddon {
    * `absent`, or `error:CODE`; `newestCtimeMs` is the newest ctime of all.
    */
   witness(paths: readonly string[], flags: Uint8Array): Promise<{ signatures: string[]; newestCtimeMs: number }>;
+  /**
+   * Every entry of a tree (a final symlink not followed), walked on a worker thread: relative paths
+   * (`.` for the root), symlink targets (null for other entries), and TREE_LIST_FIELDS numbers per
+   * entry in `stats`: mode, uid, gid, size, ino, dev, rdev, mtime s, mtime ns, ctime s, ctime ns.
+   */
+  treeList(path: string): Promise<{ paths: string[]; links: Array<string | null>; stats: Float64Array }>;
   readonly constants: {
     readonly RENAME_NOREPLACE: number;
     readonly RENAME_EXCHANGE: number;
@@ -61,6 +68,7 @@ export interface NativeAddon {
     readonly S_IFREG: number;
     readonly TREE_STAT_FOLLOW_ROOT: number;
     readonly TREE_STAT_SHALLOW: number;
+    readonly TREE_LIST_FIELDS: number;
   };
 }
 

@@ -1,9 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RACY_MARGIN_MS, StatIndex } from '../../src/graph/stat-index.js';
-import { diffTrees, fileSha256, treeDigest, treeIdentity } from '../../src/graph/tree-digest.js';
+import { MAX_RACY_MARGIN_MS, StatIndex } from '../../src/graph/stat-index.js';
+import { diffTrees, fileSha256, listTree, listTreeByLstat, treeDigest, treeIdentity } from '../../src/graph/tree-digest.js';
 
 let dir: string;
 beforeEach(() => {
@@ -52,7 +53,7 @@ describe('StatIndex', () => {
     const sha = await fileSha256(f, { index });
     // Plant a value: an unchanged stat must return it without reading the file.
     const st = (await import('node:fs')).lstatSync(f);
-    index.remember(f, StatIndex.statKey(st), 'cached-value', { ctimeMs: st.ctimeMs, seenAtMs: st.ctimeMs + RACY_MARGIN_MS + 1 });
+    index.remember(f, StatIndex.statKey(st), 'cached-value', { ctimeMs: st.ctimeMs, seenAtMs: st.ctimeMs + MAX_RACY_MARGIN_MS + 1 });
     expect(await fileSha256(f, { index })).toBe('cached-value');
     writeFileSync(f, 'different content');
     expect(await fileSha256(f, { index })).not.toBe('cached-value');
@@ -69,7 +70,7 @@ describe('StatIndex', () => {
   it('persists across loads', async () => {
     const file = join(dir, 'index.json');
     const a = await StatIndex.load(file);
-    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + RACY_MARGIN_MS + 1000 });
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + MAX_RACY_MARGIN_MS + 1000 });
     await fileSha256(join(dir, 'top'), { index: a });
     vi.useRealTimers();
     await a.save();
@@ -81,7 +82,7 @@ describe('StatIndex', () => {
 
 describe('treeIdentity', () => {
   /** Looks at the tree as if `ms` had passed since it was written. */
-  const later = (ms = RACY_MARGIN_MS + 1000) => vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + ms });
+  const later = (ms = MAX_RACY_MARGIN_MS + 1000) => vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + ms });
 
   it('answers from the stat signature without walking an unchanged tree, and persists it', async () => {
     const file = join(dir, 'index.json');
@@ -127,5 +128,25 @@ describe('treeIdentity', () => {
   it('without an index, always walks', async () => {
     later();
     expect((await treeIdentity(dir)).entries).toBeDefined();
+  });
+});
+
+describe('listTree', () => {
+  it('lists natively exactly what lstat sees: every kind of entry, modes, owners, times, link targets', async () => {
+    execFileSync('mkfifo', [join(dir, 'fifo')]);
+    execFileSync('mknod', [join(dir, 'null'), 'c', '1', '3']);
+    execFileSync('chmod', ['4755', join(dir, 'top')]);
+    execFileSync('chown', ['65534:65534', join(dir, 'a/b/file')]);
+    symlinkSync('/elsewhere/absolute', join(dir, 'a/abs-link'));
+    writeFileSync(join(dir, 'a/b/späce ünïcode'), 'x');
+    const pick = (l: Awaited<ReturnType<typeof listTree>>) =>
+      l
+        .map((e) => ({ rel: e.rel, link: e.link, ...Object.fromEntries(['mode', 'uid', 'gid', 'size', 'ino', 'dev', 'rdev', 'mtimeMs', 'ctimeMs'].map((k) => [k, (e.st as unknown as Record<string, number>)[k]])) }))
+        .sort((x, y) => (x.rel < y.rel ? -1 : 1));
+    const native = pick(await listTree(dir));
+    expect(native).toEqual(pick(listTreeByLstat(dir)));
+    expect(native.map((e) => e.rel)).toEqual(['.', 'a', 'a/abs-link', 'a/b', 'a/b/file', 'a/b/späce ünïcode', 'fifo', 'link', 'null', 'top']);
+    expect(await listTree(join(dir, 'link'))).toHaveLength(1);
+    await expect(listTree(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

@@ -325,6 +325,8 @@ static void tree_stat_complete(napi_env env, napi_status status, void *data) {
     napi_set_named_property(env, result, "entries", v);
     napi_create_double(env, (double)(job->result.newest_ctime_ns / 1000000), &v);
     napi_set_named_property(env, result, "newestCtimeMs", v);
+    napi_get_boolean(env, job->result.coarse != 0, &v);
+    napi_set_named_property(env, result, "coarse", v);
     napi_resolve_deferred(env, job->deferred, result);
   }
   napi_delete_async_work(env, job->work);
@@ -471,6 +473,77 @@ static napi_value js_witness(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* treeList(path): every entry of a tree with its stat fields, walked on a worker thread. */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  char path[PATH_ARG_MAX];
+  tree_list list;
+  int err;
+  const char *err_syscall;
+} tree_list_job;
+
+static void tree_list_execute(napi_env env, void *data) {
+  (void)env;
+  tree_list_job *job = data;
+  job->err = tree_list_walk(job->path, &job->list, &job->err_syscall);
+}
+
+static void tree_list_complete(napi_env env, napi_status status, void *data) {
+  tree_list_job *job = data;
+  if (status != napi_ok && job->err == 0) {
+    job->err = ECANCELED;
+    job->err_syscall = "treeList";
+  }
+  if (job->err != 0) {
+    reject_errno(env, job->deferred, job->err, job->err_syscall, job->path);
+  } else {
+    size_t n = job->list.count;
+    napi_value result, paths, links, buffer, stats, v, null_value;
+    napi_get_null(env, &null_value);
+    napi_create_object(env, &result);
+    napi_create_array_with_length(env, n, &paths);
+    napi_create_array_with_length(env, n, &links);
+    for (size_t i = 0; i < n; i++) {
+      napi_create_string_utf8(env, job->list.paths[i], NAPI_AUTO_LENGTH, &v);
+      napi_set_element(env, paths, (uint32_t)i, v);
+      if (job->list.links[i] != NULL) napi_create_string_utf8(env, job->list.links[i], NAPI_AUTO_LENGTH, &v);
+      napi_set_element(env, links, (uint32_t)i, job->list.links[i] != NULL ? v : null_value);
+    }
+    void *bytes = NULL;
+    size_t size = n * TREE_LIST_FIELDS * sizeof(double);
+    napi_create_arraybuffer(env, size, &bytes, &buffer);
+    if (size > 0) memcpy(bytes, job->list.nums, size);
+    napi_create_typedarray(env, napi_float64_array, n * TREE_LIST_FIELDS, buffer, 0, &stats);
+    napi_set_named_property(env, result, "paths", paths);
+    napi_set_named_property(env, result, "links", links);
+    napi_set_named_property(env, result, "stats", stats);
+    napi_resolve_deferred(env, job->deferred, result);
+  }
+  tree_list_free(&job->list);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static napi_value js_tree_list(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  tree_list_job *job = calloc(1, sizeof *job);
+  if (job == NULL) {
+    throw_errno(env, ENOMEM, "calloc", NULL, NULL);
+    return NULL;
+  }
+  if (!get_string(env, argv[0], job->path, sizeof job->path, "treeList", "path must be a string")) {
+    free(job);
+    return NULL;
+  }
+  napi_value promise, name;
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, "orchestrator:treeList", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, tree_list_execute, tree_list_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
 static void set_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
@@ -493,6 +566,7 @@ static napi_value init(napi_env env, napi_value exports) {
   set_function(env, exports, "syncfs", js_syncfs);
   set_function(env, exports, "treeStat", js_tree_stat);
   set_function(env, exports, "witness", js_witness);
+  set_function(env, exports, "treeList", js_tree_list);
   napi_value constants;
   napi_create_object(env, &constants);
   set_uint(env, constants, "RENAME_NOREPLACE", RENAME_NOREPLACE);
@@ -506,6 +580,7 @@ static napi_value init(napi_env env, napi_value exports) {
   set_uint(env, constants, "S_IFREG", S_IFREG);
   set_uint(env, constants, "TREE_STAT_FOLLOW_ROOT", TREE_STAT_FOLLOW_ROOT);
   set_uint(env, constants, "TREE_STAT_SHALLOW", TREE_STAT_SHALLOW);
+  set_uint(env, constants, "TREE_LIST_FIELDS", TREE_LIST_FIELDS);
   napi_set_named_property(env, exports, "constants", constants);
   return exports;
 }

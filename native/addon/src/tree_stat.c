@@ -31,10 +31,13 @@ typedef struct {
   uint64_t h1, h2;
   uint64_t entries;
   int64_t newest_ctime_ns;
+  int coarse;
   char path[TREE_STAT_PATH_MAX];
   size_t path_len;
   int err;
   const char *err_syscall;
+  /* When listing: where each entry goes (tree_list_walk). */
+  tree_list *list;
 } walk_t;
 
 static inline uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
@@ -75,7 +78,59 @@ static void mix_stat(walk_t *w, const struct stat *st) {
   mix(w, (uint64_t)st->st_ctim.tv_nsec);
   int64_t c = (int64_t)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec;
   if (c > w->newest_ctime_ns) w->newest_ctime_ns = c;
+  if (st->st_ctim.tv_nsec == 0) w->coarse = 1;
   w->entries++;
+}
+
+static int fail(walk_t *w, int err, const char *syscall_name);
+
+/* Appends the entry at w->path (its stat, and its link target read from dirfd/name). */
+static int list_entry(walk_t *w, const struct stat *st, int dirfd, const char *name) {
+  tree_list *l = w->list;
+  if (l->count == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 256;
+    char **paths = realloc(l->paths, cap * sizeof *paths);
+    if (paths != NULL) l->paths = paths;
+    char **links = realloc(l->links, cap * sizeof *links);
+    if (links != NULL) l->links = links;
+    double *nums = realloc(l->nums, cap * TREE_LIST_FIELDS * sizeof *nums);
+    if (nums != NULL) l->nums = nums;
+    if (paths == NULL || links == NULL || nums == NULL) return fail(w, ENOMEM, "realloc");
+    l->cap = cap;
+  }
+  /* "./a/b" is listed as "a/b"; the root stays ".". */
+  const char *rel = w->path_len > 2 ? w->path + 2 : w->path;
+  char *path = strdup(rel);
+  if (path == NULL) return fail(w, ENOMEM, "strdup");
+  char *link = NULL;
+  if (S_ISLNK(st->st_mode)) {
+    size_t size = (size_t)st->st_size + 1 > 256 ? (size_t)st->st_size + 1 : 256;
+    link = malloc(size);
+    ssize_t n = link == NULL ? -1 : readlinkat(dirfd, name, link, size - 1);
+    if (n < 0) {
+      int err = link == NULL ? ENOMEM : errno;
+      free(link);
+      free(path);
+      return fail(w, err, "readlinkat");
+    }
+    link[n] = 0;
+  }
+  double *v = l->nums + l->count * TREE_LIST_FIELDS;
+  v[0] = (double)st->st_mode;
+  v[1] = (double)st->st_uid;
+  v[2] = (double)st->st_gid;
+  v[3] = (double)st->st_size;
+  v[4] = (double)st->st_ino;
+  v[5] = (double)st->st_dev;
+  v[6] = (double)st->st_rdev;
+  v[7] = (double)st->st_mtim.tv_sec;
+  v[8] = (double)st->st_mtim.tv_nsec;
+  v[9] = (double)st->st_ctim.tv_sec;
+  v[10] = (double)st->st_ctim.tv_nsec;
+  l->paths[l->count] = path;
+  l->links[l->count] = link;
+  l->count++;
+  return 0;
 }
 
 static int fail(walk_t *w, int err, const char *syscall_name) {
@@ -138,6 +193,7 @@ static int walk_dir(walk_t *w, int fd) {
     }
     mix_bytes(w, w->path, w->path_len);
     mix_stat(w, &st);
+    if (w->list != NULL && (rc = list_entry(w, &st, dirfd(dir), names[i])) != 0) break;
     if (S_ISDIR(st.st_mode)) {
       int sub = openat(dirfd(dir), names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub < 0) {
@@ -209,9 +265,56 @@ int tree_stat_ex(const char *root, int flags, tree_stat_result *out, const char 
     out->lo = b;
     out->entries = w->entries;
     out->newest_ctime_ns = w->newest_ctime_ns;
+    out->coarse = w->coarse;
   }
   free(w);
   return err;
 }
 
 int tree_stat(const char *root, tree_stat_result *out, const char **err_syscall) { return tree_stat_ex(root, 0, out, err_syscall); }
+
+void tree_list_free(tree_list *list) {
+  for (size_t i = 0; i < list->count; i++) {
+    free(list->paths[i]);
+    free(list->links[i]);
+  }
+  free(list->paths);
+  free(list->links);
+  free(list->nums);
+  memset(list, 0, sizeof *list);
+}
+
+int tree_list_walk(const char *root, tree_list *out, const char **err_syscall) {
+  walk_t *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    *err_syscall = "calloc";
+    return ENOMEM;
+  }
+  w->list = out;
+  w->path[0] = '.';
+  w->path_len = 1;
+  int err = 0;
+  struct stat st;
+  if (lstat(root, &st) != 0) {
+    err = errno;
+    *err_syscall = "lstat";
+  } else {
+    /* The root's link target, if it is one, is read by its full path. */
+    if (list_entry(w, &st, AT_FDCWD, root) != 0) {
+      err = w->err;
+      *err_syscall = w->err_syscall;
+    } else if (S_ISDIR(st.st_mode)) {
+      int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) {
+        err = errno;
+        *err_syscall = "open";
+      } else if (walk_dir(w, fd) != 0) {
+        err = w->err;
+        *err_syscall = w->err_syscall;
+      }
+    }
+  }
+  free(w);
+  if (err != 0) tree_list_free(out);
+  return err;
+}
