@@ -277,3 +277,22 @@ describe('witness', () => {
     expect((await addon.witness([], new Uint8Array(0))).signatures).toEqual([]);
   });
 });
+
+describe('treeList', () => {
+  it('lists root first with stat numbers, and rejects or throws like treeStat', async () => {
+    const t = mkdtempSync(join(root, 'list-'));
+    writeFileSync(join(t, 'f'), 'abc');
+    symlinkSync('f', join(t, 'l'));
+    const r = await addon.treeList(t);
+    expect(r.paths[0]).toBe('.');
+    expect([...r.paths].sort()).toEqual(['.', 'f', 'l']);
+    const i = r.paths.indexOf('f');
+    expect(r.stats.length).toBe(3 * constants.TREE_LIST_FIELDS);
+    expect(r.stats[i * constants.TREE_LIST_FIELDS + 3]).toBe(3);
+    expect(r.stats[i * constants.TREE_LIST_FIELDS + 4]).toBe(lstatSync(join(t, 'f')).ino);
+    expect(r.links[r.paths.indexOf('l')]).toBe('f');
+    expect(r.links[i]).toBeNull();
+    await expect(addon.treeList(join(t, 'missing'))).rejects.toMatchObject({ code: 'ENOENT', syscall: 'lstat' });
+    expect(() => (addon.treeList as unknown as (x: number) => unknown)(1)).toThrow(TypeError);
+  });
+});
