@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { checkSupported } from '../../src/recipe/check-supported.js';
 import { parseRecipe } from '../../src/recipe/parse-recipe.js';
 import { resolveRecipe } from '../../src/recipe/resolve-recipe.js';
-import { appNames, filesBlocks, labelsOf, scriptOf } from '../../src/recipe/sections.js';
+import { appNames, filesBlocks, labelsOf, scriptOf, splitFilesLine } from '../../src/recipe/sections.js';
 import { formatDiagnostics } from '../../src/report/diagnostics.js';
 
 const parse = (text: string) => parseRecipe(text, { file: 'r.def' });
@@ -266,5 +266,17 @@ describe('templating', () => {
     const { recipe, diagnostics } = resolveRecipe(only("Bootstrap: scratch\n%post\n  docker inspect -f '{{.Id}}' x\n"), { args: {} });
     expect(diagnostics).toEqual([]);
     expect(scriptOf(recipe.stages[0]!, 'post')!.text).toContain("'{{.Id}}'");
+  });
+});
+
+describe('splitFilesLine', () => {
+  it('splits on any white space, groups quotes and keeps {{ placeholders }} whole', () => {
+    expect(splitFilesLine('a\tb  c')).toEqual({ words: ['a', 'b', 'c'] });
+    expect(splitFilesLine('"with space" \'single q\'')).toEqual({ words: ['with space', 'single q'] });
+    expect(splitFilesLine('{{ src dir }}/x /opt/{{ name }}')).toEqual({ words: ['{{ src dir }}/x', '/opt/{{ name }}'] });
+    // Unicode white space separates as \s does (no-break space, ideographic space).
+    expect(splitFilesLine('a\u00a0b\u3000c')).toEqual({ words: ['a', 'b', 'c'] });
+    expect(splitFilesLine('é ü')).toEqual({ words: ['é', 'ü'] });
+    expect(splitFilesLine('"open')).toEqual({ words: [], unclosed: '"' });
   });
 });
