@@ -15,7 +15,7 @@ import { makeUpReporter, upRunOptions } from './up-run-options.js';
  * stale, build it. When every target turns out fresh and nothing was said about the manifest or
  * recipes, the run leaves a witness of what it read for the next no-op `up` (src/graph/witness.ts).
  */
-export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: { jobs: number; witness?: { stateDir: string; key: WitnessKey } }): Promise<number> {
+export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: { jobs: number; witness?: { stateDir: string; key: WitnessKey; seen: ReadonlyMap<string, string> } }): Promise<number> {
   // Taken before anything is read: what changes from here on cannot hide in a witness of this run.
   const probeMs = options.witness ? takeProbe(options.witness.stateDir) : undefined;
   const reads = options.witness ? new ReadSet() : undefined;
@@ -60,7 +60,13 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
     if (r.value.interrupted) return EXIT.interrupted;
     const allFresh = onlyFresh && r.value.fresh === order.length && loaded.quiet;
     if (options.witness && reads && allFresh) {
-      await recordWitness(options.witness.stateDir, options.witness.key, { reads, targets: order, probeMs, lockPath: join(options.witness.stateDir, 'lock') });
+      await recordWitness(options.witness.stateDir, options.witness.key, {
+        reads,
+        targets: order,
+        probeMs,
+        lockPath: join(options.witness.stateDir, 'lock'),
+        seen: options.witness.seen,
+      });
     }
     return r.value.failed > 0 ? EXIT.failed : EXIT.ok;
   } finally {

@@ -54,7 +54,9 @@ export function plainReporterOptions(ctx: CommandContext, progress: string): Pla
 export async function makeUpReporter(ctx: CommandContext, args: ParsedArgs, order: readonly string[]): Promise<{ listener: UpEventListener; done: () => Promise<void> }> {
   const progress = stringOption(args, 'progress') ?? 'auto';
   if (progress === 'json') return { listener: jsonUpReporter(ctx.stdout), done: async () => undefined };
-  if (progress === 'tty' || (progress === 'auto' && ctx.stdout.isTTY === true && ctx.env['CI'] === undefined)) {
+  // A terminal that reports no width (some pseudo-terminals) would get one character a line.
+  const columns = (ctx.stdout as { columns?: number }).columns ?? 0;
+  if (progress === 'tty' || (progress === 'auto' && ctx.stdout.isTTY === true && columns > 0 && ctx.env['CI'] === undefined)) {
     const tty = (await import('../report/tty-up-reporter.js')).ttyUpReporter(ctx.stdout, ctx.stderr, order, { color: useColor(ctx) });
     return { listener: tty.listener, done: () => tty.done() };
   }

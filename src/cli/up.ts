@@ -61,8 +61,11 @@ export const command: Command = {
     // The no-op answer: when everything the last all-fresh run read is as it was, say so again
     // without loading the manifest, the recipes or the build engine (src/graph/witness.ts).
     const witness = witnessOf(ctx, args);
+    let seen: ReadonlyMap<string, string> | undefined;
     if (witness) {
-      const fresh = await checkWitness(witness.stateDir, witness.key);
+      const check = await checkWitness(witness.stateDir, witness.key);
+      seen = check.seen;
+      const fresh = check.fresh;
       if (fresh) {
         const reporter = await makeUpReporter(ctx, args, fresh);
         for (const target of fresh) reporter.listener({ type: 'target-fresh', target });
@@ -71,7 +74,7 @@ export const command: Command = {
         return EXIT.ok;
       }
     }
-    return (await import('./up-full.js')).runUpFull(ctx, args, { jobs, ...(witness ? { witness } : {}) });
+    return (await import('./up-full.js')).runUpFull(ctx, args, { jobs, ...(witness ? { witness: { ...witness, seen: seen ?? new Map() } } : {}) });
   },
 };
 

@@ -97,35 +97,53 @@ export function takeProbe(stateDir: string): number | undefined {
   }
 }
 
+/** What checkWitness saw: the fresh targets when the witness holds, and the signatures it took. */
+export interface WitnessCheck {
+  readonly fresh?: readonly string[];
+  /** `flags:path` → signature, taken before anything else was read (see recordWitness). */
+  readonly seen: ReadonlyMap<string, string>;
+}
+
 /**
  * The targets the last all-fresh run found fresh, when everything it read is exactly as it was
- * and `key` is the same; otherwise undefined (take the full check). Never throws.
+ * and `key` is the same; otherwise no `fresh`, and the signatures taken (for recordWitness). Never
+ * throws.
  */
-export async function checkWitness(stateDir: string, key: WitnessKey): Promise<readonly string[] | undefined> {
+export async function checkWitness(stateDir: string, key: WitnessKey): Promise<WitnessCheck> {
   try {
     const data = JSON.parse(readFileSync(witnessPath(stateDir), 'utf8')) as WitnessFile;
-    if (data.version !== VERSION || data.key !== JSON.stringify(key)) return undefined;
+    if (data.version !== VERSION) return { seen: new Map() };
     const now = await signatures(
       data.entries.map((e) => e[0]),
       Uint8Array.from(data.entries.map((e) => e[1])),
     );
-    for (const [i, e] of data.entries.entries()) if (now.signatures[i] !== e[2]) return undefined;
-    return data.targets;
+    const seen = new Map(data.entries.map((e, i) => [`${e[1]}:${e[0]}`, now.signatures[i]!]));
+    if (data.key !== JSON.stringify(key)) return { seen };
+    for (const [i, e] of data.entries.entries()) if (now.signatures[i] !== e[2]) return { seen };
+    return { fresh: data.targets, seen };
   } catch {
-    return undefined;
+    return { seen: new Map() };
   }
 }
 
 /**
  * Records the witness of an all-fresh run that read `reads`, begun at `probeMs` (takeProbe).
  * Nothing is written (and an older witness is removed) when the run read something signatures
- * cannot cover, or when anything it read changed since the probe: the next run then checks in
+ * cannot cover, or when anything it read may have changed since it was read: a path whose
+ * signature differs from the one `seen` before the run read anything (any clock), or whose
+ * newest ctime is not older than the probe (a path not seen before). The next run then checks in
  * full. `lockPath` must be absent for a witness to hold: a running `up` owns the project.
  */
 export async function recordWitness(
   stateDir: string,
   key: WitnessKey,
-  run: { readonly reads: ReadSet; readonly targets: readonly string[]; readonly probeMs: number | undefined; readonly lockPath: string },
+  run: {
+    readonly reads: ReadSet;
+    readonly targets: readonly string[];
+    readonly probeMs: number | undefined;
+    readonly lockPath: string;
+    readonly seen?: ReadonlyMap<string, string>;
+  },
 ): Promise<boolean> {
   const file = witnessPath(stateDir);
   try {
@@ -139,6 +157,10 @@ export async function recordWitness(
       Uint8Array.from(entries.map((e) => e[1])),
     );
     if (now.newestCtimeMs >= run.probeMs || now.signatures.some((s) => s.startsWith('error:'))) throw new Error('racy');
+    for (const [i, [p, f]] of entries.entries()) {
+      const before = run.seen?.get(`${f}:${p}`);
+      if (before !== undefined && before !== now.signatures[i]) throw new Error('changed while read');
+    }
     const data: WitnessFile = {
       version: VERSION,
       key: JSON.stringify(key),

@@ -40,8 +40,8 @@ function reads(): ReadSet {
 describe('the no-op witness', () => {
   it('answers with the fresh targets while nothing read has changed', async () => {
     expect(await record(reads())).toBe(true);
-    expect(await checkWitness(state, key)).toEqual(['a', 'b']);
-    expect(await checkWitness(state, key)).toEqual(['a', 'b']);
+    expect((await checkWitness(state, key)).fresh).toEqual(['a', 'b']);
+    expect((await checkWitness(state, key)).fresh).toEqual(['a', 'b']);
   });
 
   it.each<[string, () => void]>([
@@ -53,7 +53,7 @@ describe('the no-op witness', () => {
   ])('does not answer after %s', async (_, change) => {
     expect(await record(reads())).toBe(true);
     change();
-    expect(await checkWitness(state, key)).toBeUndefined();
+    expect((await checkWitness(state, key)).fresh).toBeUndefined();
   });
 
   it('sees a new name in the folder a glob listed, and only the folder itself', async () => {
@@ -65,14 +65,14 @@ describe('the no-op witness', () => {
     expect(await record(glob())).toBe(true);
     // Shallow: a change deeper down is not the glob's business (its matches are read on their own).
     writeFileSync(join(dir, 'data/deep/b.txt'), 'owt');
-    expect(await checkWitness(state, key)).toEqual(['a', 'b']);
+    expect((await checkWitness(state, key)).fresh).toEqual(['a', 'b']);
     writeFileSync(join(dir, 'data/d.csv'), '');
-    expect(await checkWitness(state, key)).toBeUndefined();
+    expect((await checkWitness(state, key)).fresh).toBeUndefined();
   });
 
   it('does not answer for another key (tool, manifest, targets, options)', async () => {
     expect(await record(reads())).toBe(true);
-    expect(await checkWitness(state, { ...key, targets: ['b'] })).toBeUndefined();
+    expect((await checkWitness(state, { ...key, targets: ['b'] })).fresh).toBeUndefined();
   });
 
   it('is not written when something read changed after the probe, and an older one is removed', async () => {
@@ -82,7 +82,24 @@ describe('the no-op witness', () => {
     writeFileSync(join(dir, 'data/a.txt'), 'uno');
     expect(await recordWitness(state, key, { reads: reads(), targets: ['a'], probeMs, lockPath: join(state, 'lock') })).toBe(false);
     expect(existsSync(witnessPath(state))).toBe(false);
-    expect(await checkWitness(state, key)).toBeUndefined();
+    expect((await checkWitness(state, key)).fresh).toBeUndefined();
+  });
+
+  it('is not written when something changed between the last check and the record, whatever the clocks say', async () => {
+    expect(await record(reads())).toBe(true);
+    await tick();
+    writeFileSync(join(dir, 'data/deep/b.txt'), 'owt');
+    const check = await checkWitness(state, key);
+    expect(check.fresh).toBeUndefined();
+    // The run reads b.txt as it is now; then it changes again before the witness is written. Its
+    // ctime is newer than the probe too, but even a file system whose clock lags (a network file
+    // system) is caught by the signature taken before the run.
+    await tick();
+    const probeMs = takeProbe(state);
+    writeFileSync(join(dir, 'data/deep/b.txt'), 'two');
+    const run = { reads: reads(), targets: ['a'], probeMs, lockPath: join(state, 'lock') };
+    expect(await recordWitness(state, key, { ...run, probeMs: Number.MAX_SAFE_INTEGER, seen: check.seen })).toBe(false);
+    expect(await recordWitness(state, key, { ...run, probeMs: Number.MAX_SAFE_INTEGER })).toBe(true);
   });
 
   it('is not written for a glob with wildcards in a folder part, or without a probe', async () => {
@@ -95,9 +112,9 @@ describe('the no-op witness', () => {
 
   it('has no probe without a state folder, and a missing or corrupt witness answers nothing', async () => {
     expect(takeProbe(join(dir, 'nowhere'))).toBeUndefined();
-    expect(await checkWitness(state, key)).toBeUndefined();
+    expect((await checkWitness(state, key)).fresh).toBeUndefined();
     writeFileSync(witnessPath(state), '{not json');
-    expect(await checkWitness(state, key)).toBeUndefined();
+    expect((await checkWitness(state, key)).fresh).toBeUndefined();
   });
 
   it('names the folder a glob lists, relative or absolute', () => {
