@@ -211,17 +211,25 @@ static int walk_dir(walk_t *w, int fd) {
   return rc;
 }
 
-int tree_stat_ex(const char *root, int flags, tree_stat_result *out, const char **err_syscall) {
+/* A walk from the root ("."), listing into `list` when given. */
+static walk_t *walk_new(tree_list *list) {
   walk_t *w = calloc(1, sizeof *w);
-  if (w == NULL) {
-    *err_syscall = "calloc";
-    return ENOMEM;
-  }
+  if (w == NULL) return NULL;
   w->h1 = 0x243F6A8885A308D3ULL;
   w->h2 = 0x13198A2E03707344ULL;
   w->newest_ctime_ns = INT64_MIN;
   w->path[0] = '.';
   w->path_len = 1;
+  w->list = list;
+  return w;
+}
+
+int tree_stat_ex(const char *root, int flags, tree_stat_result *out, const char **err_syscall) {
+  walk_t *w = walk_new(NULL);
+  if (w == NULL) {
+    *err_syscall = "calloc";
+    return ENOMEM;
+  }
   int err = 0;
   struct stat st;
   if (lstat(root, &st) != 0) {
@@ -285,14 +293,11 @@ void tree_list_free(tree_list *list) {
 }
 
 int tree_list_walk(const char *root, tree_list *out, const char **err_syscall) {
-  walk_t *w = calloc(1, sizeof *w);
+  walk_t *w = walk_new(out);
   if (w == NULL) {
     *err_syscall = "calloc";
     return ENOMEM;
   }
-  w->list = out;
-  w->path[0] = '.';
-  w->path_len = 1;
   int err = 0;
   struct stat st;
   if (lstat(root, &st) != 0) {
