@@ -211,9 +211,11 @@ async function statSignature(root: string): Promise<{ signature: string; newestC
  * pair remembered. This is what makes a no-op `up` over many sandboxes cheap.
  */
 export async function treeIdentity(root: string, options: IdentityOptions = {}): Promise<{ digest: Digest; entries?: readonly TreeEntryDigest[] }> {
-  options.reads?.add(root);
   const seenAtMs = Date.now();
   const sig = options.index ? await statSignature(root) : undefined;
+  // Taken before the tree is read: the witness keeps it (or, without one, signs the path later).
+  if (sig) options.reads?.addSigned(root, sig);
+  else options.reads?.add(root);
   const known = sig && options.index?.lookupTree(root, sig.signature);
   if (known) return { digest: known };
   const tree = await treeDigest(root, options);

@@ -33,11 +33,20 @@ const SHALLOW = 2;
 export class ReadSet {
   readonly trees = new Set<string>();
   readonly listings = new Set<string>();
+  /**
+   * Trees whose signature the run took itself, before it read them (treeIdentity, without
+   * following a symlink root): the witness keeps that signature instead of taking another.
+   */
+  readonly signed = new Map<string, { readonly signature: string; readonly newestCtimeMs: number }>();
   /** Why no witness can be made of this run, when something was read that signatures cannot cover. */
   unwitnessable: string | undefined;
 
   add(path: string): void {
     this.trees.add(path);
+  }
+
+  addSigned(path: string, sig: { readonly signature: string; readonly newestCtimeMs: number }): void {
+    this.signed.set(path, { signature: sig.signature, newestCtimeMs: sig.newestCtimeMs });
   }
 
   /**
@@ -148,15 +157,18 @@ export async function recordWitness(
   const file = witnessPath(stateDir);
   try {
     if (run.probeMs === undefined || run.reads.unwitnessable !== undefined) throw new Error('unwitnessable');
+    const { signed } = run.reads;
     const entries: Array<[string, number]> = [
-      ...[...run.reads.trees].map((p): [string, number] => [p, FOLLOW]),
+      ...[...run.reads.trees].filter((p) => !signed.has(p)).map((p): [string, number] => [p, FOLLOW]),
       ...[...run.reads.listings].map((p): [string, number] => [p, FOLLOW | SHALLOW]),
     ];
     const now = await signatures(
       entries.map((e) => e[0]),
       Uint8Array.from(entries.map((e) => e[1])),
     );
-    if (now.newestCtimeMs >= run.probeMs || now.signatures.some((s) => s.startsWith('error:'))) throw new Error('racy');
+    let newest = now.newestCtimeMs;
+    for (const s of signed.values()) newest = Math.max(newest, s.newestCtimeMs);
+    if (newest >= run.probeMs || now.signatures.some((s) => s.startsWith('error:'))) throw new Error('racy');
     for (const [i, [p, f]] of entries.entries()) {
       const before = run.seen?.get(`${f}:${p}`);
       if (before !== undefined && before !== now.signatures[i]) throw new Error('changed while read');
@@ -165,7 +177,11 @@ export async function recordWitness(
       version: VERSION,
       key: JSON.stringify(key),
       targets: run.targets,
-      entries: [...entries.map(([p, f], i): [string, number, string] => [p, f, now.signatures[i]!]), [run.lockPath, FOLLOW, 'absent']],
+      entries: [
+        ...entries.map(([p, f], i): [string, number, string] => [p, f, now.signatures[i]!]),
+        ...[...signed].map(([p, s]): [string, number, string] => [p, 0, s.signature]),
+        [run.lockPath, FOLLOW, 'absent'],
+      ],
     };
     await writeFileAtomic(file, JSON.stringify(data));
     return true;

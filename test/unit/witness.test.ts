@@ -70,6 +70,19 @@ describe('the no-op witness', () => {
     expect((await checkWitness(state, key)).fresh).toBeUndefined();
   });
 
+  it('keeps a signature the run took before reading a tree, and sees the tree change after it', async () => {
+    const { nativeAddon } = await import('../../src/native/addon.js');
+    await tick();
+    const r = new ReadSet();
+    r.addSigned(join(dir, 'data'), await nativeAddon().treeStat(join(dir, 'data')));
+    // Changed after the run signed it and before the witness: the witness holds the old signature.
+    const probeMs = takeProbe(state);
+    await tick();
+    writeFileSync(join(dir, 'data/deep/b.txt'), 'owt');
+    expect(await recordWitness(state, key, { reads: r, targets: ['a'], probeMs: probeMs! + 10_000, lockPath: join(state, 'lock') })).toBe(true);
+    expect((await checkWitness(state, key)).fresh).toBeUndefined();
+  });
+
   it('does not answer for another key (tool, manifest, targets, options)', async () => {
     expect(await record(reads())).toBe(true);
     expect((await checkWitness(state, { ...key, targets: ['b'] })).fresh).toBeUndefined();
