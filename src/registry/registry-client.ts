@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent as UndiciAgent, Dispatcher } from 'undici';
+import { Agent, request } from './http-agent.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { DiagnosticError } from '../core/diagnostic-error.js';
 import { parseDigest, sha256Digest, shortDigest, type Digest } from '../core/digest.js';
@@ -169,7 +170,7 @@ export class RegistryClient {
   readonly #insecure: Set<string>;
   readonly #retry: Required<RetryOptions>;
   readonly #listeners = new Set<RegistryEventListener>();
-  readonly #agent: Agent;
+  readonly #agent: UndiciAgent;
   /** `host scope` → token and expiry (ms since epoch). */
   readonly #tokens = new Map<string, { token: string; expires: number }>();
   /** Hosts that answered with a Basic challenge. */
