@@ -224,8 +224,9 @@ static walk_t *walk_new(tree_list *list) {
   return w;
 }
 
-int tree_stat_ex(const char *root, int flags, tree_stat_result *out, const char **err_syscall) {
-  walk_t *w = walk_new(NULL);
+/* Walks from `root`: the signature into `out` when given, every entry into `list` when given. */
+static int walk_root(const char *root, int flags, tree_list *list, tree_stat_result *out, const char **err_syscall) {
+  walk_t *w = walk_new(list);
   if (w == NULL) {
     *err_syscall = "calloc";
     return ENOMEM;
@@ -238,7 +239,11 @@ int tree_stat_ex(const char *root, int flags, tree_stat_result *out, const char 
   } else {
     mix_bytes(w, w->path, w->path_len);
     mix_stat(w, &st);
-    if (S_ISLNK(st.st_mode) && (flags & TREE_STAT_FOLLOW_ROOT)) {
+    /* The root's link target, if it is one, is read by its full path. */
+    if (list != NULL && list_entry(w, &st, AT_FDCWD, root) != 0) {
+      err = w->err;
+      *err_syscall = w->err_syscall;
+    } else if (S_ISLNK(st.st_mode) && (flags & TREE_STAT_FOLLOW_ROOT)) {
       /* The link and what it points at now: a dangling link is a state too, not an error. */
       if (stat(root, &st) == 0) {
         mix(w, 1);
@@ -262,7 +267,7 @@ int tree_stat_ex(const char *root, int flags, tree_stat_result *out, const char 
       }
     }
   }
-  if (err == 0) {
+  if (err == 0 && out != NULL) {
     /* A final avalanche, so that nearby inputs give unrelated-looking signatures. */
     uint64_t a = w->h1 ^ (w->h2 >> 31), b = w->h2 ^ (w->h1 >> 33);
     a *= P2;
@@ -276,8 +281,11 @@ int tree_stat_ex(const char *root, int flags, tree_stat_result *out, const char 
     out->coarse = w->coarse;
   }
   free(w);
+  if (err != 0 && list != NULL) tree_list_free(list);
   return err;
 }
+
+int tree_stat_ex(const char *root, int flags, tree_stat_result *out, const char **err_syscall) { return walk_root(root, flags, NULL, out, err_syscall); }
 
 int tree_stat(const char *root, tree_stat_result *out, const char **err_syscall) { return tree_stat_ex(root, 0, out, err_syscall); }
 
@@ -292,34 +300,4 @@ void tree_list_free(tree_list *list) {
   memset(list, 0, sizeof *list);
 }
 
-int tree_list_walk(const char *root, tree_list *out, const char **err_syscall) {
-  walk_t *w = walk_new(out);
-  if (w == NULL) {
-    *err_syscall = "calloc";
-    return ENOMEM;
-  }
-  int err = 0;
-  struct stat st;
-  if (lstat(root, &st) != 0) {
-    err = errno;
-    *err_syscall = "lstat";
-  } else {
-    /* The root's link target, if it is one, is read by its full path. */
-    if (list_entry(w, &st, AT_FDCWD, root) != 0) {
-      err = w->err;
-      *err_syscall = w->err_syscall;
-    } else if (S_ISDIR(st.st_mode)) {
-      int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0) {
-        err = errno;
-        *err_syscall = "open";
-      } else if (walk_dir(w, fd) != 0) {
-        err = w->err;
-        *err_syscall = w->err_syscall;
-      }
-    }
-  }
-  free(w);
-  if (err != 0) tree_list_free(out);
-  return err;
-}
+int tree_list_walk(const char *root, tree_list *out, const char **err_syscall) { return walk_root(root, 0, out, NULL, err_syscall); }
