@@ -14,7 +14,7 @@ import { acquireProjectLock } from '../graph/project-lock.js';
 import { ProjectState, type OutputIdentity, type TargetRecord } from '../graph/project-state.js';
 import { StatIndex } from '../graph/stat-index.js';
 import type { ReadSet } from '../graph/witness.js';
-import { diffTrees, treeDigest, treeIdentity, type TreeEntryDigest } from '../graph/tree-digest.js';
+import { diffTrees, treeIdentity, writtenTreeDigest, type TreeEntryDigest } from '../graph/tree-digest.js';
 import { LOCK_FILE_NAME, readLockFile, withLockEntry, writeLockFile, type LockData } from '../lock/lock-file.js';
 import type { Project, Target } from '../manifest/project.js';
 import type { Recipe } from '../recipe/model.js';
@@ -64,16 +64,17 @@ export interface TargetStatus {
 
 /**
  * What the output is now. A sandbox's listing (`entries`) comes with it when `listing` is asked
- * for, or when the tree was walked anyway (its stat signature is not the remembered one).
+ * for (after a build: the tree was just written, see writtenTreeDigest), or when the tree was
+ * walked anyway (its stat signature is not the remembered one).
  */
-async function outputIdentity(target: Target, index: StatIndex, listing: boolean, reads?: ReadSet): Promise<{ identity: OutputIdentity; entries?: readonly TreeEntryDigest[] } | undefined> {
+async function outputIdentity(target: Target, index: StatIndex, listing: false | { readonly clockDir: string }, reads?: ReadSet): Promise<{ identity: OutputIdentity; entries?: readonly TreeEntryDigest[] } | undefined> {
   reads?.add(target.output);
   // Synchronous: a hundred targets' stat calls cost far less than as many thread-pool round trips.
   const st = statOrUndefined(target.output);
   if (!st) return undefined;
   if (target.format === 'sandbox') {
     if (!st.isDirectory()) return { identity: { kind: 'tree', digest: 'not-a-folder' } };
-    const tree = listing ? await treeDigest(target.output, { index }) : await treeIdentity(target.output, { index });
+    const tree = listing ? await writtenTreeDigest(target.output, { index, clockDir: listing.clockDir }) : await treeIdentity(target.output, { index, ...(reads ? { reads } : {}) });
     return { identity: { kind: 'tree', digest: tree.digest }, ...(tree.entries ? { entries: tree.entries } : {}) };
   }
   return { identity: { kind: 'file', size: st.size, mtimeMs: st.mtimeMs, ino: st.ino } };
@@ -134,7 +135,7 @@ export async function targetStatus(
       reasons.push({ code: 'output-modified', message: 'an update of the sandbox was interrupted; it is written again' });
     } else if (!sameIdentity(record.identity, out.identity)) {
       reasons.push({ code: 'output-modified', message: 'output modified since build' });
-      if (target.format === 'sandbox' && !out.entries) out = (await outputIdentity(target, options.index, true)) ?? out;
+      if (target.format === 'sandbox' && !out.entries) out = (await outputIdentity(target, options.index, { clockDir: options.state.dir })) ?? out;
       if (target.format === 'sandbox' && out.entries) {
         const saved = await readFile(options.state.treeListingPath(target.name), 'utf8').then(
           (t) => JSON.parse(t) as TreeEntryDigest[],
@@ -370,7 +371,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
       outputOf: (n) => outputs[n],
       toolVersion: options.toolVersion,
     });
-    const out = await outputIdentity(target, index, true);
+    const out = await outputIdentity(target, index, { clockDir: stateDir });
     if (!out) return fail(error('unexpected', `the output ${target.output} is missing after its build`));
     await rm(state.journalPath(target.name), { force: true });
     if (out.entries) {

@@ -90,9 +90,22 @@ export class StatIndex {
     return e && e.signature === signature ? e.digest : undefined;
   }
 
-  /** Remembers a tree's digest by its stat signature, on the same terms as `remember`. */
-  rememberTree(path: string, signature: string, digest: Digest, times: { readonly newestCtimeMs: number; readonly coarse: boolean; readonly seenAtMs: number }): void {
-    if (times.newestCtimeMs >= times.seenAtMs - (times.coarse ? MAX_RACY_MARGIN_MS : racyMarginMs(times.newestCtimeMs))) return;
+  /**
+   * Remembers a tree's digest by its stat signature, on the same terms as `remember`; or, given
+   * `fsNowMs` (fileSystemNow, taken before the signature), when every ctime in the tree is older
+   * than that, which is exact on file systems with sub-second times.
+   */
+  rememberTree(
+    path: string,
+    signature: string,
+    digest: Digest,
+    times: { readonly newestCtimeMs: number; readonly coarse: boolean } & ({ readonly seenAtMs: number } | { readonly fsNowMs: number }),
+  ): void {
+    const trusted =
+      'fsNowMs' in times
+        ? !times.coarse && times.newestCtimeMs < times.fsNowMs
+        : times.newestCtimeMs < times.seenAtMs - (times.coarse ? MAX_RACY_MARGIN_MS : racyMarginMs(times.newestCtimeMs));
+    if (!trusted) return;
     const e = this.#trees.get(path);
     if (e && e.signature === signature && e.digest === digest) return;
     this.#trees.set(path, { signature, digest });

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { expandHostPattern } from '../core/expand-host-pattern.js';
 import { sha256Digest, type Digest } from '../core/digest.js';
+import { fileSystemNow } from '../core/file-system-now.js';
 import { nativeAddon } from '../native/addon.js';
 import { StatIndex } from './stat-index.js';
 import type { ReadSet } from './witness.js';
@@ -220,6 +222,28 @@ export async function treeIdentity(root: string, options: IdentityOptions = {}):
   if (known) return { digest: known };
   const tree = await treeDigest(root, options);
   if (sig) options.index?.rememberTree(root, sig.signature, tree.digest, { newestCtimeMs: sig.newestCtimeMs, coarse: sig.coarse, seenAtMs });
+  return tree;
+}
+
+/**
+ * The digest and listing of a tree this process has just written (a sandbox output), with its
+ * stat signature remembered in the index so that the next run need not list it again. The
+ * signature is trusted only if every ctime in the tree is older than the file system's "now"
+ * taken before it (fileSystemNow in `clockDir`), so this waits out the clock tick of the last
+ * write (a few ms) first. The signature is taken before the listing: a change in between makes
+ * the next run list the tree again, never trust a stale digest.
+ */
+export async function writtenTreeDigest(root: string, options: IdentityOptions & { readonly clockDir: string }): Promise<TreeDigest> {
+  let sig: Awaited<ReturnType<typeof statSignature>>;
+  let now: number | undefined;
+  for (let attempt = 0; attempt < 25; attempt++) {
+    now = fileSystemNow(options.clockDir);
+    sig = options.index ? await statSignature(root) : undefined;
+    if (now === undefined || sig === undefined || sig.coarse || sig.newestCtimeMs < now) break;
+    await sleep(2);
+  }
+  const tree = await treeDigest(root, options);
+  if (sig && now !== undefined) options.index?.rememberTree(root, sig.signature, tree.digest, { newestCtimeMs: sig.newestCtimeMs, coarse: sig.coarse, fsNowMs: now });
   return tree;
 }
 

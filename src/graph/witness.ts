@@ -1,4 +1,5 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { fileSystemNow } from '../core/file-system-now.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,10 +81,6 @@ export function witnessPath(stateDir: string): string {
   return join(stateDir, 'witness.json');
 }
 
-function probePath(stateDir: string): string {
-  return join(stateDir, 'witness.probe');
-}
-
 /** Signatures of many paths, in two native jobs so that two cores walk. */
 async function signatures(paths: readonly string[], flags: Uint8Array): Promise<{ signatures: string[]; newestCtimeMs: number }> {
   const addon = nativeAddon();
@@ -93,17 +90,11 @@ async function signatures(paths: readonly string[], flags: Uint8Array): Promise<
 }
 
 /**
- * Writes the probe at the start of a full check and returns the file system's time of it (its
- * ctime, floored to the ms): anything changed from then on, even within the same clock tick,
- * has a ctime at least this. Undefined when there is no state folder yet.
+ * The probe at the start of a full check (fileSystemNow): what changes from then on, even within
+ * the same clock tick, has a ctime at least this. Undefined when there is no state folder yet.
  */
 export function takeProbe(stateDir: string): number | undefined {
-  try {
-    writeFileSync(probePath(stateDir), `${process.pid}\n`);
-    return Math.floor(statSync(probePath(stateDir)).ctimeMs);
-  } catch {
-    return undefined;
-  }
+  return fileSystemNow(stateDir, 'witness.probe');
 }
 
 /** What checkWitness saw: the fresh targets when the witness holds, and the signatures it took. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MAX_RACY_MARGIN_MS, StatIndex } from '../../src/graph/stat-index.js';
-import { diffTrees, fileSha256, listTree, listTreeByLstat, treeDigest, treeIdentity } from '../../src/graph/tree-digest.js';
+import { diffTrees, fileSha256, listTree, listTreeByLstat, treeDigest, treeIdentity, writtenTreeDigest } from '../../src/graph/tree-digest.js';
 
 let dir: string;
 beforeEach(() => {
@@ -148,5 +148,24 @@ describe('listTree', () => {
     expect(native.map((e) => e.rel)).toEqual(['.', 'a', 'a/abs-link', 'a/b', 'a/b/file', 'a/b/späce ünïcode', 'fifo', 'link', 'null', 'top']);
     expect(await listTree(join(dir, 'link'))).toHaveLength(1);
     await expect(listTree(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('writtenTreeDigest', () => {
+  it('remembers a tree just written, so that the next look needs no walk; a later change is seen', async () => {
+    const index = StatIndex.inMemory();
+    const clockDir = mkdtempSync(join(tmpdir(), 'orch-clock-'));
+    try {
+      writeFileSync(join(dir, 'a/b/file'), 'just written');
+      const written = await writtenTreeDigest(dir, { index, clockDir });
+      expect(written.digest).toBe((await treeDigest(dir)).digest);
+      expect(await treeIdentity(dir, { index })).toEqual({ digest: written.digest });
+      writeFileSync(join(dir, 'a/b/file'), 'just writteN');
+      const after = await treeIdentity(dir, { index });
+      expect(after.entries).toBeDefined();
+      expect(after.digest).not.toBe(written.digest);
+    } finally {
+      rmSync(clockDir, { recursive: true, force: true });
+    }
   });
 });
