@@ -9,7 +9,7 @@ import { error, type Diagnostic } from '../core/diagnostic.js';
 import type { Digest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { explainChange, type StaleReason } from '../graph/explain.js';
-import { targetFingerprint, type Fingerprint } from '../graph/fingerprint.js';
+import { changedWhileBuilding, targetFingerprint, type Fingerprint } from '../graph/fingerprint.js';
 import { acquireProjectLock } from '../graph/project-lock.js';
 import { ProjectState, type OutputIdentity, type TargetRecord } from '../graph/project-state.js';
 import { StatIndex } from '../graph/stat-index.js';
@@ -362,8 +362,10 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
     // Its output is new: what was remembered of it is not true any more.
     memo.delete(target.output);
     if (!built.ok) return built;
-    // Record after the output: the fingerprint as it is now (with the pins this build made).
-    const fp = await targetFingerprint(target, recipe, {
+    // Record after the output: the fingerprint as it is now, with the pins this build made. If a
+    // file it reads changed during the build, the output may match neither version: record the
+    // one from before, so that the next run rebuilds instead of calling it fresh.
+    const after = await targetFingerprint(target, recipe, {
       projectDir: project.dir,
       lock: pins.lock,
       platform,
@@ -371,6 +373,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
       outputOf: (n) => outputs[n],
       toolVersion: options.toolVersion,
     });
+    const fp = changedWhileBuilding(status.fingerprint.components, after.components) ? status.fingerprint : after;
     const out = await outputIdentity(target, index, { clockDir: stateDir });
     if (!out) return fail(error('unexpected', `the output ${target.output} is missing after its build`));
     await rm(state.journalPath(target.name), { force: true });

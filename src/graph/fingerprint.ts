@@ -192,3 +192,34 @@ export async function targetFingerprint(target: Target, recipe: Recipe | undefin
   return { key: sha256Digest(canonicalJson(components)), components };
 }
 
+
+/** Whether a source, as the fingerprint writes it, is a registry image (pinned in orchestrator.lock). */
+function isRegistrySource(text: string | undefined): boolean {
+  return text !== undefined && (text.startsWith('docker://') || /^Bootstrap: docker\b/i.test(text));
+}
+
+/**
+ * Whether what a target is made of changed while it was built, from its components before the
+ * build and after it. The only thing a build itself changes is a registry pin (a tag resolved and
+ * written to orchestrator.lock); any other difference means a file the build read changed under
+ * it, so the output may not match either version and must not be recorded as the newer one.
+ */
+export function changedWhileBuilding(before: TargetComponents, after: TargetComponents): boolean {
+  const { source: s1, header: h1, ...rest1 } = before;
+  const { source: s2, header: h2, ...rest2 } = after;
+  if (canonicalJson(rest1) !== canonicalJson(rest2)) return true;
+  if (s1.text !== s2.text || (s1.id !== s2.id && !isRegistrySource(s1.text))) return true;
+  for (const key of new Set([...Object.keys(h1), ...Object.keys(h2)])) {
+    const a = h1[key];
+    const b = h2[key];
+    if (canonicalJson(a ?? null) === canonicalJson(b ?? null)) continue;
+    // An earlier stage's source: a registry pin may move, as the target's own source may.
+    if (key.endsWith('(source)')) {
+      const prefix = key.slice(0, -'(source)'.length);
+      const agent = Object.entries(h1).find(([k]) => k.toLowerCase() === `${prefix}bootstrap`.toLowerCase())?.[1].value;
+      if (agent !== undefined && /^docker$/i.test(agent)) continue;
+    }
+    return true;
+  }
+  return false;
+}

@@ -200,6 +200,26 @@ describe('orchestrator up', () => {
     expect((await up()).stdout).toMatch(/fresh 1/);
   });
 
+  it('leaves a target stale, never falsely fresh, when an input changes while it builds', async () => {
+    rig.write({
+      'orchestrator.yaml': 'version: 1\ntargets:\n  app:\n    from: ./rootfs\n    recipe: app.def\n    format: squashfs\n',
+      'app.def': '%files\n    data.txt /data.txt\n%post\n    echo started; sleep 2\n',
+      'data.txt': 'v1\n',
+    });
+    const first = spawn(process.execPath, [BIN, 'up', '--progress', 'plain'], { cwd: rig.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // %files has placed v1 when %post starts; the same-size edit comes after the build read it.
+    await new Promise<void>((resolve) => first.stdout.on('data', (c: Buffer) => c.toString().includes('started') && resolve()));
+    writeFileSync(rig.path('data.txt'), 'v2\n');
+    expect(await new Promise((resolve) => first.on('close', resolve))).toBe(0);
+    const second = await up();
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain('app: stale: input data.txt changed');
+    expect(second.stdout).toMatch(/built 1, fresh 0/);
+    const r = await rig.spawn(['exec', 'build/app.simg', 'cat', '/data.txt'], { env });
+    expect(r.stdout).toBe('v2\n');
+    expect((await up()).stdout).toMatch(/built 0, fresh 1/);
+  });
+
   it('refuses to overwrite a sandbox modified by hand, and lists the changes; --force discards them', async () => {
     rig.write({
       'orchestrator.yaml': 'version: 1\ntargets:\n  dev:\n    from: ./rootfs\n    recipe: dev.def\n    format: sandbox\n',
