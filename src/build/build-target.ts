@@ -12,7 +12,7 @@ import { exportSquashfs } from '../image/export-squashfs.js';
 import type { Recipe, Stage } from '../recipe/model.js';
 import { scriptOf } from '../recipe/sections.js';
 import type { Store } from '../store/store.js';
-import type { BuildEventListener, StepLabel } from './build-events.js';
+import { stepName, type BuildEventListener, type StepLabel } from './build-events.js';
 import { prepareSource, type SourceSpec } from './build-source.js';
 import type { ImageConfig } from './image-config.js';
 import { LayerStack } from './layer-stack.js';
@@ -255,6 +255,18 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
         if (!r.ok) {
           emit({ type: 'step-failed', target: request.name, step: label, error: r.error, ms: Date.now() - t0 });
           return r;
+        }
+        // The step's key holds the digests of the files it read. A file that changed while the
+        // step ran would make the snapshot lie about its key, for every later build: check again.
+        for (const [src, digest] of Object.entries(step.components.inputs ?? {})) {
+          const now = await inputIdentity(step.kind === 'post' ? '/' : request.recipeDir, src, identityOptions);
+          if (now === digest) continue;
+          const e = error('input-changed-during-build', `${src} changed while the ${stepName(label)} step was using it; nothing of this step was cached`, {
+            ...(step.location ? { location: step.location } : {}),
+            hint: 'run the build again once the file stays put',
+          });
+          emit({ type: 'step-failed', target: request.name, step: label, error: e, ms: Date.now() - t0 });
+          return fail(e);
         }
         // Publish the snapshot; "already there" (another build made it) is success.
         let published = upper;

@@ -220,6 +220,26 @@ describe('orchestrator up', () => {
     expect((await up()).stdout).toMatch(/built 0, fresh 1/);
   });
 
+  it('caches nothing of a step whose input changed while it ran, and says so', async () => {
+    rig.write({
+      'orchestrator.yaml': 'version: 1\ntargets:\n  app:\n    from: ./rootfs\n    recipe: app.def\n    format: squashfs\n    inputs: [data.txt]\n',
+      'app.def': '%post\n    echo started; sleep 2\n',
+      'data.txt': 'v1\n',
+    });
+    const first = spawn(process.execPath, [BIN, 'up', '--progress', 'plain'], { cwd: rig.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    first.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    await new Promise<void>((resolve) => first.stdout.on('data', (c: Buffer) => c.toString().includes('started') && resolve()));
+    writeFileSync(rig.path('data.txt'), 'v2\n');
+    expect(await new Promise((resolve) => first.on('close', resolve))).toBe(1);
+    expect(stderr).toContain(`app.def:1:1: error: ${rig.path('data.txt')} changed while the %post step was using it; nothing of this step was cached`);
+    expect(stderr).toContain('hint: run the build again once the file stays put');
+    expect(existsSync(rig.path('build/app.simg'))).toBe(false);
+    const again = await up();
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/built 1, fresh 0, failed 0, skipped 0, steps from cache 0/);
+  });
+
   it('refuses to overwrite a sandbox modified by hand, and lists the changes; --force discards them', async () => {
     rig.write({
       'orchestrator.yaml': 'version: 1\ntargets:\n  dev:\n    from: ./rootfs\n    recipe: dev.def\n    format: sandbox\n',
