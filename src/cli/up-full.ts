@@ -4,6 +4,7 @@ import type { UpEvent } from '../executor/up-events.js';
 import { expandSelection } from '../graph/expand-selection.js';
 import { TargetGraph } from '../graph/target-graph.js';
 import { ReadSet, recordWitness, takeProbe, type WitnessKey } from '../graph/witness.js';
+import { readParsedCache, writeParsedCache } from '../manifest/parsed-cache.js';
 import { Store } from '../store/store.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { EXIT, printDiagnostics, type CommandContext } from './command.js';
@@ -19,9 +20,15 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
   // Taken before anything is read: what changes from here on cannot hide in a witness of this run.
   const probeMs = options.witness ? takeProbe(options.witness.stateDir) : undefined;
   const reads = options.witness ? new ReadSet() : undefined;
-  const loaded = await requireProjectAndRecipes(ctx, args);
+  // The manifest and recipes as the last quiet load left them, when none of their files changed.
+  const parsedKey = options.witness ? { tool: String(options.witness.key['tool']), manifest: String(options.witness.key['manifest']), home: String(options.witness.key['home']), cwd: ctx.cwd } : undefined;
+  const cached = options.witness && parsedKey ? await readParsedCache(options.witness.stateDir, parsedKey) : undefined;
+  const loaded = cached ? { project: cached.project, recipes: { byTarget: cached.byTarget, diagnostics: [] }, quiet: true } : await requireProjectAndRecipes(ctx, args);
   if (loaded === undefined) return EXIT.usage;
   const { project, recipes } = loaded;
+  if (!cached && loaded.quiet && options.witness && parsedKey && probeMs !== undefined) {
+    await writeParsedCache(options.witness.stateDir, parsedKey, { project, byTarget: recipes.byTarget }, probeMs);
+  }
   reads?.add(project.file);
   for (const t of project.targets) if (t.recipe !== undefined) reads?.add(t.recipe);
   const selection = expandSelection(project, args.positionals);

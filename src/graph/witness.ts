@@ -24,7 +24,8 @@ import { isGlob } from './tree-digest.js';
  */
 
 const VERSION = 1;
-const FOLLOW = 1;
+/** native TREE_STAT_FOLLOW_ROOT and TREE_STAT_SHALLOW. */
+export const FOLLOW = 1;
 const SHALLOW = 2;
 
 /**
@@ -81,8 +82,8 @@ export function witnessPath(stateDir: string): string {
   return join(stateDir, 'witness.json');
 }
 
-/** Signatures of many paths, in two native jobs so that two cores walk. */
-async function signatures(paths: readonly string[], flags: Uint8Array): Promise<{ signatures: string[]; newestCtimeMs: number }> {
+/** Signatures of many paths (native witness(), see native/addon/README.md), in two jobs so that two cores walk. */
+export async function signatures(paths: readonly string[], flags: Uint8Array): Promise<{ signatures: string[]; newestCtimeMs: number }> {
   const addon = nativeAddon();
   const half = Math.ceil(paths.length / 2);
   const parts = await Promise.all([addon.witness(paths.slice(0, half), flags.subarray(0, half)), addon.witness(paths.slice(half), flags.subarray(half))]);

@@ -124,6 +124,8 @@ describe('the no-op witness of up', () => {
     ['a new file a glob matches', () => writeFileSync(rig.path('data/y.csv'), '3\n'), { box: ['input ../data/*.csv changed'] }],
     ['a symlinked input pointed elsewhere', () => (rmSync(rig.path('linked')), symlinkSync('inputs-v2', rig.path('linked'))), { box: ['input linked changed'] }],
     ['the squashfs output removed', () => rmSync(rig.path('build/img.simg')), { img: ['output missing'] }],
+    // Also not served from the parsed manifest cache (.orchestrator/parsed.json).
+    ['a same-size edit of a recipe', () => writeFileSync(rig.path('recipes/img.def'), '%runscript\n    cat /b.txt\n'), { img: ['%runscript text changed'] }],
   ])('checks in full after %s and rebuilds what it touches', async (_, change, stale) => {
     await builtAndWitnessed();
     await tick();

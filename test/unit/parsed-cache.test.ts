@@ -1,0 +1,76 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { takeProbe } from '../../src/graph/witness.js';
+import { loadProject } from '../../src/manifest/load-project.js';
+import { loadRecipes } from '../../src/manifest/load-recipes.js';
+import { parsedCachePath, readParsedCache, writeParsedCache, type ParsedProject } from '../../src/manifest/parsed-cache.js';
+
+let dir: string;
+let state: string;
+const key = { tool: 't', manifest: '/m', home: '/root', cwd: '/' };
+const tick = () => new Promise((r) => setTimeout(r, 20));
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'orch-parsed-'));
+  state = join(dir, '.orchestrator');
+  mkdirSync(state);
+  mkdirSync(join(dir, 'rootfs'));
+  writeFileSync(join(dir, 'orchestrator.yaml'), 'version: 1\ntargets:\n  a:\n    from: ./rootfs\n    recipe: a.def\n    format: sandbox\n  b:\n    from: target:a\n    recipe: a.def\n    format: squashfs\n');
+  writeFileSync(join(dir, 'a.def'), 'Bootstrap: docker\nFrom: debian:12\n%post\n    echo {{ x }}\n%arguments\n    x=1\n');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+async function load(): Promise<ParsedProject> {
+  const { project, diagnostics } = await loadProject({ cwd: dir });
+  expect(diagnostics).toEqual([]);
+  const recipes = loadRecipes(project!, { cwd: dir });
+  expect(recipes.diagnostics).toEqual([]);
+  return { project: project!, byTarget: recipes.byTarget };
+}
+
+async function store(parsed: ParsedProject): Promise<boolean> {
+  await tick();
+  return writeParsedCache(state, key, parsed, takeProbe(state)!);
+}
+
+describe('the parsed manifest cache', () => {
+  it('gives back the same project and recipes (header Maps included) while no file changed', async () => {
+    const parsed = await load();
+    expect(await store(parsed)).toBe(true);
+    const again = await readParsedCache(state, key);
+    expect(again?.project).toEqual(parsed.project);
+    expect([...again!.byTarget]).toEqual([...parsed.byTarget]);
+    expect(again!.byTarget.get('a')!.stages[0]!.header).toBeInstanceOf(Map);
+    expect(again!.byTarget.get('a')!.stages[0]!.header.get('from')?.value).toBe('debian:12');
+  });
+
+  it.each<[string, () => void]>([
+    ['the manifest touched', () => utimesSync(join(dir, 'orchestrator.yaml'), new Date(), new Date())],
+    ['a recipe edited to the same size', () => writeFileSync(join(dir, 'a.def'), 'Bootstrap: docker\nFrom: debian:13\n%post\n    echo {{ x }}\n%arguments\n    x=1\n')],
+    ['a recipe removed', () => rmSync(join(dir, 'a.def'))],
+  ])('answers nothing after %s', async (_, change) => {
+    expect(await store(await load())).toBe(true);
+    await tick();
+    change();
+    expect(await readParsedCache(state, key)).toBeUndefined();
+  });
+
+  it('answers nothing for another key, and nothing from a corrupt file', async () => {
+    expect(await store(await load())).toBe(true);
+    expect(await readParsedCache(state, { ...key, cwd: '/elsewhere' })).toBeUndefined();
+    writeFileSync(parsedCachePath(state), '{"version":1');
+    expect(await readParsedCache(state, key)).toBeUndefined();
+  });
+
+  it('is not written when a file changed after the probe, and an older one is removed', async () => {
+    const parsed = await load();
+    expect(await store(parsed)).toBe(true);
+    const probe = takeProbe(state)!;
+    await tick();
+    writeFileSync(join(dir, 'a.def'), 'Bootstrap: docker\nFrom: debian:12\n');
+    expect(await writeParsedCache(state, key, parsed, probe)).toBe(false);
+    expect(existsSync(parsedCachePath(state))).toBe(false);
+  });
+});
