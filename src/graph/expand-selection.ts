@@ -31,7 +31,7 @@ export function expandSelection(project: Pick<Project, 'targets' | 'groups'>, na
     if (!targets.has(n) && !groups.has(n)) {
       problems.push(
         error('unknown-target', `unknown target or group '${n}'`, {
-          hint: didYouMeanHint(n, [...targets, ...groups.keys()]) ?? `known targets: ${[...targets].join(', ')}`,
+          hint: didYouMeanHint(n, [...targets, ...groups.keys()]) ?? knownTargets([...targets]),
         }),
       );
       continue;
@@ -39,4 +39,10 @@ export function expandSelection(project: Pick<Project, 'targets' | 'groups'>, na
     add(n);
   }
   return problems.length > 0 ? fail(problems) : ok([...out]);
+}
+
+/** `known targets: a, b, c` — the first 12, then how many more (`orchestrator plan` lists them all). */
+function knownTargets(names: readonly string[]): string {
+  const shown = names.slice(0, 12).join(', ');
+  return names.length > 12 ? `known targets: ${shown}, and ${names.length - 12} more (orchestrator plan lists them)` : `known targets: ${shown}`;
 }

@@ -95,4 +95,10 @@ describe('expandSelection', () => {
       ],
     });
   });
+
+  it('names the first twelve known targets of a long manifest, and how many more', () => {
+    const many = Array.from({ length: 30 }, (_, i) => target(`t${String(i).padStart(2, '0')}`));
+    const r = expandSelection({ targets: many, groups: [] }, ['zzzzzz']);
+    expect(r.ok ? undefined : r.error[0]?.hint).toBe('known targets: t00, t01, t02, t03, t04, t05, t06, t07, t08, t09, t10, t11, and 18 more (orchestrator plan lists them)');
+  });
 });
