@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { constants as fsConstants, createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expandHostPattern } from '../core/expand-host-pattern.js';
@@ -83,7 +83,7 @@ export interface ListedEntry {
   readonly link?: string;
 }
 
-const S_IFMT = 0o170000;
+const { S_IFMT, S_IFREG, S_IFLNK, S_IFDIR, S_IFCHR, S_IFBLK, S_IFIFO } = fsConstants;
 
 /**
  * Every entry of a tree, root first. Natively (one walk on a worker thread, ~3 µs an entry) when
@@ -154,18 +154,18 @@ export async function treeDigest(root: string, options: IdentityOptions = {}): P
     const abs = rel === '.' ? root : join(root, rel);
     const type = st.mode & S_IFMT;
     const head = `${type.toString(8)} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
-    if (type === 0o100000) {
+    if (type === S_IFREG) {
       const key = StatIndex.statKey(st);
       const known = options.index?.lookup(abs, key);
       const entry = { path: rel, summary: known !== undefined ? `f ${head} ${known}` : '' };
       if (known === undefined) toHash.push({ entry, abs, head, key, ctimeMs: st.ctimeMs, size: st.size });
       entries.push(entry);
-    } else if (type === 0o120000) {
+    } else if (type === S_IFLNK) {
       entries.push({ path: rel, summary: `l ${head} -> ${link ?? ''}` });
-    } else if (type === 0o040000) {
+    } else if (type === S_IFDIR) {
       entries.push({ path: rel, summary: `d ${head}` });
     } else {
-      const kind = type === 0o020000 ? 'c' : type === 0o060000 ? 'b' : type === 0o010000 ? 'p' : 's';
+      const kind = type === S_IFCHR ? 'c' : type === S_IFBLK ? 'b' : type === S_IFIFO ? 'p' : 's';
       entries.push({ path: rel, summary: `${kind} ${head} ${st.rdev}` });
     }
   }
