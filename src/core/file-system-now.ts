@@ -17,3 +17,13 @@ export function fileSystemNow(dir: string, name = 'clock.probe'): number | undef
     return undefined;
   }
 }
+
+/**
+ * Whether everything whose newest ctime is `newestCtimeMs` was last changed before `nowMs`
+ * (fileSystemNow), so that any later change is sure to give it a new ctime. On a file system with
+ * whole-second times (`coarse`), a change later in the same second keeps the ctime: there the
+ * newest ctime must be older than the second `nowMs` falls in.
+ */
+export function settledBefore(nowMs: number, newestCtimeMs: number, coarse: boolean): boolean {
+  return newestCtimeMs < (coarse ? Math.floor(nowMs / 1000) * 1000 : nowMs);
+}

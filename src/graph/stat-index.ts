@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { Digest } from '../core/digest.js';
+import { settledBefore } from '../core/file-system-now.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
 
 interface Entry {
@@ -103,7 +104,7 @@ export class StatIndex {
   ): void {
     const trusted =
       'fsNowMs' in times
-        ? !times.coarse && times.newestCtimeMs < times.fsNowMs
+        ? settledBefore(times.fsNowMs, times.newestCtimeMs, times.coarse)
         : times.newestCtimeMs < times.seenAtMs - (times.coarse ? MAX_RACY_MARGIN_MS : racyMarginMs(times.newestCtimeMs));
     if (!trusted) return;
     const e = this.#trees.get(path);

@@ -4,7 +4,7 @@ import { isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expandHostPattern } from '../core/expand-host-pattern.js';
 import { sha256Digest, type Digest } from '../core/digest.js';
-import { fileSystemNow } from '../core/file-system-now.js';
+import { fileSystemNow, settledBefore } from '../core/file-system-now.js';
 import { nativeAddon } from '../native/addon.js';
 import { StatIndex } from './stat-index.js';
 import type { ReadSet } from './witness.js';
@@ -239,7 +239,7 @@ export async function writtenTreeDigest(root: string, options: IdentityOptions &
   for (let attempt = 0; attempt < 25; attempt++) {
     now = fileSystemNow(options.clockDir);
     sig = options.index ? await statSignature(root) : undefined;
-    if (now === undefined || sig === undefined || sig.coarse || sig.newestCtimeMs < now) break;
+    if (now === undefined || sig === undefined || settledBefore(now, sig.newestCtimeMs, sig.coarse)) break;
     await sleep(2);
   }
   const tree = await treeDigest(root, options);

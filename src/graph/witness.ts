@@ -1,8 +1,8 @@
 import { readFileSync, statSync } from 'node:fs';
-import { fileSystemNow } from '../core/file-system-now.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fileSystemNow, settledBefore } from '../core/file-system-now.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
 import { nativeAddon } from '../native/addon.js';
 import { isGlob } from './tree-digest.js';
@@ -19,8 +19,10 @@ import { isGlob } from './tree-digest.js';
  * removed, another tool version, other arguments, a project lock held) falls back to the full
  * check, which is the only one that decides anything and which writes a new witness. Signatures
  * cover ctime, which user space cannot set, so a change cannot hide, except within the clock tick
- * of the run that recorded it: a witness is written only when every signature predates the probe
- * written at that run's start (see `takeProbe`).
+ * of the run that recorded it: a witness is written only when every path read predates the probe
+ * written at that run's start (see `takeProbe`; a whole second before it on file systems with
+ * whole-second times), and when no path differs from the signature taken before the run read it
+ * (`seen`, or the signature a tree walk took first), whatever the file system's clock says.
  */
 
 const VERSION = 1;
@@ -39,7 +41,7 @@ export class ReadSet {
    * Trees whose signature the run took itself, before it read them (treeIdentity, without
    * following a symlink root): the witness keeps that signature instead of taking another.
    */
-  readonly signed = new Map<string, { readonly signature: string; readonly newestCtimeMs: number }>();
+  readonly signed = new Map<string, { readonly signature: string; readonly newestCtimeMs: number; readonly coarse: boolean }>();
   /** Why no witness can be made of this run, when something was read that signatures cannot cover. */
   unwitnessable: string | undefined;
 
@@ -47,8 +49,8 @@ export class ReadSet {
     this.trees.add(path);
   }
 
-  addSigned(path: string, sig: { readonly signature: string; readonly newestCtimeMs: number }): void {
-    this.signed.set(path, { signature: sig.signature, newestCtimeMs: sig.newestCtimeMs });
+  addSigned(path: string, sig: { readonly signature: string; readonly newestCtimeMs: number; readonly coarse: boolean }): void {
+    this.signed.set(path, { signature: sig.signature, newestCtimeMs: sig.newestCtimeMs, coarse: sig.coarse });
   }
 
   /**
@@ -83,11 +85,11 @@ export function witnessPath(stateDir: string): string {
 }
 
 /** Signatures of many paths (native witness(), see native/addon/README.md), in two jobs so that two cores walk. */
-export async function signatures(paths: readonly string[], flags: Uint8Array): Promise<{ signatures: string[]; newestCtimeMs: number }> {
+export async function signatures(paths: readonly string[], flags: Uint8Array): Promise<{ signatures: string[]; newestCtimeMs: number; coarse: boolean }> {
   const addon = nativeAddon();
   const half = Math.ceil(paths.length / 2);
   const parts = await Promise.all([addon.witness(paths.slice(0, half), flags.subarray(0, half)), addon.witness(paths.slice(half), flags.subarray(half))]);
-  return { signatures: parts.flatMap((p) => p.signatures), newestCtimeMs: Math.max(...parts.map((p) => p.newestCtimeMs)) };
+  return { signatures: parts.flatMap((p) => p.signatures), newestCtimeMs: Math.max(...parts.map((p) => p.newestCtimeMs)), coarse: parts.some((p) => p.coarse) };
 }
 
 /**
@@ -159,8 +161,12 @@ export async function recordWitness(
       Uint8Array.from(entries.map((e) => e[1])),
     );
     let newest = now.newestCtimeMs;
-    for (const s of signed.values()) newest = Math.max(newest, s.newestCtimeMs);
-    if (newest >= run.probeMs || now.signatures.some((s) => s.startsWith('error:'))) throw new Error('racy');
+    let coarse = now.coarse;
+    for (const s of signed.values()) {
+      newest = Math.max(newest, s.newestCtimeMs);
+      coarse ||= s.coarse;
+    }
+    if (!settledBefore(run.probeMs, newest, coarse) || now.signatures.some((s) => s.startsWith('error:'))) throw new Error('racy');
     for (const [i, [p, f]] of entries.entries()) {
       const before = run.seen?.get(`${f}:${p}`);
       if (before !== undefined && before !== now.signatures[i]) throw new Error('changed while read');

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { settledBefore } from '../core/file-system-now.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
 import { FOLLOW, signatures } from '../graph/witness.js';
 import type { Recipe } from '../recipe/model.js';
@@ -77,7 +78,7 @@ export async function writeParsedCache(stateDir: string, key: ParsedKey, parsed:
   try {
     const paths = [parsed.project.file, ...new Set(parsed.project.targets.flatMap((t) => (t.recipe !== undefined ? [t.recipe] : [])))];
     const now = await signatures(paths, new Uint8Array(paths.length).fill(FOLLOW));
-    if (now.newestCtimeMs >= probeMs || now.signatures.some((s) => !/^[0-9a-f]{32}$/.test(s))) throw new Error('racy');
+    if (!settledBefore(probeMs, now.newestCtimeMs, now.coarse) || now.signatures.some((s) => !/^[0-9a-f]{32}$/.test(s))) throw new Error('racy');
     const data: ParsedFile = {
       version: VERSION,
       key: JSON.stringify(key),

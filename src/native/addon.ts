@@ -47,9 +47,10 @@ export interface NativeAddon {
    * The stat signatures of many paths in one job on a worker thread, each walked as treeStat does,
    * with per-path flags (TREE_STAT_FOLLOW_ROOT: a symlink root is followed, its own fields
    * hashed too; TREE_STAT_SHALLOW: a folder's own fields only). Each result is a signature,
-   * `absent`, or `error:CODE`; `newestCtimeMs` is the newest ctime of all.
+   * `absent`, or `error:CODE`; `newestCtimeMs` is the newest ctime of all; `coarse`, whether any
+   * ctime is on a whole second (as treeStat).
    */
-  witness(paths: readonly string[], flags: Uint8Array): Promise<{ signatures: string[]; newestCtimeMs: number }>;
+  witness(paths: readonly string[], flags: Uint8Array): Promise<{ signatures: string[]; newestCtimeMs: number; coarse: boolean }>;
   /**
    * Every entry of a tree (a final symlink not followed), walked on a worker thread: relative paths
    * (`.` for the root), symlink targets (null for other entries), and TREE_LIST_FIELDS numbers per

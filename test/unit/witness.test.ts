@@ -139,3 +139,14 @@ describe('the no-op witness', () => {
     expect(r.unwitnessable).toBeUndefined();
   });
 });
+
+describe('settledBefore', () => {
+  it('needs the newest ctime before the probe, and a whole second before it on whole-second file systems', async () => {
+    const { settledBefore } = await import('../../src/core/file-system-now.js');
+    expect(settledBefore(10_500, 10_499, false)).toBe(true);
+    expect(settledBefore(10_500, 10_500, false)).toBe(false);
+    // Whole-second times: a change later in second 10 would keep the ctime 10_000.
+    expect(settledBefore(10_500, 10_000, true)).toBe(false);
+    expect(settledBefore(10_500, 9_000, true)).toBe(true);
+  });
+});

@@ -354,7 +354,7 @@ static napi_value js_tree_stat(napi_env env, napi_callback_info info) {
 
 /* witness(paths, flags): the stat signature of each path (tree_stat_ex with flags[i]) in one job on
  * a worker thread: a 32-hex-digit signature, "absent" when the path does not exist, or
- * "error:CODE". Also the newest ctime of all, in ms. For `up`'s no-op check (src/graph/witness.ts). */
+ * "error:CODE". Also the newest ctime of all, in ms, and whether any ctime is on a whole second. For `up`'s no-op check (src/graph/witness.ts). */
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
@@ -363,6 +363,7 @@ typedef struct {
   uint8_t *flags;
   char (*out)[40];
   int64_t newest_ctime_ns;
+  int coarse;
 } witness_job;
 
 static void witness_free(witness_job *job) {
@@ -385,6 +386,7 @@ static void witness_execute(napi_env env, void *data) {
     if (err == 0) {
       snprintf(job->out[i], sizeof job->out[i], "%016llx%016llx", (unsigned long long)r.hi, (unsigned long long)r.lo);
       if (r.newest_ctime_ns > job->newest_ctime_ns) job->newest_ctime_ns = r.newest_ctime_ns;
+      if (r.coarse) job->coarse = 1;
     } else if ((err == ENOENT || err == ENOTDIR) && strcmp(syscall_name, "lstat") == 0) {
       snprintf(job->out[i], sizeof job->out[i], "absent");
     } else {
@@ -409,6 +411,8 @@ static void witness_complete(napi_env env, napi_status status, void *data) {
     napi_set_named_property(env, result, "signatures", list);
     napi_create_double(env, job->newest_ctime_ns == INT64_MIN ? 0 : (double)(job->newest_ctime_ns / 1000000), &v);
     napi_set_named_property(env, result, "newestCtimeMs", v);
+    napi_get_boolean(env, job->coarse != 0, &v);
+    napi_set_named_property(env, result, "coarse", v);
     napi_resolve_deferred(env, job->deferred, result);
   }
   napi_delete_async_work(env, job->work);
