@@ -1,9 +1,15 @@
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { settledBefore } from '../core/file-system-now.js';
 import { runUp } from '../executor/run-up.js';
 import type { UpEvent } from '../executor/up-events.js';
 import { expandSelection } from '../graph/expand-selection.js';
+import { ProjectState } from '../graph/project-state.js';
 import { TargetGraph } from '../graph/target-graph.js';
-import { ReadSet, recordWitness, takeProbe, type WitnessKey } from '../graph/witness.js';
+import { LOCK_FILE_NAME } from '../lock/lock-file.js';
+import type { Project } from '../manifest/project.js';
+import { FOLLOW, ReadSet, recordWitness, signatures, takeProbe, type WitnessKey } from '../graph/witness.js';
 import { readParsedCache, writeParsedCache } from '../manifest/parsed-cache.js';
 import { Store } from '../store/store.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
@@ -14,7 +20,8 @@ import { makeUpReporter, upRunOptions } from './up-run-options.js';
 /**
  * `orchestrator up` (without --watch) in full: load the manifest and recipes, decide what is
  * stale, build it. When every target turns out fresh and nothing was said about the manifest or
- * recipes, the run leaves a witness of what it read for the next no-op `up` (src/graph/witness.ts).
+ * recipes, the run leaves a witness of what it read for the next no-op `up` (src/graph/witness.ts);
+ * after a build that succeeded, it checks again as that next `up` would, for the same purpose.
  */
 export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: { jobs: number; witness?: { stateDir: string; key: WitnessKey; seen: ReadonlyMap<string, string> } }): Promise<number> {
   // Taken before anything is read: what changes from here on cannot hide in a witness of this run.
@@ -74,9 +81,67 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
         lockPath: join(options.witness.stateDir, 'lock'),
         seen: options.witness.seen,
       });
+    } else if (options.witness && probeMs !== undefined && loaded.quiet && r.value.built > 0 && r.value.failed === 0 && r.value.skipped === 0) {
+      await witnessAfterBuild(options.witness.stateDir, options.witness.key, {
+        project,
+        order,
+        probeMs,
+        check: (onEvent, checkReads) =>
+          runUp({
+            ...run.options,
+            project,
+            recipes: recipes.byTarget,
+            order,
+            requested: new Set(selection.value),
+            jobs: options.jobs,
+            dryRun: true,
+            onEvent,
+            signal: ctx.signal,
+            reads: checkReads,
+          }),
+      });
     }
     return r.value.failed > 0 ? EXIT.failed : EXIT.ok;
   } finally {
     await run.close();
   }
+}
+
+/**
+ * After a build that succeeded, the check the next `up` would make, made now and silently: when it
+ * finds every target fresh, it leaves the witness that answers that next `up` at once. The manifest
+ * and recipes were parsed before the build, so they must be unchanged since the run began
+ * (`probeMs`); the check waits out the clock tick of the build's last writes (the project state,
+ * orchestrator.lock) and takes a new probe, so that everything it reads predates it.
+ */
+async function witnessAfterBuild(
+  stateDir: string,
+  key: WitnessKey,
+  run: {
+    readonly project: Project;
+    readonly order: readonly string[];
+    readonly probeMs: number;
+    readonly check: (onEvent: (e: UpEvent) => void, reads: ReadSet) => ReturnType<typeof runUp>;
+  },
+): Promise<void> {
+  const { project } = run;
+  const parsedFrom = [project.file, ...new Set(project.targets.flatMap((t) => (t.recipe !== undefined ? [t.recipe] : [])))];
+  const before = await signatures(parsedFrom, new Uint8Array(parsedFrom.length).fill(FOLLOW));
+  if (!settledBefore(run.probeMs, before.newestCtimeMs, before.coarse)) return;
+  let probe: number | undefined;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    probe = takeProbe(stateDir);
+    const written = [ProjectState.statePath(project.dir), join(project.dir, LOCK_FILE_NAME)].map((p) => statSync(p, { throwIfNoEntry: false })?.ctimeMs ?? 0);
+    if (probe === undefined || Math.floor(Math.max(...written)) < probe) break;
+    await sleep(2);
+  }
+  if (probe === undefined) return;
+  const reads = new ReadSet();
+  for (const p of parsedFrom) reads.add(p);
+  let onlyFresh = true;
+  const r = await run.check((e) => {
+    if (e.type !== 'target-fresh' && e.type !== 'run-done') onlyFresh = false;
+  }, reads);
+  if (!r.ok || !onlyFresh || r.value.fresh !== run.order.length) return;
+  await recordWitness(stateDir, key, { reads, targets: run.order, probeMs: probe, lockPath: join(stateDir, 'lock') });
 }

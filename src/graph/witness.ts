@@ -1,4 +1,5 @@
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,10 +95,16 @@ export async function signatures(paths: readonly string[], flags: Uint8Array): P
 
 /**
  * The probe at the start of a full check (fileSystemNow): what changes from then on, even within
- * the same clock tick, has a ctime at least this. Undefined when there is no state folder yet.
+ * the same clock tick, has a ctime at least this. Before the first build there is no state folder:
+ * the probe is then written in the temp folder (local file systems share the kernel's clock) and
+ * removed.
  */
 export function takeProbe(stateDir: string): number | undefined {
-  return fileSystemNow(stateDir, 'witness.probe');
+  if (existsSync(stateDir)) return fileSystemNow(stateDir, 'witness.probe');
+  const name = `orchestrator-${process.pid}.probe`;
+  const now = fileSystemNow(tmpdir(), name);
+  rmSync(join(tmpdir(), name), { force: true });
+  return now;
 }
 
 /** What checkWitness saw: the fresh targets when the witness holds, and the signatures it took. */

@@ -123,8 +123,11 @@ describe('the no-op witness', () => {
     expect(await recordWitness(state, key, { reads: reads(), targets: ['a'], probeMs: undefined, lockPath: join(state, 'lock') })).toBe(false);
   });
 
-  it('has no probe without a state folder, and a missing or corrupt witness answers nothing', async () => {
-    expect(takeProbe(join(dir, 'nowhere'))).toBeUndefined();
+  it('probes in the temp folder before there is a state folder, and a missing or corrupt witness answers nothing', async () => {
+    const before = Date.now();
+    const probe = takeProbe(join(dir, 'nowhere'));
+    expect(probe).toBeGreaterThanOrEqual(before - 1000);
+    expect(existsSync(join(dir, 'nowhere'))).toBe(false);
     expect((await checkWitness(state, key)).fresh).toBeUndefined();
     writeFileSync(witnessPath(state), '{not json');
     expect((await checkWitness(state, key)).fresh).toBeUndefined();
