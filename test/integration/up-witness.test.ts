@@ -193,6 +193,16 @@ describe('the no-op witness of up', () => {
     expect((await up()).summary).toMatchObject({ built: 0, fresh: 2, fromWitness: true });
   });
 
+  it('keeps the witness with the project named by -C or -f, whatever the current folder', async () => {
+    await builtAndWitnessed();
+    const fromAbove = await rig.spawn(['up', '--progress', 'json', '-C', rig.dir], { env, cwd: '/' });
+    expect(fromAbove.code).toBe(0);
+    // The key holds the manifest's absolute path, so the current folder does not matter.
+    expect(JSON.parse(fromAbove.stdout.trim().split('\n').at(-1)!)).toMatchObject({ summary: { built: 0, fresh: 2, fromWitness: true } });
+    const again = await rig.spawn(['up', '--progress', 'json', '-f', rig.path('orchestrator.yaml')], { env, cwd: '/' });
+    expect(JSON.parse(again.stdout.trim().split('\n').at(-1)!)).toMatchObject({ summary: { fresh: 2, fromWitness: true } });
+  });
+
   it('is not left by a build whose manifest changed while it ran', async () => {
     rig.write({ 'recipes/img.def': '%post\n    echo started; sleep 1\n%runscript\n    cat /a.txt\n' });
     const building = spawn(process.execPath, [BIN, 'up', '--progress', 'plain'], { cwd: rig.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
