@@ -53,19 +53,21 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
     reporter.listener(e);
   };
   const run = upRunOptions(ctx, args, store);
-  try {
-    const r = await runUp({
+  const upOn = (dryRun: boolean, listener: (e: UpEvent) => void, readSet: ReadSet | undefined): ReturnType<typeof runUp> =>
+    runUp({
       ...run.options,
       project,
       recipes: recipes.byTarget,
       order,
       requested: new Set(selection.value),
       jobs: options.jobs,
-      dryRun: boolOption(args, 'dry-run'),
-      onEvent,
+      dryRun,
+      onEvent: listener,
       signal: ctx.signal,
-      ...(reads ? { reads } : {}),
+      ...(readSet ? { reads: readSet } : {}),
     });
+  try {
+    const r = await upOn(boolOption(args, 'dry-run'), onEvent, reads);
     await reporter.done();
     if (!r.ok) {
       printDiagnostics(ctx, [r.error]);
@@ -86,19 +88,7 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
         project,
         order,
         probeMs,
-        check: (onEvent, checkReads) =>
-          runUp({
-            ...run.options,
-            project,
-            recipes: recipes.byTarget,
-            order,
-            requested: new Set(selection.value),
-            jobs: options.jobs,
-            dryRun: true,
-            onEvent,
-            signal: ctx.signal,
-            reads: checkReads,
-          }),
+        check: (listener, checkReads) => upOn(true, listener, checkReads),
       });
     }
     return r.value.failed > 0 ? EXIT.failed : EXIT.ok;

@@ -27,6 +27,16 @@ const up = (args: string[] = []) => rig.spawn(['up', '--progress', 'plain', ...a
 const json = (args: string[] = []) => rig.spawn(['up', '--progress', 'json', ...args], { env });
 const events = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown> & { type: string; target?: string; time: string });
 
+/** Starts `up` in the background and waits until its output shows `text`. */
+async function upUntil(text: string): Promise<{ pid: number | undefined; stderr: () => string; exit: Promise<number | null> }> {
+  const child = spawn(process.execPath, [BIN, 'up', '--progress', 'plain'], { cwd: rig.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
+  await new Promise<void>((resolve) => child.stdout.on('data', (c: Buffer) => c.toString().includes(text) && resolve()));
+  return { pid: child.pid, stderr: () => stderr, exit };
+}
+
 const DIAMOND = `version: 1
 targets:
   base:
@@ -189,14 +199,13 @@ describe('orchestrator up', () => {
       'orchestrator.yaml': 'version: 1\ntargets:\n  app:\n    from: ./rootfs\n    recipe: app.def\n    format: squashfs\n',
       'app.def': recipe('echo started; sleep 3'),
     });
-    const first = spawn(process.execPath, [BIN, 'up', '--progress', 'plain'], { cwd: rig.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    await new Promise<void>((resolve) => first.stdout.on('data', (c: Buffer) => c.toString().includes('building') && resolve()));
+    const first = await upUntil('building');
     const second = await up();
     expect(second.code).toBe(1);
     expect(second.stderr).toBe(
       `error: another orchestrator (pid ${first.pid}) is building this project\n  hint: wait for it to finish, or stop it; if pid ${first.pid} is not orchestrator, remove ${rig.path('.orchestrator/lock')}\n`,
     );
-    expect(await new Promise((resolve) => first.on('close', resolve))).toBe(0);
+    expect(await first.exit).toBe(0);
     expect((await up()).stdout).toMatch(/fresh 1/);
   });
 
@@ -206,11 +215,10 @@ describe('orchestrator up', () => {
       'app.def': '%files\n    data.txt /data.txt\n%post\n    echo started; sleep 2\n',
       'data.txt': 'v1\n',
     });
-    const first = spawn(process.execPath, [BIN, 'up', '--progress', 'plain'], { cwd: rig.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     // %files has placed v1 when %post starts; the same-size edit comes after the build read it.
-    await new Promise<void>((resolve) => first.stdout.on('data', (c: Buffer) => c.toString().includes('started') && resolve()));
+    const first = await upUntil('started');
     writeFileSync(rig.path('data.txt'), 'v2\n');
-    expect(await new Promise((resolve) => first.on('close', resolve))).toBe(0);
+    expect(await first.exit).toBe(0);
     const second = await up();
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('app: stale: input data.txt changed');
@@ -226,12 +234,10 @@ describe('orchestrator up', () => {
       'app.def': '%post\n    echo started; sleep 2\n',
       'data.txt': 'v1\n',
     });
-    const first = spawn(process.execPath, [BIN, 'up', '--progress', 'plain'], { cwd: rig.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    first.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    await new Promise<void>((resolve) => first.stdout.on('data', (c: Buffer) => c.toString().includes('started') && resolve()));
+    const first = await upUntil('started');
     writeFileSync(rig.path('data.txt'), 'v2\n');
-    expect(await new Promise((resolve) => first.on('close', resolve))).toBe(1);
+    expect(await first.exit).toBe(1);
+    const stderr = first.stderr();
     expect(stderr).toContain(`app.def:1:1: error: ${rig.path('data.txt')} changed while the %post step was using it; nothing of this step was cached`);
     expect(stderr).toContain('hint: run the build again once the file stays put');
     expect(existsSync(rig.path('build/app.simg'))).toBe(false);
