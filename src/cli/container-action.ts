@@ -4,8 +4,7 @@ import type { ParsedArgs, OptionSpec } from './args.js';
 import { boolOption, listOption, stringOption } from './args.js';
 import { EXIT, printDiagnostics, type CommandContext } from './command.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
-import { resolveImage } from '../image/resolve-image.js';
-import { targetImageResolver } from './resolve-target-image.js';
+import { requireImage } from './resolve-target-image.js';
 import type { ContainerAction } from '../runtime/action-script.js';
 import { parseBindSpecs, type BindSpec } from '../runtime/bind-spec.js';
 import { runContainer, type ContainerMode } from '../runtime/container-session.js';
@@ -84,11 +83,8 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
     const source = resolve(ctx.cwd, src);
     home = { source, target: dst !== undefined && dst !== '' ? resolve('/', dst) : source };
   }
-  const image = await resolveImage(imageArg!, { cwd: ctx.cwd, resolveTarget: targetImageResolver(ctx), signal: ctx.signal });
-  if (!image.ok) {
-    printDiagnostics(ctx, [image.error]);
-    return EXIT.usage;
-  }
+  const image = await requireImage(ctx, imageArg!);
+  if (image === undefined) return EXIT.usage;
   const containAll = boolOption(args, 'containall');
   const pwd = stringOption(args, 'pwd');
   // On a terminal the session stays in the foreground process group and gets the terminal's
@@ -96,7 +92,7 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
   const interactive = isatty(0);
   const restore = interactive ? ignoreInterrupts() : (): void => undefined;
   const result = await runContainer({
-    root: { kind: 'image', image: image.value },
+    root: { kind: 'image', image },
     action,
     args: rest,
     mode,

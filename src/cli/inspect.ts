@@ -1,7 +1,6 @@
 import { boolOption } from './args.js';
-import { EXIT, printDiagnostics, type Command } from './command.js';
-import { resolveImage } from '../image/resolve-image.js';
-import { targetImageResolver } from './resolve-target-image.js';
+import { EXIT, type Command } from './command.js';
+import { requireImage } from './resolve-target-image.js';
 import { INSPECT_PARTS, inspectImage, type InspectAttributes, type InspectPart } from '../image/inspect-image.js';
 
 function text(attrs: InspectAttributes, parts: readonly InspectPart[]): string {
@@ -40,14 +39,11 @@ export const command: Command = {
     positionals: { min: 1, max: 1 },
   },
   async run(ctx, args) {
-    const image = await resolveImage(args.positionals[0]!, { cwd: ctx.cwd, resolveTarget: targetImageResolver(ctx), signal: ctx.signal });
-    if (!image.ok) {
-      printDiagnostics(ctx, [image.error]);
-      return EXIT.usage;
-    }
+    const image = await requireImage(ctx, args.positionals[0]!);
+    if (image === undefined) return EXIT.usage;
     const chosen = INSPECT_PARTS.filter((p) => boolOption(args, p));
     const parts = chosen.length > 0 ? chosen : (['labels'] as const);
-    const attrs = await inspectImage(image.value, parts, { signal: ctx.signal });
+    const attrs = await inspectImage(image, parts, { signal: ctx.signal });
     if (boolOption(args, 'json')) ctx.stdout.write(JSON.stringify({ data: { attributes: attrs }, type: 'container' }, null, 4) + '\n');
     else ctx.stdout.write(text(attrs, parts));
     return EXIT.ok;

@@ -1,7 +1,9 @@
 import { error } from '../core/diagnostic.js';
 import { didYouMeanHint } from '../core/did-you-mean.js';
 import { fail, ok, type Result } from '../core/result.js';
-import type { CommandContext } from './command.js';
+import type { DetectedImage } from '../image/detect-image.js';
+import { resolveImage } from '../image/resolve-image.js';
+import { printDiagnostics, type CommandContext } from './command.js';
 
 /** `target:NAME` as an IMAGE argument (DESIGN.md 2.1): that target's output, from ./orchestrator.yaml. */
 export function targetImageResolver(ctx: CommandContext): (name: string) => Promise<Result<string>> {
@@ -27,4 +29,15 @@ export function targetImageResolver(ctx: CommandContext): (name: string) => Prom
     }
     return ok(target.output);
   };
+}
+
+/**
+ * The IMAGE argument of shell/exec/run/test/inspect/run-help as a detected image (a path or
+ * `target:NAME`); undefined after printing why it is not one (the caller exits 2).
+ */
+export async function requireImage(ctx: CommandContext, arg: string): Promise<DetectedImage | undefined> {
+  const image = await resolveImage(arg, { cwd: ctx.cwd, resolveTarget: targetImageResolver(ctx), signal: ctx.signal });
+  if (image.ok) return image.value;
+  printDiagnostics(ctx, [image.error]);
+  return undefined;
 }

@@ -1,6 +1,5 @@
-import { EXIT, printDiagnostics, type Command } from './command.js';
-import { resolveImage } from '../image/resolve-image.js';
-import { targetImageResolver } from './resolve-target-image.js';
+import { EXIT, type Command } from './command.js';
+import { requireImage } from './resolve-target-image.js';
 import { inspectImage } from '../image/inspect-image.js';
 
 export const command: Command = {
@@ -12,12 +11,9 @@ export const command: Command = {
     positionals: { min: 1, max: 1 },
   },
   async run(ctx, args) {
-    const image = await resolveImage(args.positionals[0]!, { cwd: ctx.cwd, resolveTarget: targetImageResolver(ctx), signal: ctx.signal });
-    if (!image.ok) {
-      printDiagnostics(ctx, [image.error]);
-      return EXIT.usage;
-    }
-    const { helpfile } = await inspectImage(image.value, ['helpfile'], { signal: ctx.signal });
+    const image = await requireImage(ctx, args.positionals[0]!);
+    if (image === undefined) return EXIT.usage;
+    const { helpfile } = await inspectImage(image, ['helpfile'], { signal: ctx.signal });
     if (!helpfile) {
       ctx.stdout.write('No help sections were defined for this image\n');
       return EXIT.ok;

@@ -1,9 +1,11 @@
+import { cpus } from 'node:os';
+import { error } from '../core/diagnostic.js';
 import type { RegistryClient } from '../registry/registry-client.js';
 import type { Store } from '../store/store.js';
 import type { UpEventListener } from '../executor/up-events.js';
 import { jsonUpReporter, plainUpReporter, type PlainUpReporterOptions } from '../report/up-reporter.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
-import { useColor, type CommandContext } from './command.js';
+import { printDiagnostics, useColor, type CommandContext } from './command.js';
 import { makeRegistryClient } from './registry-client-factory.js';
 import { version } from './version.js';
 
@@ -61,4 +63,13 @@ export async function makeUpReporter(ctx: CommandContext, args: ParsedArgs, orde
     return { listener: tty.listener, done: () => tty.done() };
   }
   return { listener: plainUpReporter(ctx.stdout, ctx.stderr, plainReporterOptions(ctx, progress)), done: async () => undefined };
+}
+
+/** `-j N` (default: the number of CPUs); undefined after printing why N is not a count (exit 2). */
+export function jobsOption(ctx: CommandContext, args: ParsedArgs): number | undefined {
+  const jobsText = stringOption(args, 'jobs');
+  const jobs = jobsText === undefined ? cpus().length : Number(jobsText);
+  if (Number.isInteger(jobs) && jobs >= 1) return jobs;
+  printDiagnostics(ctx, [error('usage', `-j '${jobsText}' is not a positive whole number`)]);
+  return undefined;
 }

@@ -1,10 +1,9 @@
-import { cpus } from 'node:os';
 import { error } from '../core/diagnostic.js';
 import { jsonWatchReporter, plainWatchReporter } from '../report/watch-reporter.js';
 import { Store } from '../store/store.js';
 import { runWatch } from '../watch/run-watch.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
-import { plainReporterOptions, upRunOptions } from './up-run-options.js';
+import { jobsOption, plainReporterOptions, upRunOptions } from './up-run-options.js';
 import { EXIT, printDiagnostics, type CommandContext } from './command.js';
 import { requireProject } from './project-options.js';
 
@@ -28,12 +27,8 @@ export async function runUpWatch(ctx: CommandContext, args: ParsedArgs): Promise
     printDiagnostics(ctx, [error('usage', `--debounce '${debounceText}' is not a whole number of milliseconds`)]);
     return EXIT.usage;
   }
-  const jobsText = stringOption(args, 'jobs');
-  const jobs = jobsText === undefined ? cpus().length : Number(jobsText);
-  if (!Number.isInteger(jobs) || jobs < 1) {
-    printDiagnostics(ctx, [error('usage', `-j '${jobsText}' is not a positive whole number`)]);
-    return EXIT.usage;
-  }
+  const jobs = jobsOption(ctx, args);
+  if (jobs === undefined) return EXIT.usage;
   const project = await requireProject(ctx, args);
   if (project === undefined) return EXIT.usage;
   const store = await Store.open({ dir: stringOption(args, 'cache-dir') ?? project.cacheDir, base: project.dir, env: ctx.env });

@@ -1,4 +1,4 @@
-import { cpus, homedir } from 'node:os';
+import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CACHE_SCHEMA_VERSION } from '../build/step-key.js';
 import { error } from '../core/diagnostic.js';
@@ -8,7 +8,7 @@ import { DEFAULT_PLATFORM, formatPlatform } from '../registry/platform.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
 import { PROJECT_OPTIONS } from './project-options.js';
-import { makeUpReporter } from './up-run-options.js';
+import { jobsOption, makeUpReporter } from './up-run-options.js';
 import { version } from './version.js';
 
 export const command: Command = {
@@ -52,12 +52,8 @@ export const command: Command = {
       printDiagnostics(ctx, [error('usage', '--debounce only applies with --watch')]);
       return EXIT.usage;
     }
-    const jobsText = stringOption(args, 'jobs');
-    const jobs = jobsText === undefined ? cpus().length : Number(jobsText);
-    if (!Number.isInteger(jobs) || jobs < 1) {
-      printDiagnostics(ctx, [error('usage', `-j '${jobsText}' is not a positive whole number`)]);
-      return EXIT.usage;
-    }
+    const jobs = jobsOption(ctx, args);
+    if (jobs === undefined) return EXIT.usage;
     // The no-op answer: when everything the last all-fresh run read is as it was, say so again
     // without loading the manifest, the recipes or the build engine (src/graph/witness.ts).
     const witness = witnessOf(ctx, args);
