@@ -3,16 +3,16 @@
 // Prints the manifest digest, the compressed size, the layer count and the file count.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
+import { imageParts, sha, writeLayout } from './image-parts.mjs';
 
 const [out, ...dirs] = process.argv.slice(2);
 if (!out || dirs.length === 0) {
   console.error('usage: node bench/make-tree-layout.mjs OUT_DIR /abs/dir...');
   process.exit(2);
 }
-const sha = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const blobs = join(out, 'blobs', 'sha256');
 mkdirSync(blobs, { recursive: true });
 
@@ -46,19 +46,6 @@ await new Promise((r) => count.on('exit', r));
 
 const layers = [];
 for (const d of dirs) layers.push(await layerOf(d));
-const config = Buffer.from(
-  JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } }),
-);
-const manifest = Buffer.from(
-  JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-    layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: l.digest, size: l.size })),
-  }),
-);
-for (const b of [config, manifest]) writeFileSync(join(blobs, sha(b).slice(7)), b);
-writeFileSync(join(out, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-const desc = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(manifest), size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': 'latest' } };
-writeFileSync(join(out, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [desc] }));
-console.log(`${sha(manifest)} ${layers.reduce((s, l) => s + l.size, 0)} ${layers.length} ${files}`);
+const parts = imageParts(layers);
+writeLayout(out, [], parts);
+console.log(`${sha(parts.manifest)} ${layers.reduce((s, l) => s + l.size, 0)} ${layers.length} ${files}`);

@@ -3,12 +3,9 @@
 // pushed with orchestrator's registry client. Usage: node bench/push-base-image.mjs HOST:PORT REPO:TAG [FILES]
 // Prints the manifest digest.
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import tar from 'tar-stream';
-import { parseReference } from '../dist/registry/reference.js';
-import { RegistryClient } from '../dist/registry/registry-client.js';
+import { imageParts, pushImage, sha, tarBuffer } from './image-parts.mjs';
 
 const [host, name, filesArg] = process.argv.slice(2);
 if (!host || !name) {
@@ -16,7 +13,6 @@ if (!host || !name) {
   process.exit(2);
 }
 const files = Number(filesArg ?? 2000);
-const sha = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const mtime = new Date(1_700_000_000_000);
 const entries = [];
 const dir = (n, mode = 0o755) => entries.push({ h: { name: n, type: 'directory', mode, mtime } });
@@ -37,43 +33,11 @@ for (let i = 0; i < files; i++) {
   file(`usr/share/bench/f${String(i).padStart(5, '0')}.txt`, Buffer.from(lines.join('\n') + '\n'));
 }
 
-const pack = tar.pack();
-const chunks = [];
-const done = new Promise((resolve, reject) => {
-  pack.on('data', (c) => chunks.push(c));
-  pack.on('end', resolve);
-  pack.on('error', reject);
-});
-for (const e of entries) await new Promise((resolve, reject) => pack.entry(e.h, e.data ?? '', (err) => (err ? reject(err) : resolve())));
-pack.finalize();
-await done;
-const tarBytes = Buffer.concat(chunks);
+const tarBytes = await tarBuffer(entries);
 const gz = gzipSync(tarBytes, { level: 6 });
-const config = Buffer.from(
-  JSON.stringify({
-    architecture: 'amd64',
-    os: 'linux',
-    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'] },
-    rootfs: { type: 'layers', diff_ids: [sha(tarBytes)] },
-    history: [{ created: '2023-11-14T22:13:20Z', created_by: 'bench/push-base-image.mjs' }],
-  }),
+const parts = imageParts(
+  [{ digest: sha(gz), size: gz.length, diffId: sha(tarBytes) }],
+  { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'] },
+  { history: [{ created: '2023-11-14T22:13:20Z', created_by: 'bench/push-base-image.mjs' }] },
 );
-const manifest = Buffer.from(
-  JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(gz), size: gz.length }],
-  }),
-);
-const ref = parseReference(`docker://${host}/${name}`);
-if (!ref.ok) throw new Error(ref.error.message);
-const client = new RegistryClient();
-for (const b of [gz, config]) {
-  const r = await client.pushBlob(ref.value, b);
-  if (!r.ok) throw new Error(r.error.message);
-}
-const m = await client.pushManifest(ref.value, manifest, 'application/vnd.oci.image.manifest.v1+json');
-if (!m.ok) throw new Error(m.error.message);
-await client.close();
-console.log(m.value);
+console.log(await pushImage(host, name, [gz], parts));
