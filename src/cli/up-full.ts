@@ -10,7 +10,7 @@ import { TargetGraph } from '../graph/target-graph.js';
 import { LOCK_FILE_NAME } from '../lock/lock-file.js';
 import type { Project } from '../manifest/project.js';
 import { FOLLOW, ReadSet, recordWitness, signatures, takeProbe, type WitnessKey } from '../graph/witness.js';
-import { readParsedCache, writeParsedCache } from '../manifest/parsed-cache.js';
+import { readParsedCache, writeParsedCache, type ParsedKey } from '../manifest/parsed-cache.js';
 import { Store } from '../store/store.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { EXIT, printDiagnostics, type CommandContext } from './command.js';
@@ -23,18 +23,17 @@ import { makeUpReporter, upRunOptions } from './up-run-options.js';
  * recipes, the run leaves a witness of what it read for the next no-op `up` (src/graph/witness.ts);
  * after a build that succeeded, it checks again as that next `up` would, for the same purpose.
  */
-export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: { jobs: number; witness?: { stateDir: string; key: WitnessKey; seen: ReadonlyMap<string, string> } }): Promise<number> {
+export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: { jobs: number; witness?: { stateDir: string; key: WitnessKey; parsedKey: ParsedKey; seen: ReadonlyMap<string, string> } }): Promise<number> {
   // Taken before anything is read: what changes from here on cannot hide in a witness of this run.
   const probeMs = options.witness ? takeProbe(options.witness.stateDir) : undefined;
   const reads = options.witness ? new ReadSet() : undefined;
   // The manifest and recipes as the last quiet load left them, when none of their files changed.
-  const parsedKey = options.witness ? { tool: String(options.witness.key['tool']), manifest: String(options.witness.key['manifest']), home: String(options.witness.key['home']), cwd: ctx.cwd } : undefined;
-  const cached = options.witness && parsedKey ? await readParsedCache(options.witness.stateDir, parsedKey) : undefined;
+  const cached = options.witness ? await readParsedCache(options.witness.stateDir, options.witness.parsedKey) : undefined;
   const loaded = cached ? { project: cached.project, recipes: { byTarget: cached.byTarget, diagnostics: [] }, quiet: true } : await requireProjectAndRecipes(ctx, args);
   if (loaded === undefined) return EXIT.usage;
   const { project, recipes } = loaded;
-  if (!cached && loaded.quiet && options.witness && parsedKey && probeMs !== undefined) {
-    await writeParsedCache(options.witness.stateDir, parsedKey, { project, byTarget: recipes.byTarget }, probeMs);
+  if (!cached && loaded.quiet && options.witness && probeMs !== undefined) {
+    await writeParsedCache(options.witness.stateDir, options.witness.parsedKey, { project, byTarget: recipes.byTarget }, probeMs);
   }
   reads?.add(project.file);
   for (const t of project.targets) if (t.recipe !== undefined) reads?.add(t.recipe);

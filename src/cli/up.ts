@@ -1,9 +1,10 @@
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CACHE_SCHEMA_VERSION } from '../build/step-key.js';
 import { error } from '../core/diagnostic.js';
 import { checkWitness, toolStamp, type WitnessKey } from '../graph/witness.js';
-import { MANIFEST_NAME } from '../manifest/manifest-name.js';
+import { manifestPath } from '../manifest/manifest-name.js';
+import type { ParsedKey } from '../manifest/parsed-cache.js';
 import { DEFAULT_PLATFORM, formatPlatform } from '../registry/platform.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
@@ -76,22 +77,26 @@ export const command: Command = {
 
 /**
  * Where this run's witness lives and what besides files it depends on: the tool, the manifest,
- * the targets asked for and the options that change an outcome. None for --force, --pull and
- * --dry-run, which are never answered from a witness.
+ * the targets asked for and the options that change an outcome; and the key of the parsed
+ * manifest cache (the same tool, manifest and home, and the folder paths are shown from). None for
+ * --force, --pull and --dry-run, which are never answered from a witness.
  */
-function witnessOf(ctx: CommandContext, args: ParsedArgs): { stateDir: string; key: WitnessKey } | undefined {
+function witnessOf(ctx: CommandContext, args: ParsedArgs): { stateDir: string; key: WitnessKey; parsedKey: ParsedKey } | undefined {
   if (boolOption(args, 'force') || boolOption(args, 'pull') || boolOption(args, 'dry-run')) return undefined;
-  const manifest = resolve(ctx.cwd, stringOption(args, 'directory') ?? '.', stringOption(args, 'file') ?? MANIFEST_NAME);
+  const manifest = manifestPath(ctx.cwd, { dir: stringOption(args, 'directory'), file: stringOption(args, 'file') });
+  const tool = `${version()}/${CACHE_SCHEMA_VERSION}/${toolStamp()}`;
+  const home = homedir();
   return {
     stateDir: join(dirname(manifest), '.orchestrator'),
     key: {
-      tool: `${version()}/${CACHE_SCHEMA_VERSION}/${toolStamp()}`,
+      tool,
       manifest,
       targets: args.positionals,
       noCache: boolOption(args, 'no-cache'),
       noTest: boolOption(args, 'notest'),
-      home: homedir(),
+      home,
       platform: formatPlatform(DEFAULT_PLATFORM),
     },
+    parsedKey: { tool, manifest, home, cwd: ctx.cwd },
   };
 }

@@ -4,7 +4,7 @@ import { parseDocument } from 'yaml';
 import { error, hasErrors, sortDiagnostics, type Diagnostic } from '../core/diagnostic.js';
 import { buildProject } from './build-project.js';
 import type { Project } from './project.js';
-import { MANIFEST_NAME } from './manifest-name.js';
+import { MANIFEST_NAME, manifestPath } from './manifest-name.js';
 import { checkSchema } from './schema-check.js';
 import { YamlSource } from './yaml-source.js';
 
@@ -42,7 +42,7 @@ export function displayPath(cwd: string, abs: string): string {
  */
 export async function loadProject(options: LoadProjectOptions): Promise<LoadProjectResult> {
   const base = resolve(options.cwd, options.dir ?? '.');
-  const file = resolve(base, options.file ?? MANIFEST_NAME);
+  const file = manifestPath(options.cwd, options);
   const shown = displayPath(options.cwd, file);
 
   if (options.dir !== undefined) {
