@@ -8,7 +8,7 @@
 # `orchestrator up` with no names is expected to build every target.
 #
 # Three figures. The first is the no-op `up` as it is run again and again: answered from the
-# witness the last all-fresh run left (src/graph/witness.ts). The second is the full check, which
+# witness the last all-fresh run left (src/freshness/witness.ts). The second is the full check, which
 # is what the first `up` after a touch of an input or an output does: the witness is removed
 # before each of those runs (the manifest and recipes still come from .orchestrator/parsed.json).
 # The third removes that too: the first `up` after a touch of the manifest or a recipe.

@@ -5,10 +5,9 @@ import { Store, type StoreEntryKind } from '../store/store.js';
 import { boolOption, stringOption } from './args.js';
 import { EXIT, printDiagnostics, type Command } from './command.js';
 import { findProject } from './pull.js';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { parseSize } from '../manifest/parse-size.js';
 import { pruneStore } from '../store/prune-store.js';
+import { ProjectState } from '../state/project-state.js';
 import type { ParsedArgs } from './args.js';
 import type { CommandContext } from './command.js';
 
@@ -24,15 +23,12 @@ export function parseDuration(text: string): number | undefined {
 async function referencedPaths(store: Store): Promise<Set<string>> {
   const referenced = new Set<string>();
   for (const p of await store.projects()) {
-    let state: { targets?: Record<string, { steps?: string[]; references?: string[] }> };
-    try {
-      state = JSON.parse(await readFile(join(p.dir, '.orchestrator', 'state.json'), 'utf8')) as typeof state;
-    } catch {
-      continue; // The project or its state is gone: it keeps nothing.
-    }
-    for (const t of Object.values(state.targets ?? {})) {
+    // A project or state that is gone loads as empty: it keeps nothing.
+    const state = await ProjectState.load(p.dir);
+    for (const name of state.names()) {
+      const t = state.get(name)!;
       for (const r of t.references ?? []) referenced.add(r);
-      for (const k of t.steps ?? []) referenced.add(store.snapshotPath(k));
+      for (const k of t.steps) referenced.add(store.snapshotPath(k));
     }
   }
   return referenced;

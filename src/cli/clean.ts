@@ -1,8 +1,9 @@
 import { rm } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { expandSelection } from '../graph/expand-selection.js';
-import { ProjectState } from '../graph/project-state.js';
-import { acquireProjectLock } from '../graph/project-lock.js';
+import { ProjectState } from '../state/project-state.js';
+import { acquireProjectLock } from '../state/project-lock.js';
+import { StateDir } from '../state/state-dir.js';
 import { EXIT, printDiagnostics, type Command } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
 
@@ -23,7 +24,7 @@ export const command: Command = {
       printDiagnostics(ctx, names.error);
       return EXIT.usage;
     }
-    const lock = await acquireProjectLock(ProjectState.folder(project.dir));
+    const lock = await acquireProjectLock(new StateDir(project.dir));
     if (!lock.ok) {
       printDiagnostics(ctx, [lock.error]);
       return EXIT.failed;

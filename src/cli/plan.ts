@@ -4,7 +4,7 @@ import { TargetGraph } from '../graph/target-graph.js';
 import type { Project, Target } from '../manifest/project.js';
 import { runUp } from '../executor/run-up.js';
 import type { UpEvent } from '../executor/up-events.js';
-import { formatReason, type StaleReason } from '../graph/explain.js';
+import { formatReason, type StaleReason } from '../freshness/explain.js';
 import { loadRecipes } from '../manifest/load-recipes.js';
 import { countSummary } from '../report/diagnostics.js';
 import { Store } from '../store/store.js';

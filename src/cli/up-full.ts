@@ -5,12 +5,13 @@ import { settledBefore } from '../core/file-system-now.js';
 import { runUp } from '../executor/run-up.js';
 import type { UpEvent } from '../executor/up-events.js';
 import { expandSelection } from '../graph/expand-selection.js';
-import { ProjectState } from '../graph/project-state.js';
+import type { StateDir } from '../state/state-dir.js';
 import { TargetGraph } from '../graph/target-graph.js';
 import { LOCK_FILE_NAME } from '../lock/lock-file.js';
 import type { Project } from '../manifest/project.js';
-import { FOLLOW, ReadSet, recordWitness, signatures, takeProbe, type WitnessKey } from '../graph/witness.js';
-import { readParsedCache, writeParsedCache, type ParsedKey } from '../manifest/parsed-cache.js';
+import { FOLLOW, ReadSet, signatures } from '../freshness/read-set.js';
+import { recordWitness, takeProbe, type WitnessKey } from '../freshness/witness.js';
+import { readParsedCache, writeParsedCache, type ParsedKey } from '../state/parsed-cache.js';
 import { Store } from '../store/store.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { EXIT, printDiagnostics, type CommandContext } from './command.js';
@@ -20,20 +21,20 @@ import { makeUpReporter, upRunOptions } from './up-run-options.js';
 /**
  * `orchestrator up` (without --watch) in full: load the manifest and recipes, decide what is
  * stale, build it. When every target turns out fresh and nothing was said about the manifest or
- * recipes, the run leaves a witness of what it read for the next no-op `up` (src/graph/witness.ts);
+ * recipes, the run leaves a witness of what it read for the next no-op `up` (src/freshness/witness.ts);
  * after a build that succeeded, it checks again as that next `up` would, for the same purpose.
  */
-export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: { jobs: number; witness?: { stateDir: string; key: WitnessKey; parsedKey: ParsedKey; seen: ReadonlyMap<string, string> } }): Promise<number> {
+export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: { jobs: number; witness?: { paths: StateDir; key: WitnessKey; parsedKey: ParsedKey; seen: ReadonlyMap<string, string> } }): Promise<number> {
   // Taken before anything is read: what changes from here on cannot hide in a witness of this run.
-  const probeMs = options.witness ? takeProbe(options.witness.stateDir) : undefined;
+  const probeMs = options.witness ? takeProbe(options.witness.paths) : undefined;
   const reads = options.witness ? new ReadSet() : undefined;
   // The manifest and recipes as the last quiet load left them, when none of their files changed.
-  const cached = options.witness ? await readParsedCache(options.witness.stateDir, options.witness.parsedKey) : undefined;
+  const cached = options.witness ? await readParsedCache(options.witness.paths, options.witness.parsedKey) : undefined;
   const loaded = cached ? { project: cached.project, recipes: { byTarget: cached.byTarget, diagnostics: [] }, quiet: true } : await requireProjectAndRecipes(ctx, args);
   if (loaded === undefined) return EXIT.usage;
   const { project, recipes } = loaded;
   if (!cached && loaded.quiet && options.witness && probeMs !== undefined) {
-    await writeParsedCache(options.witness.stateDir, options.witness.parsedKey, { project, byTarget: recipes.byTarget }, probeMs);
+    await writeParsedCache(options.witness.paths, options.witness.parsedKey, { project, byTarget: recipes.byTarget }, probeMs);
   }
   reads?.add(project.file);
   for (const t of project.targets) if (t.recipe !== undefined) reads?.add(t.recipe);
@@ -75,15 +76,14 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
     if (r.value.interrupted) return EXIT.interrupted;
     const allFresh = onlyFresh && r.value.fresh === order.length && loaded.quiet;
     if (options.witness && reads && allFresh) {
-      await recordWitness(options.witness.stateDir, options.witness.key, {
+      await recordWitness(options.witness.paths, options.witness.key, {
         reads,
         targets: order,
         probeMs,
-        lockPath: join(options.witness.stateDir, 'lock'),
         seen: options.witness.seen,
       });
     } else if (options.witness && probeMs !== undefined && loaded.quiet && r.value.built > 0 && r.value.failed === 0 && r.value.skipped === 0) {
-      await witnessAfterBuild(options.witness.stateDir, options.witness.key, {
+      await witnessAfterBuild(options.witness.paths, options.witness.key, {
         project,
         order,
         probeMs,
@@ -104,7 +104,7 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
  * orchestrator.lock) and takes a new probe, so that everything it reads predates it.
  */
 async function witnessAfterBuild(
-  stateDir: string,
+  paths: StateDir,
   key: WitnessKey,
   run: {
     readonly project: Project;
@@ -119,8 +119,8 @@ async function witnessAfterBuild(
   if (!settledBefore(run.probeMs, before.newestCtimeMs, before.coarse)) return;
   let probe: number | undefined;
   for (let attempt = 0; attempt < 20; attempt++) {
-    probe = takeProbe(stateDir);
-    const written = [ProjectState.statePath(project.dir), join(project.dir, LOCK_FILE_NAME)].map((p) => statSync(p, { throwIfNoEntry: false })?.ctimeMs ?? 0);
+    probe = takeProbe(paths);
+    const written = [paths.state, join(project.dir, LOCK_FILE_NAME)].map((p) => statSync(p, { throwIfNoEntry: false })?.ctimeMs ?? 0);
     if (probe === undefined || Math.floor(Math.max(...written)) < probe) break;
     await sleep(2);
   }
@@ -132,5 +132,5 @@ async function witnessAfterBuild(
     if (e.type !== 'target-fresh' && e.type !== 'run-done') onlyFresh = false;
   }, reads);
   if (!r.ok || !onlyFresh || r.value.fresh !== run.order.length) return;
-  await recordWitness(stateDir, key, { reads, targets: run.order, probeMs: probe, lockPath: join(stateDir, 'lock') });
+  await recordWitness(paths, key, { reads, targets: run.order, probeMs: probe });
 }

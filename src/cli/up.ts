@@ -1,11 +1,12 @@
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { CACHE_SCHEMA_VERSION } from '../build/step-key.js';
+import { dirname } from 'node:path';
+import { CACHE_SCHEMA_VERSION } from '../store/step-key.js';
 import { error } from '../core/diagnostic.js';
-import { checkWitness, toolStamp, type WitnessKey } from '../graph/witness.js';
+import { checkWitness, toolStamp, type WitnessKey } from '../freshness/witness.js';
 import { manifestPath } from '../manifest/manifest-name.js';
-import type { ParsedKey } from '../manifest/parsed-cache.js';
+import type { ParsedKey } from '../state/parsed-cache.js';
 import { DEFAULT_PLATFORM, formatPlatform } from '../registry/platform.js';
+import { StateDir } from '../state/state-dir.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
 import { PROJECT_OPTIONS } from './project-options.js';
@@ -56,11 +57,11 @@ export const command: Command = {
     const jobs = jobsOption(ctx, args);
     if (jobs === undefined) return EXIT.usage;
     // The no-op answer: when everything the last all-fresh run read is as it was, say so again
-    // without loading the manifest, the recipes or the build engine (src/graph/witness.ts).
+    // without loading the manifest, the recipes or the build engine (src/freshness/witness.ts).
     const witness = witnessOf(ctx, args);
     let seen: ReadonlyMap<string, string> | undefined;
     if (witness) {
-      const check = await checkWitness(witness.stateDir, witness.key);
+      const check = await checkWitness(witness.paths, witness.key);
       seen = check.seen;
       const fresh = check.fresh;
       if (fresh) {
@@ -81,13 +82,13 @@ export const command: Command = {
  * manifest cache (the same tool, manifest and home, and the folder paths are shown from). None for
  * --force, --pull and --dry-run, which are never answered from a witness.
  */
-function witnessOf(ctx: CommandContext, args: ParsedArgs): { stateDir: string; key: WitnessKey; parsedKey: ParsedKey } | undefined {
+function witnessOf(ctx: CommandContext, args: ParsedArgs): { paths: StateDir; key: WitnessKey; parsedKey: ParsedKey } | undefined {
   if (boolOption(args, 'force') || boolOption(args, 'pull') || boolOption(args, 'dry-run')) return undefined;
   const manifest = manifestPath(ctx.cwd, { dir: stringOption(args, 'directory'), file: stringOption(args, 'file') });
   const tool = `${version()}/${CACHE_SCHEMA_VERSION}/${toolStamp()}`;
   const home = homedir();
   return {
-    stateDir: join(dirname(manifest), '.orchestrator'),
+    paths: new StateDir(dirname(manifest)),
     key: {
       tool,
       manifest,

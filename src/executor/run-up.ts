@@ -2,19 +2,20 @@ import { statSync, type Stats } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import PQueue from 'p-queue';
-import type { SourceSpec } from '../build/build-source.js';
-import type { TagPins } from '../build/registry-source.js';
-import type { SourceResolver } from '../build/source-resolver.js';
+import type { SourceSpec } from '../builder/build-source.js';
+import type { TagPins } from '../builder/registry-source.js';
+import type { SourceResolver } from '../builder/source-resolver.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import type { Digest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
-import { explainChange, type StaleReason } from '../graph/explain.js';
-import { changedWhileBuilding, targetFingerprint, type Fingerprint } from '../graph/fingerprint.js';
-import { acquireProjectLock } from '../graph/project-lock.js';
-import { ProjectState, type OutputIdentity, type TargetRecord } from '../graph/project-state.js';
-import { StatIndex } from '../graph/stat-index.js';
-import type { ReadSet } from '../graph/witness.js';
-import { diffTrees, treeIdentity, writtenTreeDigest, type TreeEntryDigest } from '../graph/tree-digest.js';
+import { explainChange, type StaleReason } from '../freshness/explain.js';
+import { changedWhileBuilding, targetFingerprint, type Fingerprint } from '../freshness/fingerprint.js';
+import { acquireProjectLock } from '../state/project-lock.js';
+import { ProjectState, type OutputIdentity, type TargetRecord } from '../state/project-state.js';
+import { StateDir } from '../state/state-dir.js';
+import { StatIndex } from '../freshness/stat-index.js';
+import type { ReadSet } from '../freshness/read-set.js';
+import { diffTrees, treeIdentity, writtenTreeDigest, type TreeEntryDigest } from '../freshness/tree-digest.js';
 import { LOCK_FILE_NAME, readLockFile, withLockEntry, writeLockFile, type LockData } from '../lock/lock-file.js';
 import type { Project, Target } from '../manifest/project.js';
 import type { Recipe } from '../recipe/model.js';
@@ -124,8 +125,8 @@ export async function targetStatus(
   const reasons: StaleReason[] = [];
   let out = await outputIdentity(target, options.index, false, options.reads);
   let dirty: TargetStatus['dirty'];
-  if (target.format === 'sandbox') options.reads?.add(options.state.journalPath(target.name));
-  const interrupted = target.format === 'sandbox' && statOrUndefined(options.state.journalPath(target.name)) !== undefined;
+  if (target.format === 'sandbox') options.reads?.add(options.state.paths.journal(target.name));
+  const interrupted = target.format === 'sandbox' && statOrUndefined(options.state.paths.journal(target.name)) !== undefined;
   if (!record) reasons.push({ code: 'never-built', message: 'never built' });
   else {
     reasons.push(...explainChange(record.components, fingerprint.components));
@@ -135,9 +136,9 @@ export async function targetStatus(
       reasons.push({ code: 'output-modified', message: 'an update of the sandbox was interrupted; it is written again' });
     } else if (!sameIdentity(record.identity, out.identity)) {
       reasons.push({ code: 'output-modified', message: 'output modified since build' });
-      if (target.format === 'sandbox' && !out.entries) out = (await outputIdentity(target, options.index, { clockDir: options.state.dir })) ?? out;
+      if (target.format === 'sandbox' && !out.entries) out = (await outputIdentity(target, options.index, { clockDir: options.state.paths.root })) ?? out;
       if (target.format === 'sandbox' && out.entries) {
-        const saved = await readFile(options.state.treeListingPath(target.name), 'utf8').then(
+        const saved = await readFile(options.state.paths.treeListing(target.name), 'utf8').then(
           (t) => JSON.parse(t) as TreeEntryDigest[],
           () => [] as TreeEntryDigest[],
         );
@@ -187,7 +188,7 @@ class LockPins implements TagPins {
 export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagnostic>> {
   const started = Date.now();
   const { project, onEvent: emit, signal } = options;
-  const stateDir = ProjectState.folder(project.dir);
+  const stateDir = new StateDir(project.dir);
   const projectLock = options.dryRun ? { ok: true as const, value: { release: async () => undefined } } : await acquireProjectLock(stateDir);
   if (!projectLock.ok) return projectLock;
   const platform = options.platform ?? DEFAULT_PLATFORM;
@@ -198,11 +199,11 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
   }
   const pins = new LockPins(lockRead.value, join(project.dir, LOCK_FILE_NAME), options.pull);
   options.reads?.add(join(project.dir, LOCK_FILE_NAME));
-  options.reads?.add(ProjectState.statePath(project.dir));
+  options.reads?.add(stateDir.state);
   const state = await ProjectState.load(project.dir);
   const release = options.dryRun ? async () => undefined : await options.store.markActive();
   if (!options.dryRun) await options.store.registerProject(project.dir);
-  const index = await StatIndex.load(join(stateDir, 'stat-index.json'));
+  const index = await StatIndex.load(stateDir.statIndex);
   const byName = new Map(project.targets.map((t) => [t.name, t]));
   const queue = new PQueue({ concurrency: Math.max(1, options.jobs) });
   const outcome = new Map<string, Promise<'ok' | 'failed' | 'skipped'>>();
@@ -214,13 +215,13 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
 
   // The build engine loads only when something is stale: a no-op run never pays for it.
   const resolver = async (target: string, targetOutputs: Record<string, string>): Promise<SourceResolver> =>
-    new (await import('../build/source-resolver.js')).SourceResolver({
+    new (await import('../builder/source-resolver.js')).SourceResolver({
       store: options.store,
       client: options.client,
       platform,
       pins,
       targetOutputs,
-      debootstrapLogFile: join(stateDir, 'logs', target, 'debootstrap.log'),
+      debootstrapLogFile: join(stateDir.logs(target), 'debootstrap.log'),
       // debootstrap takes minutes: say when it starts and ends, as a line of the target's output.
       onDebootstrapEvent: (e) => {
         const line =
@@ -327,7 +328,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
     }
     const recipeDir = target.recipe ? dirname(target.recipe) : project.dir;
     await mkdir(dirname(target.output), { recursive: true });
-    const { buildTarget } = await import('../build/build-target.js');
+    const { buildTarget } = await import('../builder/build-target.js');
     const built = await buildTarget(
       {
         name: target.name,
@@ -343,14 +344,14 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
         // A clean sandbox from the last build is updated in place; a forced, hand-modified or
         // interrupted one is written again in full.
         ...(target.format === 'sandbox' && status.record?.lowers && !status.dirty && !status.interrupted && status.record.output === target.output
-          ? { incremental: { previousLowers: status.record.lowers, journal: state.journalPath(target.name) } }
+          ? { incremental: { previousLowers: status.record.lowers, journal: state.paths.journal(target.name) } }
           : {}),
         declaredInputs: target.inputs.map((p) => (p.startsWith('target:') ? (outputs[p.slice('target:'.length)] ?? p) : join(project.dir, p))),
         platform: formatPlatform(platform),
       },
       {
         store: options.store,
-        logDir: join(stateDir, 'logs', target.name),
+        logDir: stateDir.logs(target.name),
         index,
         toolVersion: options.toolVersion,
         resolveHeader: (stage, dir) => res.header(stage, dir),
@@ -374,12 +375,12 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
       toolVersion: options.toolVersion,
     });
     const fp = changedWhileBuilding(status.fingerprint.components, after.components) ? status.fingerprint : after;
-    const out = await outputIdentity(target, index, { clockDir: stateDir });
+    const out = await outputIdentity(target, index, { clockDir: stateDir.root });
     if (!out) return fail(error('unexpected', `the output ${target.output} is missing after its build`));
-    await rm(state.journalPath(target.name), { force: true });
+    await rm(state.paths.journal(target.name), { force: true });
     if (out.entries) {
-      await mkdir(dirname(state.treeListingPath(target.name)), { recursive: true });
-      await writeFile(state.treeListingPath(target.name), JSON.stringify(out.entries));
+      await mkdir(dirname(state.paths.treeListing(target.name)), { recursive: true });
+      await writeFile(state.paths.treeListing(target.name), JSON.stringify(out.entries));
     }
     await state.set(target.name, {
       key: fp.key,

@@ -1,6 +1,6 @@
-import type { BuildEvent } from '../build/build-events.js';
+import type { BuildEvent } from '../builder/build-events.js';
 import type { Diagnostic } from '../core/diagnostic.js';
-import type { StaleReason } from '../graph/explain.js';
+import type { StaleReason } from '../freshness/explain.js';
 
 /** What `up` reports, besides the build events of each target. */
 export type UpEvent =
@@ -23,7 +23,7 @@ export interface UpSummary {
   readonly stepsCached: number;
   readonly ms: number;
   readonly interrupted: boolean;
-  /** Answered from the no-op witness of the last all-fresh run (src/graph/witness.ts): nothing it read has changed. */
+  /** Answered from the no-op witness of the last all-fresh run (src/freshness/witness.ts): nothing it read has changed. */
   readonly fromWitness?: boolean;
 }
 

@@ -1,6 +1,6 @@
 import type { SourceLocation } from '../core/diagnostic.js';
 import type { Project, Target } from '../manifest/project.js';
-import { findCycles } from './find-cycles.js';
+import { findCycles } from '../core/find-cycles.js';
 
 /** `from` is built from `to` (`from: target:TO` in target FROM), and where that was written. */
 export interface DependencyEdge {

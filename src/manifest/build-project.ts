@@ -4,7 +4,7 @@ import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { isMap, isScalar } from 'yaml';
 import { error, type Diagnostic, type RelatedInformation, type SourceLocation } from '../core/diagnostic.js';
 import { didYouMeanHint } from '../core/did-you-mean.js';
-import { findCycles } from '../graph/find-cycles.js';
+import { findCycles } from '../core/find-cycles.js';
 import { defaultOutput, outputFor, outputFormat } from './output-format.js';
 import { parseSize } from './parse-size.js';
 import { NAME_PATTERN, parseSourceRef } from './parse-source-ref.js';

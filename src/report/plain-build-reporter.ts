@@ -1,5 +1,5 @@
-import type { BuildEvent, BuildEventListener } from '../build/build-events.js';
-import { stepName } from '../build/build-events.js';
+import type { BuildEvent, BuildEventListener } from '../builder/build-events.js';
+import { stepName } from '../builder/build-events.js';
 import { unreachable } from '../core/unreachable.js';
 
 export interface PlainBuildReporterOptions {

@@ -1,7 +1,7 @@
 import { Listr, type ListrTaskWrapper } from 'listr2';
-import { stepName } from '../build/build-events.js';
+import { stepName } from '../builder/build-events.js';
 import type { UpEvent, UpEventListener } from '../executor/up-events.js';
-import { formatReason } from '../graph/explain.js';
+import { formatReason } from '../freshness/explain.js';
 import { formatDiagnostic } from './diagnostics.js';
 import { summaryLine } from './up-reporter.js';
 

@@ -1,7 +1,7 @@
-import { stepName } from '../build/build-events.js';
+import { stepName } from '../builder/build-events.js';
 import { unreachable } from '../core/unreachable.js';
 import type { UpEvent, UpEventListener, UpSummary } from '../executor/up-events.js';
-import { formatReason } from '../graph/explain.js';
+import { formatReason } from '../freshness/explain.js';
 import { formatDiagnostic } from './diagnostics.js';
 
 function seconds(ms: number): string {

@@ -1,4 +1,4 @@
-import { stepName } from '../build/build-events.js';
+import { stepName } from '../builder/build-events.js';
 import { unreachable } from '../core/unreachable.js';
 import type { WatchEvent, WatchEventListener } from '../watch/watch-events.js';
 import { countSummary, formatDiagnostics } from './diagnostics.js';

@@ -1,6 +1,6 @@
 import { isAbsolute, join, relative, sep } from 'node:path';
 
-import { isGlob } from '../graph/tree-digest.js';
+import { isGlob } from '../core/is-glob.js';
 
 export { isGlob };
 

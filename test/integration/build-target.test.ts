@@ -4,8 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BuildEvent } from '../../src/build/build-events.js';
-import { buildTarget, type BuildTargetRequest } from '../../src/build/build-target.js';
+import type { BuildEvent } from '../../src/builder/build-events.js';
+import { buildTarget, type BuildTargetRequest } from '../../src/builder/build-target.js';
 import { error } from '../../src/core/diagnostic.js';
 import { fail, ok } from '../../src/core/result.js';
 import { parseRecipe } from '../../src/recipe/parse-recipe.js';

@@ -11,11 +11,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BuildEvent } from '../../src/build/build-events.js';
-import { buildTarget } from '../../src/build/build-target.js';
-import { debootstrapKey, debootstrapSource, hostDebianArch, type DebootstrapEvent } from '../../src/build/debootstrap-source.js';
-import { hostAptMirror } from '../../src/build/host-apt-mirror.js';
-import { SourceResolver } from '../../src/build/source-resolver.js';
+import type { BuildEvent } from '../../src/builder/build-events.js';
+import { buildTarget } from '../../src/builder/build-target.js';
+import { debootstrapKey, debootstrapSource, hostDebianArch, type DebootstrapEvent } from '../../src/builder/debootstrap-source.js';
+import { hostAptMirror } from '../../src/builder/host-apt-mirror.js';
+import { SourceResolver } from '../../src/builder/source-resolver.js';
 import { parseRecipe } from '../../src/recipe/parse-recipe.js';
 import { resolveRecipe } from '../../src/recipe/resolve-recipe.js';
 import { Store } from '../../src/store/store.js';

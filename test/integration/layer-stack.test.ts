@@ -3,7 +3,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LayerStack } from '../../src/build/layer-stack.js';
+import { LayerStack } from '../../src/builder/layer-stack.js';
 
 /**
  * LayerStack must see what the kernel's overlayfs shows for the same stack: checked path by path

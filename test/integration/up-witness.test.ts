@@ -6,7 +6,7 @@ import { makeBusyboxTree } from '../helpers/busybox-image.js';
 import { Rig } from '../helpers/rig.js';
 
 /**
- * The no-op witness of `up` (src/graph/witness.ts) end to end: a run that finds everything fresh
+ * The no-op witness of `up` (src/freshness/witness.ts) end to end: a run that finds everything fresh
  * leaves one, the next no-op run is answered from it, and every kind of change to what the full
  * check reads makes `up` check in full again and reach the full check's verdict. Real builds, real
  * overlay mounts and mksquashfs, a busybox root folder as the base.

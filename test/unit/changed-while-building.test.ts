@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { changedWhileBuilding, type TargetComponents } from '../../src/graph/fingerprint.js';
+import { changedWhileBuilding, type TargetComponents } from '../../src/freshness/fingerprint.js';
 
 const base: TargetComponents = {
   tool: '0.1.0/1',

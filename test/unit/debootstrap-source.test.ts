@@ -2,8 +2,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { debootstrapKey, debootstrapRequest, DEBOOTSTRAP_SCHEMA, publishFolder, withoutCredentials } from '../../src/build/debootstrap-source.js';
-import { hostAptMirror, hostAptSources, parseAptSources, pickMirror } from '../../src/build/host-apt-mirror.js';
+import { debootstrapKey, debootstrapRequest, DEBOOTSTRAP_SCHEMA, publishFolder, withoutCredentials } from '../../src/builder/debootstrap-source.js';
+import { hostAptMirror, hostAptSources, parseAptSources, pickMirror } from '../../src/builder/host-apt-mirror.js';
 import { parseRecipe } from '../../src/recipe/parse-recipe.js';
 import { formatDiagnostics } from '../../src/report/diagnostics.js';
 

@@ -2,20 +2,21 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { takeProbe } from '../../src/graph/witness.js';
+import { takeProbe } from '../../src/freshness/witness.js';
+import { StateDir } from '../../src/state/state-dir.js';
 import { loadProject } from '../../src/manifest/load-project.js';
 import { loadRecipes } from '../../src/manifest/load-recipes.js';
-import { parsedCachePath, readParsedCache, writeParsedCache, type ParsedProject } from '../../src/manifest/parsed-cache.js';
+import { readParsedCache, writeParsedCache, type ParsedProject } from '../../src/state/parsed-cache.js';
 
 let dir: string;
-let state: string;
+let state: StateDir;
 const key = { tool: 't', manifest: '/m', home: '/root', cwd: '/' };
 const tick = () => new Promise((r) => setTimeout(r, 20));
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'orch-parsed-'));
-  state = join(dir, '.orchestrator');
-  mkdirSync(state);
+  state = new StateDir(dir);
+  mkdirSync(state.root);
   mkdirSync(join(dir, 'rootfs'));
   writeFileSync(join(dir, 'orchestrator.yaml'), 'version: 1\ntargets:\n  a:\n    from: ./rootfs\n    recipe: a.def\n    format: sandbox\n  b:\n    from: target:a\n    recipe: a.def\n    format: squashfs\n');
   writeFileSync(join(dir, 'a.def'), 'Bootstrap: docker\nFrom: debian:12\n%post\n    echo {{ x }}\n%arguments\n    x=1\n');
@@ -60,7 +61,7 @@ describe('the parsed manifest cache', () => {
   it('answers nothing for another key, and nothing from a corrupt file', async () => {
     expect(await store(await load())).toBe(true);
     expect(await readParsedCache(state, { ...key, cwd: '/elsewhere' })).toBeUndefined();
-    writeFileSync(parsedCachePath(state), '{"version":1');
+    writeFileSync(state.parsed, '{"version":1');
     expect(await readParsedCache(state, key)).toBeUndefined();
   });
 
@@ -71,6 +72,6 @@ describe('the parsed manifest cache', () => {
     await tick();
     writeFileSync(join(dir, 'a.def'), 'Bootstrap: docker\nFrom: debian:12\n');
     expect(await writeParsedCache(state, key, parsed, probe)).toBe(false);
-    expect(existsSync(parsedCachePath(state))).toBe(false);
+    expect(existsSync(state.parsed)).toBe(false);
   });
 });

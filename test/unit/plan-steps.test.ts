@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hostFileInputs, planSteps, type PlanStepsInput } from '../../src/build/plan-steps.js';
+import { hostFileInputs, planSteps, type PlanStepsInput } from '../../src/builder/plan-steps.js';
 import { parseRecipe } from '../../src/recipe/parse-recipe.js';
 
 const RECIPE = [

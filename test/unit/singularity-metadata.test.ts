@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { dockerEnvScript, dockerRunscript, singularityMetadata } from '../../src/build/singularity-metadata.js';
+import { dockerEnvScript, dockerRunscript, singularityMetadata } from '../../src/builder/singularity-metadata.js';
 import { parseRecipe } from '../../src/recipe/parse-recipe.js';
 
 const sh = (script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}) =>

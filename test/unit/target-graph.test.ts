@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { expandSelection } from '../../src/graph/expand-selection.js';
-import { findCycles } from '../../src/graph/find-cycles.js';
+import { findCycles } from '../../src/core/find-cycles.js';
 import { TargetGraph } from '../../src/graph/target-graph.js';
 import type { Group, Target } from '../../src/manifest/project.js';
 

@@ -3,8 +3,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MAX_RACY_MARGIN_MS, StatIndex } from '../../src/graph/stat-index.js';
-import { diffTrees, fileSha256, listTree, listTreeByLstat, treeDigest, treeIdentity, writtenTreeDigest } from '../../src/graph/tree-digest.js';
+import { MAX_RACY_MARGIN_MS, StatIndex } from '../../src/freshness/stat-index.js';
+import { diffTrees, fileSha256, listTree, listTreeByLstat, treeDigest, treeIdentity, writtenTreeDigest } from '../../src/freshness/tree-digest.js';
 
 let dir: string;
 beforeEach(() => {

@@ -2,17 +2,19 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkWitness, ReadSet, recordWitness, takeProbe, witnessPath } from '../../src/graph/witness.js';
+import { ReadSet } from '../../src/freshness/read-set.js';
+import { checkWitness, recordWitness, takeProbe } from '../../src/freshness/witness.js';
+import { StateDir } from '../../src/state/state-dir.js';
 
 let dir: string;
-let state: string;
+let state: StateDir;
 const key = { tool: 't', manifest: '/m', targets: ['a'] };
 const tick = () => new Promise((r) => setTimeout(r, 20));
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'orch-witness-'));
-  state = join(dir, '.orchestrator');
-  mkdirSync(state);
+  state = new StateDir(dir);
+  mkdirSync(state.root);
   mkdirSync(join(dir, 'data/deep'), { recursive: true });
   writeFileSync(join(dir, 'data/a.txt'), 'one');
   writeFileSync(join(dir, 'data/deep/b.txt'), 'two');
@@ -25,7 +27,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 async function record(reads: ReadSet): Promise<boolean> {
   await tick();
   const probeMs = takeProbe(state);
-  return recordWitness(state, key, { reads, targets: ['a', 'b'], probeMs, lockPath: join(state, 'lock') });
+  return recordWitness(state, key, { reads, targets: ['a', 'b'], probeMs });
 }
 
 function reads(): ReadSet {
@@ -49,7 +51,7 @@ describe('the no-op witness', () => {
     ['a touch', () => utimesSync(join(dir, 'data/a.txt'), new Date(0), new Date(0))],
     ['a path that was missing appearing', () => writeFileSync(join(dir, 'missing'), '')],
     ['a symlink pointed elsewhere', () => (rmSync(join(dir, 'link')), mkdirSync(join(dir, 'other')), symlinkSync('other', join(dir, 'link')))],
-    ['the project lock taken', () => writeFileSync(join(state, 'lock'), '1\n')],
+    ['the project lock taken', () => writeFileSync(state.lock, '1\n')],
   ])('does not answer after %s', async (_, change) => {
     expect(await record(reads())).toBe(true);
     change();
@@ -79,7 +81,7 @@ describe('the no-op witness', () => {
     const probeMs = takeProbe(state);
     await tick();
     writeFileSync(join(dir, 'data/deep/b.txt'), 'owt');
-    expect(await recordWitness(state, key, { reads: r, targets: ['a'], probeMs: probeMs! + 10_000, lockPath: join(state, 'lock') })).toBe(true);
+    expect(await recordWitness(state, key, { reads: r, targets: ['a'], probeMs: probeMs! + 10_000 })).toBe(true);
     expect((await checkWitness(state, key)).fresh).toBeUndefined();
   });
 
@@ -93,8 +95,8 @@ describe('the no-op witness', () => {
     const probeMs = takeProbe(state);
     await tick();
     writeFileSync(join(dir, 'data/a.txt'), 'uno');
-    expect(await recordWitness(state, key, { reads: reads(), targets: ['a'], probeMs, lockPath: join(state, 'lock') })).toBe(false);
-    expect(existsSync(witnessPath(state))).toBe(false);
+    expect(await recordWitness(state, key, { reads: reads(), targets: ['a'], probeMs })).toBe(false);
+    expect(existsSync(state.witness)).toBe(false);
     expect((await checkWitness(state, key)).fresh).toBeUndefined();
   });
 
@@ -110,7 +112,7 @@ describe('the no-op witness', () => {
     await tick();
     const probeMs = takeProbe(state);
     writeFileSync(join(dir, 'data/deep/b.txt'), 'two');
-    const run = { reads: reads(), targets: ['a'], probeMs, lockPath: join(state, 'lock') };
+    const run = { reads: reads(), targets: ['a'], probeMs };
     expect(await recordWitness(state, key, { ...run, probeMs: Number.MAX_SAFE_INTEGER, seen: check.seen })).toBe(false);
     expect(await recordWitness(state, key, { ...run, probeMs: Number.MAX_SAFE_INTEGER })).toBe(true);
   });
@@ -120,16 +122,16 @@ describe('the no-op witness', () => {
     r.addGlob(dir, 'data/*/b.txt');
     expect(r.unwitnessable).toMatch(/data\/\*\/b.txt/);
     expect(await record(r)).toBe(false);
-    expect(await recordWitness(state, key, { reads: reads(), targets: ['a'], probeMs: undefined, lockPath: join(state, 'lock') })).toBe(false);
+    expect(await recordWitness(state, key, { reads: reads(), targets: ['a'], probeMs: undefined })).toBe(false);
   });
 
   it('probes in the temp folder before there is a state folder, and a missing or corrupt witness answers nothing', async () => {
     const before = Date.now();
-    const probe = takeProbe(join(dir, 'nowhere'));
+    const probe = takeProbe({ root: join(dir, 'nowhere') });
     expect(probe).toBeGreaterThanOrEqual(before - 1000);
     expect(existsSync(join(dir, 'nowhere'))).toBe(false);
     expect((await checkWitness(state, key)).fresh).toBeUndefined();
-    writeFileSync(witnessPath(state), '{not json');
+    writeFileSync(state.witness, '{not json');
     expect((await checkWitness(state, key)).fresh).toBeUndefined();
   });
 

@@ -354,7 +354,7 @@ static napi_value js_tree_stat(napi_env env, napi_callback_info info) {
 
 /* witness(paths, flags): the stat signature of each path (tree_stat_ex with flags[i]) in one job on
  * a worker thread: a 32-hex-digit signature, "absent" when the path does not exist, or
- * "error:CODE". Also the newest ctime of all, in ms, and whether any ctime is on a whole second. For `up`'s no-op check (src/graph/witness.ts). */
+ * "error:CODE". Also the newest ctime of all, in ms, and whether any ctime is on a whole second. For `up`'s no-op check (src/freshness/witness.ts). */
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;

@@ -6,7 +6,7 @@
  * (content, mode, owner, times, a rename, an added or removed name) changes its ctime or its
  * parent folder's, so it changes the signature; ctime cannot be set from user space.
  *
- * The signature only lets a content digest be reused (src/graph/stat-index.ts): it is never a
+ * The signature only lets a content digest be reused (src/freshness/stat-index.ts): it is never a
  * key. It is a 128-bit non-cryptographic hash, which is enough against accidental collisions;
  * nobody can choose the stat fields that go into it.
  */

@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fileSystemNow, settledBefore } from '../core/file-system-now.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
-import { nativeAddon } from '../native/addon.js';
-import { isGlob } from './tree-digest.js';
+import { FOLLOW, SHALLOW, signatures, type ReadSet } from './read-set.js';
 
 /**
  * The no-op witness of `up` (`.orchestrator/witness.json`): after a run in which every target was
@@ -27,48 +26,6 @@ import { isGlob } from './tree-digest.js';
  */
 
 const VERSION = 1;
-/** native TREE_STAT_FOLLOW_ROOT and TREE_STAT_SHALLOW. */
-export const FOLLOW = 1;
-const SHALLOW = 2;
-
-/**
- * What one run read, as the identity functions (src/graph/tree-digest.ts) and the executor report
- * it: paths whose whole tree matters, and folders whose list of names matters (a glob's folder).
- */
-export class ReadSet {
-  readonly trees = new Set<string>();
-  readonly listings = new Set<string>();
-  /**
-   * Trees whose signature the run took itself, before it read them (treeIdentity, without
-   * following a symlink root): the witness keeps that signature instead of taking another.
-   */
-  readonly signed = new Map<string, { readonly signature: string; readonly newestCtimeMs: number; readonly coarse: boolean }>();
-  /** Why no witness can be made of this run, when something was read that signatures cannot cover. */
-  unwitnessable: string | undefined;
-
-  add(path: string): void {
-    this.trees.add(path);
-  }
-
-  addSigned(path: string, sig: { readonly signature: string; readonly newestCtimeMs: number; readonly coarse: boolean }): void {
-    this.signed.set(path, { signature: sig.signature, newestCtimeMs: sig.newestCtimeMs, coarse: sig.coarse });
-  }
-
-  /**
-   * A glob expanded in `baseDir`: the folder it lists must keep its names. A glob whose wildcards
-   * are not all in its last part lists folders that cannot be named here, so it makes the run
-   * unwitnessable (such runs always take the full check).
-   */
-  addGlob(baseDir: string, pattern: string): void {
-    const parts = pattern.split('/');
-    if (parts.slice(0, -1).some(isGlob)) {
-      this.unwitnessable = `the glob ${pattern} has wildcards in a folder part`;
-      return;
-    }
-    this.listings.add(join(pattern.startsWith('/') ? '/' : baseDir, ...parts.slice(0, -1)));
-  }
-}
-
 /** Everything besides files that decides a run's outcome: the tool, the manifest, the arguments. */
 export type WitnessKey = Readonly<Record<string, string | boolean | readonly string[]>>;
 
@@ -81,16 +38,13 @@ interface WitnessFile {
   readonly entries: ReadonlyArray<readonly [string, number, string]>;
 }
 
-export function witnessPath(stateDir: string): string {
-  return join(stateDir, 'witness.json');
-}
-
-/** Signatures of many paths (native witness(), see native/addon/README.md), in two jobs so that two cores walk. */
-export async function signatures(paths: readonly string[], flags: Uint8Array): Promise<{ signatures: string[]; newestCtimeMs: number; coarse: boolean }> {
-  const addon = nativeAddon();
-  const half = Math.ceil(paths.length / 2);
-  const parts = await Promise.all([addon.witness(paths.slice(0, half), flags.subarray(0, half)), addon.witness(paths.slice(half), flags.subarray(half))]);
-  return { signatures: parts.flatMap((p) => p.signatures), newestCtimeMs: Math.max(...parts.map((p) => p.newestCtimeMs)), coarse: parts.some((p) => p.coarse) };
+/** Where a project keeps its witness, its probe and its lock (the project's StateDir satisfies it). */
+export interface WitnessPaths {
+  /** The folder the probe is written in (`.orchestrator/`). */
+  readonly root: string;
+  readonly witness: string;
+  /** The project lock: it must be absent for a witness to hold (a running `up` owns the project). */
+  readonly lock: string;
 }
 
 /**
@@ -99,8 +53,8 @@ export async function signatures(paths: readonly string[], flags: Uint8Array): P
  * the probe is then written in the temp folder (local file systems share the kernel's clock) and
  * removed.
  */
-export function takeProbe(stateDir: string): number | undefined {
-  if (existsSync(stateDir)) return fileSystemNow(stateDir, 'witness.probe');
+export function takeProbe(paths: Pick<WitnessPaths, 'root'>): number | undefined {
+  if (existsSync(paths.root)) return fileSystemNow(paths.root, 'witness.probe');
   const name = `orchestrator-${process.pid}.probe`;
   const now = fileSystemNow(tmpdir(), name);
   rmSync(join(tmpdir(), name), { force: true });
@@ -119,9 +73,9 @@ export interface WitnessCheck {
  * and `key` is the same; otherwise no `fresh`, and the signatures taken (for recordWitness). Never
  * throws.
  */
-export async function checkWitness(stateDir: string, key: WitnessKey): Promise<WitnessCheck> {
+export async function checkWitness(paths: WitnessPaths, key: WitnessKey): Promise<WitnessCheck> {
   try {
-    const data = JSON.parse(readFileSync(witnessPath(stateDir), 'utf8')) as WitnessFile;
+    const data = JSON.parse(readFileSync(paths.witness, 'utf8')) as WitnessFile;
     if (data.version !== VERSION) return { seen: new Map() };
     const now = await signatures(
       data.entries.map((e) => e[0]),
@@ -142,20 +96,19 @@ export async function checkWitness(stateDir: string, key: WitnessKey): Promise<W
  * cannot cover, or when anything it read may have changed since it was read: a path whose
  * signature differs from the one `seen` before the run read anything (any clock), or whose
  * newest ctime is not older than the probe (a path not seen before). The next run then checks in
- * full. `lockPath` must be absent for a witness to hold: a running `up` owns the project.
+ * full. The project lock must be absent for a witness to hold: a running `up` owns the project.
  */
 export async function recordWitness(
-  stateDir: string,
+  paths: WitnessPaths,
   key: WitnessKey,
   run: {
     readonly reads: ReadSet;
     readonly targets: readonly string[];
     readonly probeMs: number | undefined;
-    readonly lockPath: string;
     readonly seen?: ReadonlyMap<string, string>;
   },
 ): Promise<boolean> {
-  const file = witnessPath(stateDir);
+  const file = paths.witness;
   try {
     if (run.probeMs === undefined || run.reads.unwitnessable !== undefined) throw new Error('unwitnessable');
     const { signed } = run.reads;
@@ -185,7 +138,7 @@ export async function recordWitness(
       entries: [
         ...entries.map(([p, f], i): [string, number, string] => [p, f, now.signatures[i]!]),
         ...[...signed].map(([p, s]): [string, number, string] => [p, 0, s.signature]),
-        [run.lockPath, FOLLOW, 'absent'],
+        [paths.lock, FOLLOW, 'absent'],
       ],
     };
     await writeFileAtomic(file, JSON.stringify(data));

@@ -7,10 +7,10 @@ import { filesBlocks } from '../recipe/sections.js';
 import { formatPlatform } from '../registry/platform.js';
 import type { Platform } from '../registry/media-types.js';
 import { formatReference, parseReference } from '../registry/reference.js';
-import { CACHE_SCHEMA_VERSION } from '../build/step-key.js';
+import { CACHE_SCHEMA_VERSION } from '../store/step-key.js';
 import type { StatIndex } from './stat-index.js';
 import { inputIdentity, pathIdentity } from './tree-digest.js';
-import type { ReadSet } from './witness.js';
+import type { ReadSet } from './read-set.js';
 
 /** Where a component is written, for explanations ("%post changed at recipes/app.def:14"). */
 export interface Located {

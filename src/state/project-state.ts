@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { writeFileAtomic } from '../core/fs-atomic.js';
-import type { TargetComponents } from './fingerprint.js';
+import type { TargetComponents } from '../freshness/fingerprint.js';
+import { StateDir } from './state-dir.js';
 
 /** How an output is recognised as the one we wrote (DESIGN.md 3.1). */
 export type OutputIdentity =
@@ -36,30 +36,22 @@ export class ProjectState {
   #saving: Promise<void> = Promise.resolve();
 
   private constructor(
-    readonly dir: string,
+    readonly paths: StateDir,
     data: ProjectStateData,
   ) {
     this.#data = { version: 1, targets: { ...data.targets } };
   }
 
-  static folder(projectDir: string): string {
-    return join(projectDir, '.orchestrator');
-  }
-
-  static statePath(projectDir: string): string {
-    return join(ProjectState.folder(projectDir), 'state.json');
-  }
-
   /** Loads the state; a missing or unreadable file is an empty state (everything is stale). */
   static async load(projectDir: string): Promise<ProjectState> {
-    const dir = ProjectState.folder(projectDir);
+    const paths = new StateDir(projectDir);
     try {
-      const data = JSON.parse(await readFile(ProjectState.statePath(projectDir), 'utf8')) as ProjectStateData;
-      if (data.version === 1 && typeof data.targets === 'object') return new ProjectState(dir, data);
+      const data = JSON.parse(await readFile(paths.state, 'utf8')) as ProjectStateData;
+      if (data.version === 1 && typeof data.targets === 'object') return new ProjectState(paths, data);
     } catch {
       // Start empty.
     }
-    return new ProjectState(dir, { version: 1, targets: {} });
+    return new ProjectState(paths, { version: 1, targets: {} });
   }
 
   get(name: string): TargetRecord | undefined {
@@ -77,18 +69,8 @@ export class ProjectState {
 
   async remove(name: string): Promise<void> {
     delete this.#data.targets[name];
-    await rm(this.treeListingPath(name), { force: true });
+    await rm(this.paths.treeListing(name), { force: true });
     await this.save();
-  }
-
-  /** Present while a sandbox output is being updated in place (DESIGN.md 3.2). */
-  journalPath(name: string): string {
-    return join(this.dir, 'journal', `${name}.json`);
-  }
-
-  /** Where the listing of a sandbox output is kept (to name what changed by hand). */
-  treeListingPath(name: string): string {
-    return join(this.dir, 'trees', `${name}.json`);
   }
 
   /** Saves are serialised: targets finishing together must not overwrite each other's record. */
@@ -99,8 +81,8 @@ export class ProjectState {
   }
 
   async #write(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.paths.root, { recursive: true });
     const sorted = Object.fromEntries(Object.entries(this.#data.targets).sort(([a], [b]) => (a < b ? -1 : 1)));
-    await writeFileAtomic(join(this.dir, 'state.json'), JSON.stringify({ version: 1, targets: sorted }, null, 2) + '\n');
+    await writeFileAtomic(this.paths.state, JSON.stringify({ version: 1, targets: sorted }, null, 2) + '\n');
   }
 }

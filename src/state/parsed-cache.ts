@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { settledBefore } from '../core/file-system-now.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
-import { FOLLOW, signatures } from '../graph/witness.js';
+import { FOLLOW, signatures } from '../freshness/read-set.js';
 import type { Recipe } from '../recipe/model.js';
-import type { Project } from './project.js';
+import type { Project } from '../manifest/project.js';
+import type { StateDir } from './state-dir.js';
 
 /**
  * The manifest and recipes as `up` last loaded them (`.orchestrator/parsed.json`), with the stat
@@ -35,9 +35,6 @@ interface ParsedFile {
   readonly recipes: ReadonlyArray<readonly [string, Recipe]>;
 }
 
-export function parsedCachePath(stateDir: string): string {
-  return join(stateDir, 'parsed.json');
-}
 
 /** JSON with Maps (a recipe stage's header) kept as `{ "$map": [[k, v], ...] }`. */
 function replacer(_key: string, value: unknown): unknown {
@@ -53,9 +50,9 @@ function reviver(_key: string, value: unknown): unknown {
 }
 
 /** The project and recipes last loaded, when nothing they came from has changed; never throws. */
-export async function readParsedCache(stateDir: string, key: ParsedKey): Promise<ParsedProject | undefined> {
+export async function readParsedCache(paths: StateDir, key: ParsedKey): Promise<ParsedProject | undefined> {
   try {
-    const data = JSON.parse(readFileSync(parsedCachePath(stateDir), 'utf8'), reviver) as ParsedFile;
+    const data = JSON.parse(readFileSync(paths.parsed, 'utf8'), reviver) as ParsedFile;
     if (data.version !== VERSION || data.key !== JSON.stringify(key)) return undefined;
     const now = await signatures(
       data.files.map((f) => f[0]),
@@ -73,8 +70,8 @@ export async function readParsedCache(stateDir: string, key: ParsedKey): Promise
  * `probeMs` (fileSystemNow, taken before the load read anything): a file changed during the
  * load, or in the same clock tick, is not trusted, and the cache is removed instead.
  */
-export async function writeParsedCache(stateDir: string, key: ParsedKey, parsed: ParsedProject, probeMs: number): Promise<boolean> {
-  const file = parsedCachePath(stateDir);
+export async function writeParsedCache(paths: StateDir, key: ParsedKey, parsed: ParsedProject, probeMs: number): Promise<boolean> {
+  const file = paths.parsed;
   try {
     const paths = [parsed.project.file, ...new Set(parsed.project.targets.flatMap((t) => (t.recipe !== undefined ? [t.recipe] : [])))];
     const now = await signatures(paths, new Uint8Array(paths.length).fill(FOLLOW));

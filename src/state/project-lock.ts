@@ -1,16 +1,16 @@
 import { open, readFile, rm, mkdir } from 'node:fs/promises';
 import { pidAlive } from '../core/pid-alive.js';
-import { join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
+import type { StateDir } from './state-dir.js';
 
 /**
  * `.orchestrator/lock`: one `up` at a time per project. Holds the owner's pid; a lock whose owner
  * is gone (crash, kill -9, power loss) is taken over.
  */
-export async function acquireProjectLock(stateDir: string): Promise<Result<{ release: () => Promise<void> }, Diagnostic>> {
-  await mkdir(stateDir, { recursive: true });
-  const path = join(stateDir, 'lock');
+export async function acquireProjectLock(paths: StateDir): Promise<Result<{ release: () => Promise<void> }, Diagnostic>> {
+  await mkdir(paths.root, { recursive: true });
+  const path = paths.lock;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const h = await open(path, 'wx');

@@ -1,7 +1,7 @@
 import type { SourceLocation } from '../core/diagnostic.js';
 import type { FileEntry, Stage } from '../recipe/model.js';
 import { appNames, filesBlocks, scriptOf, type Script } from '../recipe/sections.js';
-import { stepKey, type StepKey, type StepKeyComponents, type StepKind } from './step-key.js';
+import { stepKey, type StepKey, type StepKeyComponents, type StepKind } from '../store/step-key.js';
 
 /** One step of a target's build chain, with its key. */
 export interface PlannedStep {

@@ -7,7 +7,8 @@ import { sha256Digest, type Digest } from '../core/digest.js';
 import { fileSystemNow, settledBefore } from '../core/file-system-now.js';
 import { nativeAddon } from '../native/addon.js';
 import { StatIndex } from './stat-index.js';
-import type { ReadSet } from './witness.js';
+import type { ReadSet } from './read-set.js';
+import { isGlob } from '../core/is-glob.js';
 
 /** How identities are computed: through a stat index, abortable, and reporting what they read. */
 export interface IdentityOptions {
@@ -264,10 +265,6 @@ export async function pathIdentity(path: string, options: IdentityOptions = {}):
   }
 }
 
-/** Whether a path as written is a shell glob. */
-export function isGlob(text: string): boolean {
-  return /[*?[]/.test(text);
-}
 
 /**
  * The identity of a path as written in a recipe or manifest, relative to `baseDir`: a glob is

@@ -1,5 +1,5 @@
 import type { Diagnostic } from '../core/diagnostic.js';
-import type { StepKind } from './step-key.js';
+import type { StepKind } from '../store/step-key.js';
 
 /** What a build reports as it goes; reporters in src/report render these, core code never prints. */
 export type BuildEvent =
