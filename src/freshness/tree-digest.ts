@@ -45,6 +45,9 @@ async function hashFile(path: string, size: number, signal?: AbortSignal): Promi
 
 const SMALL_FILE = 1 << 20;
 
+/** Errors of a file that was listed and then removed, or replaced by a folder or a link loop. */
+const GONE_DURING_WALK = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP']);
+
 /**
  * sha256 of a file's content (a symlink is followed, as reading it does), through the stat index
  * when given.
@@ -174,7 +177,16 @@ export async function treeDigest(root: string, options: IdentityOptions = {}): P
   for (let i = 0; i < toHash.length; i += batch) {
     await Promise.all(
       toHash.slice(i, i + batch).map(async (f) => {
-        const sha = await hashFile(f.abs, f.size, options.signal);
+        const sha = await hashFile(f.abs, f.size, options.signal).catch((e: unknown) => {
+          if (!GONE_DURING_WALK.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
+          return undefined;
+        });
+        // Removed or replaced since it was listed: the tree is changing under the walk. Its digest
+        // then matches no recorded one (stale, never falsely fresh), and nothing is remembered.
+        if (sha === undefined) {
+          f.entry.summary = `f ${f.head} changed-during-walk`;
+          return;
+        }
         options.index?.remember(f.abs, f.key, sha, { ctimeMs: f.ctimeMs, seenAtMs });
         f.entry.summary = `f ${f.head} ${sha}`;
       }),

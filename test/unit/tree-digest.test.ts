@@ -41,6 +41,26 @@ describe('treeDigest', () => {
     ]);
   });
 
+  it('gives a digest that matches nothing, and remembers nothing, for a file removed or replaced while the tree is walked', async () => {
+    const before = await treeDigest(dir);
+    for (const replace of [() => rmSync(join(dir, 'top')), () => (rmSync(join(dir, 'top')), mkdirSync(join(dir, 'top')))]) {
+      const index = await StatIndex.load(join(dir, '..', `index-${process.pid}.json`));
+      // The index is consulted between the listing and the hashing: the file goes away right then.
+      const lookup = index.lookup.bind(index);
+      const remember = vi.spyOn(index, 'remember');
+      vi.spyOn(index, 'lookup').mockImplementation((path, key) => {
+        if (path === join(dir, 'top')) replace();
+        return lookup(path, key);
+      });
+      const during = await treeDigest(dir, { index });
+      expect(during.entries.find((e) => e.path === 'top')?.summary).toMatch(/^f 100000 \d+ \d+:\d+ changed-during-walk$/);
+      expect(during.digest).not.toBe(before.digest);
+      expect(remember.mock.calls.map((c) => c[0])).not.toContain(join(dir, 'top'));
+      rmSync(join(dir, 'top'), { recursive: true, force: true });
+      writeFileSync(join(dir, 'top'), 'two');
+    }
+  });
+
   it('lists entries in sorted order with the root first', async () => {
     expect((await treeDigest(dir)).entries.map((e) => e.path)).toEqual(['.', 'a', 'a/b', 'a/b/file', 'link', 'top']);
   });
