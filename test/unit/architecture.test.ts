@@ -210,6 +210,14 @@ describe('import directions', () => {
     ]);
   });
 
+  it('keeps core to node: modules (no npm package)', () => {
+    const outside = files
+      .filter((f) => f.path.startsWith('src/core/'))
+      .flatMap((f) => ts.preProcessFile(f.text, true, true).importedFiles.map((r) => `${f.path}: ${r.fileName}`))
+      .filter((x) => !/: (node:|\.\/)/.test(x));
+    expect(outside).toEqual([]);
+  });
+
   it('lets no folder but cli import src/cli', () => {
     const importers = [...table].filter(([f, allowed]) => f !== 'cli' && (allowed === 'any' || allowed.has('cli'))).map(([f]) => f);
     expect(importers).toEqual([]);
