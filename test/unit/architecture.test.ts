@@ -101,7 +101,7 @@ function checkImports(arrows: readonly ImportArrow[], table: ImportTable): strin
     const allowed = table.get(a.from);
     if (allowed === 'any') continue;
     if (allowed?.has(a.to)) continue;
-    const may = allowed === undefined ? 'it has no row' : allowed.size === 0 ? `${a.from} may import no other folder` : `${a.from} may import ${[...allowed].join(', ')}`;
+    const may = allowed === undefined ? `${a.from} has no row` : allowed.size === 0 ? `${a.from} may import no other folder` : `${a.from} may import ${[...allowed].join(', ')}`;
     problems.push(`${a.file}:${a.line}: ${a.from} → ${a.to} is not allowed by ${DOC} (import '${a.specifier}'; ${may})`);
   }
   return problems;
@@ -159,13 +159,13 @@ describe('docs/ARCHITECTURE.md: the folder map', () => {
   });
 
   it('reports a new folder that has no row (src/squashfs)', () => {
-    expect(checkMap([...srcFolders(), 'squashfs'].sort(), table)).toEqual([`src/squashfs/ has no row in ${DOC} ('${MAP_HEADING}')`]);
+    expect(checkMap([...table.keys(), 'squashfs'], table)).toEqual([`src/squashfs/ has no row in ${DOC} ('${MAP_HEADING}')`]);
   });
 
   it('reports a row whose folder is gone, and an allowed folder that has no row', () => {
     const shrunk = new Map(table);
     shrunk.delete('watch');
-    expect(checkMap(srcFolders().filter((f) => f !== 'report'), shrunk)).toEqual([
+    expect(checkMap([...table.keys()].filter((f) => f !== 'report'), shrunk)).toEqual([
       `src/watch/ has no row in ${DOC} ('${MAP_HEADING}')`,
       `${DOC} has a row for src/report/, which does not exist`,
       `${DOC}: report may import watch, which has no row`,
