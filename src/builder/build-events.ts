@@ -11,7 +11,7 @@ export type BuildEvent =
   | { readonly type: 'step-failed'; readonly target: string; readonly step: StepLabel; readonly error: Diagnostic; readonly ms: number }
   | { readonly type: 'test-started' | 'export-started'; readonly target: string }
   | { readonly type: 'test-done'; readonly target: string; readonly ms: number }
-  /** `updatedInPlace`: a sandbox that got only the paths that changed (DESIGN.md 3.2). */
+  /** `updatedInPlace`: a sandbox that got only the paths that changed (docs/ARCHITECTURE.md, Steps). */
   | { readonly type: 'export-done'; readonly target: string; readonly ms: number; readonly updatedInPlace?: boolean };
 
 export interface StepLabel {

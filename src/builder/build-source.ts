@@ -10,7 +10,7 @@ import type { Store } from '../store/store.js';
 import type { ImageConfig } from './image-config.js';
 import { runStepSession } from './step-session.js';
 
-/** Where a build starts from, after resolution (DESIGN.md 2.2 `from`, 2.3 Bootstrap agents). */
+/** Where a build starts from, after resolution (`from`, else the recipe's Bootstrap header; docs/ARCHITECTURE.md, Manifest and recipes). */
 export type SourceSpec =
   | { readonly kind: 'scratch' }
   /** A sandbox folder or an image file (localimage, or another target's output). */

@@ -46,7 +46,7 @@ export interface BuildTargetRequest {
   readonly platform?: string;
   /**
    * A sandbox output that is exactly what a build from `previousLowers` wrote: only the difference
-   * is applied (DESIGN.md 3.2). `journal` is written while the update runs, so that an interrupted
+   * is applied (docs/ARCHITECTURE.md, Steps). `journal` is written while the update runs, so that an interrupted
    * update is redone in full next time instead of being taken for hand-made changes.
    */
   readonly incremental?: { readonly previousLowers: readonly string[]; readonly journal: string };
@@ -116,7 +116,7 @@ async function recordedEpoch(stack: LayerStack): Promise<number | undefined> {
 }
 
 /**
- * Builds one target (DESIGN.md 3.1, 3.2): each stage's steps run on an overlay whose lowers are the
+ * Builds one target (docs/ARCHITECTURE.md, Steps): each stage's steps run on an overlay whose lowers are the
  * source and the earlier snapshots; a step whose key is in the store is not run, its snapshot is
  * mounted. Then %test on the result, then the export, which replaces the output atomically. A
  * failure anywhere leaves the previous output as it was and no temp folder in the store.

@@ -14,7 +14,7 @@ import { runStepSession } from './step-session.js';
 /** Bump when what a debootstrap folder holds changes (other options, other clean-up). */
 export const DEBOOTSTRAP_SCHEMA = 2;
 
-/** What a `Bootstrap: debootstrap` header asks for (DESIGN.md 2.3). */
+/** What a `Bootstrap: debootstrap` header asks for (docs/ARCHITECTURE.md, Manifest and recipes). */
 
 /** What identifies a debootstrap result; its sha256 names the store folder. */
 export interface DebootstrapKey {

@@ -1,4 +1,4 @@
-/** The parts of an OCI/Docker image config that a Singularity image keeps (DESIGN.md 2.4). */
+/** The parts of an OCI/Docker image config that a Singularity image keeps (docs/ARCHITECTURE.md, Images). */
 export interface ImageConfig {
   readonly env?: readonly string[];
   readonly entrypoint?: readonly string[] | null;

@@ -21,7 +21,7 @@ export interface PlannedStep {
 
 export interface PlanStepsInput {
   readonly stage: Stage | undefined;
-  /** What identifies the source (DESIGN.md 3.1): a manifest digest, a tree digest, ... */
+  /** What identifies the source (docs/ARCHITECTURE.md, Keys): a manifest digest, a tree digest, ... */
   readonly source: unknown;
   readonly platform: string;
   /** Build arguments the recipe uses. */
@@ -56,7 +56,7 @@ function argsIn(text: string, buildArgs: Readonly<Record<string, string>>): Reco
 }
 
 /**
- * The chain of steps of one stage (DESIGN.md 3.1, 3.2): source → %pre → %setup → %files → %post
+ * The chain of steps of one stage (docs/ARCHITECTURE.md, Keys, Steps): source → %pre → %setup → %files → %post
  * → per SCIF app (%appfiles, %appinstall) → metadata. Each key covers its parent's, so a change
  * reruns that step and what follows, nothing before.
  */

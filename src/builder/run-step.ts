@@ -153,7 +153,7 @@ export async function previousMetadata(stack: LayerStack): Promise<PreviousMetad
   };
 }
 
-/** The environment of %post/%appinstall (DESIGN.md 3.2): clean, plus the source image's Env. */
+/** The environment of %post/%appinstall (docs/ARCHITECTURE.md, Steps): clean, plus the source image's Env. */
 export function buildEnvironment(config: ImageConfig | undefined, extra: Readonly<Record<string, string>> = {}): Record<string, string> {
   const env: Record<string, string> = { PATH: HOST_PATH, HOME: '/root', TERM: 'xterm', LANG: 'C' };
   for (const kv of config?.env ?? []) {

@@ -6,7 +6,7 @@ import { isErrno, nativeAddon } from '../native/addon.js';
 import { isOpaque, isWhiteout, LayerStack } from './layer-stack.js';
 
 /**
- * Updating a sandbox output in place (DESIGN.md 3.2): when the sandbox is exactly what the last
+ * Updating a sandbox output in place (docs/ARCHITECTURE.md, Steps): when the sandbox is exactly what the last
  * build wrote and the new image shares the bottom of its overlay stack with the old one, only the
  * paths that the differing top layers touch can differ. Those are applied — copied from the new
  * merged view, or removed — and nothing else is copied. A `%runscript` edit of a dev sandbox then

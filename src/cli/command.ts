@@ -14,7 +14,7 @@ export interface CommandContext {
 
 export interface Command {
   readonly spec: CommandSpec;
-  /** Returns the exit code (DESIGN.md 2.1): 0 ok, 1 failed, 2 bad usage/manifest/recipe, 130 interrupted. */
+  /** Returns the exit code (docs/ARCHITECTURE.md, Failures): 0 ok, 1 failed, 2 bad usage/manifest/recipe, 130 interrupted. */
   run(ctx: CommandContext, args: ParsedArgs): Promise<number>;
 }
 

@@ -10,7 +10,7 @@ import { parseBindSpecs, type BindSpec } from '../runtime/bind-spec.js';
 import { runContainer, type ContainerMode } from '../runtime/container-session.js';
 import { defaultCacheDir } from '../runtime/cache-dir.js';
 
-/** The options shell/exec/run/test share (DESIGN.md 2.1, 3.4). */
+/** The options shell/exec/run/test share (docs/ARCHITECTURE.md, Runtime). */
 export const CONTAINER_OPTIONS: readonly OptionSpec[] = [
   { name: 'writable', short: 'w', type: 'boolean', description: 'changes persist (sandbox folders and ext3 images; not squashfs)' },
   { name: 'writable-tmpfs', type: 'boolean', description: 'changes go to a tmpfs and vanish at exit (the default)' },

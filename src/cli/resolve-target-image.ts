@@ -5,7 +5,7 @@ import type { DetectedImage } from '../image/detect-image.js';
 import { resolveImage } from '../image/resolve-image.js';
 import { printDiagnostics, type CommandContext } from './command.js';
 
-/** `target:NAME` as an IMAGE argument (DESIGN.md 2.1): that target's output, from ./orchestrator.yaml. */
+/** `target:NAME` as an IMAGE argument (docs/ARCHITECTURE.md, Images): that target's output, from ./orchestrator.yaml. */
 export function targetImageResolver(ctx: CommandContext): (name: string) => Promise<Result<string>> {
   return async (name) => {
     // Loaded only for target: images: exec/run of an image file reads no manifest.

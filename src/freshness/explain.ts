@@ -43,7 +43,7 @@ function short(id: string): string {
 
 /**
  * Why a target must be rebuilt: a component-level diff of its recorded key against the key it
- * would have now (DESIGN.md 3.1). Empty when nothing changed.
+ * would have now (docs/ARCHITECTURE.md, Freshness). Empty when nothing changed.
  */
 export function explainChange(before: TargetComponents, after: TargetComponents): StaleReason[] {
   const reasons: StaleReason[] = [];

@@ -20,7 +20,7 @@ export interface Located {
 }
 
 /**
- * What a target's key is made of (DESIGN.md 3.1), kept in the project state so that `plan` can
+ * What a target's key is made of (docs/ARCHITECTURE.md, Keys), kept in the project state so that `plan` can
  * say exactly what changed. Everything is a string, so that comparing two records is plain.
  */
 export interface TargetComponents {

@@ -33,7 +33,7 @@ export const MAX_RACY_MARGIN_MS = 2000;
 
 /**
  * Remembers the content hash of files, and the tree digest of folders, by their stat fields
- * (DESIGN.md 3.1). The stat fields only let a re-hash be skipped: a file whose size, mtime, ctime,
+ * (docs/ARCHITECTURE.md, Keys). The stat fields only let a re-hash be skipped: a file whose size, mtime, ctime,
  * inode or device changed is hashed again, a tree whose stat signature changed is walked again,
  * and the key is always the content hash.
  */

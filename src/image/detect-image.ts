@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
 
-/** The three Singularity image formats (DESIGN.md 1). */
+/** The three Singularity image formats (docs/ARCHITECTURE.md, Images). */
 export type ImageFormat = 'sandbox' | 'squashfs' | 'ext3';
 
 export interface DetectedImage {

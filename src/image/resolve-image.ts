@@ -4,7 +4,7 @@ import { detectImage, type DetectedImage } from './detect-image.js';
 
 /**
  * Turns the IMAGE argument of shell/exec/run/test/inspect into a detected image. `target:NAME`
- * names a manifest target (DESIGN.md 2.1); resolving it needs the manifest loader, which plugs in
+ * names a manifest target (docs/ARCHITECTURE.md, Images); resolving it needs the manifest loader, which plugs in
  * through `resolveTarget`.
  */
 export async function resolveImage(

@@ -35,7 +35,7 @@ function keysInOrder(source: YamlSource, path: readonly string[]): string[] {
 }
 
 /**
- * The semantic checks of DESIGN.md 2.2 on a manifest's data, and the typed Project. Fields the
+ * The semantic checks (docs/ARCHITECTURE.md, Manifest and recipes) on a manifest's data, and the typed Project. Fields the
  * schema refused are skipped here (their error is already out), so each problem is reported once;
  * every other problem of the file is reported in the same run. The Project is returned only when
  * this step finds no error (the caller also holds back on schema errors).

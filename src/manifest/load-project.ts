@@ -35,7 +35,7 @@ export function displayPath(cwd: string, abs: string): string {
 }
 
 /**
- * Reads, parses and checks a project's manifest (DESIGN.md 2.2): YAML syntax, then the JSON
+ * Reads, parses and checks a project's manifest (docs/ARCHITECTURE.md, Manifest and recipes): YAML syntax, then the JSON
  * Schema, then the semantic checks (references, cycles, outputs, recipe files, formats). Pure apart
  * from reading files: no processes, no network. Never throws for bad input; every problem of the
  * file is a diagnostic pointing at its text.

@@ -15,7 +15,7 @@ export interface LoadedRecipes {
 }
 
 /**
- * Reads, parses and templates the recipe of every target (DESIGN.md 2.3). Each file's syntax
+ * Reads, parses and templates the recipe of every target (docs/ARCHITECTURE.md, Manifest and recipes). Each file's syntax
  * errors are reported once, however many targets use it; templating errors (an undefined
  * `{{ NAME }}`) are reported per distinct set of args. A recipe whose header source is not
  * supported yet is an error only where no `from:` takes its place.

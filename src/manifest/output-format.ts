@@ -1,7 +1,7 @@
 import type { Format } from './project.js';
 
 /**
- * The format an output path implies (DESIGN.md 2.2): a trailing `/` is a sandbox folder, `.simg`
+ * The format an output path implies (docs/ARCHITECTURE.md, Manifest and recipes): a trailing `/` is a sandbox folder, `.simg`
  * and `.sqfs` a squashfs image, `.img` an ext3 image. Other names imply nothing.
  */
 export function outputFormat(output: string): Format | undefined {

@@ -11,7 +11,7 @@ const UNITS: Readonly<Record<string, number>> = {
 };
 
 /**
- * Bytes of an ext3 `size` (DESIGN.md 2.2): a whole number of bytes (`1073741824`), or a whole
+ * Bytes of an ext3 `size` (docs/ARCHITECTURE.md, Manifest and recipes): a whole number of bytes (`1073741824`), or a whole
  * number with a unit: `KiB MiB GiB TiB` (powers of 1024) or `KB MB GB TB` (powers of 1000).
  * Single-letter units (`10M`) are refused as ambiguous. Returns undefined for anything else.
  */

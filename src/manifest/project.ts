@@ -1,7 +1,7 @@
 import type { SourceLocation } from '../core/diagnostic.js';
 
 /**
- * The validated model of an orchestrator.yaml (DESIGN.md 2.2). Everything here has passed the
+ * The validated model of an orchestrator.yaml (docs/ARCHITECTURE.md, Manifest and recipes). Everything here has passed the
  * schema and the semantic checks; every path is absolute; every field keeps where it was written so
  * that later errors (recipes, builds) can point at the manifest's text.
  */

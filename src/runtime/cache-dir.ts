@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 
 /**
- * The user's cache folder (DESIGN.md 3.1): $ORCHESTRATOR_CACHE, else $XDG_CACHE_HOME/orchestrator,
+ * The user's cache folder (docs/ARCHITECTURE.md, Store): $ORCHESTRATOR_CACHE, else $XDG_CACHE_HOME/orchestrator,
  * else ~/.cache/orchestrator. (The store may own this later; the runtime only needs a folder.)
  */
 export function defaultCacheDir(env: Readonly<Record<string, string | undefined>>): string {

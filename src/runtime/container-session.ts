@@ -12,7 +12,7 @@ import { runStarter, type BindFlag, type StarterExit, type StarterOp, type Start
 
 /**
  * What the container's root is made of: an image (sandbox folder, squashfs or ext3 file), or, for
- * build steps, an overlay of folders with a persistent upper folder (DESIGN.md 3.2).
+ * build steps, an overlay of folders with a persistent upper folder (docs/ARCHITECTURE.md, Steps).
  */
 export type ContainerRoot =
   | { readonly kind: 'image'; readonly image: DetectedImage }
@@ -56,7 +56,7 @@ export interface ContainerOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** The caller's working folder (host path). */
   readonly cwd: string;
-  /** For the non-root extraction of image files (DESIGN.md 3.3). */
+  /** For the non-root extraction of image files (docs/ARCHITECTURE.md, Runtime). */
   readonly cacheDir: string;
   /** Extra host files bound read-only, e.g. resolv.conf for build steps when defaultBinds is off. */
   readonly hostFiles?: readonly string[];
@@ -117,7 +117,7 @@ function groupEntry(gid: number): { name: string; line: string } {
   return { name: `group${gid}`, line: `group${gid}:x:${gid}:` };
 }
 
-/** The container's environment (Singularity's rules; DESIGN.md 3.4). */
+/** The container's environment (Singularity's rules; docs/ARCHITECTURE.md, Runtime). */
 export function containerEnvironment(options: ContainerOptions, extra: { home: string; container: string }): Record<string, string> {
   const env: Record<string, string> = {};
   const host = options.hostEnv;
@@ -309,7 +309,7 @@ export async function planContainer(options: ContainerOptions): Promise<Result<S
 
 /**
  * Runs a container session to its end: plans it, starts the starter and returns the command's
- * exit status (DESIGN.md 3.4). The build engine calls it for `%post` and `%test` with an
+ * exit status (docs/ARCHITECTURE.md, Runtime). The build engine calls it for `%post` and `%test` with an
  * `overlay` root and the `raw` action.
  */
 export async function runContainer(options: ContainerOptions): Promise<Result<ContainerExit>> {

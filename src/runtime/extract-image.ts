@@ -52,7 +52,7 @@ async function makeRemovable(dir: string): Promise<void> {
 }
 
 /**
- * Extracts an image file once into the caller's cache, keyed by its digest (DESIGN.md 3.3: loop
+ * Extracts an image file once into the caller's cache, keyed by its digest (docs/ARCHITECTURE.md, Runtime: loop
  * devices are root's and /dev/fuse is root-only here). Returns the root folder of the extraction.
  * A stat index (device, inode, size, times) skips re-hashing an unchanged file.
  */

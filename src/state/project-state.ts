@@ -3,7 +3,7 @@ import { writeFileAtomic } from '../core/fs-atomic.js';
 import type { TargetComponents } from '../freshness/fingerprint.js';
 import { StateDir } from './state-dir.js';
 
-/** How an output is recognised as the one we wrote (DESIGN.md 3.1). */
+/** How an output is recognised as the one we wrote (docs/ARCHITECTURE.md, Freshness). */
 export type OutputIdentity =
   | { readonly kind: 'file'; readonly size: number; readonly mtimeMs: number; readonly ino: number }
   | { readonly kind: 'tree'; readonly digest: string };

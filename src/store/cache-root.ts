@@ -16,7 +16,7 @@ function expandHome(path: string, env: NodeJS.ProcessEnv): string {
 }
 
 /**
- * The cache folder (DESIGN.md 3.1): the explicit option, else `$ORCHESTRATOR_CACHE`, else
+ * The cache folder (docs/ARCHITECTURE.md, Store): the explicit option, else `$ORCHESTRATOR_CACHE`, else
  * `$XDG_CACHE_HOME/orchestrator`, else `~/.cache/orchestrator`. Always absolute.
  */
 export function resolveCacheRoot(options: CacheRootOptions = {}): string {

@@ -20,7 +20,7 @@ export interface PruneResult {
 }
 
 /**
- * Removes cache entries no project uses, least recently used first (DESIGN.md 2.1 `cache prune`).
+ * Removes cache entries no project uses, least recently used first (`cache prune`; docs/ARCHITECTURE.md, Store).
  * With neither limit, every unreferenced entry goes; `olderThanMs` keeps recently used ones;
  * `keepBytes` stops once the store is small enough. Temps of live processes are never touched.
  */

@@ -7,7 +7,7 @@ import { canonicalJson, sha256Digest, type Digest } from '../core/digest.js';
 export const CACHE_SCHEMA_VERSION = 1;
 
 declare const stepKeyBrand: unique symbol;
-/** sha256 of a step's canonical inputs (DESIGN.md 3.1). Made only by stepKey(). */
+/** sha256 of a step's canonical inputs (docs/ARCHITECTURE.md, Keys). Made only by stepKey(). */
 export type StepKey = Digest & { readonly [stepKeyBrand]: true };
 
 export type StepKind = 'source' | 'pre' | 'setup' | 'files' | 'post' | 'appfiles' | 'appinstall' | 'metadata';

@@ -47,7 +47,7 @@ async function treeBytes(path: string, seen: Set<string>): Promise<number> {
 }
 
 /**
- * The cache folder (DESIGN.md 3.1), shared by every project of a user and safe for concurrent
+ * The cache folder (docs/ARCHITECTURE.md, Store), shared by every project of a user and safe for concurrent
  * processes:
  *
  *     ROOT/blobs/sha256/<hex>     verified registry blobs (BlobStore)

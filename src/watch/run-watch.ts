@@ -136,7 +136,7 @@ function withDependents(graph: TargetGraph, names: Iterable<string>): Set<string
 }
 
 /**
- * `orchestrator up --watch` (DESIGN.md 2.1, src/watch): builds the requested targets, then watches
+ * `orchestrator up --watch` (docs/ARCHITECTURE.md, Watch): builds the requested targets, then watches
  * exactly what their builds read (see WatchSet) and, after each burst of changes, builds again only
  * the targets whose inputs changed and those built from them, reusing every cached step. A change
  * during a build stops the work it makes stale and starts over once that has settled. A broken

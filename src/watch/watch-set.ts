@@ -70,7 +70,7 @@ function headerPaths(stage: Stage, recipeDir: string): string[] {
 }
 
 /**
- * Exactly what the builds of a plan read from the host (DESIGN.md 3, src/watch): the manifest,
+ * Exactly what the builds of a plan read from the host (docs/ARCHITECTURE.md, Watch): the manifest,
  * each target's recipe, its `%files` sources (relative to the recipe's folder; a glob is watched
  * through its fixed folder and filtered), its declared `inputs` (relative to the project; a
  * `target:NAME` input is another target, not a file), and its local sources (`from: ./path`,

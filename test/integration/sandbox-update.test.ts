@@ -10,7 +10,7 @@ import { buildImage, busyboxLayer, pushImage, threeLayers } from '../helpers/ima
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 /**
- * A dev sandbox updated in place (DESIGN.md 3.2) must end up exactly as a full copy of the same
+ * A dev sandbox updated in place (docs/ARCHITECTURE.md, Steps) must end up exactly as a full copy of the same
  * image: checked after a %runscript edit, a %post edit, a %post that deletes and re-creates a
  * folder of the base (an opaque folder), and an interrupted update.
  */
