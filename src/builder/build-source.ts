@@ -12,8 +12,18 @@ import type { ImageConfig } from './image-config.js';
 import { ROOT_SKELETON } from './singularity-metadata.js';
 import { runStepSession } from './step-session.js';
 
+/**
+ * A source as Singularity's labels name it (`Bootstrap: docker`, `From: debian:bookworm`): set on a
+ * manifest `from:`, which takes the place of the recipe header's source, so that the image's
+ * provenance labels say what was used (singularity-metadata.ts).
+ */
+export interface SourceOrigin {
+  readonly bootstrap: string;
+  readonly from: string;
+}
+
 /** Where a build starts from, after resolution (DESIGN.md 2.2 `from`, 2.3 Bootstrap agents). */
-export type SourceSpec =
+export type SourceSpec = (
   | { readonly kind: 'scratch' }
   /** A sandbox folder or an image file (localimage, or another target's output). */
   | { readonly kind: 'local'; readonly path: string }
@@ -26,7 +36,8 @@ export type SourceSpec =
       readonly description: string;
       /** Store paths the source keeps using (the registry blobs of its layers), for `cache prune`. */
       readonly blobs?: readonly string[];
-    };
+    }
+) & { readonly origin?: SourceOrigin };
 
 /** A source ready to be the bottom of an overlay stack. */
 export interface PreparedSource {

@@ -138,6 +138,8 @@ async function finishRoot(root: string, mirror: string, suite: string): Promise<
  * kept in the store as `snapshots/debootstrap-<sha256 of the key>` so it is made once per
  * (suite, mirror, include list, arch). It runs in a private mount session (the /proc and /sys that
  * debootstrap mounts go away with it); then finishRoot. A failure leaves nothing in the store.
+ * Over 80 lines on purpose: one straight sequence (find the tool, run it, check, finish, publish)
+ * whose temp folder and in-process sharing are cleaned up in one place.
  */
 /** Debootstraps running in this process, by store and key. */
 const RUNNING = new Map<string, Promise<Result<SourceSpec, Diagnostic>>>();

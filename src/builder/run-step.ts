@@ -169,7 +169,11 @@ export function buildEnvironment(config: ImageConfig | undefined, extra: Readonl
   };
 }
 
-/** Runs one step whose snapshot is not in the store, into ctx.upper. */
+/**
+ * Runs one step whose snapshot is not in the store, into ctx.upper. Over 80 lines on purpose: one
+ * case per step kind, each a few lines of mounts and a command, read best side by side (and the
+ * runtime's process handling changes here; a split would scatter it).
+ */
 export async function runStep(step: PlannedStep, ctx: StepRunContext): Promise<Result<void, Diagnostic>> {
   const stack = new LayerStack(ctx.lowers);
   const logOptions = { logFile: ctx.logFile, onOutput: ctx.onOutput, signal: ctx.signal };

@@ -61,7 +61,9 @@ async function copyEntry(from: string, to: string, st: Stats): Promise<void> {
 /**
  * Applies to `sandbox` the difference between the image made of `oldLowers` (what the sandbox
  * holds now) and the one made of `newLowers` (both top first). Returns undefined when the two
- * share no bottom layers (nothing to gain: copy the whole image instead).
+ * share no bottom layers (nothing to gain: copy the whole image instead). Over 80 lines on
+ * purpose: one pass over the changed paths, whose order (removals, then copies top-down) is the
+ * point and is easiest to check in one place.
  */
 export async function applySandboxDelta(options: {
   readonly sandbox: string;
