@@ -4,6 +4,7 @@ import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
 import type { CommandRunner } from '../core/run-command.js';
 import { unreachable } from '../core/unreachable.js';
+import type { InputFilter } from '../freshness/input-filter.js';
 import type { StatIndex } from '../freshness/stat-index.js';
 import { inputIdentity } from '../freshness/tree-digest.js';
 import { exportExt3 } from '../image/export-ext3.js';
@@ -45,6 +46,8 @@ export interface BuildTargetRequest {
   readonly epoch?: number;
   /** Declared `inputs:` of the target (absolute paths): they key %post. */
   readonly declaredInputs?: readonly string[];
+  /** What `%files` and `inputs` leave out of folders and glob matches (state, cache, outputs, `.orchestratorignore`). */
+  readonly filter?: InputFilter;
   readonly platform?: string;
   /**
    * A sandbox output that is exactly what a build from `previousLowers` wrote: only the difference
@@ -124,7 +127,7 @@ interface BuildRun {
   readonly ctx: BuildTargetContext;
   readonly emit: BuildEventListener;
   readonly platform: string;
-  readonly identityOptions: { readonly index?: StatIndex; readonly signal: AbortSignal };
+  readonly identityOptions: { readonly index?: StatIndex; readonly signal: AbortSignal; readonly filter?: InputFilter };
   readonly epochNow: number;
   readonly buildDate: string;
   readonly steps: StepRecord[];
@@ -171,7 +174,7 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
     ctx,
     emit: ctx.onEvent ?? (() => undefined),
     platform: request.platform ?? `linux/${ARCH}`,
-    identityOptions: { ...(ctx.index ? { index: ctx.index } : {}), signal: ctx.signal },
+    identityOptions: { ...(ctx.index ? { index: ctx.index } : {}), signal: ctx.signal, ...(request.filter ? { filter: request.filter } : {}) },
     epochNow,
     buildDate: new Date(epochNow * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
     steps: [],
@@ -373,6 +376,7 @@ async function executeStep(
     },
     logFile,
     onOutput: (chunk) => run.emit({ type: 'step-output', target: request.name, step: label, chunk: chunk.toString('utf8') }),
+    ...(request.filter ? { filter: request.filter } : {}),
     signal: ctx.signal,
   });
   if (!r.ok) return r;
