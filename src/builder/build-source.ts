@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -7,11 +7,23 @@ import { toolFailure } from '../image/tool-failure.js';
 import type { StatIndex } from '../freshness/stat-index.js';
 import { fileSha256, treeIdentity } from '../freshness/tree-digest.js';
 import type { Store } from '../store/store.js';
+import { unreachable } from '../core/unreachable.js';
 import type { ImageConfig } from './image-config.js';
+import { ROOT_SKELETON } from './singularity-metadata.js';
 import { runStepSession } from './step-session.js';
 
+/**
+ * A source as Singularity's labels name it (`Bootstrap: docker`, `From: debian:bookworm`): set on a
+ * manifest `from:`, which takes the place of the recipe header's source, so that the image's
+ * provenance labels say what was used (singularity-metadata.ts).
+ */
+export interface SourceOrigin {
+  readonly bootstrap: string;
+  readonly from: string;
+}
+
 /** Where a build starts from, after resolution (`from`, else the recipe's Bootstrap header; docs/ARCHITECTURE.md, Manifest and recipes). */
-export type SourceSpec =
+export type SourceSpec = (
   | { readonly kind: 'scratch' }
   /** A sandbox folder or an image file (localimage, or another target's output). */
   | { readonly kind: 'local'; readonly path: string }
@@ -24,7 +36,8 @@ export type SourceSpec =
       readonly description: string;
       /** Store paths the source keeps using (the registry blobs of its layers), for `cache prune`. */
       readonly blobs?: readonly string[];
-    };
+    }
+) & { readonly origin?: SourceOrigin };
 
 /** A source ready to be the bottom of an overlay stack. */
 export interface PreparedSource {
@@ -38,11 +51,52 @@ export interface PreparedSource {
   readonly blobs?: readonly string[];
 }
 
-/** An empty folder in the store, the lower of a `scratch` build (overlayfs needs one). */
-async function emptyLower(store: Store): Promise<string> {
-  const dir = join(store.snapshotsDir, 'empty');
-  await mkdir(dir, { recursive: true, mode: 0o755 });
-  return dir;
+/** Bump when the scratch root's content changes: it is part of every scratch build's key. */
+const SCRATCH_ROOT_VERSION = 1;
+
+/**
+ * The root a `scratch` build starts from, made once in the store: the folders and files Apptainer
+ * makes before `%setup` runs (makeBaseEnv: /etc, /dev, /proc, /sys, /root, /tmp, /var/tmp,
+ * /home, an empty /etc/hosts and /etc/resolv.conf), with ROOT_SKELETON's modes, so that a
+ * `%setup` may write `$APPTAINER_ROOTFS/etc/passwd` at once. Published by rename.
+ */
+async function scratchRoot(store: Store): Promise<string> {
+  const dest = join(store.snapshotsDir, `scratch-root-v${SCRATCH_ROOT_VERSION}`);
+  if (await stat(dest).then(() => true, () => false)) return dest;
+  const tmp = await store.makeTempDir('scratch');
+  const root = join(tmp, 'root');
+  try {
+    await mkdir(root);
+    await chmod(root, 0o755);
+    for (const e of ROOT_SKELETON) {
+      const path = join(root, e.path);
+      switch (e.type) {
+        case 'dir':
+          await mkdir(path, { recursive: true });
+          await chmod(path, e.mode);
+          break;
+        case 'file':
+          await writeFile(path, e.content);
+          await chmod(path, e.mode);
+          break;
+        case 'symlink':
+          await symlink(e.target, path);
+          break;
+        default:
+          unreachable(e);
+      }
+    }
+    await mkdir(store.snapshotsDir, { recursive: true });
+    try {
+      await rename(root, dest);
+    } catch (e) {
+      // Another build made it first: the same content.
+      if (!['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+    }
+    return dest;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -90,7 +144,7 @@ export async function prepareSource(
 ): Promise<Result<PreparedSource, Diagnostic>> {
   switch (source.kind) {
     case 'scratch':
-      return ok({ key: { scratch: true }, lowers: [await emptyLower(options.store)], description: 'scratch' });
+      return ok({ key: { scratch: SCRATCH_ROOT_VERSION }, lowers: [await scratchRoot(options.store)], description: 'scratch' });
     case 'layers':
       return ok({
         key: source.key,

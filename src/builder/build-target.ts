@@ -1,9 +1,10 @@
-import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
 import type { CommandRunner } from '../core/run-command.js';
 import { unreachable } from '../core/unreachable.js';
+import type { InputFilter } from '../freshness/input-filter.js';
 import type { StatIndex } from '../freshness/stat-index.js';
 import { inputIdentity } from '../freshness/tree-digest.js';
 import { exportExt3 } from '../image/export-ext3.js';
@@ -13,11 +14,13 @@ import type { Recipe, Stage } from '../recipe/model.js';
 import { scriptOf } from '../recipe/sections.js';
 import type { Store } from '../store/store.js';
 import { stepName, type BuildEventListener, type StepLabel } from './build-events.js';
-import { prepareSource, type SourceSpec } from './build-source.js';
+import { prepareSource, type PreparedSource, type SourceOrigin, type SourceSpec } from './build-source.js';
+import { copyXattrs } from './copy-up.js';
 import type { ImageConfig } from './image-config.js';
 import { LayerStack } from './layer-stack.js';
 import { hostFileInputs, planSteps, type PlannedStep } from './plan-steps.js';
 import { runStep, runTest } from './run-step.js';
+import { claimStep, type StepClaim } from './step-claims.js';
 import { runStepSession } from './step-session.js';
 
 export type OutputFormat = 'sandbox' | 'ext3' | 'squashfs';
@@ -43,6 +46,8 @@ export interface BuildTargetRequest {
   readonly epoch?: number;
   /** Declared `inputs:` of the target (absolute paths): they key %post. */
   readonly declaredInputs?: readonly string[];
+  /** What `%files` and `inputs` leave out of folders and glob matches (state, cache, outputs, `.orchestratorignore`). */
+  readonly filter?: InputFilter;
   readonly platform?: string;
   /**
    * A sandbox output that is exactly what a build from `previousLowers` wrote: only the difference
@@ -62,8 +67,9 @@ export interface BuildTargetContext {
   readonly resolveHeader: (stage: Stage, recipeDir: string) => Promise<Result<SourceSpec, Diagnostic>>;
   readonly onEvent?: BuildEventListener;
   /**
-   * Steps being made now by other builds of this process, by key: a build that needs the same
-   * step waits for it instead of running it a second time (targets that share a recipe).
+   * Steps being made now by other builds of this run, by key: a build that needs the same step
+   * waits for it instead of running it a second time (targets that share a recipe), and one that
+   * failed in this run fails its other claimants at once (step-claims.ts). One map a run.
    */
   readonly inflight?: Map<string, Promise<void>>;
   readonly signal: AbortSignal;
@@ -115,6 +121,46 @@ async function recordedEpoch(stack: LayerStack): Promise<number | undefined> {
   }
 }
 
+/** One buildTarget call: what it has done so far, and what its `finally` undoes. */
+interface BuildRun {
+  readonly request: BuildTargetRequest;
+  readonly ctx: BuildTargetContext;
+  readonly emit: BuildEventListener;
+  readonly platform: string;
+  readonly identityOptions: { readonly index?: StatIndex; readonly signal: AbortSignal; readonly filter?: InputFilter };
+  readonly epochNow: number;
+  readonly buildDate: string;
+  readonly steps: StepRecord[];
+  readonly components: Array<{ label: StepLabel; components: PlannedStep['components'] }>;
+  /** Temp folders in the store, removed at the end whatever happens. */
+  readonly temps: string[];
+  readonly references: Set<string>;
+  /** Steps this build claimed and has not released yet (released at the end whatever happens). */
+  readonly claims: StepClaim[];
+}
+
+/** What the stages before the current one made, for `%files from STAGE`. */
+interface StageOutputs {
+  readonly lowers: Record<string, readonly string[]>;
+  readonly keys: Record<string, string>;
+}
+
+/** One stage built: its overlay stack (top first), its last step's key, its source's config. */
+interface BuiltStage {
+  readonly lowers: readonly string[];
+  readonly key: string;
+  readonly config: ImageConfig | undefined;
+}
+
+/** Where a step of a stage runs: its stage, its source, what the earlier stages made. */
+interface StageContext {
+  readonly stage: Stage | undefined;
+  readonly stageLabel: string | undefined;
+  readonly isLast: boolean;
+  readonly prepared: PreparedSource;
+  readonly outputs: StageOutputs;
+}
+
 /**
  * Builds one target (docs/ARCHITECTURE.md, Steps): each stage's steps run on an overlay whose lowers are the
  * source and the earlier snapshots; a step whose key is in the store is not run, its snapshot is
@@ -122,273 +168,344 @@ async function recordedEpoch(stack: LayerStack): Promise<number | undefined> {
  * failure anywhere leaves the previous output as it was and no temp folder in the store.
  */
 export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetContext): Promise<Result<BuildTargetResult, Diagnostic>> {
-  const platform = request.platform ?? `linux/${ARCH}`;
-  const steps: StepRecord[] = [];
-  const components: Array<{ label: StepLabel; components: PlannedStep['components'] }> = [];
-  const temps: string[] = [];
-  const references = new Set<string>();
-  const claims: Array<() => void> = [];
-  const emit = ctx.onEvent ?? (() => undefined);
-  await mkdir(ctx.logDir, { recursive: true });
-  const identityOptions = { ...(ctx.index ? { index: ctx.index } : {}), signal: ctx.signal };
   const epochNow = request.epoch ?? Math.floor(Date.now() / 1000);
-  const buildDate = new Date(epochNow * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-
+  const run: BuildRun = {
+    request,
+    ctx,
+    emit: ctx.onEvent ?? (() => undefined),
+    platform: request.platform ?? `linux/${ARCH}`,
+    identityOptions: { ...(ctx.index ? { index: ctx.index } : {}), signal: ctx.signal, ...(request.filter ? { filter: request.filter } : {}) },
+    epochNow,
+    buildDate: new Date(epochNow * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    steps: [],
+    components: [],
+    temps: [],
+    references: new Set<string>(),
+    claims: [],
+  };
+  await mkdir(ctx.logDir, { recursive: true });
   try {
-    const stages: Array<Stage | undefined> = request.recipe ? [...request.recipe.stages] : [undefined];
-    const stageLowers: Record<string, readonly string[]> = {};
-    const stageKeys: Record<string, string> = {};
-    let finalLowers: readonly string[] = [];
-    let finalKey = '';
-    let finalConfig: ImageConfig | undefined;
-
-    for (let s = 0; s < stages.length; s++) {
-      const stage = stages[s];
-      const isLast = s === stages.length - 1;
-      const stageLabel = stages.length > 1 ? (stage?.name ?? `stage${s + 1}`) : undefined;
-      // Source of this stage.
-      const started = Date.now();
-      let spec: SourceSpec;
-      if (isLast && request.source) spec = request.source;
-      else if (stage) {
-        const r = await ctx.resolveHeader(stage, request.recipeDir);
-        if (!r.ok) return r;
-        spec = r.value;
-      } else return fail(error('no-source', `target '${request.name}' has no source`));
-      const prepared = await prepareSource(spec, {
-        store: ctx.store,
-        ...(ctx.index ? { index: ctx.index } : {}),
-        cwd: request.recipeDir,
-        signal: ctx.signal,
-      });
-      if (!prepared.ok) return prepared;
-      for (const p of [...prepared.value.lowers, ...(prepared.value.blobs ?? [])]) if (p.startsWith(`${ctx.store.root}/`)) references.add(p);
-      emit({ type: 'source-ready', target: request.name, description: prepared.value.description, ms: Date.now() - started });
-
-      // Hash what %files reads and what the target declares.
-      const inputDigests: Record<string, string> = {};
-      if (stage) {
-        for (const src of hostFileInputs(stage)) {
-          inputDigests[src] = await inputIdentity(request.recipeDir, src, identityOptions);
-        }
-      }
-      const declared: Record<string, string> = {};
-      if (isLast) for (const p of request.declaredInputs ?? []) declared[p] = await inputIdentity('/', p, identityOptions);
-
-      const planned = planSteps({
-        stage,
-        source: prepared.value.key,
-        platform,
-        buildArgs: request.recipe?.argsUsed ?? {},
-        inputDigests,
-        stageKeys,
-        ...(Object.keys(declared).length > 0 ? { declaredInputs: declared } : {}),
-        metadataSalt: { recipe: request.recipe?.text ?? null, version: ctx.toolVersion, stage: s, last: isLast, epoch: request.epoch ?? null },
-      });
-
-      let lowers: string[] = [...prepared.value.lowers];
-      for (const step of planned) {
-        const label: StepLabel = { kind: step.kind, ...(stageLabel !== undefined ? { stage: stageLabel } : {}), ...(step.app !== undefined ? { app: step.app } : {}) };
-        components.push({ label, components: step.components });
-        if (!step.snapshot) {
-          steps.push({ label, key: step.key, cached: true, ms: 0 });
-          continue;
-        }
-        const snapshot = ctx.store.snapshotPath(step.key);
-        // Another target of this run may be making the same step right now: wait for it, then
-        // claim the step before anything else can (no await between the check and the claim).
-        if (!request.noCache && ctx.inflight) {
-          for (let pending = ctx.inflight.get(step.key); pending; pending = ctx.inflight.get(step.key)) await pending;
-          let release!: () => void;
-          ctx.inflight.set(step.key, new Promise<void>((resolve) => (release = resolve)));
-          claims.push(() => {
-            ctx.inflight!.delete(step.key);
-            release();
-          });
-        }
-        if (!request.noCache && (await isDir(snapshot))) {
-          claims.pop()?.();
-          emit({ type: 'step-cached', target: request.name, step: label, key: step.key });
-          references.add(snapshot);
-          // Mark it used: `cache prune` removes the least recently used first.
-          const now = new Date();
-          await utimes(snapshot, now, now).catch(() => undefined);
-          steps.push({ label, key: step.key, cached: true, ms: 0 });
-          lowers = [snapshot, ...lowers];
-          continue;
-        }
-        ctx.signal.throwIfAborted();
-        emit({ type: 'step-started', target: request.name, step: label, key: step.key });
-        const t0 = Date.now();
-        const tmp = await ctx.store.makeTempDir(step.kind);
-        temps.push(tmp);
-        const upper = join(tmp, 'upper');
-        const work = join(tmp, 'work');
-        const session = join(tmp, 'session');
-        const scratch = join(tmp, 'scratch');
-        for (const d of [upper, work, session, scratch]) await mkdir(d, { mode: 0o755 });
-        // The upper's root keeps the image root's mode (overlayfs takes it from the upper).
-        const rootEntry = await new LayerStack(lowers).entry('');
-        if (rootEntry) await import('node:fs/promises').then((fs) => fs.chmod(upper, rootEntry.stats.mode & 0o7777));
-        const logFile = join(ctx.logDir, `${String(steps.length + 1).padStart(2, '0')}-${stageLabel ? `${stageLabel}-` : ''}${step.kind}${step.app ? `-${step.app}` : ''}.log`);
-        await rm(logFile, { force: true });
-        const r = await runStep(step, {
-          lowers,
-          upper,
-          work,
-          session,
-          scratch,
-          recipeDir: request.recipeDir,
-          imageConfig: prepared.value.config,
-          stageLowers,
-          metadata: {
-            ...(stage ? { stage } : {}),
-            ...(request.recipe ? { recipeText: request.recipe.text } : {}),
-            buildDate,
-            toolVersion: ctx.toolVersion,
-            arch: ARCH,
-          },
-          logFile,
-          onOutput: (chunk) => emit({ type: 'step-output', target: request.name, step: label, chunk: chunk.toString('utf8') }),
-          signal: ctx.signal,
-        });
-        if (!r.ok) {
-          emit({ type: 'step-failed', target: request.name, step: label, error: r.error, ms: Date.now() - t0 });
-          return r;
-        }
-        // The step's key holds the digests of the files it read. A file that changed while the
-        // step ran would make the snapshot lie about its key, for every later build: check again.
-        for (const [src, digest] of Object.entries(step.components.inputs ?? {})) {
-          const now = await inputIdentity(step.kind === 'post' ? '/' : request.recipeDir, src, identityOptions);
-          if (now === digest) continue;
-          const e = error('input-changed-during-build', `${src} changed while the ${stepName(label)} step was using it; nothing of this step was cached`, {
-            ...(step.location ? { location: step.location } : {}),
-            hint: 'run the build again once the file stays put',
-          });
-          emit({ type: 'step-failed', target: request.name, step: label, error: e, ms: Date.now() - t0 });
-          return fail(e);
-        }
-        // Publish the snapshot; "already there" (another build made it) is success.
-        let published = upper;
-        if (!request.noCache || !(await isDir(snapshot))) {
-          try {
-            await rename(upper, snapshot);
-            published = snapshot;
-            references.add(snapshot);
-          } catch (e) {
-            const code = (e as NodeJS.ErrnoException).code;
-            if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
-            published = snapshot;
-            references.add(snapshot);
-          }
-        }
-        lowers = [published, ...lowers];
-        claims.pop()?.();
-        const ms = Date.now() - t0;
-        emit({ type: 'step-done', target: request.name, step: label, key: step.key, ms });
-        steps.push({ label, key: step.key, cached: false, ms });
-      }
-      const last = planned.at(-1)!;
-      if (stage?.name !== undefined) {
-        stageLowers[stage.name] = lowers;
-        stageKeys[stage.name] = last.key;
-      }
-      if (isLast) {
-        finalLowers = lowers;
-        finalKey = last.key;
-        finalConfig = prepared.value.config;
-      }
-    }
-
-    const finalStack = new LayerStack(finalLowers);
-    const epoch = request.epoch ?? (await recordedEpoch(finalStack)) ?? epochNow;
-
-    // %test on the finished image.
-    const lastStage = stages.at(-1);
-    const test = lastStage ? scriptOf(lastStage, 'test') : undefined;
-    if (request.runTest && test) {
-      emit({ type: 'test-started', target: request.name });
-      const t0 = Date.now();
-      const tmp = await ctx.store.makeTempDir('test');
-      temps.push(tmp);
-      await mkdir(join(tmp, 'session'));
-      const r = await runTest(
-        {
-          lowers: finalLowers,
-          session: join(tmp, 'session'),
-          scratch: tmp,
-          logFile: join(ctx.logDir, 'test.log'),
-          onOutput: (chunk) => emit({ type: 'step-output', target: request.name, step: { kind: 'test' }, chunk: chunk.toString('utf8') }),
-          signal: ctx.signal,
-          imageConfig: finalConfig,
-        },
-        test.sections[0]?.location,
-      );
-      if (!r.ok) return r;
-      emit({ type: 'test-done', target: request.name, ms: Date.now() - t0 });
-    }
-
-    // Export from the merged view, read-only, inside a mount session.
-    emit({ type: 'export-started', target: request.name });
-    const t0 = Date.now();
-    const tmp = await ctx.store.makeTempDir('export');
-    temps.push(tmp);
-    const session = join(tmp, 'session');
-    await mkdir(session);
-    const root = join(session, 'root');
-    const run: CommandRunner = (file, args, options = {}) =>
-      runStepSession({
-        ops: [
-          { op: 'session', target: session, data: 'size=1m,mode=0755' },
-          { op: 'mkdir', path: root },
-          { op: 'overlay', target: root, lowers: finalLowers },
-        ],
-        command: [file, ...args],
-        env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...(options.env as Record<string, string> | undefined) },
-        logFile: join(ctx.logDir, 'export.log'),
-        ...(options.onOutput ? { onOutput: (c: Buffer) => options.onOutput!(c, 'stdout') } : {}),
-        signal: ctx.signal,
-      });
-    await mkdir(join(request.output, '..'), { recursive: true });
-    let exported: Result<unknown, Diagnostic>;
-    let updatedInPlace = false;
-    switch (request.format) {
-      case 'squashfs':
-        exported = await exportSquashfs({ source: root, output: request.output, epoch, run, signal: ctx.signal });
-        break;
-      case 'ext3':
-        exported = await exportExt3({
-          source: root,
-          output: request.output,
-          ...(request.size !== undefined ? { size: request.size } : {}),
-          seed: finalKey,
-          epoch,
-          run: (file, args, options = {}) =>
-            run(file, args, { ...options, env: { ...(options.env ?? {}), ...(file === 'mkfs.ext3' ? { E2FSPROGS_FAKE_TIME: String(epoch) } : {}) } }),
-          signal: ctx.signal,
-        });
-        break;
-      case 'sandbox': {
-        const delta = request.incremental ? await updateSandbox(request.output, request.incremental, finalLowers, ctx.store.root, ctx.signal) : undefined;
-        if (delta) {
-          updatedInPlace = true;
-          exported = ok(delta);
-        } else exported = await exportSandbox({ source: root, output: request.output, run, signal: ctx.signal });
-        break;
-      }
-      default:
-        return unreachable(request.format);
-    }
+    const image = await buildStages(run);
+    if (!image.ok) return image;
+    const epoch = request.epoch ?? (await recordedEpoch(new LayerStack(image.value.lowers))) ?? epochNow;
+    const tested = await runTestStep(run, image.value);
+    if (!tested.ok) return tested;
+    const exported = await exportImage(run, image.value, epoch);
     if (!exported.ok) return exported;
-    emit({ type: 'export-done', target: request.name, ms: Date.now() - t0, ...(updatedInPlace ? { updatedInPlace } : {}) });
-    return ok({ contentKey: finalKey, steps, epoch, components, references: [...references].sort(), lowers: finalLowers, incremental: updatedInPlace });
+    return ok({
+      contentKey: image.value.key,
+      steps: run.steps,
+      epoch,
+      components: run.components,
+      references: [...run.references].sort(),
+      lowers: image.value.lowers,
+      incremental: exported.value.updatedInPlace,
+    });
   } catch (e) {
     if (ctx.signal.aborted) return fail(error('interrupted', `building ${request.name} was interrupted`));
     throw e;
   } finally {
-    for (const release of claims) release();
-    for (const t of temps) await rm(t, { recursive: true, force: true });
+    for (const claim of run.claims) claim.release();
+    for (const t of run.temps) await rm(t, { recursive: true, force: true });
   }
+}
+
+/** Every stage of the recipe in order (or the source alone): the last one is the image. */
+async function buildStages(run: BuildRun): Promise<Result<BuiltStage, Diagnostic>> {
+  const stages: Array<Stage | undefined> = run.request.recipe ? [...run.request.recipe.stages] : [undefined];
+  const outputs: StageOutputs = { lowers: {}, keys: {} };
+  let built: BuiltStage | undefined;
+  for (const [s, stage] of stages.entries()) {
+    const r = await buildStage(run, stage, { index: s, count: stages.length }, outputs);
+    if (!r.ok) return r;
+    if (stage?.name !== undefined) {
+      outputs.lowers[stage.name] = r.value.lowers;
+      outputs.keys[stage.name] = r.value.key;
+    }
+    built = r.value;
+  }
+  return ok(built!);
+}
+
+/** One stage: its source, the digests of what it reads, its planned steps, each made or reused. */
+async function buildStage(run: BuildRun, stage: Stage | undefined, at: { index: number; count: number }, outputs: StageOutputs): Promise<Result<BuiltStage, Diagnostic>> {
+  const { request, ctx } = run;
+  const isLast = at.index === at.count - 1;
+  const source = await stageSource(run, stage, isLast);
+  if (!source.ok) return source;
+  const prepared = source.value.prepared;
+  const inputs = await stageInputs(run, stage, isLast);
+  // The source used, when it is not the header's: the image's labels name it (singularity-metadata.ts).
+  const origin = isLast && request.source ? request.source.origin : undefined;
+  const planned = planSteps({
+    stage,
+    source: prepared.key,
+    platform: run.platform,
+    buildArgs: request.recipe?.argsUsed ?? {},
+    inputDigests: inputs.files,
+    stageKeys: outputs.keys,
+    ...(Object.keys(inputs.declared).length > 0 ? { declaredInputs: inputs.declared } : {}),
+    metadataSalt: { recipe: request.recipe?.text ?? null, version: ctx.toolVersion, stage: at.index, last: isLast, epoch: request.epoch ?? null, ...(origin ? { origin } : {}) },
+  });
+  const where: StageContext = { stage, stageLabel: at.count > 1 ? (stage?.name ?? `stage${at.index + 1}`) : undefined, isLast, prepared, outputs };
+  let lowers: readonly string[] = prepared.lowers;
+  for (const step of planned) {
+    const made = await makeStep(run, step, where, lowers, origin);
+    if (!made.ok) return made;
+    lowers = made.value;
+  }
+  return ok({ lowers, key: planned.at(-1)!.key, config: prepared.config });
+}
+
+/** The source of a stage, ready to stack on: the request's for the last stage (`from:` wins), else the header's. */
+async function stageSource(run: BuildRun, stage: Stage | undefined, isLast: boolean): Promise<Result<{ prepared: PreparedSource }, Diagnostic>> {
+  const { request, ctx } = run;
+  const started = Date.now();
+  let spec: SourceSpec;
+  if (isLast && request.source) spec = request.source;
+  else if (stage) {
+    const r = await ctx.resolveHeader(stage, request.recipeDir);
+    if (!r.ok) return r;
+    spec = r.value;
+  } else return fail(error('no-source', `target '${request.name}' has no source`));
+  const prepared = await prepareSource(spec, { store: ctx.store, ...(ctx.index ? { index: ctx.index } : {}), cwd: request.recipeDir, signal: ctx.signal });
+  if (!prepared.ok) return prepared;
+  for (const p of [...prepared.value.lowers, ...(prepared.value.blobs ?? [])]) if (p.startsWith(`${ctx.store.root}/`)) run.references.add(p);
+  run.emit({ type: 'source-ready', target: request.name, description: prepared.value.description, ms: Date.now() - started });
+  return ok({ prepared: prepared.value });
+}
+
+/** Digests of what `%files` reads (by path as written) and of what the target declares (last stage only). */
+async function stageInputs(run: BuildRun, stage: Stage | undefined, isLast: boolean): Promise<{ files: Record<string, string>; declared: Record<string, string> }> {
+  const files: Record<string, string> = {};
+  if (stage) for (const src of hostFileInputs(stage)) files[src] = await inputIdentity(run.request.recipeDir, src, run.identityOptions);
+  const declared: Record<string, string> = {};
+  if (isLast) for (const p of run.request.declaredInputs ?? []) declared[p] = await inputIdentity('/', p, run.identityOptions);
+  return { files, declared };
+}
+
+/**
+ * One planned step: reused from the store when its snapshot is there, else run (once in the run:
+ * another build making it is waited for, and a failure of it is shared). Returns the stack with
+ * the step's snapshot on top.
+ */
+async function makeStep(run: BuildRun, step: PlannedStep, where: StageContext, lowers: readonly string[], origin: SourceOrigin | undefined): Promise<Result<readonly string[], Diagnostic>> {
+  const { request, ctx } = run;
+  const label: StepLabel = { kind: step.kind, ...(where.stageLabel !== undefined ? { stage: where.stageLabel } : {}), ...(step.app !== undefined ? { app: step.app } : {}) };
+  run.components.push({ label, components: step.components });
+  if (!step.snapshot) {
+    run.steps.push({ label, key: step.key, cached: true, ms: 0 });
+    return ok(lowers);
+  }
+  let claim: StepClaim | undefined;
+  if (!request.noCache && ctx.inflight) {
+    const claimed = await claimStep(ctx.inflight, step.key);
+    if (!claimed.ok) {
+      // Failed earlier in this run, for another target: the same failure, without running it again.
+      run.emit({ type: 'step-failed', target: request.name, step: label, error: claimed.error, ms: 0 });
+      return claimed;
+    }
+    claim = claimed.value;
+    run.claims.push(claim);
+  }
+  const snapshot = ctx.store.snapshotPath(step.key);
+  if (!request.noCache && (await isDir(snapshot))) {
+    claim?.release();
+    run.emit({ type: 'step-cached', target: request.name, step: label, key: step.key });
+    run.references.add(snapshot);
+    // Mark it used: `cache prune` removes the least recently used first.
+    const now = new Date();
+    await utimes(snapshot, now, now).catch(() => undefined);
+    run.steps.push({ label, key: step.key, cached: true, ms: 0 });
+    return ok([snapshot, ...lowers]);
+  }
+  ctx.signal.throwIfAborted();
+  run.emit({ type: 'step-started', target: request.name, step: label, key: step.key });
+  const t0 = Date.now();
+  const made = await executeStep(run, step, label, where, lowers, origin);
+  if (!made.ok) {
+    // An interrupt is no verdict on the step: the next claimant may run it.
+    claim?.release(made.error.reason === 'interrupted' ? undefined : made.error);
+    run.emit({ type: 'step-failed', target: request.name, step: label, error: made.error, ms: Date.now() - t0 });
+    return made;
+  }
+  const published = await publishSnapshot(run, made.value, snapshot);
+  claim?.release();
+  const ms = Date.now() - t0;
+  run.emit({ type: 'step-done', target: request.name, step: label, key: step.key, ms });
+  run.steps.push({ label, key: step.key, cached: false, ms });
+  return ok([published, ...lowers]);
+}
+
+/** Runs a step into a fresh upper folder and checks that what it read did not change meanwhile; returns the upper. */
+async function executeStep(
+  run: BuildRun,
+  step: PlannedStep,
+  label: StepLabel,
+  where: StageContext,
+  lowers: readonly string[],
+  origin: SourceOrigin | undefined,
+): Promise<Result<string, Diagnostic>> {
+  const { request, ctx } = run;
+  const tmp = await ctx.store.makeTempDir(step.kind);
+  run.temps.push(tmp);
+  const [upper, work, session, scratch] = ['upper', 'work', 'session', 'scratch'].map((d) => join(tmp, d)) as [string, string, string, string];
+  for (const d of [upper, work, session, scratch]) {
+    await mkdir(d);
+    await chmod(d, 0o755);
+  }
+  await copyUpRoot(new LayerStack(lowers), upper);
+  const logFile = join(ctx.logDir, `${String(run.steps.length + 1).padStart(2, '0')}-${where.stageLabel ? `${where.stageLabel}-` : ''}${step.kind}${step.app ? `-${step.app}` : ''}.log`);
+  await rm(logFile, { force: true });
+  const r = await runStep(step, {
+    lowers,
+    upper,
+    work,
+    session,
+    scratch,
+    recipeDir: request.recipeDir,
+    imageConfig: where.prepared.config,
+    stageLowers: where.outputs.lowers,
+    metadata: {
+      ...(where.stage ? { stage: where.stage } : {}),
+      ...(request.recipe ? { recipeText: request.recipe.text } : {}),
+      buildDate: run.buildDate,
+      toolVersion: ctx.toolVersion,
+      arch: ARCH,
+      ...(origin ? { source: origin } : {}),
+    },
+    logFile,
+    onOutput: (chunk) => run.emit({ type: 'step-output', target: request.name, step: label, chunk: chunk.toString('utf8') }),
+    ...(request.filter ? { filter: request.filter } : {}),
+    signal: ctx.signal,
+  });
+  if (!r.ok) return r;
+  // The step's key holds the digests of the files it read. A file that changed while the step
+  // ran would make the snapshot lie about its key, for every later build: check again.
+  for (const [src, digest] of Object.entries(step.components.inputs ?? {})) {
+    const now = await inputIdentity(step.kind === 'post' ? '/' : request.recipeDir, src, run.identityOptions);
+    if (now === digest) continue;
+    return fail(
+      error('input-changed-during-build', `${src} changed while the ${stepName(label)} step was using it; nothing of this step was cached`, {
+        ...(step.location ? { location: step.location } : {}),
+        hint: 'run the build again once the file stays put',
+      }),
+    );
+  }
+  return ok(upper);
+}
+
+/**
+ * The upper's root as overlayfs would copy the image's root up (the merged root takes its mode,
+ * owner and xattrs from the upper): exactly as in the image, whatever the umask.
+ */
+async function copyUpRoot(stack: LayerStack, upper: string): Promise<void> {
+  const root = await stack.entry('');
+  if (!root) return;
+  await chown(upper, root.stats.uid, root.stats.gid);
+  await chmod(upper, root.stats.mode & 0o7777);
+  copyXattrs(stack.layers[root.layer]!, upper);
+  await utimes(upper, root.stats.atime, root.stats.mtime);
+}
+
+/** Publishes a step's upper as its snapshot; "already there" (another build made it) is success. Returns the snapshot's path. */
+async function publishSnapshot(run: BuildRun, upper: string, snapshot: string): Promise<string> {
+  // --no-cache with the snapshot there: the fresh upper is used, the store's is left alone.
+  if (run.request.noCache && (await isDir(snapshot))) return upper;
+  try {
+    await rename(upper, snapshot);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
+  }
+  run.references.add(snapshot);
+  return snapshot;
+}
+
+/** %test on the finished image, unless the target or the command turned it off. */
+async function runTestStep(run: BuildRun, image: BuiltStage): Promise<Result<void, Diagnostic>> {
+  const { request, ctx } = run;
+  const lastStage = request.recipe?.stages.at(-1);
+  const test = lastStage ? scriptOf(lastStage, 'test') : undefined;
+  if (!request.runTest || !test) return ok(undefined);
+  run.emit({ type: 'test-started', target: request.name });
+  const t0 = Date.now();
+  const tmp = await ctx.store.makeTempDir('test');
+  run.temps.push(tmp);
+  await mkdir(join(tmp, 'session'));
+  const r = await runTest(
+    {
+      lowers: image.lowers,
+      session: join(tmp, 'session'),
+      scratch: tmp,
+      logFile: join(ctx.logDir, 'test.log'),
+      onOutput: (chunk) => run.emit({ type: 'step-output', target: request.name, step: { kind: 'test' }, chunk: chunk.toString('utf8') }),
+      signal: ctx.signal,
+      imageConfig: image.config,
+    },
+    test.sections[0]?.location,
+  );
+  if (!r.ok) return r;
+  run.emit({ type: 'test-done', target: request.name, ms: Date.now() - t0 });
+  return ok(undefined);
+}
+
+/** Exports the merged view, read-only inside a mount session, to the output in its format. */
+async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Promise<Result<{ updatedInPlace: boolean }, Diagnostic>> {
+  const { request, ctx } = run;
+  run.emit({ type: 'export-started', target: request.name });
+  const t0 = Date.now();
+  const tmp = await ctx.store.makeTempDir('export');
+  run.temps.push(tmp);
+  const session = join(tmp, 'session');
+  await mkdir(session);
+  const root = join(session, 'root');
+  const runInView: CommandRunner = (file, args, options = {}) =>
+    runStepSession({
+      ops: [
+        { op: 'session', target: session, data: 'size=1m,mode=0755' },
+        { op: 'mkdir', path: root },
+        { op: 'overlay', target: root, lowers: image.lowers },
+      ],
+      command: [file, ...args],
+      env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...(options.env as Record<string, string> | undefined) },
+      logFile: join(ctx.logDir, 'export.log'),
+      ...(options.onOutput ? { onOutput: (c: Buffer) => options.onOutput!(c, 'stdout') } : {}),
+      signal: ctx.signal,
+    });
+  await mkdir(join(request.output, '..'), { recursive: true });
+  let exported: Result<unknown, Diagnostic>;
+  let updatedInPlace = false;
+  switch (request.format) {
+    case 'squashfs':
+      exported = await exportSquashfs({ source: root, output: request.output, epoch, run: runInView, signal: ctx.signal });
+      break;
+    case 'ext3':
+      exported = await exportExt3({
+        source: root,
+        output: request.output,
+        ...(request.size !== undefined ? { size: request.size } : {}),
+        seed: image.key,
+        epoch,
+        run: (file, args, options = {}) =>
+          runInView(file, args, { ...options, env: { ...(options.env ?? {}), ...(file === 'mkfs.ext3' ? { E2FSPROGS_FAKE_TIME: String(epoch) } : {}) } }),
+        signal: ctx.signal,
+      });
+      break;
+    case 'sandbox': {
+      const delta = request.incremental ? await updateSandbox(request.output, request.incremental, image.lowers, ctx.store.root, ctx.signal) : undefined;
+      if (delta) {
+        updatedInPlace = true;
+        exported = ok(delta);
+      } else exported = await exportSandbox({ source: root, output: request.output, run: runInView, signal: ctx.signal });
+      break;
+    }
+    default:
+      return unreachable(request.format);
+  }
+  if (!exported.ok) return exported;
+  run.emit({ type: 'export-done', target: request.name, ms: Date.now() - t0, ...(updatedInPlace ? { updatedInPlace } : {}) });
+  return ok({ updatedInPlace });
 }
 
 /**

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { canonicalJson, digestHex, sha256Digest } from '../core/digest.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
@@ -138,6 +138,8 @@ async function finishRoot(root: string, mirror: string, suite: string): Promise<
  * kept in the store as `snapshots/debootstrap-<sha256 of the key>` so it is made once per
  * (suite, mirror, include list, arch). It runs in a private mount session (the /proc and /sys that
  * debootstrap mounts go away with it); then finishRoot. A failure leaves nothing in the store.
+ * Over 80 lines on purpose: one straight sequence (find the tool, run it, check, finish, publish)
+ * whose temp folder and in-process sharing are cleaned up in one place.
  */
 /** Debootstraps running in this process, by store and key. */
 const RUNNING = new Map<string, Promise<Result<SourceSpec, Diagnostic>>>();
@@ -193,7 +195,8 @@ export async function debootstrapSource(request: DebootstrapRequest, options: De
     const tmp = await options.store.makeTempDir('debootstrap');
     const root = join(tmp, 'root');
     try {
-      await mkdir(root, { mode: 0o755 });
+      await mkdir(root);
+      await chmod(root, 0o755); // the image's /, whatever the umask
       const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', HOME: '/root' };
       for (const name of ['http_proxy', 'https_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY']) {
         const v = process.env[name];

@@ -1,11 +1,15 @@
-import { dirname, join } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { expandHostPattern } from '../core/expand-host-pattern.js';
 import { runCommand } from '../core/run-command.js';
 import type { FileEntry } from '../recipe/model.js';
+import type { InputFilter } from '../freshness/input-filter.js';
+import { isGlob } from '../core/is-glob.js';
 import { toolFailure } from '../image/tool-failure.js';
 import { copyUpDirs } from './copy-up.js';
+import { copyFiltered } from './filtered-copy.js';
 import type { LayerStack } from './layer-stack.js';
 
 export interface PlaceFilesOptions {
@@ -23,6 +27,11 @@ export interface PlaceFilesOptions {
   readonly expand?: (pattern: string) => Promise<string[]>;
   /** Copies `sources` to `target` (a host path inside `upper`). Default: `cp -fLr` on the host. */
   readonly copy?: (sources: readonly string[], target: string) => Promise<Diagnostic | undefined>;
+  /**
+   * What is left out of host folders and glob matches (input-filter.ts): the state and cache
+   * folders, outputs, `.orchestratorignore`. A path named as it is written is copied as named.
+   */
+  readonly filter?: InputFilter;
   readonly signal?: AbortSignal;
 }
 
@@ -43,7 +52,9 @@ export async function placeFiles(options: PlaceFilesOptions): Promise<Result<voi
     });
   for (const entry of options.entries) {
     options.signal?.throwIfAborted();
-    const sources = await expand(entry.src);
+    const expanded = await expand(entry.src);
+    const filter = options.filter;
+    const sources = filter && isGlob(entry.src) ? expanded.filter((p) => !filter.ignores(p)) : expanded;
     if (sources.length === 0) {
       return fail(
         error('files-source-missing', `%files source '${entry.src}' does not exist`, {
@@ -66,8 +77,29 @@ export async function placeFiles(options: PlaceFilesOptions): Promise<Result<voi
     if (intoFolder) await copyUpDirs(options.stack, options.upper, resolved);
     else await copyUpDirs(options.stack, options.upper, dirname(resolved) === '.' ? '' : dirname(resolved));
     const target = join(options.upper, resolved);
-    const failure = await copy(sources, intoFolder ? `${target}/` : target);
+    const failure = await copySources(sources, intoFolder ? `${target}/` : target, copy, filter);
     if (failure) return fail({ ...failure, location: entry.location, message: `${failure.message} (for '${entry.src}' → '${dst}')` });
   }
   return ok(undefined);
+}
+
+/**
+ * Copies the sources to `target` (a folder when it ends in `/`): with `copy` (cp) as a whole, but
+ * a host folder from which the filter leaves something out is copied entry by entry.
+ */
+async function copySources(
+  sources: readonly string[],
+  target: string,
+  copy: (sources: readonly string[], target: string) => Promise<Diagnostic | undefined>,
+  filter: InputFilter | undefined,
+): Promise<Diagnostic | undefined> {
+  const filtered = async (s: string) => filter !== undefined && filter.mayIgnoreBelow(s) && (await stat(s).then((st) => st.isDirectory(), () => false));
+  const needs = await Promise.all(sources.map(filtered));
+  if (!needs.some(Boolean)) return copy(sources, target);
+  for (const [i, s] of sources.entries()) {
+    const dest = target.endsWith('/') ? join(target, basename(s)) : target;
+    const failure = needs[i] ? await copyFiltered(s, dest, filter!) : await copy([s], target);
+    if (failure) return failure;
+  }
+  return undefined;
 }

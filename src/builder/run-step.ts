@@ -4,6 +4,7 @@ import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { lastLines, type CommandOutcome } from '../core/run-command.js';
 import { unreachable } from '../core/unreachable.js';
+import type { InputFilter } from '../freshness/input-filter.js';
 import type { StarterOp } from '../runtime/starter.js';
 import { copyUpDirs } from './copy-up.js';
 import type { ImageConfig } from './image-config.js';
@@ -33,6 +34,8 @@ export interface StepRunContext {
   readonly metadata: Omit<MetadataInput, 'previous' | 'imageConfig'>;
   readonly logFile: string;
   readonly onOutput: (chunk: Buffer) => void;
+  /** What `%files` leaves out of the host folders it copies (input-filter.ts). */
+  readonly filter?: InputFilter;
   readonly signal: AbortSignal;
 }
 
@@ -169,7 +172,11 @@ export function buildEnvironment(config: ImageConfig | undefined, extra: Readonl
   };
 }
 
-/** Runs one step whose snapshot is not in the store, into ctx.upper. */
+/**
+ * Runs one step whose snapshot is not in the store, into ctx.upper. Over 80 lines on purpose: one
+ * case per step kind, each a few lines of mounts and a command, read best side by side (and the
+ * runtime's process handling changes here; a split would scatter it).
+ */
 export async function runStep(step: PlannedStep, ctx: StepRunContext): Promise<Result<void, Diagnostic>> {
   const stack = new LayerStack(ctx.lowers);
   const logOptions = { logFile: ctx.logFile, onOutput: ctx.onOutput, signal: ctx.signal };
@@ -196,7 +203,7 @@ export async function runStep(step: PlannedStep, ctx: StepRunContext): Promise<R
       const files = step.files ?? [];
       // Host files first, then copies from other stages, in the order written.
       const host = files.filter((f) => f.fromStage === undefined);
-      const r = await placeFiles({ entries: host, baseDir: ctx.recipeDir, stack, upper: ctx.upper, signal: ctx.signal });
+      const r = await placeFiles({ entries: host, baseDir: ctx.recipeDir, stack, upper: ctx.upper, ...(ctx.filter ? { filter: ctx.filter } : {}), signal: ctx.signal });
       if (!r.ok) return r;
       for (const stageName of [...new Set(files.flatMap((f) => (f.fromStage !== undefined ? [f.fromStage] : [])))]) {
         const lowers = ctx.stageLowers[stageName];

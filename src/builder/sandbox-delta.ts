@@ -2,7 +2,8 @@ import { chmod, copyFile, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, 
 import type { Stats } from 'node:fs';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
-import { isErrno, nativeAddon } from '../native/addon.js';
+import { nativeAddon } from '../native/addon.js';
+import { copyXattrs } from './copy-up.js';
 import { isOpaque, isWhiteout, LayerStack } from './layer-stack.js';
 
 /**
@@ -37,20 +38,6 @@ async function walkLayer(root: string): Promise<{ paths: string[]; resync: strin
   return { paths, resync };
 }
 
-function copyXattrs(from: string, to: string): void {
-  const addon = nativeAddon();
-  let names: string[];
-  try {
-    names = addon.llistxattr(from);
-  } catch (e) {
-    if (isErrno(e, 'ENOTSUP')) return;
-    throw e;
-  }
-  for (const name of names) {
-    if (name.startsWith('trusted.overlay.')) continue;
-    addon.lsetxattr(to, name, addon.lgetxattr(from, name));
-  }
-}
 
 /** Copies one entry (not a folder's contents) with owner, mode, times and xattrs. */
 async function copyEntry(from: string, to: string, st: Stats): Promise<void> {
@@ -74,7 +61,9 @@ async function copyEntry(from: string, to: string, st: Stats): Promise<void> {
 /**
  * Applies to `sandbox` the difference between the image made of `oldLowers` (what the sandbox
  * holds now) and the one made of `newLowers` (both top first). Returns undefined when the two
- * share no bottom layers (nothing to gain: copy the whole image instead).
+ * share no bottom layers (nothing to gain: copy the whole image instead). Over 80 lines on
+ * purpose: one pass over the changed paths, whose order (removals, then copies top-down) is the
+ * point and is easiest to check in one place.
  */
 export async function applySandboxDelta(options: {
   readonly sandbox: string;

@@ -26,6 +26,12 @@ export interface MetadataInput {
   readonly toolVersion: string;
   /** The target architecture in Go's naming (`amd64`). */
   readonly arch: string;
+  /**
+   * The source used when it is not the stage header's (a manifest `from:` wins over the header):
+   * the `deffile.bootstrap`/`deffile.from` labels then name it, and the header's fields are kept
+   * as `deffile.header.KEY`.
+   */
+  readonly source?: { readonly bootstrap: string; readonly from: string };
 }
 
 export interface PreviousMetadata {
@@ -229,6 +235,10 @@ function labelsFromStage(stage: Stage | undefined, app?: string): Record<string,
   return out;
 }
 
+/**
+ * Every entry of /.singularity.d for one image. Over 80 lines on purpose: a flat list of files in
+ * the order Singularity lays them out, each one or two lines; split, the layout is harder to see.
+ */
 export function singularityMetadata(input: MetadataInput): TreeEntry[] {
   const { stage, previous, imageConfig } = input;
   const entries: TreeEntry[] = [];
@@ -293,7 +303,7 @@ export function singularityMetadata(input: MetadataInput): TreeEntry[] {
   };
   if (stage && input.recipeText !== undefined) {
     labels['org.label-schema.usage.singularity.deffile'] = 'Singularity';
-    for (const [key, field] of stage.header) labels[`org.label-schema.usage.singularity.deffile.${key}`] = field.value;
+    Object.assign(labels, deffileLabels(stage, input.source));
   }
   if (helpText !== undefined) {
     labels['org.label-schema.usage'] = '/.singularity.d/runscript.help';
@@ -328,6 +338,25 @@ export function singularityMetadata(input: MetadataInput): TreeEntry[] {
     }
   }
   return entries;
+}
+
+const DEFFILE = 'org.label-schema.usage.singularity.deffile';
+
+/**
+ * The provenance labels of a recipe build: `deffile.KEY` for each header field, as Singularity
+ * writes them; when another source took the header's place, `deffile.bootstrap` and
+ * `deffile.from` name the source used and the header's fields move to `deffile.header.KEY`.
+ */
+function deffileLabels(stage: Stage, source: MetadataInput['source']): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!source) {
+    for (const [key, field] of stage.header) out[`${DEFFILE}.${key}`] = field.value;
+    return out;
+  }
+  for (const [key, field] of stage.header) out[`${DEFFILE}.header.${key}`] = field.value;
+  out[`${DEFFILE}.bootstrap`] = source.bootstrap;
+  out[`${DEFFILE}.from`] = source.from;
+  return out;
 }
 
 /** Mount points every image needs, created when missing (never overwriting the source's). */

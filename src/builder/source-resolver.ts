@@ -7,7 +7,7 @@ import type { Platform } from '../registry/media-types.js';
 import type { RegistryClient } from '../registry/registry-client.js';
 import type { RegistryEventListener } from '../registry/registry-events.js';
 import type { Store } from '../store/store.js';
-import type { SourceSpec } from './build-source.js';
+import type { SourceOrigin, SourceSpec } from './build-source.js';
 import type { DebootstrapEventListener } from './debootstrap-source.js';
 import type { TagPins } from './registry-source.js';
 
@@ -94,8 +94,13 @@ export class SourceResolver {
     }
   }
 
-  /** The source a manifest `from:` names. */
+  /** The source a manifest `from:` names, with its origin for the image's labels. */
   async fromRef(ref: SourceRef): Promise<Result<SourceSpec, Diagnostic>> {
+    const r = await this.#fromRef(ref);
+    return r.ok ? ok({ ...r.value, origin: originOf(ref) }) : r;
+  }
+
+  async #fromRef(ref: SourceRef): Promise<Result<SourceSpec, Diagnostic>> {
     switch (ref.kind) {
       case 'docker':
         return this.#registry(ref.ref);
@@ -115,6 +120,25 @@ export class SourceResolver {
         const never: never = ref;
         return fail(error('unexpected', `unknown source ${JSON.stringify(never)}`));
       }
+    }
+  }
+}
+
+/** A manifest `from:` as a recipe header would say it: `docker://debian:bookworm` is `Bootstrap: docker`, `From: debian:bookworm`. */
+export function originOf(ref: SourceRef): SourceOrigin {
+  switch (ref.kind) {
+    case 'docker':
+      return { bootstrap: 'docker', from: ref.ref };
+    case 'path':
+    case 'target':
+      return { bootstrap: 'localimage', from: ref.text };
+    case 'oci':
+    case 'oci-archive':
+    case 'docker-archive':
+      return { bootstrap: ref.kind, from: ref.text.slice(ref.kind.length + 1) };
+    default: {
+      const never: never = ref;
+      return never;
     }
   }
 }

@@ -1,4 +1,5 @@
 import { relative, sep } from 'node:path';
+import { IGNORE_FILE, InputFilter } from '../freshness/input-filter.js';
 import { expandSelection } from '../graph/expand-selection.js';
 import { TargetGraph } from '../graph/target-graph.js';
 import type { Project, Target } from '../manifest/project.js';
@@ -99,9 +100,12 @@ export const command: Command = {
       printDiagnostics(ctx, [dry.error]);
       return EXIT.usage;
     }
+    const ignore = InputFilter.load({ projectDir: project.dir, always: [] });
+    const ignored = ignore.hasFile ? { file: IGNORE_FILE, patterns: ignore.rules.length } : null;
     if (boolOption(args, 'json')) {
       const json = {
         manifest: project.file,
+        ignored,
         targets: order.map((t) => {
           const { display: _display, ...rest } = planEntry(project, t);
           const st = status.get(t.name);
@@ -124,6 +128,7 @@ export const command: Command = {
       if (t.dependencies.length > 0) lines.push(`     needs:   ${t.dependencies.join(', ')}`);
     });
     const stale = order.filter((t) => status.get(t.name)?.status === 'stale').length;
+    if (ignored) lines.push(`ignored: ${ignored.file} (${ignored.patterns} pattern${ignored.patterns === 1 ? '' : 's'})`);
     lines.push(`${order.length} target${order.length === 1 ? '' : 's'} in build order, ${stale} to build`);
     ctx.stdout.write(lines.join('\n') + '\n');
     return EXIT.ok;

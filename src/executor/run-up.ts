@@ -13,6 +13,7 @@ import { changedWhileBuilding, targetFingerprint, type Fingerprint } from '../fr
 import { acquireProjectLock } from '../state/project-lock.js';
 import { ProjectState, type OutputIdentity, type TargetRecord } from '../state/project-state.js';
 import { StateDir } from '../state/state-dir.js';
+import { IGNORE_FILE, InputFilter } from '../freshness/input-filter.js';
 import { StatIndex } from '../freshness/stat-index.js';
 import type { ReadSet } from '../freshness/read-set.js';
 import { diffTrees, treeIdentity, writtenTreeDigest, type TreeEntryDigest } from '../freshness/tree-digest.js';
@@ -109,6 +110,7 @@ export async function targetStatus(
     force?: boolean;
     memo?: Map<string, Promise<string>>;
     reads?: ReadSet;
+    filter?: InputFilter;
   },
 ): Promise<TargetStatus> {
   const fingerprint = await targetFingerprint(target, options.recipe, {
@@ -120,6 +122,7 @@ export async function targetStatus(
     toolVersion: options.toolVersion,
     ...(options.memo ? { memo: options.memo } : {}),
     ...(options.reads ? { reads: options.reads } : {}),
+    ...(options.filter ? { filter: options.filter } : {}),
   });
   const record = options.state.get(target.name);
   const reasons: StaleReason[] = [];
@@ -204,6 +207,9 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
   const release = options.dryRun ? async () => undefined : await options.store.markActive();
   if (!options.dryRun) await options.store.registerProject(project.dir);
   const index = await StatIndex.load(stateDir.statIndex);
+  // Never read as an input: the state folder, the cache, every output; and .orchestratorignore.
+  const filter = InputFilter.load({ projectDir: project.dir, always: [stateDir.root, options.store.root, ...project.targets.map((t) => t.output)] });
+  options.reads?.add(join(project.dir, IGNORE_FILE));
   const byName = new Map(project.targets.map((t) => [t.name, t]));
   const queue = new PQueue({ concurrency: Math.max(1, options.jobs) });
   const outcome = new Map<string, Promise<'ok' | 'failed' | 'skipped'>>();
@@ -259,6 +265,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
       platform,
       toolVersion: options.toolVersion,
       force: options.force,
+      filter,
       memo,
       ...(options.reads ? { reads: options.reads } : {}),
     });
@@ -346,6 +353,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
         ...(target.format === 'sandbox' && status.record?.lowers && !status.dirty && !status.interrupted && status.record.output === target.output
           ? { incremental: { previousLowers: status.record.lowers, journal: state.paths.journal(target.name) } }
           : {}),
+        filter,
         declaredInputs: target.inputs.map((p) => (p.startsWith('target:') ? (outputs[p.slice('target:'.length)] ?? p) : join(project.dir, p))),
         platform: formatPlatform(platform),
       },
@@ -373,6 +381,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
       index,
       outputOf: (n) => outputs[n],
       toolVersion: options.toolVersion,
+      filter,
     });
     const fp = changedWhileBuilding(status.fingerprint.components, after.components) ? status.fingerprint : after;
     const out = await outputIdentity(target, index, { clockDir: stateDir.root });

@@ -10,6 +10,7 @@ import { formatReference, parseReference } from '../registry/reference.js';
 import { CACHE_SCHEMA_VERSION } from '../store/step-key.js';
 import type { StatIndex } from './stat-index.js';
 import { inputIdentity, pathIdentity } from './tree-digest.js';
+import type { InputFilter } from './input-filter.js';
 import type { ReadSet } from './read-set.js';
 
 /** Where a component is written, for explanations ("%post changed at recipes/app.def:14"). */
@@ -48,10 +49,12 @@ export interface Fingerprint {
  */
 function identityOf(path: string, ctx: FingerprintContext): Promise<string> {
   ctx.reads?.add(path);
-  if (!ctx.memo) return pathIdentity(path, ctx);
+  // Images (sources, outputs) are whole: the input filter is for what the build reads as files.
+  const { filter: _filter, ...options } = ctx;
+  if (!ctx.memo) return pathIdentity(path, options);
   let known = ctx.memo.get(path);
   if (!known) {
-    known = pathIdentity(path, ctx);
+    known = pathIdentity(path, options);
     ctx.memo.set(path, known);
   }
   return known;
@@ -70,6 +73,8 @@ export interface FingerprintContext {
   readonly signal?: AbortSignal;
   /** Every path the fingerprint reads is added here (the no-op witness of `up`). */
   readonly reads?: ReadSet;
+  /** What inputs leave out (input-filter.ts): applied to `%files` sources and `inputs`. */
+  readonly filter?: InputFilter;
 }
 
 

@@ -9,6 +9,7 @@ import { nativeAddon } from '../native/addon.js';
 import { StatIndex } from './stat-index.js';
 import type { ReadSet } from './read-set.js';
 import { isGlob } from '../core/is-glob.js';
+import type { InputFilter } from './input-filter.js';
 
 /** How identities are computed: through a stat index, abortable, and reporting what they read. */
 export interface IdentityOptions {
@@ -16,6 +17,11 @@ export interface IdentityOptions {
   readonly signal?: AbortSignal;
   /** Every path read is added here (the no-op witness of `up`). */
   readonly reads?: ReadSet;
+  /**
+   * What is left out of folders and glob matches (the state and cache folders, outputs,
+   * `.orchestratorignore`): inputIdentity's; never given for images (sources, outputs).
+   */
+  readonly filter?: InputFilter;
 }
 
 /** One entry of a tree listing: what a change to it would change. */
@@ -154,8 +160,10 @@ export async function treeDigest(root: string, options: IdentityOptions = {}): P
   const toHash: Array<{ entry: { path: string; summary: string }; abs: string; head: string; key: string; ctimeMs: number; size: number }> = [];
   const seenAtMs = Date.now();
   options.signal?.throwIfAborted();
+  const filter = options.filter?.mayIgnoreBelow(root) ? options.filter : undefined;
   for (const { rel, st, link } of await listTree(root)) {
     const abs = rel === '.' ? root : join(root, rel);
+    if (filter && rel !== '.' && filter.ignores(abs)) continue;
     const type = st.mode & S_IFMT;
     const head = `${type.toString(8)} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
     if (type === S_IFREG) {
@@ -193,7 +201,9 @@ export async function treeDigest(root: string, options: IdentityOptions = {}): P
     );
   }
   entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { digest: sha256Digest(entries.map((e) => `${e.path}\0${e.summary}\n`).join('')), entries };
+  // The rules are part of what a filtered folder is: a changed ignore file is a changed input.
+  const salt = filter ? `\0filter\0${filter.id}\n` : '';
+  return { digest: sha256Digest(entries.map((e) => `${e.path}\0${e.summary}\n`).join('') + salt), entries };
 }
 
 /** Paths that differ between two listings: added, removed or changed. */
@@ -231,10 +241,12 @@ export async function treeIdentity(root: string, options: IdentityOptions = {}):
   // Taken before the tree is read: the witness keeps it (or, without one, signs the path later).
   if (sig) options.reads?.addSigned(root, sig);
   else options.reads?.add(root);
-  const known = sig && options.index?.lookupTree(root, sig.signature);
+  // A filtered digest is remembered apart from the whole tree's.
+  const indexKey = options.filter?.mayIgnoreBelow(root) ? `${root}\0${options.filter.id}` : root;
+  const known = sig && options.index?.lookupTree(indexKey, sig.signature);
   if (known) return { digest: known };
   const tree = await treeDigest(root, options);
-  if (sig) options.index?.rememberTree(root, sig.signature, tree.digest, { newestCtimeMs: sig.newestCtimeMs, coarse: sig.coarse, seenAtMs });
+  if (sig) options.index?.rememberTree(indexKey, sig.signature, tree.digest, { newestCtimeMs: sig.newestCtimeMs, coarse: sig.coarse, seenAtMs });
   return tree;
 }
 
@@ -286,7 +298,7 @@ export async function pathIdentity(path: string, options: IdentityOptions = {}):
 export async function inputIdentity(baseDir: string, text: string, options: IdentityOptions = {}): Promise<string> {
   if (!isGlob(text)) return pathIdentity(isAbsolute(text) ? text : join(baseDir, text), options);
   options.reads?.addGlob(baseDir, text);
-  const paths = (await expandHostPattern(baseDir, text, options.signal)).sort();
+  const paths = (await expandHostPattern(baseDir, text, options.signal)).filter((p) => !options.filter?.ignores(p)).sort();
   const parts: string[] = [];
   for (const p of paths) parts.push(`${p}=${await pathIdentity(p, options)}`);
   return `glob:${sha256Digest(parts.join('\n'))}`;

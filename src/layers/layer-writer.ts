@@ -252,7 +252,11 @@ export class LayerWriter implements TarHandler {
       if (kind === 'symlink') throw new LayerEntryError('layer-unsafe-path', name, `would be written through the symlink '${rel}' made earlier in the layer`);
       if (kind !== undefined) throw new LayerEntryError('layer-corrupt', name, `needs '${rel}' to be a folder, but an earlier entry made it a ${kind === 'file' ? 'file' : 'special file'}`);
       const path = `${this.#root}/${rel}`;
-      this.#fsNamed(name, () => mkdirSync(path, 0o755));
+      // A folder the layer implies but does not list: 0755 whatever the umask.
+      this.#fsNamed(name, () => {
+        mkdirSync(path, 0o755);
+        chmodSync(path, 0o755);
+      });
       this.#nodes.set(rel, 'dir');
     }
   }

@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { dockerEnvScript, dockerRunscript, singularityMetadata } from '../../src/builder/singularity-metadata.js';
+import { originOf } from '../../src/builder/source-resolver.js';
+import { parseSourceRef } from '../../src/manifest/parse-source-ref.js';
 import { parseRecipe } from '../../src/recipe/parse-recipe.js';
 
 const sh = (script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}) =>
@@ -142,5 +144,49 @@ describe('singularityMetadata', () => {
     } finally {
       execFileSync('rm', ['-rf', root]);
     }
+  });
+});
+
+describe('provenance labels', () => {
+  const labelsOf = (source?: { bootstrap: string; from: string }) => {
+    const recipe = parseRecipe('Bootstrap: library\nFrom: debian:9\n%runscript\n  echo hi\n', { file: 'r.def' }).recipe;
+    const entries = singularityMetadata({
+      stage: recipe.stages[0]!,
+      recipeText: recipe.text,
+      buildDate: '2024-01-01T00:00:00Z',
+      toolVersion: '0.1.0',
+      arch: 'amd64',
+      ...(source ? { source } : {}),
+    });
+    const file = entries.find((e) => e.path === '.singularity.d/labels.json');
+    const labels = JSON.parse(file?.type === 'file' ? file.content : '{}') as Record<string, string>;
+    return Object.fromEntries(Object.entries(labels).filter(([k]) => k.includes('deffile')));
+  };
+
+  it("name the recipe header's source when it is the one used", () => {
+    expect(labelsOf()).toEqual({
+      'org.label-schema.usage.singularity.deffile': 'Singularity',
+      'org.label-schema.usage.singularity.deffile.bootstrap': 'library',
+      'org.label-schema.usage.singularity.deffile.from': 'debian:9',
+    });
+  });
+
+  it('name the source used (a manifest from: docker://...) and keep the header as deffile.header.*', () => {
+    expect(labelsOf({ bootstrap: 'docker', from: 'registry.local/debian:bookworm' })).toEqual({
+      'org.label-schema.usage.singularity.deffile': 'Singularity',
+      'org.label-schema.usage.singularity.deffile.bootstrap': 'docker',
+      'org.label-schema.usage.singularity.deffile.from': 'registry.local/debian:bookworm',
+      'org.label-schema.usage.singularity.deffile.header.bootstrap': 'library',
+      'org.label-schema.usage.singularity.deffile.header.from': 'debian:9',
+    });
+  });
+
+  it('are made from a manifest from: as a recipe header would say it', () => {
+    const origin = (text: string) => originOf(parseSourceRef(text, '/project')!);
+    expect(origin('docker://registry.local/debian:bookworm')).toEqual({ bootstrap: 'docker', from: 'registry.local/debian:bookworm' });
+    expect(origin('oci:layout:v1')).toEqual({ bootstrap: 'oci', from: 'layout:v1' });
+    expect(origin('docker-archive:img.tar')).toEqual({ bootstrap: 'docker-archive', from: 'img.tar' });
+    expect(origin('target:dev')).toEqual({ bootstrap: 'localimage', from: 'target:dev' });
+    expect(origin('./rootfs')).toEqual({ bootstrap: 'localimage', from: './rootfs' });
   });
 });
