@@ -1,6 +1,5 @@
 import type { StdioOptions } from 'node:child_process';
-import { lstatSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { error } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -8,6 +7,7 @@ import { unreachable } from '../core/unreachable.js';
 import type { DetectedImage } from '../image/detect-image.js';
 import { actionCommand, type ContainerAction } from './action-script.js';
 import type { BindSpec } from './bind-spec.js';
+import { releaseSessionDir, sessionDir, type SessionDir } from './session-dir.js';
 import { runStarter, type BindFlag, type StarterExit, type StarterOp, type StarterPlan } from './starter.js';
 
 /**
@@ -71,16 +71,6 @@ export interface ContainerOptions {
 export type ContainerExit = StarterExit;
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
-/** An empty folder that session tmpfs mounts go on, inside private namespaces only. */
-function sessionMountPoint(): string {
-  const uid = process.getuid?.() ?? 0;
-  const dir = join(tmpdir(), `orchestrator-session-${uid}`);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = lstatSync(dir);
-  if (st.uid !== uid || !st.isDirectory()) throw new Error(`${dir} is not a folder owned by uid ${uid}`);
-  return dir;
-}
 
 function exists(path: string): boolean {
   try {
@@ -150,11 +140,17 @@ export function containerEnvironment(options: ContainerOptions, extra: { home: s
  * the first time). Bad input (a bind source that does not exist, `--writable` on squashfs) is a
  * Diagnostic.
  */
-export async function planContainer(options: ContainerOptions): Promise<Result<StarterPlan>> {
+export async function planContainer(options: ContainerOptions, session?: SessionDir): Promise<Result<StarterPlan>> {
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const root = uid === 0;
-  const S = sessionMountPoint();
+  let S: string;
+  if (session) S = session.path;
+  else {
+    const dir = sessionDir(options.hostEnv, uid);
+    if (!dir.ok) return dir;
+    S = dir.value.path;
+  }
   const R = join(S, 'root');
   const inside = (p: string): string => join(R, p);
   const ops: StarterOp[] = [
@@ -313,12 +309,18 @@ export async function planContainer(options: ContainerOptions): Promise<Result<S
  * `overlay` root and the `raw` action.
  */
 export async function runContainer(options: ContainerOptions): Promise<Result<ContainerExit>> {
-  const plan = await planContainer(options);
-  if (!plan.ok) return plan;
-  return runStarter(plan.value, {
-    ...(options.stdio ? { stdio: options.stdio } : {}),
-    ...(options.detached !== undefined ? { detached: options.detached } : {}),
-    ...(options.forwardSignals !== undefined ? { forwardSignals: options.forwardSignals } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+  const session = sessionDir(options.hostEnv);
+  if (!session.ok) return session;
+  try {
+    const plan = await planContainer(options, session.value);
+    if (!plan.ok) return plan;
+    return await runStarter(plan.value, {
+      ...(options.stdio ? { stdio: options.stdio } : {}),
+      ...(options.detached !== undefined ? { detached: options.detached } : {}),
+      ...(options.forwardSignals !== undefined ? { forwardSignals: options.forwardSignals } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } finally {
+    releaseSessionDir(session.value);
+  }
 }
