@@ -316,7 +316,7 @@ static void op_bind(const char *src, const char *dst, const char *flags) {
   }
   if (has_flag(flags, "mkpoint") && make_mount_point(src, dst) < 0) {
     if (optional) return;
-    if (errno == EXDEV) usage_die("create mount point %s: its folder is a bind of a host folder; refusing to create it on the host", dst);
+    if (errno == EXDEV) usage_die("create mount point %s: it would be created on the host (inside a bind of a host folder, or through a symlink out of the image); refusing", dst);
     die("create mount point %s", dst);
   }
   if (optional) {

@@ -1,6 +1,6 @@
 import type { StdioOptions } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, isAbsolute, join, relative } from 'node:path';
 import { error } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { unreachable } from '../core/unreachable.js';
@@ -71,6 +71,17 @@ export interface ContainerOptions {
 export type ContainerExit = StarterExit;
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** The innermost bound folder strictly containing `target`. */
+function enclosingBind<T extends { readonly target: string }>(bound: readonly T[], target: string): T | undefined {
+  let best: T | undefined;
+  for (const b of bound) {
+    const rel = relative(b.target, target);
+    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) continue;
+    if (!best || b.target.length >= best.target.length) best = b;
+  }
+  return best;
+}
 
 function exists(path: string): boolean {
   try {
@@ -278,8 +289,23 @@ export async function planContainer(options: ContainerOptions, session?: Session
   if (options.home && !exists(options.home.source)) {
     return fail(error('home-not-found', `--home: ${options.home.source} does not exist`, { hint: 'create it, or give an existing folder' }));
   }
+  // Folders bound from the host so far: a mount point missing inside one of them is never created
+  // (it would be created on the host); the starter refuses it too.
+  const bound: { source: string; target: string }[] = [];
+  if (defaults && (contain ? options.home !== undefined : home.target !== '/')) bound.push(home);
+  if (defaults && !contain) bound.push({ source: '/tmp', target: '/tmp' }, { source: '/var/tmp', target: '/var/tmp' });
   for (const b of options.binds ?? []) {
     if (!exists(b.source)) return fail(error('bind-source-not-found', `bind source ${b.source} does not exist`, { hint: `create it, or fix the path in -B ${b.source}` }));
+    const outer = canCreate ? enclosingBind(bound.filter((o) => exists(o.source)), b.target) : undefined;
+    if (outer && !exists(join(outer.source, relative(outer.target, b.target)))) {
+      const hostPath = join(outer.source, relative(outer.target, b.target));
+      return fail(
+        error('bind-target-in-bind', `bind destination ${b.target} is inside ${outer.target}, which is bound from the host's ${outer.source}, and ${hostPath} does not exist; it is not created on the host`, {
+          hint: `create ${hostPath} on the host first, or bind to a destination outside ${outer.target}`,
+        }),
+      );
+    }
+    bound.push(b);
     const flags: BindFlag[] = [...(canCreate ? (['mkpoint'] as const) : []), b.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'];
     ops.push({ op: 'bind', source: b.source, target: inside(b.target), flags });
   }
