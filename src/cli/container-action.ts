@@ -28,7 +28,8 @@ the '#!/usr/bin/env run-singularity' line.
 
 Exit status: the container command's own status (128+n when it died of signal n); 2 for bad input
 found before the container starts (a missing or unrecognized image, a bind source that does not
-exist, --writable on squashfs); 255 when the starter itself failed (one line on stderr says which
+exist or whose destination would have to be created inside another bind, --writable on
+squashfs); 255 when the starter itself failed (one line on stderr says which
 system call on which path); 1 for other failures.`;
 
 function containerMode(ctx: CommandContext, args: ParsedArgs): ContainerMode | Diagnostic {
@@ -40,7 +41,7 @@ function containerMode(ctx: CommandContext, args: ParsedArgs): ContainerMode | D
   return 'ephemeral';
 }
 
-const BAD_INPUT = new Set(['image-not-found', 'image-unreadable', 'image-unrecognized', 'image-truncated', 'image-unsupported', 'image-immutable', 'image-writable-needs-root', 'image-target-unsupported', 'bind-source-not-found', 'bind-invalid', 'home-not-found']);
+const BAD_INPUT = new Set(['image-not-found', 'image-unreadable', 'image-unrecognized', 'image-truncated', 'image-unsupported', 'image-immutable', 'image-writable-needs-root', 'image-target-unsupported', 'bind-source-not-found', 'bind-invalid', 'bind-target-in-bind', 'home-not-found']);
 
 function ignoreInterrupts(): () => void {
   const saved = process.listeners('SIGINT');
