@@ -9,6 +9,7 @@ import type { ContainerAction } from '../runtime/action-script.js';
 import { parseBindSpecs, type BindSpec } from '../runtime/bind-spec.js';
 import { runContainer, type ContainerMode } from '../runtime/container-session.js';
 import { defaultCacheDir } from '../runtime/cache-dir.js';
+import { holdWritableLock } from '../runtime/writable-lock.js';
 
 /** The options shell/exec/run/test share (DESIGN.md 2.1, 3.4). */
 export const CONTAINER_OPTIONS: readonly OptionSpec[] = [
@@ -91,6 +92,8 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
   // On a terminal the session stays in the foreground process group and gets the terminal's
   // signals itself; this process ignores SIGINT meanwhile (a shell's Ctrl-C is the shell's).
   const interactive = isatty(0);
+  // A writable session keeps `up` and `clean` from replacing its image under it, while it runs.
+  const lock = mode === 'writable' && image.format !== 'squashfs' ? holdWritableLock(image.path, action) : undefined;
   const restore = interactive ? ignoreInterrupts() : (): void => undefined;
   const result = await runContainer({
     root: { kind: 'image', image },
@@ -111,6 +114,7 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
     forwardSignals: true,
   });
   if (interactive) restore();
+  lock?.release();
   if (!result.ok) {
     printDiagnostics(ctx, [result.error]);
     return BAD_INPUT.has(result.error.reason) ? EXIT.usage : EXIT.failed;
