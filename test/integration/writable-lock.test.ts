@@ -72,6 +72,32 @@ describe('writable sessions and up/clean', () => {
     expect(existsSync(rig.path('build/dev'))).toBe(false);
   }, 120_000);
 
+  it('a writable session opened while up builds: the export refuses to replace the sandbox', async () => {
+    expect((await rig.spawn(['up', '--progress', 'plain'], { env })).code).toBe(0);
+    // %setup runs on the host: it waits there until the session is open.
+    rig.write({ 'dev.def': `%setup\n    echo started; while [ ! -e ${rig.path('go')} ]; do sleep 0.1; done\n%post\n    echo built > /built.txt\n` });
+    const up = spawn(process.execPath, [BIN, 'up', '--progress', 'plain'], { cwd: rig.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    up.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const upDone = new Promise<number | null>((resolve) => up.on('close', resolve));
+    await new Promise<void>((resolve) =>
+      up.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('| started')) resolve();
+      }),
+    );
+    const session = await openWritableSession();
+    rig.write({ go: '' });
+    expect(await upDone).toBe(1);
+    expect(err).toBe(
+      `error: sandbox ${rig.path('build/dev')}/ is open in a writable exec (pid ${session.pid})\n` +
+        '  hint: end that session first; --force does not override this (it would pull the image from under it)\n',
+    );
+    expect(await session.finish()).toBe(0);
+    expect(readFileSync(rig.path('build/dev/late.txt'), 'utf8')).toBe('late\n');
+  }, 120_000);
+
   it('a read-only or ephemeral session takes no lock', async () => {
     expect((await rig.spawn(['up', '--progress', 'plain'], { env })).code).toBe(0);
     const child = spawn(process.execPath, [BIN, 'exec', 'build/dev', 'sh', '-c', 'echo started; read x'], { cwd: rig.dir, env, stdio: ['pipe', 'pipe', 'pipe'] });
