@@ -34,7 +34,8 @@ export function holdWritableLock(imagePath: string, action: string): WritableSes
   try {
     fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
   } catch (e) {
-    if (isErrno(e, 'EACCES') || isErrno(e, 'EROFS') || isErrno(e, 'EPERM') || isErrno(e, 'ENOENT')) return undefined;
+    // A folder the caller cannot write to, or a symlink planted at the name (never followed).
+    if (['EACCES', 'EROFS', 'EPERM', 'ENOENT', 'ELOOP'].some((code) => isErrno(e, code))) return undefined;
     throw e;
   }
   const addon = nativeAddon();
@@ -86,7 +87,7 @@ export function writableSessionHolder(imagePath: string): { pid: number; action:
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (e) {
-    if (isErrno(e, 'ENOENT')) return undefined;
+    if (isErrno(e, 'ENOENT') || isErrno(e, 'ELOOP')) return undefined;
     throw e;
   }
   try {
