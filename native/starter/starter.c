@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -89,10 +90,48 @@ static int mkdir_p(const char *path, mode_t mode) {
   return 0;
 }
 
-/* Creates a mount point like `src` (a folder or an empty file) at dst when dst is missing. */
+/* The file systems this session mounted itself (session tmpfs, --tmpfs, --overlay, --image):
+ * the only places where a missing mount point may be created. A bind of a host folder is not one
+ * of them: creating a mount point through it would create the path on the host. */
+static dev_t own_devs[256];
+static int n_own_devs = 0;
+
+static void remember_own_mount(const char *path) {
+  struct stat st;
+  if (stat(path, &st) < 0) die("stat %s", path);
+  if (n_own_devs < (int)(sizeof own_devs / sizeof own_devs[0])) own_devs[n_own_devs++] = st.st_dev;
+}
+
+/* 1 when the deepest existing ancestor of `path` (symlinks followed, as mkdir would) is on a
+ * file system this session mounted; 0 when it is on a host file system (a bind); -1 on error. */
+static int creatable_in_session(const char *path, char *ancestor, size_t len) {
+  snprintf(ancestor, len, "%s", path);
+  struct stat st;
+  for (;;) {
+    if (stat(ancestor, &st) == 0) break;
+    if (errno != ENOENT) return -1;
+    char *slash = strrchr(ancestor, '/');
+    if (!slash) return -1;
+    if (slash == ancestor) slash[1] = 0;
+    else *slash = 0;
+  }
+  for (int k = 0; k < n_own_devs; k++)
+    if (own_devs[k] == st.st_dev) return 1;
+  return 0;
+}
+
+/* Creates a mount point like `src` (a folder or an empty file) at dst when dst is missing, only
+ * inside the session's own file systems (returns -1 with errno EXDEV otherwise). */
 static int make_mount_point(const char *src, const char *dst) {
   struct stat st;
   if (lstat(dst, &st) == 0) return 0;
+  char ancestor[4096];
+  int inside = creatable_in_session(dst, ancestor, sizeof ancestor);
+  if (inside < 0) return -1;
+  if (inside == 0) {
+    errno = EXDEV;
+    return -1;
+  }
   struct stat ss;
   int is_dir = 1;
   if (src && stat(src, &ss) == 0 && !S_ISDIR(ss.st_mode)) is_dir = 0;
@@ -277,6 +316,7 @@ static void op_bind(const char *src, const char *dst, const char *flags) {
   }
   if (has_flag(flags, "mkpoint") && make_mount_point(src, dst) < 0) {
     if (optional) return;
+    if (errno == EXDEV) usage_die("create mount point %s: it would be created on the host (inside a bind of a host folder, or through a symlink out of the image); refusing", dst);
     die("create mount point %s", dst);
   }
   if (optional) {
@@ -447,6 +487,7 @@ static void run_operations(struct plan *p) {
       need(argc, i, 2, op);
       const char *dst = argv[i + 1], *data = argv[i + 2];
       if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, strcmp(data, "-") == 0 ? NULL : data) < 0) die("mount tmpfs on %s", dst);
+      remember_own_mount(dst);
       i += 2;
     } else if (strcmp(op, "--session") == 0) {
       need(argc, i, 2, op);
@@ -456,6 +497,7 @@ static void run_operations(struct plan *p) {
       if (stat(dst, &st) < 0) die("stat %s", dst);
       session_dev = st.st_dev;
       have_session = 1;
+      remember_own_mount(dst);
       i += 2;
     } else if (strcmp(op, "--mkdir") == 0) {
       need(argc, i, 1, op);
@@ -475,10 +517,12 @@ static void run_operations(struct plan *p) {
     } else if (strcmp(op, "--overlay") == 0) {
       need(argc, i, 4, op);
       op_overlay(argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4]);
+      remember_own_mount(argv[i + 1]);
       i += 4;
     } else if (strcmp(op, "--image") == 0) {
       need(argc, i, 5, op);
       mount_image(argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4], argv[i + 5]);
+      remember_own_mount(argv[i + 4]);
       i += 5;
     } else if (strcmp(op, "--proc") == 0) {
       need(argc, i, 1, op);
@@ -626,14 +670,27 @@ int main(int argc, char **argv) {
 
   /* With a pid namespace: the first child is pid 1 of the namespace; it sets up the session, then
    * stays as a small init that forwards signals and reaps orphans while the command runs. */
+  /* The outer starter holds the write end of `alive` until it dies: pid 1 cannot compare getppid()
+   * (its parent is outside the namespace, so it reads 0), it polls the pipe instead. */
+  int alive[2];
+  if (pipe2(alive, O_CLOEXEC) < 0) die("pipe");
   pid_t init = fork();
   if (init < 0) die("fork");
   if (init > 0) {
+    close(alive[0]);
     install_forwarding(init);
     _exit(wait_for(init));
   }
-  original_parent = 0;
+  /* pid 1 dies with the outer starter (itself dying with the caller); when pid 1 exits, the kernel
+   * kills every other process of the namespace: nothing the command started outlives it, and no
+   * stray process keeps the caller's output pipe open. (PDEATHSIG follows the parent *thread*; the
+   * starter is single-threaded, and Node spawns it from its main thread.) */
+  close(alive[1]);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  struct pollfd pf = {alive[0], POLLIN, 0};
+  if (poll(&pf, 1, 0) != 0) _exit(STARTER_FAIL);
+  close(alive[0]);
+  original_parent = 0;
   run_operations(&p);
   pid_t child = fork();
   if (child < 0) die("fork");

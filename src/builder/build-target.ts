@@ -22,6 +22,7 @@ import { hostFileInputs, planSteps, type PlannedStep } from './plan-steps.js';
 import { runStep, runTest } from './run-step.js';
 import { claimStep, type StepClaim } from './step-claims.js';
 import { runStepSession } from './step-session.js';
+import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
 
 export type OutputFormat = 'sandbox' | 'ext3' | 'squashfs';
 
@@ -473,6 +474,9 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
       ...(options.onOutput ? { onOutput: (c: Buffer) => options.onOutput!(c, 'stdout') } : {}),
       signal: ctx.signal,
     });
+  // A writable session opened while the steps ran: its image is not replaced under it.
+  const holder = writableSessionHolder(request.output);
+  if (holder) return fail(outputInUse(request.format === 'sandbox' ? 'sandbox' : 'image', `${request.output}${request.format === 'sandbox' ? '/' : ''}`, holder));
   await mkdir(join(request.output, '..'), { recursive: true });
   let exported: Result<unknown, Diagnostic>;
   let updatedInPlace = false;

@@ -16,13 +16,15 @@ export interface StepSessionOptions {
 }
 
 /**
- * Runs one build command in a starter session: a private mount namespace whose mounts vanish with
- * it, even when this process is killed. Output goes to the step's log and its tail to the outcome.
+ * Runs one build command in a starter session: private mount and pid namespaces. When the command
+ * ends, the kernel kills every process it left behind (a daemon, `(sleep 9 &)`), so none outlives
+ * the step or holds its output pipe open; when this process dies (even by SIGKILL), the session
+ * dies with it and its mounts vanish. Output goes to the step's log and its tail to the outcome.
  */
 export async function runStepSession(options: StepSessionOptions): Promise<CommandOutcome> {
   const plan: StarterPlan = {
     userns: false,
-    pidns: false,
+    pidns: true,
     ops: options.ops,
     cwd: options.cwd ?? ['/'],
     env: options.env,

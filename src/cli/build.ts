@@ -19,6 +19,7 @@ import { boolOption, listOption, stringOption, type ParsedArgs } from './args.js
 import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
 import { makeRegistryClient } from './registry-client-factory.js';
 import { version } from './version.js';
+import { buildNeedsRoot } from '../builder/needs-root.js';
 
 const SECTION_CHOICES: readonly string[] = ['all', 'none', 'pre', 'setup', 'files', 'post', 'environment', 'runscript', 'startscript', 'test', 'labels', 'help'];
 
@@ -139,6 +140,10 @@ export const command: Command = {
       const last = recipe.stages.at(-1)!;
       const stage = keep.has('all') ? last : { ...last, sections: last.sections.filter((x) => keep.has(x.name)) };
       classified = ok({ recipe: { ...recipe, stages: [stage] }, recipeDir: classified.value.recipeDir, source: { kind: 'local', path: output } });
+    }
+    if (process.getuid?.() !== 0) {
+      printDiagnostics(ctx, [buildNeedsRoot()]);
+      return EXIT.failed;
     }
     const store = await Store.open({ dir: stringOption(args, 'cache-dir'), base: ctx.cwd, env: ctx.env });
     const releaseStore = await store.markActive();

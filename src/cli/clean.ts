@@ -4,6 +4,7 @@ import { expandSelection } from '../graph/expand-selection.js';
 import { ProjectState } from '../state/project-state.js';
 import { acquireProjectLock } from '../state/project-lock.js';
 import { StateDir } from '../state/state-dir.js';
+import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
 import { EXIT, printDiagnostics, type Command } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
 
@@ -30,6 +31,17 @@ export const command: Command = {
       return EXIT.failed;
     }
     try {
+      // An image open in a writable session is never removed from under it; nothing is removed then.
+      const inUse = names.value.flatMap((name) => {
+        const target = project.targets.find((t) => t.name === name)!;
+        const holder = writableSessionHolder(target.output);
+        const shown = `${relative(project.dir, target.output) || target.output}${target.format === 'sandbox' ? '/' : ''}`;
+        return holder ? [outputInUse(target.format === 'sandbox' ? 'sandbox' : 'image', shown, holder, target.locations.output ?? target.locations.name)] : [];
+      });
+      if (inUse.length > 0) {
+        printDiagnostics(ctx, inUse);
+        return EXIT.failed;
+      }
       const state = await ProjectState.load(project.dir);
       for (const name of names.value) {
         const target = project.targets.find((t) => t.name === name)!;

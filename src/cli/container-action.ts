@@ -9,6 +9,7 @@ import type { ContainerAction } from '../runtime/action-script.js';
 import { parseBindSpecs, type BindSpec } from '../runtime/bind-spec.js';
 import { runContainer, type ContainerMode } from '../runtime/container-session.js';
 import { defaultCacheDir } from '../runtime/cache-dir.js';
+import { holdWritableLock } from '../runtime/writable-lock.js';
 
 /** The options shell/exec/run/test share (docs/ARCHITECTURE.md, Runtime). */
 export const CONTAINER_OPTIONS: readonly OptionSpec[] = [
@@ -28,7 +29,8 @@ the '#!/usr/bin/env run-singularity' line.
 
 Exit status: the container command's own status (128+n when it died of signal n); 2 for bad input
 found before the container starts (a missing or unrecognized image, a bind source that does not
-exist, --writable on squashfs); 255 when the starter itself failed (one line on stderr says which
+exist or whose destination would have to be created inside another bind, --writable on
+squashfs); 255 when the starter itself failed (one line on stderr says which
 system call on which path); 1 for other failures.`;
 
 function containerMode(ctx: CommandContext, args: ParsedArgs): ContainerMode | Diagnostic {
@@ -40,7 +42,7 @@ function containerMode(ctx: CommandContext, args: ParsedArgs): ContainerMode | D
   return 'ephemeral';
 }
 
-const BAD_INPUT = new Set(['image-not-found', 'image-unreadable', 'image-unrecognized', 'image-truncated', 'image-unsupported', 'image-immutable', 'image-writable-needs-root', 'image-target-unsupported', 'bind-source-not-found', 'bind-invalid', 'home-not-found']);
+const BAD_INPUT = new Set(['image-not-found', 'image-unreadable', 'image-unrecognized', 'image-truncated', 'image-unsupported', 'image-immutable', 'image-writable-needs-root', 'image-target-unsupported', 'bind-source-not-found', 'bind-invalid', 'bind-target-in-bind', 'home-not-found']);
 
 function ignoreInterrupts(): () => void {
   const saved = process.listeners('SIGINT');
@@ -90,6 +92,8 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
   // On a terminal the session stays in the foreground process group and gets the terminal's
   // signals itself; this process ignores SIGINT meanwhile (a shell's Ctrl-C is the shell's).
   const interactive = isatty(0);
+  // A writable session keeps `up` and `clean` from replacing its image under it, while it runs.
+  const lock = mode === 'writable' && image.format !== 'squashfs' ? holdWritableLock(image.path, action) : undefined;
   const restore = interactive ? ignoreInterrupts() : (): void => undefined;
   const result = await runContainer({
     root: { kind: 'image', image },
@@ -110,6 +114,7 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
     forwardSignals: true,
   });
   if (interactive) restore();
+  lock?.release();
   if (!result.ok) {
     printDiagnostics(ctx, [result.error]);
     return BAD_INPUT.has(result.error.reason) ? EXIT.usage : EXIT.failed;

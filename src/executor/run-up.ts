@@ -5,6 +5,8 @@ import PQueue from 'p-queue';
 import type { SourceSpec } from '../builder/build-source.js';
 import type { TagPins } from '../builder/registry-source.js';
 import type { SourceResolver } from '../builder/source-resolver.js';
+import { buildNeedsRoot } from '../builder/needs-root.js';
+import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import type { Digest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -325,6 +327,10 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
   };
 
   const buildOne = async (target: Target, recipe: Recipe | undefined, status: TargetStatus): Promise<Result<{ stepsRun: number; stepsCached: number; key: string }, Diagnostic>> => {
+    if (process.getuid?.() !== 0) return fail(buildNeedsRoot());
+    // Never replace an image open in a writable shell (src/runtime/writable-lock.ts); --force neither.
+    const holder = writableSessionHolder(target.output);
+    if (holder) return fail(outputInUse(target.format === 'sandbox' ? 'sandbox' : 'image', `${relative(project.dir, target.output) || target.output}${target.format === 'sandbox' ? '/' : ''}`, holder, target.locations.output ?? target.locations.name));
     const outputs = Object.fromEntries(project.targets.map((t) => [t.name, t.output]));
     const res = await resolver(target.name, outputs);
     let source: SourceSpec | undefined;

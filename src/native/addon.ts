@@ -1,6 +1,6 @@
 /**
  * The typed loader of orchestrator's N-API addon (native/addon/): mknod, extended attributes and
- * renameat2, which Node's fs lacks, and a tree's stat signature in one call. Loaded lazily on first
+ * renameat2 and flock, which Node's fs lacks, and a tree's stat signature in one call. Loaded lazily on first
  * use, so commands that never unpack a layer work even when the addon was not built (the tree
  * signature is then skipped: trees are digested in full).
  */
@@ -57,6 +57,11 @@ export interface NativeAddon {
    * entry in `stats`: mode, uid, gid, size, ino, dev, rdev, mtime s, mtime ns, ctime s, ctime ns.
    */
   treeList(path: string): Promise<{ paths: string[]; links: Array<string | null>; stats: Float64Array }>;
+  /**
+   * flock(2) on an open file descriptor: `LOCK_SH` or `LOCK_EX`, with `LOCK_NB` not to wait, or
+   * `LOCK_UN`. True when taken; false when `LOCK_NB` was given and the lock is held elsewhere.
+   */
+  flock(fd: number, operation: number): boolean;
   readonly constants: {
     readonly RENAME_NOREPLACE: number;
     readonly RENAME_EXCHANGE: number;
@@ -70,6 +75,10 @@ export interface NativeAddon {
     readonly TREE_STAT_FOLLOW_ROOT: number;
     readonly TREE_STAT_SHALLOW: number;
     readonly TREE_LIST_FIELDS: number;
+    readonly LOCK_SH: number;
+    readonly LOCK_EX: number;
+    readonly LOCK_NB: number;
+    readonly LOCK_UN: number;
   };
 }
 

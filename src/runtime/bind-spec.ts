@@ -18,6 +18,9 @@ export interface BindSpec {
  */
 export function parseBindSpecs(text: string, options: { cwd: string; origin: string }): Result<BindSpec[]> {
   const specs: BindSpec[] = [];
+  if (text.trim() === '') {
+    return fail(error('bind-invalid', `${options.origin}: empty bind`, { hint: 'expected SRC[:DST[:ro|rw]]' }));
+  }
   for (const raw of text.split(',')) {
     const item = raw.trim();
     if (item === '') continue;
@@ -32,6 +35,13 @@ export function parseBindSpecs(text: string, options: { cwd: string; origin: str
     const target = dst === undefined || dst === '' ? resolve(options.cwd, src) : dst;
     if (!isAbsolute(target)) {
       return fail(error('bind-invalid', `${options.origin}: the destination of bind '${item}' must be an absolute path`));
+    }
+    if (resolve('/', target) === '/') {
+      return fail(
+        error('bind-invalid', `${options.origin}: cannot bind onto / in '${item}': the container's root is the image`, {
+          hint: `bind to a folder inside the container, e.g. ${src}:/mnt`,
+        }),
+      );
     }
     specs.push({ source: resolve(options.cwd, src), target: resolve('/', target), readOnly: mode === 'ro' });
   }

@@ -1,13 +1,13 @@
 import type { StdioOptions } from 'node:child_process';
-import { lstatSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { basename, isAbsolute, join, relative } from 'node:path';
 import { error } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { unreachable } from '../core/unreachable.js';
 import type { DetectedImage } from '../image/detect-image.js';
 import { actionCommand, type ContainerAction } from './action-script.js';
 import type { BindSpec } from './bind-spec.js';
+import { releaseSessionDir, sessionDir, type SessionDir } from './session-dir.js';
 import { runStarter, type BindFlag, type StarterExit, type StarterOp, type StarterPlan } from './starter.js';
 
 /**
@@ -72,14 +72,15 @@ export type ContainerExit = StarterExit;
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** An empty folder that session tmpfs mounts go on, inside private namespaces only. */
-function sessionMountPoint(): string {
-  const uid = process.getuid?.() ?? 0;
-  const dir = join(tmpdir(), `orchestrator-session-${uid}`);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = lstatSync(dir);
-  if (st.uid !== uid || !st.isDirectory()) throw new Error(`${dir} is not a folder owned by uid ${uid}`);
-  return dir;
+/** The innermost bound folder strictly containing `target`. */
+function enclosingBind<T extends { readonly target: string }>(bound: readonly T[], target: string): T | undefined {
+  let best: T | undefined;
+  for (const b of bound) {
+    const rel = relative(b.target, target);
+    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) continue;
+    if (!best || b.target.length >= best.target.length) best = b;
+  }
+  return best;
 }
 
 function exists(path: string): boolean {
@@ -150,11 +151,17 @@ export function containerEnvironment(options: ContainerOptions, extra: { home: s
  * the first time). Bad input (a bind source that does not exist, `--writable` on squashfs) is a
  * Diagnostic.
  */
-export async function planContainer(options: ContainerOptions): Promise<Result<StarterPlan>> {
+export async function planContainer(options: ContainerOptions, session?: SessionDir): Promise<Result<StarterPlan>> {
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   const root = uid === 0;
-  const S = sessionMountPoint();
+  let S: string;
+  if (session) S = session.path;
+  else {
+    const dir = sessionDir(options.hostEnv, uid);
+    if (!dir.ok) return dir;
+    S = dir.value.path;
+  }
   const R = join(S, 'root');
   const inside = (p: string): string => join(R, p);
   const ops: StarterOp[] = [
@@ -282,8 +289,23 @@ export async function planContainer(options: ContainerOptions): Promise<Result<S
   if (options.home && !exists(options.home.source)) {
     return fail(error('home-not-found', `--home: ${options.home.source} does not exist`, { hint: 'create it, or give an existing folder' }));
   }
+  // Folders bound from the host so far: a mount point missing inside one of them is never created
+  // (it would be created on the host); the starter refuses it too.
+  const bound: { source: string; target: string }[] = [];
+  if (defaults && (contain ? options.home !== undefined : home.target !== '/')) bound.push(home);
+  if (defaults && !contain) bound.push({ source: '/tmp', target: '/tmp' }, { source: '/var/tmp', target: '/var/tmp' });
   for (const b of options.binds ?? []) {
     if (!exists(b.source)) return fail(error('bind-source-not-found', `bind source ${b.source} does not exist`, { hint: `create it, or fix the path in -B ${b.source}` }));
+    const outer = canCreate ? enclosingBind(bound.filter((o) => exists(o.source)), b.target) : undefined;
+    if (outer && !exists(join(outer.source, relative(outer.target, b.target)))) {
+      const hostPath = join(outer.source, relative(outer.target, b.target));
+      return fail(
+        error('bind-target-in-bind', `bind destination ${b.target} is inside ${outer.target}, which is bound from the host's ${outer.source}, and ${hostPath} does not exist; it is not created on the host`, {
+          hint: `create ${hostPath} on the host first, or bind to a destination outside ${outer.target}`,
+        }),
+      );
+    }
+    bound.push(b);
     const flags: BindFlag[] = [...(canCreate ? (['mkpoint'] as const) : []), b.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'];
     ops.push({ op: 'bind', source: b.source, target: inside(b.target), flags });
   }
@@ -313,12 +335,18 @@ export async function planContainer(options: ContainerOptions): Promise<Result<S
  * `overlay` root and the `raw` action.
  */
 export async function runContainer(options: ContainerOptions): Promise<Result<ContainerExit>> {
-  const plan = await planContainer(options);
-  if (!plan.ok) return plan;
-  return runStarter(plan.value, {
-    ...(options.stdio ? { stdio: options.stdio } : {}),
-    ...(options.detached !== undefined ? { detached: options.detached } : {}),
-    ...(options.forwardSignals !== undefined ? { forwardSignals: options.forwardSignals } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+  const session = sessionDir(options.hostEnv);
+  if (!session.ok) return session;
+  try {
+    const plan = await planContainer(options, session.value);
+    if (!plan.ok) return plan;
+    return await runStarter(plan.value, {
+      ...(options.stdio ? { stdio: options.stdio } : {}),
+      ...(options.detached !== undefined ? { detached: options.detached } : {}),
+      ...(options.forwardSignals !== undefined ? { forwardSignals: options.forwardSignals } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } finally {
+    releaseSessionDir(session.value);
+  }
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -279,6 +280,35 @@ static napi_value js_syncfs(napi_env env, napi_callback_info info) {
   }
   close(fd);
   return undefined(env);
+}
+
+/* flock(fd, operation): true when the lock was taken, false when LOCK_NB was given and another
+ * open file description holds a conflicting lock (EWOULDBLOCK); other failures throw. */
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 2) {
+    throw_type(env, "flock", "expected (fd, operation)");
+    return NULL;
+  }
+  uint32_t fd, operation;
+  if (!get_uint32(env, argv[0], &fd, "flock", "fd must be a number")) return NULL;
+  if (!get_uint32(env, argv[1], &operation, "flock", "operation must be a number")) return NULL;
+  int r;
+  do r = flock((int)fd, (int)operation);
+  while (r != 0 && errno == EINTR);
+  napi_value result;
+  if (r != 0) {
+    if (errno != EWOULDBLOCK) {
+      throw_errno(env, errno, "flock", NULL, NULL);
+      return NULL;
+    }
+    if (napi_get_boolean(env, false, &result) != napi_ok) return NULL;
+    return result;
+  }
+  if (napi_get_boolean(env, true, &result) != napi_ok) return NULL;
+  return result;
 }
 
 /* Reject a promise with the error throw_errno would throw. */
@@ -571,6 +601,7 @@ static napi_value init(napi_env env, napi_value exports) {
   set_function(env, exports, "treeStat", js_tree_stat);
   set_function(env, exports, "witness", js_witness);
   set_function(env, exports, "treeList", js_tree_list);
+  set_function(env, exports, "flock", js_flock);
   napi_value constants;
   napi_create_object(env, &constants);
   set_uint(env, constants, "RENAME_NOREPLACE", RENAME_NOREPLACE);
@@ -585,6 +616,10 @@ static napi_value init(napi_env env, napi_value exports) {
   set_uint(env, constants, "TREE_STAT_FOLLOW_ROOT", TREE_STAT_FOLLOW_ROOT);
   set_uint(env, constants, "TREE_STAT_SHALLOW", TREE_STAT_SHALLOW);
   set_uint(env, constants, "TREE_LIST_FIELDS", TREE_LIST_FIELDS);
+  set_uint(env, constants, "LOCK_SH", LOCK_SH);
+  set_uint(env, constants, "LOCK_EX", LOCK_EX);
+  set_uint(env, constants, "LOCK_NB", LOCK_NB);
+  set_uint(env, constants, "LOCK_UN", LOCK_UN);
   napi_set_named_property(env, exports, "constants", constants);
   return exports;
 }
