@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import PQueue from 'p-queue';
+import { stepName } from '../builder/build-events.js';
 import type { SourceResolver } from '../builder/source-resolver.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { errnoCode } from '../core/errno-failure.js';
@@ -23,7 +24,7 @@ import { claimOutput } from './output-claim.js';
 import { sweepDeadTemps } from './stale-temps.js';
 import { handModified, targetFailure } from './target-failure.js';
 import { targetStatus, type TargetStatus } from './target-status.js';
-import type { UpEventListener, UpSummary } from './up-events.js';
+import type { UpEvent, UpEventListener, UpSummary } from './up-events.js';
 
 export { targetStatus, type TargetStatus } from './target-status.js';
 
@@ -65,6 +66,8 @@ interface Run {
   readonly outcome: Map<string, Promise<Outcome>>;
   readonly wouldBuild: Set<string>;
   readonly summary: { built: number; fresh: number; failed: number; skipped: number; stepsCached: number };
+  /** What each target is doing now (from its events), to say where an exception hit it. */
+  readonly phase: Map<string, string>;
   stopped: boolean;
   /** Undo what opening took: the store mark, the project lock; save the pins and stat index. */
   readonly close: () => Promise<void>;
@@ -113,6 +116,7 @@ async function openRun(options: UpOptions): Promise<Result<Run, Diagnostic>> {
   const releaseStore = options.dryRun ? async () => undefined : await markStore(options.store, project.dir);
   const index = await StatIndex.load(stateDir.statIndex);
   const platform = options.platform ?? DEFAULT_PLATFORM;
+  const phase = new Map<string, string>();
   const build: BuildContext = {
     project,
     state,
@@ -127,7 +131,10 @@ async function openRun(options: UpOptions): Promise<Result<Run, Diagnostic>> {
     resolver: sourceResolver(options, stateDir, pins, platform),
     inflight: new Map(),
     memo: new Map(),
-    emit: options.onEvent,
+    emit: (e) => {
+      trackPhase(phase, e);
+      options.onEvent(e);
+    },
     signal: options.signal,
   };
   return ok({
@@ -138,6 +145,7 @@ async function openRun(options: UpOptions): Promise<Result<Run, Diagnostic>> {
     outcome: new Map(),
     wouldBuild: new Set(),
     summary: { built: 0, fresh: 0, failed: 0, skipped: 0, stepsCached: 0 },
+    phase,
     stopped: false,
     close: async () => {
       await pins.flush();
@@ -146,6 +154,14 @@ async function openRun(options: UpOptions): Promise<Result<Run, Diagnostic>> {
       await releaseStore();
     },
   });
+}
+
+/** Follows a target's build events: the step it is in, for the failure of an exception. */
+function trackPhase(phase: Map<string, string>, e: UpEvent): void {
+  if (e.type === 'step-started') phase.set(e.target, stepName(e.step));
+  else if (e.type === 'test-started') phase.set(e.target, '%test');
+  else if (e.type === 'export-started') phase.set(e.target, 'export');
+  else if (e.type === 'export-done') phase.set(e.target, 'recording');
 }
 
 /**
@@ -276,6 +292,7 @@ async function buildQueued(run: Run, target: Target, recipe: Recipe | undefined,
   const { options } = run;
   if (run.stopped || options.signal.aborted) return skip(run, target.name, options.signal.aborted ? 'interrupted' : 'an earlier target failed');
   options.onEvent({ type: 'target-started', target: target.name });
+  run.phase.set(target.name, 'source');
   const t0 = Date.now();
   try {
     await sweepDeadTemps(target.output);
@@ -287,6 +304,6 @@ async function buildQueued(run: Run, target: Target, recipe: Recipe | undefined,
     return 'ok';
   } catch (e) {
     if (options.signal.aborted && errnoCode(e) === undefined) return failed(run, target.name, error('interrupted', `building ${target.name} was interrupted`), Date.now() - t0);
-    return failed(run, target.name, targetFailure(e, { target: target.name, step: 'building' }), Date.now() - t0);
+    return failed(run, target.name, targetFailure(e, { target: target.name, step: run.phase.get(target.name) ?? 'building' }), Date.now() - t0);
   }
 }

@@ -80,14 +80,14 @@ describe('a target that hits the system', () => {
     expect(r.code).toBe(1);
     const e = failure(r.events, 'box')!;
     expect(e.reason).toBe('read-only');
-    expect(e.message).toMatch(new RegExp(`^box \\(building\\): EROFS, read-only file system, writing ${rig.path('ro')}/\\.box\\.tmp-\\d+-[0-9a-f]+ \\(mkdir\\) \\(mounted read-only at ${rig.path('ro')}\\)$`));
+    expect(e.message).toMatch(new RegExp(`^box \\(export\\): EROFS, read-only file system, writing ${rig.path('ro')}/\\.box\\.tmp-\\d+-[0-9a-f]+ \\(mkdir\\) \\(mounted read-only at ${rig.path('ro')}\\)$`));
     expect(e.hint).toBe(`remount ${rig.path('ro')} read-write, or point the output (or the cache) at a writable folder`);
     expect(r.events.some((x) => x.type === 'target-done' && x.target === 'other')).toBe(true);
     expect(r.events.at(-1)).toMatchObject({ type: 'run-done', summary: { built: 1, failed: 1 } });
 
     const plain = await rig.spawn(['up', '--progress', 'plain', 'box'], { env });
     expect(plain.code).toBe(1);
-    expect(plain.stderr).toMatch(/^error: box \(building\): EROFS, read-only file system, writing /);
+    expect(plain.stderr).toMatch(/^error: box \(export\): EROFS, read-only file system, writing /);
     expect(plain.stderr).not.toContain('internal error');
     expect(plain.stdout).toMatch(/built 0, fresh 0, failed 1, skipped 0/);
   });
