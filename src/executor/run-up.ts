@@ -214,7 +214,7 @@ async function runTarget(run: Run, name: string): Promise<Outcome> {
   try {
     return await checkAndBuild(run, target);
   } catch (e) {
-    return failed(run, name, targetFailure(e, { target: name, step: 'checking' }), 0);
+    return caught(run, name, e, 'checking', 0);
   }
 }
 
@@ -229,6 +229,12 @@ function failed(run: Run, name: string, e: Diagnostic, ms: number): Outcome {
   run.summary.failed++;
   if (!run.options.keepGoing) run.stopped = true;
   return 'failed';
+}
+
+/** The boundary's catch: after Ctrl-C whatever was thrown is the interruption; else the target's failure (targetFailure). */
+function caught(run: Run, name: string, e: unknown, step: string, ms: number): Outcome {
+  if (run.options.signal.aborted) return failed(run, name, error('interrupted', `building ${name} was interrupted`), ms);
+  return failed(run, name, targetFailure(e, { target: name, step }), ms);
 }
 
 /** Decides what to do with a target (fresh, kept, refused, built) and queues its build. */
@@ -303,7 +309,6 @@ async function buildQueued(run: Run, target: Target, recipe: Recipe | undefined,
     options.onEvent({ type: 'target-done', target: target.name, ms: Date.now() - t0, stepsRun: r.value.stepsRun, stepsCached: r.value.stepsCached, key: r.value.key });
     return 'ok';
   } catch (e) {
-    if (options.signal.aborted && errnoCode(e) === undefined) return failed(run, target.name, error('interrupted', `building ${target.name} was interrupted`), Date.now() - t0);
-    return failed(run, target.name, targetFailure(e, { target: target.name, step: run.phase.get(target.name) ?? 'building' }), Date.now() - t0);
+    return caught(run, target.name, e, run.phase.get(target.name) ?? 'building', Date.now() - t0);
   }
 }
