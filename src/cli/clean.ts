@@ -1,6 +1,10 @@
+import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { relative } from 'node:path';
+import { sweepDeadTemps } from '../executor/stale-temps.js';
+import { pendingOutput } from '../executor/target-status.js';
 import { expandSelection } from '../graph/expand-selection.js';
+import type { Target } from '../manifest/project.js';
 import { ProjectState } from '../state/project-state.js';
 import { acquireProjectLock } from '../state/project-lock.js';
 import { StateDir } from '../state/state-dir.js';
@@ -13,7 +17,10 @@ export const command: Command = {
     name: 'clean',
     summary: 'remove outputs and their recorded state',
     usage: '[TARGET|GROUP ...] [-f FILE] [-C DIR]',
-    description: 'Removes the outputs of the named targets (default: every target) and what was recorded about them; the cache keeps their steps, so the next up is quick.',
+    description: [
+      'Removes the outputs of the named targets (default: every target) and what was recorded about them; the cache keeps their steps, so the next up is quick.',
+      'Only what orchestrator recorded writing is removed: a path it did not write is left as it is, and said so.',
+    ].join('\n'),
     options: [...PROJECT_OPTIONS],
     positionals: { min: 0 },
   },
@@ -43,11 +50,24 @@ export const command: Command = {
         return EXIT.failed;
       }
       const state = await ProjectState.load(project.dir);
+      const shown = (path: string, t: Target): string => `${relative(project.dir, path).startsWith('..') ? path : relative(project.dir, path) || path}${t.format === 'sandbox' ? '/' : ''}`;
       for (const name of names.value) {
         const target = project.targets.find((t) => t.name === name)!;
-        await rm(target.output, { recursive: true, force: true });
+        // Ours: the output the record names, or the one a build stopped before its record wrote.
+        const ours = new Set([state.get(name)?.output, pendingOutput(state, name)].filter((p): p is string => p !== undefined));
+        for (const path of ours) {
+          await sweepDeadTemps(path);
+          if (!existsSync(path)) continue;
+          await rm(path, { recursive: true, force: true });
+          ctx.stdout.write(`removed ${shown(path, target)}\n`);
+        }
+        if (!ours.has(target.output)) {
+          await sweepDeadTemps(target.output);
+          if (existsSync(target.output)) ctx.stdout.write(`left ${shown(target.output, target)} alone: orchestrator has no record of writing it\n`);
+        }
         await state.remove(name);
-        ctx.stdout.write(`removed ${relative(project.dir, target.output) || target.output}${target.format === 'sandbox' ? '/' : ''}\n`);
+        await rm(state.paths.pending(name), { force: true });
+        await rm(state.paths.journal(name), { force: true });
       }
       return EXIT.ok;
     } finally {

@@ -1,32 +1,33 @@
-import { statSync, type Stats } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { join } from 'node:path';
 import PQueue from 'p-queue';
-import type { SourceSpec } from '../builder/build-source.js';
-import type { TagPins } from '../builder/registry-source.js';
+import { stepName } from '../builder/build-events.js';
 import type { SourceResolver } from '../builder/source-resolver.js';
-import { buildNeedsRoot } from '../builder/needs-root.js';
-import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
-import type { Digest } from '../core/digest.js';
-import { fail, ok, type Result } from '../core/result.js';
-import { explainChange, type StaleReason } from '../freshness/explain.js';
-import { changedWhileBuilding, targetFingerprint, type Fingerprint } from '../freshness/fingerprint.js';
-import { acquireProjectLock } from '../state/project-lock.js';
-import { ProjectState, type OutputIdentity, type TargetRecord } from '../state/project-state.js';
-import { StateDir } from '../state/state-dir.js';
-import { IGNORE_FILE, InputFilter } from '../freshness/input-filter.js';
-import { StatIndex } from '../freshness/stat-index.js';
+import { errnoCode } from '../core/errno-failure.js';
+import { ok, type Result } from '../core/result.js';
+import type { StaleReason } from '../freshness/explain.js';
 import type { ReadSet } from '../freshness/read-set.js';
-import { diffTrees, treeIdentity, writtenTreeDigest, type TreeEntryDigest } from '../freshness/tree-digest.js';
-import { LOCK_FILE_NAME, readLockFile, withLockEntry, writeLockFile, type LockData } from '../lock/lock-file.js';
+import { StatIndex } from '../freshness/stat-index.js';
+import { LOCK_FILE_NAME, readLockFile } from '../lock/lock-file.js';
 import type { Project, Target } from '../manifest/project.js';
 import type { Recipe } from '../recipe/model.js';
 import type { Platform } from '../registry/media-types.js';
-import { formatPlatform, DEFAULT_PLATFORM } from '../registry/platform.js';
+import { DEFAULT_PLATFORM } from '../registry/platform.js';
 import type { RegistryClient } from '../registry/registry-client.js';
+import { acquireProjectLock } from '../state/project-lock.js';
+import { ProjectState } from '../state/project-state.js';
+import { StateDir } from '../state/state-dir.js';
+import { IGNORE_FILE, InputFilter } from '../freshness/input-filter.js';
 import type { Store } from '../store/store.js';
-import type { UpEventListener, UpSummary } from './up-events.js';
+import { buildOne, type BuildContext } from './build-one.js';
+import { LockPins } from './lock-pins.js';
+import { claimOutput } from './output-claim.js';
+import { sweepDeadTemps } from './stale-temps.js';
+import { handModified, targetFailure } from './target-failure.js';
+import { targetStatus, type TargetStatus } from './target-status.js';
+import type { UpEvent, UpEventListener, UpSummary } from './up-events.js';
+
+export { targetStatus, type TargetStatus } from './target-status.js';
 
 export interface UpOptions {
   readonly project: Project;
@@ -37,7 +38,7 @@ export interface UpOptions {
   readonly requested: ReadonlySet<string>;
   readonly jobs: number;
   readonly keepGoing: boolean;
-  /** Rebuild even when fresh, and discard hand-made changes to sandboxes. */
+  /** Rebuild even when fresh, discard hand-made changes to sandboxes, take over outputs orchestrator did not write. */
   readonly force: boolean;
   readonly noCache: boolean;
   readonly noTest: boolean;
@@ -55,174 +56,138 @@ export interface UpOptions {
   readonly reads?: ReadSet;
 }
 
-export interface TargetStatus {
-  readonly name: string;
-  readonly fingerprint: Fingerprint;
-  readonly record: TargetRecord | undefined;
-  readonly reasons: readonly StaleReason[];
-  /** A sandbox update in place was interrupted: the output is rewritten in full. */
-  readonly interrupted: boolean;
-  /** Paths changed by hand in a sandbox output (first ones), and how many in all. */
-  readonly dirty?: { readonly paths: readonly string[]; readonly count: number };
+type Outcome = 'ok' | 'failed' | 'skipped';
+
+/** One `up` run while it runs: what was opened, the schedule, and the counts for the summary. */
+interface Run {
+  readonly options: UpOptions;
+  readonly build: BuildContext;
+  readonly byName: ReadonlyMap<string, Target>;
+  readonly queue: PQueue;
+  readonly outcome: Map<string, Promise<Outcome>>;
+  readonly wouldBuild: Set<string>;
+  readonly summary: { built: number; fresh: number; failed: number; skipped: number; stepsCached: number };
+  /** What each target is doing now (from its events), to say where an exception hit it. */
+  readonly phase: Map<string, string>;
+  stopped: boolean;
+  /** Undo what opening took: the store mark, the project lock; save the pins and stat index. */
+  readonly close: () => Promise<void>;
 }
 
 /**
- * What the output is now. A sandbox's listing (`entries`) comes with it when `listing` is asked
- * for (after a build: the tree was just written, see writtenTreeDigest), or when the tree was
- * walked anyway (its stat signature is not the remembered one).
- */
-async function outputIdentity(target: Target, index: StatIndex, listing: false | { readonly clockDir: string }, reads?: ReadSet): Promise<{ identity: OutputIdentity; entries?: readonly TreeEntryDigest[] } | undefined> {
-  reads?.add(target.output);
-  // Synchronous: a hundred targets' stat calls cost far less than as many thread-pool round trips.
-  const st = statOrUndefined(target.output);
-  if (!st) return undefined;
-  if (target.format === 'sandbox') {
-    if (!st.isDirectory()) return { identity: { kind: 'tree', digest: 'not-a-folder' } };
-    const tree = listing ? await writtenTreeDigest(target.output, { index, clockDir: listing.clockDir }) : await treeIdentity(target.output, { index, ...(reads ? { reads } : {}) });
-    return { identity: { kind: 'tree', digest: tree.digest }, ...(tree.entries ? { entries: tree.entries } : {}) };
-  }
-  return { identity: { kind: 'file', size: st.size, mtimeMs: st.mtimeMs, ino: st.ino } };
-}
-
-function statOrUndefined(path: string): Stats | undefined {
-  try {
-    return statSync(path, { throwIfNoEntry: false });
-  } catch {
-    return undefined;
-  }
-}
-
-function sameIdentity(a: OutputIdentity, b: OutputIdentity): boolean {
-  if (a.kind === 'tree' && b.kind === 'tree') return a.digest === b.digest;
-  if (a.kind === 'file' && b.kind === 'file') return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
-  return false;
-}
-
-/** Everything `plan` and `up` need to know about one target before building it. */
-export async function targetStatus(
-  target: Target,
-  options: {
-    recipe: Recipe | undefined;
-    state: ProjectState;
-    lock: LockData;
-    index: StatIndex;
-    project: Project;
-    platform: Platform;
-    toolVersion: string;
-    force?: boolean;
-    memo?: Map<string, Promise<string>>;
-    reads?: ReadSet;
-    filter?: InputFilter;
-  },
-): Promise<TargetStatus> {
-  const fingerprint = await targetFingerprint(target, options.recipe, {
-    projectDir: options.project.dir,
-    lock: options.lock,
-    platform: options.platform,
-    index: options.index,
-    outputOf: (name) => options.project.targets.find((t) => t.name === name)?.output,
-    toolVersion: options.toolVersion,
-    ...(options.memo ? { memo: options.memo } : {}),
-    ...(options.reads ? { reads: options.reads } : {}),
-    ...(options.filter ? { filter: options.filter } : {}),
-  });
-  const record = options.state.get(target.name);
-  const reasons: StaleReason[] = [];
-  let out = await outputIdentity(target, options.index, false, options.reads);
-  let dirty: TargetStatus['dirty'];
-  if (target.format === 'sandbox') options.reads?.add(options.state.paths.journal(target.name));
-  const interrupted = target.format === 'sandbox' && statOrUndefined(options.state.paths.journal(target.name)) !== undefined;
-  if (!record) reasons.push({ code: 'never-built', message: 'never built' });
-  else {
-    reasons.push(...explainChange(record.components, fingerprint.components));
-    if (record.output !== target.output) reasons.push({ code: 'format', message: `output changed from ${record.output} to ${target.output}` });
-    if (!out) reasons.push({ code: 'output-missing', message: 'output missing' });
-    else if (interrupted) {
-      reasons.push({ code: 'output-modified', message: 'an update of the sandbox was interrupted; it is written again' });
-    } else if (!sameIdentity(record.identity, out.identity)) {
-      reasons.push({ code: 'output-modified', message: 'output modified since build' });
-      if (target.format === 'sandbox' && !out.entries) out = (await outputIdentity(target, options.index, { clockDir: options.state.paths.root })) ?? out;
-      if (target.format === 'sandbox' && out.entries) {
-        const saved = await readFile(options.state.paths.treeListing(target.name), 'utf8').then(
-          (t) => JSON.parse(t) as TreeEntryDigest[],
-          () => [] as TreeEntryDigest[],
-        );
-        const changes = diffTrees(saved, out.entries);
-        dirty = { paths: changes.slice(0, 20).map((c) => `${c.change === 'added' ? 'A' : c.change === 'removed' ? 'D' : 'M'} ${c.path}`), count: changes.length };
-        reasons[reasons.length - 1] = {
-          code: 'output-modified',
-          message: `sandbox modified by hand since build (${changes.length} change${changes.length === 1 ? '' : 's'}: ${changes.slice(0, 3).map((c) => c.path).join(', ')}${changes.length > 3 ? ', ...' : ''})`,
-        };
-      }
-    }
-  }
-  if (reasons.length === 0 && options.force) reasons.push({ code: 'forced', message: 'rebuild forced (--force)' });
-  return { name: target.name, fingerprint, record, reasons, interrupted, ...(dirty ? { dirty } : {}) };
-}
-
-/** Pins kept in memory during a run and written to orchestrator.lock as they change. */
-class LockPins implements TagPins {
-  #writing: Promise<void> = Promise.resolve();
-  constructor(
-    public lock: LockData,
-    readonly path: string,
-    readonly ignoreExisting: boolean,
-  ) {}
-  get(reference: string): Digest | undefined {
-    if (this.ignoreExisting) return undefined;
-    return this.lock.images[reference]?.digest;
-  }
-  record(reference: string, top: Digest, platform: Platform, manifest: Digest): void {
-    const prev = this.lock.images[reference];
-    const plat = formatPlatform(platform);
-    if (prev && prev.digest === top && prev.platforms[plat] === manifest) return;
-    this.lock = withLockEntry(this.lock, reference, top, plat, manifest);
-    const snapshot = this.lock;
-    this.#writing = this.#writing.then(() => writeLockFile(this.path, snapshot)).catch(() => undefined);
-  }
-  flush(): Promise<void> {
-    return this.#writing;
-  }
-}
-
-/**
- * `orchestrator up` (docs/ARCHITECTURE.md, Pipeline): builds the stale targets of `order`, dependencies first,
+ * `orchestrator up` (DESIGN.md 2.1, 3): builds the stale targets of `order`, dependencies first,
  * independent targets in parallel (`jobs`), stopping at the first failure unless `keepGoing`.
- * A fresh target does no work at all. State is written after each target's output.
+ * A fresh target does no work at all. State is written after each target's output. Every target
+ * runs inside a boundary: whatever it throws is its failure, and the run always ends with
+ * `run-done`.
  */
 export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagnostic>> {
   const started = Date.now();
-  const { project, onEvent: emit, signal } = options;
+  const opened = await openRun(options);
+  if (!opened.ok) return opened;
+  const run = opened.value;
+  try {
+    for (const name of options.order) run.outcome.set(name, runTarget(run, name));
+    await Promise.all(run.outcome.values());
+    await run.queue.onIdle();
+  } finally {
+    await run.close();
+  }
+  const result: UpSummary = { ...run.summary, ms: Date.now() - started, interrupted: options.signal.aborted };
+  options.onEvent({ type: 'run-done', summary: result });
+  return ok(result);
+}
+
+/** Opens a run: the project lock, the pins of orchestrator.lock, the state, the store mark, the stat index. */
+async function openRun(options: UpOptions): Promise<Result<Run, Diagnostic>> {
+  const { project } = options;
   const stateDir = new StateDir(project.dir);
   const projectLock = options.dryRun ? { ok: true as const, value: { release: async () => undefined } } : await acquireProjectLock(stateDir);
   if (!projectLock.ok) return projectLock;
-  const platform = options.platform ?? DEFAULT_PLATFORM;
-  const lockRead = await readLockFile(join(project.dir, LOCK_FILE_NAME));
+  const lockPath = join(project.dir, LOCK_FILE_NAME);
+  const lockRead = await readLockFile(lockPath);
   if (!lockRead.ok) {
     await projectLock.value.release();
     return lockRead;
   }
-  const pins = new LockPins(lockRead.value, join(project.dir, LOCK_FILE_NAME), options.pull);
-  options.reads?.add(join(project.dir, LOCK_FILE_NAME));
+  const pins = new LockPins(lockRead.value, lockPath, options.pull);
+  options.reads?.add(lockPath);
   options.reads?.add(stateDir.state);
   const state = await ProjectState.load(project.dir);
-  const release = options.dryRun ? async () => undefined : await options.store.markActive();
-  if (!options.dryRun) await options.store.registerProject(project.dir);
+  const releaseStore = options.dryRun ? async () => undefined : await markStore(options.store, project.dir);
   const index = await StatIndex.load(stateDir.statIndex);
   // Never read as an input: the state folder, the cache, every output; and .orchestratorignore.
   const filter = InputFilter.load({ projectDir: project.dir, always: [stateDir.root, options.store.root, ...project.targets.map((t) => t.output)] });
   options.reads?.add(join(project.dir, IGNORE_FILE));
-  const byName = new Map(project.targets.map((t) => [t.name, t]));
-  const queue = new PQueue({ concurrency: Math.max(1, options.jobs) });
-  const outcome = new Map<string, Promise<'ok' | 'failed' | 'skipped'>>();
-  let stopped = false;
-  const wouldBuild = new Set<string>();
-  const inflight = new Map<string, Promise<void>>();
-  const memo = new Map<string, Promise<string>>();
-  const summary = { built: 0, fresh: 0, failed: 0, skipped: 0, stepsCached: 0 };
+  const platform = options.platform ?? DEFAULT_PLATFORM;
+  const phase = new Map<string, string>();
+  const build: BuildContext = {
+    project,
+    state,
+    index,
+    pins,
+    platform,
+    store: options.store,
+    toolVersion: options.toolVersion,
+    noCache: options.noCache,
+    noTest: options.noTest,
+    ...(options.epoch !== undefined ? { epoch: options.epoch } : {}),
+    resolver: sourceResolver(options, stateDir, pins, platform),
+    inflight: new Map(),
+    memo: new Map(),
+    filter,
+    emit: (e) => {
+      trackPhase(phase, e);
+      options.onEvent(e);
+    },
+    signal: options.signal,
+  };
+  return ok({
+    options,
+    build,
+    byName: new Map(project.targets.map((t) => [t.name, t])),
+    queue: new PQueue({ concurrency: Math.max(1, options.jobs) }),
+    outcome: new Map(),
+    wouldBuild: new Set(),
+    summary: { built: 0, fresh: 0, failed: 0, skipped: 0, stepsCached: 0 },
+    phase,
+    stopped: false,
+    close: async () => {
+      await pins.flush();
+      if (!options.dryRun) await index.save().catch(() => undefined);
+      await projectLock.value.release();
+      await releaseStore();
+    },
+  });
+}
 
-  // The build engine loads only when something is stale: a no-op run never pays for it.
-  const resolver = async (target: string, targetOutputs: Record<string, string>): Promise<SourceResolver> =>
+/** Follows a target's build events: the step it is in, for the failure of an exception. */
+function trackPhase(phase: Map<string, string>, e: UpEvent): void {
+  if (e.type === 'step-started') phase.set(e.target, stepName(e.step));
+  else if (e.type === 'test-started') phase.set(e.target, '%test');
+  else if (e.type === 'export-started') phase.set(e.target, 'export');
+  else if (e.type === 'export-done') phase.set(e.target, 'recording');
+}
+
+/**
+ * Marks the store as in use and registers the project with it. A store that cannot be written
+ * (a read-only cache) is not the end of the run: fresh targets need nothing of it, and a target
+ * that must build fails on its own, saying which path could not be written.
+ */
+async function markStore(store: Store, projectDir: string): Promise<() => Promise<void>> {
+  try {
+    const release = await store.markActive();
+    await store.registerProject(projectDir);
+    return release;
+  } catch (e) {
+    if (errnoCode(e) === undefined) throw e;
+    return async () => undefined;
+  }
+}
+
+/** The source resolver of a target; the build engine loads only when something is stale, so a no-op run never pays for it. */
+function sourceResolver(options: UpOptions, stateDir: StateDir, pins: LockPins, platform: Platform): BuildContext['resolver'] {
+  return async (target, targetOutputs): Promise<SourceResolver> =>
     new (await import('../builder/source-resolver.js')).SourceResolver({
       store: options.store,
       client: options.client,
@@ -238,190 +203,118 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
             : e.type === 'debootstrap-done'
               ? `debootstrap ${e.suite}: done in ${(e.ms / 1000).toFixed(1)} s`
               : undefined;
-        if (line !== undefined) emit({ type: 'step-output', target, step: { kind: 'source' }, chunk: `${line}\n` });
+        if (line !== undefined) options.onEvent({ type: 'step-output', target, step: { kind: 'source' }, chunk: `${line}\n` });
       },
-      signal,
+      signal: options.signal,
     });
+}
 
-  const runTarget = async (name: string): Promise<'ok' | 'failed' | 'skipped'> => {
-    const target = byName.get(name)!;
-    const deps = await Promise.all(target.dependencies.map((d) => outcome.get(d) ?? Promise.resolve<'ok'>('ok')));
-    const badDep = target.dependencies.find((_, i) => deps[i] !== 'ok');
-    if (badDep !== undefined) {
-      emit({ type: 'target-skipped', target: name, because: `dependency ${badDep} did not build` });
-      summary.skipped++;
-      return 'skipped';
-    }
-    if (stopped || signal.aborted) {
-      emit({ type: 'target-skipped', target: name, because: signal.aborted ? 'interrupted' : 'an earlier target failed' });
-      summary.skipped++;
-      return 'skipped';
-    }
-    const recipe = options.recipes.get(name);
-    const status = await targetStatus(target, {
-      recipe,
-      state,
-      lock: pins.lock,
-      index,
-      project,
-      platform,
-      toolVersion: options.toolVersion,
-      force: options.force,
-      filter,
-      memo,
-      ...(options.reads ? { reads: options.reads } : {}),
-    });
-    const reasons: StaleReason[] = [...status.reasons];
-    if (options.pull && reasons.length === 0 && target.from?.kind === 'docker') reasons.push({ code: 'source', message: 'tags re-resolved (--pull)' });
-    // A dry run builds nothing, so a dependent cannot see its dependency's new output: say so.
-    if (options.dryRun && reasons.length === 0) for (const d of target.dependencies) if (wouldBuild.has(d)) reasons.push({ code: 'source', message: `dependency ${d} would be rebuilt` });
-    if (reasons.length === 0) {
-      emit({ type: 'target-fresh', target: name });
-      summary.fresh++;
-      return 'ok';
-    }
-    emit({ type: 'target-stale', target: name, reasons, dryRun: options.dryRun });
-    if (options.dryRun) {
-      wouldBuild.add(name);
-      return 'ok';
-    }
-    if (status.dirty && !options.force && !options.requested.has(name)) {
-      // Only needed as a source: the Singularity flow builds production images from the dev
-      // sandbox as it is now, hand-made changes included.
-      emit({ type: 'target-kept', target: name, changes: status.dirty.count });
-      summary.fresh++;
-      return 'ok';
-    }
-    if (status.dirty && !options.force) {
-      const shownOut = relative(project.dir, target.output) || target.output;
-      const more = status.dirty.count > status.dirty.paths.length ? `\n  ... and ${status.dirty.count - status.dirty.paths.length} more` : '';
-      const e = error('sandbox-modified', `sandbox ${shownOut}/ was modified by hand since it was built (${status.dirty.count} change${status.dirty.count === 1 ? '' : 's'}):\n  ${status.dirty.paths.join('\n  ')}${more}`, {
-        ...(target.locations.output ? { location: target.locations.output } : { location: target.locations.name }),
-        hint: `move the changes into the recipe, or run 'orchestrator up --force ${name}' to discard them`,
-      });
-      emit({ type: 'target-failed', target: name, error: e, ms: 0 });
-      summary.failed++;
-      if (!options.keepGoing) stopped = true;
-      return 'failed';
-    }
-    return queue.add(async () => {
-      if (stopped || signal.aborted) {
-        emit({ type: 'target-skipped', target: name, because: signal.aborted ? 'interrupted' : 'an earlier target failed' });
-        summary.skipped++;
-        return 'skipped' as const;
-      }
-      emit({ type: 'target-started', target: name });
-      const t0 = Date.now();
-      const r = await buildOne(target, recipe, status);
-      if (!r.ok) {
-        emit({ type: 'target-failed', target: name, error: r.error, ms: Date.now() - t0 });
-        summary.failed++;
-        if (!options.keepGoing) stopped = true;
-        return 'failed' as const;
-      }
-      summary.built++;
-      summary.stepsCached += r.value.stepsCached;
-      emit({ type: 'target-done', target: name, ms: Date.now() - t0, stepsRun: r.value.stepsRun, stepsCached: r.value.stepsCached, key: r.value.key });
-      return 'ok' as const;
-    }) as Promise<'ok' | 'failed' | 'skipped'>;
-  };
-
-  const buildOne = async (target: Target, recipe: Recipe | undefined, status: TargetStatus): Promise<Result<{ stepsRun: number; stepsCached: number; key: string }, Diagnostic>> => {
-    if (process.getuid?.() !== 0) return fail(buildNeedsRoot());
-    // Never replace an image open in a writable shell (src/runtime/writable-lock.ts); --force neither.
-    const holder = writableSessionHolder(target.output);
-    if (holder) return fail(outputInUse(target.format === 'sandbox' ? 'sandbox' : 'image', `${relative(project.dir, target.output) || target.output}${target.format === 'sandbox' ? '/' : ''}`, holder, target.locations.output ?? target.locations.name));
-    const outputs = Object.fromEntries(project.targets.map((t) => [t.name, t.output]));
-    const res = await resolver(target.name, outputs);
-    let source: SourceSpec | undefined;
-    if (target.from) {
-      const s = await res.fromRef(target.from);
-      if (!s.ok) return s;
-      source = s.value;
-    }
-    const recipeDir = target.recipe ? dirname(target.recipe) : project.dir;
-    await mkdir(dirname(target.output), { recursive: true });
-    const { buildTarget } = await import('../builder/build-target.js');
-    const built = await buildTarget(
-      {
-        name: target.name,
-        ...(source ? { source } : {}),
-        ...(recipe ? { recipe } : {}),
-        recipeDir,
-        format: target.format,
-        output: target.output,
-        ...(target.size !== undefined ? { size: target.size } : {}),
-        runTest: target.test && !options.noTest,
-        noCache: options.noCache,
-        ...(options.epoch !== undefined ? { epoch: options.epoch } : {}),
-        // A clean sandbox from the last build is updated in place; a forced, hand-modified or
-        // interrupted one is written again in full.
-        ...(target.format === 'sandbox' && status.record?.lowers && !status.dirty && !status.interrupted && status.record.output === target.output
-          ? { incremental: { previousLowers: status.record.lowers, journal: state.paths.journal(target.name) } }
-          : {}),
-        filter,
-        declaredInputs: target.inputs.map((p) => (p.startsWith('target:') ? (outputs[p.slice('target:'.length)] ?? p) : join(project.dir, p))),
-        platform: formatPlatform(platform),
-      },
-      {
-        store: options.store,
-        logDir: stateDir.logs(target.name),
-        index,
-        toolVersion: options.toolVersion,
-        resolveHeader: (stage, dir) => res.header(stage, dir),
-        onEvent: emit,
-        inflight,
-        signal,
-      },
-    );
-    // Its output is new: what was remembered of it is not true any more.
-    memo.delete(target.output);
-    if (!built.ok) return built;
-    // Record after the output: the fingerprint as it is now, with the pins this build made. If a
-    // file it reads changed during the build, the output may match neither version: record the
-    // one from before, so that the next run rebuilds instead of calling it fresh.
-    const after = await targetFingerprint(target, recipe, {
-      projectDir: project.dir,
-      lock: pins.lock,
-      platform,
-      index,
-      outputOf: (n) => outputs[n],
-      toolVersion: options.toolVersion,
-      filter,
-    });
-    const fp = changedWhileBuilding(status.fingerprint.components, after.components) ? status.fingerprint : after;
-    const out = await outputIdentity(target, index, { clockDir: stateDir.root });
-    if (!out) return fail(error('unexpected', `the output ${target.output} is missing after its build`));
-    await rm(state.paths.journal(target.name), { force: true });
-    if (out.entries) {
-      await mkdir(dirname(state.paths.treeListing(target.name)), { recursive: true });
-      await writeFile(state.paths.treeListing(target.name), JSON.stringify(out.entries));
-    }
-    await state.set(target.name, {
-      key: fp.key,
-      components: fp.components,
-      output: target.output,
-      identity: out.identity,
-      builtAt: new Date().toISOString(),
-      steps: built.value.steps.map((s) => s.key),
-      references: built.value.references,
-      lowers: built.value.lowers,
-    });
-    const stepsRun = built.value.steps.filter((s) => !s.cached && s.label.kind !== 'source').length;
-    return ok({ stepsRun, stepsCached: built.value.steps.filter((s) => s.cached && s.label.kind !== 'source').length, key: fp.key });
-  };
-
+/** One target, inside its boundary: wait for its dependencies, then status → explain → build → record. */
+async function runTarget(run: Run, name: string): Promise<Outcome> {
+  const target = run.byName.get(name)!;
+  const deps = await Promise.all(target.dependencies.map((d) => run.outcome.get(d) ?? Promise.resolve<Outcome>('ok')));
+  const badDep = target.dependencies.find((_, i) => deps[i] !== 'ok');
+  if (badDep !== undefined) return skip(run, name, `dependency ${badDep} did not build`);
+  if (run.stopped || run.options.signal.aborted) return skip(run, name, run.options.signal.aborted ? 'interrupted' : 'an earlier target failed');
   try {
-    for (const name of options.order) outcome.set(name, runTarget(name));
-    await Promise.all(outcome.values());
-    await queue.onIdle();
-  } finally {
-    await pins.flush();
-    if (!options.dryRun) await index.save().catch(() => undefined);
-    await projectLock.value.release();
-    await release();
+    return await checkAndBuild(run, target);
+  } catch (e) {
+    return caught(run, name, e, 'checking', 0);
   }
-  const result: UpSummary = { ...summary, ms: Date.now() - started, interrupted: signal.aborted };
-  emit({ type: 'run-done', summary: result });
-  return ok(result);
+}
+
+function skip(run: Run, name: string, because: string): Outcome {
+  run.options.onEvent({ type: 'target-skipped', target: name, because });
+  run.summary.skipped++;
+  return 'skipped';
+}
+
+function failed(run: Run, name: string, e: Diagnostic, ms: number): Outcome {
+  run.options.onEvent({ type: 'target-failed', target: name, error: e, ms });
+  run.summary.failed++;
+  if (!run.options.keepGoing) run.stopped = true;
+  return 'failed';
+}
+
+/** The boundary's catch: after Ctrl-C whatever was thrown is the interruption; else the target's failure (targetFailure). */
+function caught(run: Run, name: string, e: unknown, step: string, ms: number): Outcome {
+  if (run.options.signal.aborted) return failed(run, name, error('interrupted', `building ${name} was interrupted`), ms);
+  return failed(run, name, targetFailure(e, { target: name, step }), ms);
+}
+
+/** Decides what to do with a target (fresh, kept, refused, built) and queues its build. */
+async function checkAndBuild(run: Run, target: Target): Promise<Outcome> {
+  const { options, build } = run;
+  const name = target.name;
+  const recipe = options.recipes.get(name);
+  const status = await targetStatus(target, {
+    recipe,
+    state: build.state,
+    lock: build.pins.lock,
+    index: build.index,
+    project: options.project,
+    platform: build.platform,
+    toolVersion: options.toolVersion,
+    force: options.force,
+    filter: build.filter,
+    memo: build.memo,
+    ...(options.reads ? { reads: options.reads } : {}),
+  });
+  const reasons = explain(run, target, status);
+  if (reasons.length === 0) {
+    options.onEvent({ type: 'target-fresh', target: name });
+    run.summary.fresh++;
+    return 'ok';
+  }
+  const claim = options.dryRun ? { ok: true as const } : await claimOutput(target, { projectDir: options.project.dir, exists: status.exists, owned: status.owned, force: options.force });
+  options.onEvent({ type: 'target-stale', target: name, reasons: claim.ok && claim.takeover ? [...reasons, claim.takeover] : reasons, dryRun: options.dryRun });
+  if (options.dryRun) {
+    run.wouldBuild.add(name);
+    return 'ok';
+  }
+  if (!claim.ok) return failed(run, name, claim.error, 0);
+  if (status.dirty && !options.force) {
+    const otherReasons = reasons.filter((r) => r.code !== 'output-modified');
+    if (!options.requested.has(name) && otherReasons.length === 0) {
+      // Only needed as a source, and stale for no other reason: the Singularity flow builds
+      // production images from the dev sandbox as it is now, hand-made changes included.
+      options.onEvent({ type: 'target-kept', target: name, changes: status.dirty.count });
+      run.summary.fresh++;
+      return 'ok';
+    }
+    const dependents = options.requested.has(name) ? [] : options.order.filter((n) => run.byName.get(n)?.dependencies.includes(name));
+    return failed(run, name, handModified(options.project.dir, target, status.dirty, otherReasons, dependents), 0);
+  }
+  return run.queue.add(() => buildQueued(run, target, recipe, status)) as Promise<Outcome>;
+}
+
+/** Why a target is rebuilt: its status's reasons, and what only the run knows (--pull, a dry run's dependencies). */
+function explain(run: Run, target: Target, status: TargetStatus): StaleReason[] {
+  const reasons: StaleReason[] = [...status.reasons];
+  if (run.options.pull && reasons.length === 0 && target.from?.kind === 'docker') reasons.push({ code: 'source', message: 'tags re-resolved (--pull)' });
+  // A dry run builds nothing, so a dependent cannot see its dependency's new output: say so.
+  if (run.options.dryRun && reasons.length === 0) {
+    for (const d of target.dependencies) if (run.wouldBuild.has(d)) reasons.push({ code: 'source', message: `dependency ${d} would be rebuilt` });
+  }
+  return reasons;
+}
+
+/** A target's build, once the queue lets it run: temps of killed runs swept, built, recorded. */
+async function buildQueued(run: Run, target: Target, recipe: Recipe | undefined, status: TargetStatus): Promise<Outcome> {
+  const { options } = run;
+  if (run.stopped || options.signal.aborted) return skip(run, target.name, options.signal.aborted ? 'interrupted' : 'an earlier target failed');
+  options.onEvent({ type: 'target-started', target: target.name });
+  run.phase.set(target.name, 'source');
+  const t0 = Date.now();
+  try {
+    await sweepDeadTemps(target.output);
+    const r = await buildOne(run.build, target, recipe, status);
+    if (!r.ok) return failed(run, target.name, r.error, Date.now() - t0);
+    run.summary.built++;
+    run.summary.stepsCached += r.value.stepsCached;
+    options.onEvent({ type: 'target-done', target: target.name, ms: Date.now() - t0, stepsRun: r.value.stepsRun, stepsCached: r.value.stepsCached, key: r.value.key });
+    return 'ok';
+  } catch (e) {
+    return caught(run, target.name, e, run.phase.get(target.name) ?? 'building', Date.now() - t0);
+  }
 }

@@ -50,6 +50,14 @@ export class StateDir {
     return join(this.root, 'trees', `${target}.json`);
   }
 
+  /**
+   * `pending/TARGET.json`: present from just before a target's output is written until its record
+   * is, so that an output a killed run finished but never recorded is still known as ours.
+   */
+  pending(target: string): string {
+    return join(this.root, 'pending', `${target}.json`);
+  }
+
   /** `journal/TARGET.json`: present while a sandbox output is being updated in place. */
   journal(target: string): string {
     return join(this.root, 'journal', `${target}.json`);
