@@ -75,7 +75,7 @@ interface Run {
 }
 
 /**
- * `orchestrator up` (DESIGN.md 2.1, 3): builds the stale targets of `order`, dependencies first,
+ * `orchestrator up` (docs/ARCHITECTURE.md, Pipeline): builds the stale targets of `order`, dependencies first,
  * independent targets in parallel (`jobs`), stopping at the first failure unless `keepGoing`.
  * A fresh target does no work at all. State is written after each target's output. Every target
  * runs inside a boundary: whatever it throws is its failure, and the run always ends with

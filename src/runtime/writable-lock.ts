@@ -4,7 +4,7 @@ import { error, type Diagnostic } from '../core/diagnostic.js';
 import { isErrno, nativeAddon } from '../native/addon.js';
 
 /**
- * Writable sessions and the builds that replace images (DESIGN.md 3.4): a `shell`/`exec`/`run`/
+ * Writable sessions and the builds that replace images (docs/ARCHITECTURE.md, Runtime): a `shell`/`exec`/`run`/
  * `test --writable` on a sandbox or an ext3 image holds a shared flock on a lock file beside the
  * image, outside its tree, for as long as it runs; `up` and `clean` test it with a non-blocking
  * exclusive flock before they replace or remove the image, and refuse while it is held (there is

@@ -14,7 +14,8 @@ const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 const architecture = readFileSync(join(REPO_ROOT, 'docs/ARCHITECTURE.md'), 'utf8');
 const ciScript = readFileSync(join(REPO_ROOT, 'scripts/ci-quickstart.sh'), 'utf8');
 const ciRun = readFileSync(join(REPO_ROOT, '.ci/run'), 'utf8');
-const scripts = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; bin?: Record<string, string> };
+const scripts = pkg.scripts;
 
 const withoutComment = (raw: string): string => raw.replace(/^\$ /, '').replace(/\s+#.*$/, '').trim();
 
@@ -48,6 +49,8 @@ function shellProblem(line: string): string | undefined {
   const exists = (p: string) => existsSync(join(REPO_ROOT, p));
   switch (cmd) {
     case 'npm': {
+      // npm's own commands that act on this package: its bin entries must exist.
+      if (args[0] === 'link' || args[0] === 'ci') return Object.values(pkg.bin ?? {}).every((b) => exists(b)) ? undefined : `a bin of package.json is missing`;
       const script = args[0] === 'run' ? args[1] : args[0];
       return script !== undefined && scripts[script] !== undefined ? undefined : `no npm script '${script ?? ''}' in package.json`;
     }
@@ -129,6 +132,7 @@ describe('docs/ARCHITECTURE.md', () => {
 describe('the check of shell lines', () => {
   it('says why a line would not run', () => {
     expect(shellProblem('npm run nope')).toBe("no npm script 'nope' in package.json");
+    expect(shellProblem('npm link')).toBeUndefined();
     expect(shellProblem('npx vitest run test/unit/gone.test.ts')).toBe('not a test file that npm test runs: test/unit/gone.test.ts');
     expect(shellProblem('bash scripts/gone.sh')).toBe('no script scripts/gone.sh');
     expect(shellProblem('cd examples/gone')).toBe('no folder examples/gone');
