@@ -237,7 +237,9 @@ async function buildStage(run: BuildRun, stage: Stage | undefined, at: { index: 
   const prepared = source.value.prepared;
   const inputs = await stageInputs(run, stage, isLast);
   // The source used, when it is not the header's: the image's labels name it (singularity-metadata.ts).
-  const origin = isLast && request.source ? request.source.origin : undefined;
+  // A from: that names the header's own source changes neither the labels nor the key.
+  const given = isLast && request.source ? request.source.origin : undefined;
+  const origin = given && !(stage?.header.get('bootstrap')?.value.toLowerCase() === given.bootstrap && stage.header.get('from')?.value === given.from) ? given : undefined;
   const planned = planSteps({
     stage,
     source: prepared.key,

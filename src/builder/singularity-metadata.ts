@@ -345,11 +345,14 @@ const DEFFILE = 'org.label-schema.usage.singularity.deffile';
 /**
  * The provenance labels of a recipe build: `deffile.KEY` for each header field, as Singularity
  * writes them; when another source took the header's place, `deffile.bootstrap` and
- * `deffile.from` name the source used and the header's fields move to `deffile.header.KEY`.
+ * `deffile.from` name the source used and the header's fields move to `deffile.header.KEY` (unless
+ * that source is the header's own).
  */
 function deffileLabels(stage: Stage, source: MetadataInput['source']): Record<string, string> {
   const out: Record<string, string> = {};
-  if (!source) {
+  // A `from:` that says what the header says changes nothing: the labels are the header's.
+  const same = source && stage.header.get('bootstrap')?.value.toLowerCase() === source.bootstrap && stage.header.get('from')?.value === source.from;
+  if (!source || same) {
     for (const [key, field] of stage.header) out[`${DEFFILE}.${key}`] = field.value;
     return out;
   }

@@ -72,6 +72,7 @@ describe('plan and graph', () => {
   it('plan --json gives absolute paths and dependencies', async () => {
     const r = await runCliInProcess(['plan', 'api', '--json'], { cwd });
     expect(JSON.parse(r.stdout)).toEqual({
+      ignored: null,
       manifest: join(cwd, 'orchestrator.yaml'),
       targets: [
         {

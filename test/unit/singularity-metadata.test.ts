@@ -181,6 +181,10 @@ describe('provenance labels', () => {
     });
   });
 
+  it("are the header's own when the manifest's from: names the header's source", () => {
+    expect(labelsOf({ bootstrap: 'library', from: 'debian:9' })).toEqual(labelsOf());
+  });
+
   it('are made from a manifest from: as a recipe header would say it', () => {
     const origin = (text: string) => originOf(parseSourceRef(text, '/project')!);
     expect(origin('docker://registry.local/debian:bookworm')).toEqual({ bootstrap: 'docker', from: 'registry.local/debian:bookworm' });
