@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -229,7 +229,7 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
         for (const d of [upper, work, session, scratch]) await mkdir(d, { mode: 0o755 });
         // The upper's root keeps the image root's mode (overlayfs takes it from the upper).
         const rootEntry = await new LayerStack(lowers).entry('');
-        if (rootEntry) await import('node:fs/promises').then((fs) => fs.chmod(upper, rootEntry.stats.mode & 0o7777));
+        if (rootEntry) await chmod(upper, rootEntry.stats.mode & 0o7777);
         const logFile = join(ctx.logDir, `${String(steps.length + 1).padStart(2, '0')}-${stageLabel ? `${stageLabel}-` : ''}${step.kind}${step.app ? `-${step.app}` : ''}.log`);
         await rm(logFile, { force: true });
         const r = await runStep(step, {
