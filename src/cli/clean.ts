@@ -4,7 +4,7 @@ import { expandSelection } from '../graph/expand-selection.js';
 import { ProjectState } from '../state/project-state.js';
 import { acquireProjectLock } from '../state/project-lock.js';
 import { StateDir } from '../state/state-dir.js';
-import { EXIT, printDiagnostics, type Command } from './command.js';
+import { EXIT, type Command, failWith } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
 
 export const command: Command = {
@@ -21,13 +21,11 @@ export const command: Command = {
     if (project === undefined) return EXIT.usage;
     const names = args.positionals.length === 0 ? { ok: true as const, value: project.targets.map((t) => t.name) } : expandSelection(project, args.positionals);
     if (!names.ok) {
-      printDiagnostics(ctx, names.error);
-      return EXIT.usage;
+      return failWith(ctx, names.error);
     }
     const lock = await acquireProjectLock(new StateDir(project.dir));
     if (!lock.ok) {
-      printDiagnostics(ctx, [lock.error]);
-      return EXIT.failed;
+      return failWith(ctx, [lock.error]);
     }
     try {
       const state = await ProjectState.load(project.dir);

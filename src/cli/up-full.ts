@@ -14,7 +14,7 @@ import { recordWitness, takeProbe, type WitnessKey } from '../freshness/witness.
 import { readParsedCache, writeParsedCache, type ParsedKey } from '../state/parsed-cache.js';
 import { Store } from '../store/store.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
-import { EXIT, printDiagnostics, type CommandContext } from './command.js';
+import { EXIT, type CommandContext, failWith } from './command.js';
 import { requireProjectAndRecipes } from './project-options.js';
 import { makeUpReporter, upRunOptions } from './up-run-options.js';
 
@@ -40,8 +40,7 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
   for (const t of project.targets) if (t.recipe !== undefined) reads?.add(t.recipe);
   const selection = expandSelection(project, args.positionals);
   if (!selection.ok) {
-    printDiagnostics(ctx, selection.error);
-    return EXIT.usage;
+    return failWith(ctx, selection.error);
   }
   const graph = TargetGraph.fromProject(project);
   const order = graph.buildOrder(selection.value);
@@ -70,8 +69,7 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
     const r = await upOn(boolOption(args, 'dry-run'), onEvent, reads);
     await reporter.done();
     if (!r.ok) {
-      printDiagnostics(ctx, [r.error]);
-      return r.error.reason === 'project-locked' ? EXIT.failed : EXIT.usage;
+      return failWith(ctx, [r.error]);
     }
     if (r.value.interrupted) return EXIT.interrupted;
     const allFresh = onlyFresh && r.value.fresh === order.length && loaded.quiet;

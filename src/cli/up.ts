@@ -8,7 +8,7 @@ import type { ParsedKey } from '../state/parsed-cache.js';
 import { DEFAULT_PLATFORM, formatPlatform } from '../registry/platform.js';
 import { StateDir } from '../state/state-dir.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
-import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
+import { EXIT, type Command, type CommandContext, failWith } from './command.js';
 import { PROJECT_OPTIONS } from './project-options.js';
 import { jobsOption, makeUpReporter } from './up-run-options.js';
 import { version } from './version.js';
@@ -51,8 +51,7 @@ export const command: Command = {
     // The watcher (chokidar and friends) loads only for --watch.
     if (boolOption(args, 'watch')) return (await import('./up-watch.js')).runUpWatch(ctx, args);
     if (stringOption(args, 'debounce') !== undefined) {
-      printDiagnostics(ctx, [error('usage', '--debounce only applies with --watch')]);
-      return EXIT.usage;
+      return failWith(ctx, [error('usage', '--debounce only applies with --watch')]);
     }
     const jobs = jobsOption(ctx, args);
     if (jobs === undefined) return EXIT.usage;

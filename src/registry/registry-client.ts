@@ -478,7 +478,7 @@ export class RegistryClient {
       expect: [200],
       headers: { accept: MANIFEST_ACCEPT },
       signal: options.signal,
-      notFound: error('manifest-not-found', `${what}: not found (registry ${ref.registry} has no manifest '${tagOrDigest}' in ${ref.repository})`, {
+      notFound: error('registry-manifest-not-found', `${what}: not found (registry ${ref.registry} has no manifest '${tagOrDigest}' in ${ref.repository})`, {
         hint: 'check the repository name and the tag',
       }),
     });

@@ -95,7 +95,7 @@ describe('pullImage against a real registry', () => {
     const r = await pullImage(ref(`${registry.host}/library/busybox:nope`), { store });
     expect(r.ok).toBe(false);
     if (!r.ok) {
-      expect(r.error.reason).toBe('manifest-not-found');
+      expect(r.error.reason).toBe('registry-manifest-not-found');
       expect(r.error.message).toBe(
         `docker://${registry.host}/library/busybox:nope: not found (registry ${registry.host} has no manifest 'nope' in library/busybox)`,
       );
