@@ -319,21 +319,68 @@ static void delete_work(napi_env env, napi_async_work work) {
   if (napi_delete_async_work(env, work) != napi_ok) return;
 }
 
-/* treeStat(path): a Promise of the tree's stat signature, walked on a libuv worker thread so that
- * many trees are walked at once while JavaScript goes on. */
+/* Queues `job` on a libuv worker thread and returns the promise its `complete` settles; NULL (with
+ * an exception pending) when it could not be queued, and the caller still owns `job`. */
+static napi_value queue_job(napi_env env, const char *resource, napi_async_execute_callback execute, napi_async_complete_callback complete, void *job,
+                            napi_deferred *deferred, napi_async_work *work) {
+  napi_value promise, name;
+  CHECK(env, napi_create_promise(env, deferred, &promise));
+  CHECK(env, napi_create_string_utf8(env, resource, NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_create_async_work(env, NULL, name, execute, complete, job, work));
+  if (napi_failed(env, napi_queue_async_work(env, *work), "napi_queue_async_work(env, *work)")) {
+    delete_work(env, *work);
+    return NULL;
+  }
+  return promise;
+}
+
+/* A job on one path (treeStat, treeList): each job's struct begins with this. */
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
   char path[PATH_ARG_MAX];
-  tree_stat_result result;
   int err;
   const char *err_syscall;
+} path_job;
+
+/* fn(path): a job of `size` bytes on the path argument, queued; its promise, or NULL. */
+static napi_value start_path_job(napi_env env, napi_callback_info info, size_t size, const char *fn, const char *resource,
+                                 napi_async_execute_callback execute, napi_async_complete_callback complete) {
+  ARGS(1);
+  path_job *job = calloc(1, size);
+  if (job == NULL) {
+    throw_errno(env, ENOMEM, "calloc", NULL, NULL);
+    return NULL;
+  }
+  napi_value promise = NULL;
+  if (get_string(env, argv[0], job->path, sizeof job->path, fn, "path must be a string"))
+    promise = queue_job(env, resource, execute, complete, job, &job->deferred, &job->work);
+  if (promise == NULL) free(job);
+  return promise;
+}
+
+/* In a complete callback: whether the job ran and succeeded; if not, the error is pending (a job
+ * that never ran fails with ECANCELED). */
+static bool path_job_done(napi_env env, napi_status status, path_job *job, const char *fn) {
+  if (status != napi_ok && job->err == 0) {
+    job->err = ECANCELED;
+    job->err_syscall = fn;
+  }
+  if (job->err != 0) throw_errno(env, job->err, job->err_syscall, job->path, NULL);
+  return job->err == 0;
+}
+
+/* treeStat(path): a Promise of the tree's stat signature, walked on a libuv worker thread so that
+ * many trees are walked at once while JavaScript goes on. */
+typedef struct {
+  path_job base;
+  tree_stat_result result;
 } tree_stat_job;
 
 static void tree_stat_execute(napi_env env, void *data) {
   (void)env;
   tree_stat_job *job = data;
-  job->err = tree_stat(job->path, &job->result, &job->err_syscall);
+  job->base.err = tree_stat(job->base.path, &job->result, &job->base.err_syscall);
 }
 
 /* { signature, entries, newestCtimeMs, coarse }, or NULL with an exception pending. */
@@ -355,33 +402,13 @@ static napi_value tree_stat_value(napi_env env, const tree_stat_job *job) {
 
 static void tree_stat_complete(napi_env env, napi_status status, void *data) {
   tree_stat_job *job = data;
-  if (status != napi_ok && job->err == 0) {
-    job->err = ECANCELED;
-    job->err_syscall = "treeStat";
-  }
-  if (job->err != 0) throw_errno(env, job->err, job->err_syscall, job->path, NULL);
-  settle(env, job->deferred, job->err != 0 ? NULL : tree_stat_value(env, job));
-  delete_work(env, job->work);
+  settle(env, job->base.deferred, path_job_done(env, status, &job->base, "treeStat") ? tree_stat_value(env, job) : NULL);
+  delete_work(env, job->base.work);
   free(job);
 }
 
 static napi_value js_tree_stat(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  tree_stat_job *job = calloc(1, sizeof *job);
-  if (job == NULL) {
-    throw_errno(env, ENOMEM, "calloc", NULL, NULL);
-    return NULL;
-  }
-  if (!get_string(env, argv[0], job->path, sizeof job->path, "treeStat", "path must be a string")) {
-    free(job);
-    return NULL;
-  }
-  napi_value promise, name;
-  CHECK(env, napi_create_promise(env, &job->deferred, &promise));
-  CHECK(env, napi_create_string_utf8(env, "orchestrator:treeStat", NAPI_AUTO_LENGTH, &name));
-  CHECK(env, napi_create_async_work(env, NULL, name, tree_stat_execute, tree_stat_complete, job, &job->work));
-  CHECK(env, napi_queue_async_work(env, job->work));
-  return promise;
+  return start_path_job(env, info, sizeof(tree_stat_job), "treeStat", "orchestrator:treeStat", tree_stat_execute, tree_stat_complete);
 }
 
 /* witness(paths, flags): the stat signature of each path (tree_stat_ex with flags[i]) in one job on
@@ -490,9 +517,9 @@ static napi_value js_witness(napi_env env, napi_callback_info info) {
   if (count > 0) memcpy(job->flags, flag_data, count);
   for (uint32_t i = 0; i < count; i++) {
     napi_value item;
-    CHECK(env, napi_get_element(env, argv[0], i, &item));
     char path[PATH_ARG_MAX];
-    if (!get_string(env, item, path, sizeof path, "witness", "every path must be a string")) {
+    if (napi_failed(env, napi_get_element(env, argv[0], i, &item), "napi_get_element(env, argv[0], i, &item)") ||
+        !get_string(env, item, path, sizeof path, "witness", "every path must be a string")) {
       witness_free(job);
       return NULL;
     }
@@ -503,28 +530,21 @@ static napi_value js_witness(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  napi_value promise, name;
-  CHECK(env, napi_create_promise(env, &job->deferred, &promise));
-  CHECK(env, napi_create_string_utf8(env, "orchestrator:witness", NAPI_AUTO_LENGTH, &name));
-  CHECK(env, napi_create_async_work(env, NULL, name, witness_execute, witness_complete, job, &job->work));
-  CHECK(env, napi_queue_async_work(env, job->work));
+  napi_value promise = queue_job(env, "orchestrator:witness", witness_execute, witness_complete, job, &job->deferred, &job->work);
+  if (promise == NULL) witness_free(job);
   return promise;
 }
 
 /* treeList(path): every entry of a tree with its stat fields, walked on a worker thread. */
 typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  char path[PATH_ARG_MAX];
+  path_job base;
   tree_list list;
-  int err;
-  const char *err_syscall;
 } tree_list_job;
 
 static void tree_list_execute(napi_env env, void *data) {
   (void)env;
   tree_list_job *job = data;
-  job->err = tree_list_walk(job->path, &job->list, &job->err_syscall);
+  job->base.err = tree_list_walk(job->base.path, &job->list, &job->base.err_syscall);
 }
 
 /* { paths, links, stats: Float64Array of TREE_LIST_FIELDS a path }, or NULL with an exception pending. */
@@ -555,34 +575,14 @@ static napi_value tree_list_value(napi_env env, const tree_list_job *job) {
 
 static void tree_list_complete(napi_env env, napi_status status, void *data) {
   tree_list_job *job = data;
-  if (status != napi_ok && job->err == 0) {
-    job->err = ECANCELED;
-    job->err_syscall = "treeList";
-  }
-  if (job->err != 0) throw_errno(env, job->err, job->err_syscall, job->path, NULL);
-  settle(env, job->deferred, job->err != 0 ? NULL : tree_list_value(env, job));
-  delete_work(env, job->work);
+  settle(env, job->base.deferred, path_job_done(env, status, &job->base, "treeList") ? tree_list_value(env, job) : NULL);
+  delete_work(env, job->base.work);
   tree_list_free(&job->list);
   free(job);
 }
 
 static napi_value js_tree_list(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  tree_list_job *job = calloc(1, sizeof *job);
-  if (job == NULL) {
-    throw_errno(env, ENOMEM, "calloc", NULL, NULL);
-    return NULL;
-  }
-  if (!get_string(env, argv[0], job->path, sizeof job->path, "treeList", "path must be a string")) {
-    free(job);
-    return NULL;
-  }
-  napi_value promise, name;
-  CHECK(env, napi_create_promise(env, &job->deferred, &promise));
-  CHECK(env, napi_create_string_utf8(env, "orchestrator:treeList", NAPI_AUTO_LENGTH, &name));
-  CHECK(env, napi_create_async_work(env, NULL, name, tree_list_execute, tree_list_complete, job, &job->work));
-  CHECK(env, napi_queue_async_work(env, job->work));
-  return promise;
+  return start_path_job(env, info, sizeof(tree_list_job), "treeList", "orchestrator:treeList", tree_list_execute, tree_list_complete);
 }
 
 static bool set_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
