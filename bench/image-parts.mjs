@@ -1,12 +1,10 @@
 // What the bench image makers share: a tar in memory, the OCI config and manifest over a list of
-// gzip layers, an OCI layout on disk (tag `latest`), and a push through orchestrator's registry
-// client. Used by push-base-image.mjs, push-bench-image.mjs and make-tree-layout.mjs.
+// gzip layers, an OCI layout on disk (tag `latest`), and a plain-HTTP push to the bench's local
+// registry (orchestrator itself never pushes). Used by push-base-image.mjs, push-bench-image.mjs and make-tree-layout.mjs.
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tar from 'tar-stream';
-import { parseReference } from '../dist/registry/reference.js';
-import { RegistryClient } from '../dist/registry/registry-client.js';
 
 export const sha = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
@@ -52,17 +50,26 @@ export function writeLayout(dir, blobs, parts) {
   writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [desc] }));
 }
 
+/** One request to the local registry; throws unless it answers with one of `expect`. */
+async function call(url, method, expect, init = {}) {
+  const res = await fetch(url, { method, ...init });
+  const text = await res.text();
+  if (!expect.includes(res.status)) throw new Error(`${method} ${url}: HTTP ${res.status} ${text}`);
+  return res;
+}
+
 /** Pushes the blobs, the config and the manifest to HOST:PORT/REPO:TAG; returns the manifest digest. */
 export async function pushImage(host, name, blobs, parts) {
-  const ref = parseReference(`docker://${host}/${name}`);
-  if (!ref.ok) throw new Error(ref.error.message);
-  const client = new RegistryClient();
+  const [repo, tag = 'latest'] = name.split(':');
+  const base = `http://${host}/v2/${repo}`;
   for (const b of [...blobs, parts.config]) {
-    const r = await client.pushBlob(ref.value, b);
-    if (!r.ok) throw new Error(r.error.message);
+    const digest = sha(b);
+    if ((await call(`${base}/blobs/${digest}`, 'HEAD', [200, 404])).status === 200) continue;
+    const started = await call(`${base}/blobs/uploads/`, 'POST', [202]);
+    const url = new URL(started.headers.get('location') ?? '', `http://${host}`);
+    url.searchParams.set('digest', digest);
+    await call(url, 'PUT', [201], { headers: { 'content-type': 'application/octet-stream' }, body: b });
   }
-  const m = await client.pushManifest(ref.value, parts.manifest, MANIFEST_TYPE);
-  if (!m.ok) throw new Error(m.error.message);
-  await client.close();
-  return m.value;
+  await call(`${base}/manifests/${tag}`, 'PUT', [200, 201], { headers: { 'content-type': MANIFEST_TYPE }, body: parts.manifest });
+  return sha(parts.manifest);
 }

@@ -1,6 +1,6 @@
 // The base image of the build benchmark: Debian's static busybox with a link per applet, /etc
 // basics and FILES small text files under /usr/share/bench (default 2,000, ~4 MiB), one gzip layer,
-// pushed with orchestrator's registry client. Usage: node bench/push-base-image.mjs HOST:PORT REPO:TAG [FILES]
+// pushed to a local registry (bench/image-parts.mjs). Usage: node bench/push-base-image.mjs HOST:PORT REPO:TAG [FILES]
 // Prints the manifest digest.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
-// Builds a multi-layer image (random and compressible data) and pushes it with orchestrator's
-// registry client, or writes it as an OCI layout (tag `latest`) when the first argument is oci:DIR.
+// Builds a multi-layer image (random and compressible data) and pushes it to a local
+// registry (bench/image-parts.mjs), or writes it as an OCI layout (tag `latest`) when the first argument is oci:DIR.
 // Usage: node bench/push-bench-image.mjs (HOST:PORT REPO:TAG | oci:DIR -) [TOTAL_MB]
 // Prints the image's manifest digest, its compressed size and its layer count on stdout.
 import { randomBytes } from 'node:crypto';

@@ -45,32 +45,78 @@ function usageError(spec: CommandSpec, message: string, hint?: string): Diagnost
   return error('usage', message, { hint: hint ?? `see 'orchestrator ${spec.name} --help'` });
 }
 
+/** One parse under way: the command's option tables and what was set so far. */
+interface ParseState {
+  readonly spec: CommandSpec;
+  readonly all: readonly OptionSpec[];
+  readonly byLong: ReadonlyMap<string, OptionSpec>;
+  readonly byShort: ReadonlyMap<string, OptionSpec>;
+  readonly options: Record<string, OptionValue | undefined>;
+}
+
+/** Sets (or, for a repeatable option, adds) one value; a value outside the option's choices is an error. */
+function setOption(st: ParseState, o: OptionSpec, value: string | boolean): Diagnostic | undefined {
+  if (typeof value === 'string' && o.choices && !o.choices.includes(value)) {
+    return usageError(st.spec, `invalid value '${value}' for --${o.name}: expected one of ${o.choices.join(', ')}`, didYouMeanHint(value, o.choices));
+  }
+  if (o.multiple) {
+    const prev = st.options[o.name];
+    st.options[o.name] = [...(Array.isArray(prev) ? prev : []), String(value)];
+  } else st.options[o.name] = value;
+  return undefined;
+}
+
+/** `--name`, `--name=value` or `--name value` at argv[i]: the index of the last word it took, or why not. */
+function parseLong(st: ParseState, argv: readonly string[], i: number): number | Diagnostic {
+  const arg = argv[i]!;
+  const eq = arg.indexOf('=');
+  const name = arg.slice(2, eq === -1 ? undefined : eq);
+  const o = st.byLong.get(name);
+  if (!o) {
+    const hint = didYouMeanHint(`--${name}`, st.all.map((x) => `--${x.name}`));
+    return usageError(st.spec, `unknown option '--${name}' for '${st.spec.name}'`, hint);
+  }
+  if (o.type === 'boolean') {
+    if (eq !== -1) return usageError(st.spec, `option '--${name}' takes no value`);
+    return setOption(st, o, true) ?? i;
+  }
+  const value = eq !== -1 ? arg.slice(eq + 1) : argv[i + 1];
+  if (value === undefined) return usageError(st.spec, `option '--${name}' needs a value (${o.value ?? 'VALUE'})`);
+  return setOption(st, o, value) ?? (eq !== -1 ? i : i + 1);
+}
+
+/** `-x`, bundled boolean shorts (`-it`), `-xVALUE` or `-x value` at argv[i]: as parseLong. */
+function parseShorts(st: ParseState, argv: readonly string[], i: number): number | Diagnostic {
+  const arg = argv[i]!;
+  for (let k = 1; k < arg.length; k++) {
+    const letter = arg[k]!;
+    const o = st.byShort.get(letter);
+    if (!o) return usageError(st.spec, `unknown option '-${letter}' for '${st.spec.name}'`);
+    if (o.type === 'boolean') {
+      setOption(st, o, true);
+      continue;
+    }
+    const rest = arg.slice(k + 1);
+    if (rest === '' && i + 1 >= argv.length) return usageError(st.spec, `option '-${letter}' needs a value (${o.value ?? 'VALUE'})`);
+    return setOption(st, o, rest === '' ? argv[i + 1]! : rest) ?? (rest === '' ? i + 1 : i);
+  }
+  return i;
+}
+
 /**
  * Parses argv for one command: `--name value`, `--name=value`, `-x value`, `-xVALUE`, bundled
  * boolean shorts (`-it`), `--` ending options. Unknown options are errors with a did-you-mean.
  */
 export function parseArgs(spec: CommandSpec, argv: readonly string[]): Result<ParsedArgs> {
   const all = [...spec.options, HELP_OPTION];
-  const byLong = new Map(all.map((o) => [o.name, o]));
-  const byShort = new Map(all.filter((o) => o.short !== undefined).map((o) => [o.short!, o]));
-  const options: Record<string, OptionValue | undefined> = {};
-  const positionals: string[] = [];
-
-  const set = (o: OptionSpec, value: string | boolean): Diagnostic | undefined => {
-    if (typeof value === 'string' && o.choices && !o.choices.includes(value)) {
-      return usageError(
-        spec,
-        `invalid value '${value}' for --${o.name}: expected one of ${o.choices.join(', ')}`,
-        didYouMeanHint(value, o.choices),
-      );
-    }
-    if (o.multiple) {
-      const prev = options[o.name];
-      options[o.name] = [...(Array.isArray(prev) ? prev : []), String(value)];
-    } else options[o.name] = value;
-    return undefined;
+  const st: ParseState = {
+    spec,
+    all,
+    byLong: new Map(all.map((o) => [o.name, o])),
+    byShort: new Map(all.filter((o) => o.short !== undefined).map((o) => [o.short!, o])),
+    options: {},
   };
-
+  const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (spec.passThroughAfter !== undefined && positionals.length >= spec.passThroughAfter) {
@@ -81,56 +127,16 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): Result<Pa
       positionals.push(...argv.slice(i + 1));
       break;
     }
-    if (arg.startsWith('--')) {
-      const eq = arg.indexOf('=');
-      const name = arg.slice(2, eq === -1 ? undefined : eq);
-      const o = byLong.get(name);
-      if (!o) {
-        const hint = didYouMeanHint(`--${name}`, all.map((x) => `--${x.name}`));
-        return fail(usageError(spec, `unknown option '--${name}' for '${spec.name}'`, hint));
-      }
-      if (o.type === 'boolean') {
-        if (eq !== -1) return fail(usageError(spec, `option '--${name}' takes no value`));
-        set(o, true);
-        continue;
-      }
-      let value: string | undefined;
-      if (eq !== -1) value = arg.slice(eq + 1);
-      else {
-        value = argv[i + 1];
-        i++;
-      }
-      if (value === undefined) return fail(usageError(spec, `option '--${name}' needs a value (${o.value ?? 'VALUE'})`));
-      const d = set(o, value);
-      if (d) return fail(d);
+    const isOption = arg.startsWith('-') && arg.length > 1;
+    if (!isOption) {
+      positionals.push(arg);
       continue;
     }
-    if (arg.startsWith('-') && arg.length > 1) {
-      for (let k = 1; k < arg.length; k++) {
-        const letter = arg[k]!;
-        const o = byShort.get(letter);
-        if (!o) {
-          return fail(usageError(spec, `unknown option '-${letter}' for '${spec.name}'`));
-        }
-        if (o.type === 'boolean') {
-          set(o, true);
-          continue;
-        }
-        let value = arg.slice(k + 1);
-        if (value === '') {
-          value = argv[i + 1] ?? '';
-          if (i + 1 >= argv.length) return fail(usageError(spec, `option '-${letter}' needs a value (${o.value ?? 'VALUE'})`));
-          i++;
-        }
-        const d = set(o, value);
-        if (d) return fail(d);
-        break;
-      }
-      continue;
-    }
-    positionals.push(arg);
+    const last = arg.startsWith('--') ? parseLong(st, argv, i) : parseShorts(st, argv, i);
+    if (typeof last !== 'number') return fail(last);
+    i = last;
   }
-
+  const { options } = st;
   if (options['help'] === true) return ok({ options, positionals });
   const { min, max } = spec.positionals;
   if (positionals.length < min) {

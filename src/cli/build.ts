@@ -16,7 +16,7 @@ import { plainBuildReporter } from '../report/plain-build-reporter.js';
 import { Store } from '../store/store.js';
 import { StatIndex } from '../freshness/stat-index.js';
 import { boolOption, listOption, stringOption, type ParsedArgs } from './args.js';
-import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
+import { EXIT, type Command, type CommandContext, failWith } from './command.js';
 import { makeRegistryClient } from './registry-client-factory.js';
 import { version } from './version.js';
 import { buildNeedsRoot } from '../builder/needs-root.js';
@@ -86,65 +86,54 @@ export const command: Command = {
   async run(ctx, args) {
     const [outArg, sourceArg] = args.positionals as [string, string];
     if (boolOption(args, 'sandbox') && boolOption(args, 'writable')) {
-      printDiagnostics(ctx, [error('usage', '--sandbox and --writable cannot be combined', { hint: 'a sandbox is a folder; --writable makes an ext3 image file' })]);
-      return EXIT.usage;
+      return failWith(ctx, [error('usage', '--sandbox and --writable cannot be combined', { hint: 'a sandbox is a folder; --writable makes an ext3 image file' })]);
     }
     const format: OutputFormat = boolOption(args, 'sandbox') ? 'sandbox' : boolOption(args, 'writable') ? 'ext3' : 'squashfs';
     const buildArgs: Record<string, string> = {};
     for (const kv of listOption(args, 'build-arg')) {
       const eq = kv.indexOf('=');
       if (eq <= 0) {
-        printDiagnostics(ctx, [error('usage', `--build-arg '${kv}' is not NAME=VALUE`)]);
-        return EXIT.usage;
+        return failWith(ctx, [error('usage', `--build-arg '${kv}' is not NAME=VALUE`)]);
       }
       buildArgs[kv.slice(0, eq)] = kv.slice(eq + 1);
     }
     const sizeText = stringOption(args, 'size');
     const sizeMiB = sizeText === undefined ? undefined : Number(sizeText);
     if (sizeMiB !== undefined && !(Number.isInteger(sizeMiB) && sizeMiB > 0)) {
-      printDiagnostics(ctx, [error('usage', `--size '${sizeText}' is not a whole number of MiB`)]);
-      return EXIT.usage;
+      return failWith(ctx, [error('usage', `--size '${sizeText}' is not a whole number of MiB`)]);
     }
     const output = resolve(ctx.cwd, outArg);
     const sections = listOption(args, 'section').flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
     const bad = sections.find((v) => !SECTION_CHOICES.includes(v));
     if (bad !== undefined) {
-      printDiagnostics(ctx, [
+      return failWith(ctx, [
         error('usage', `--section '${bad}' is not a section`, { hint: didYouMeanHint(bad, SECTION_CHOICES) ?? `choose from ${SECTION_CHOICES.join(', ')}` }),
       ]);
-      return EXIT.usage;
     }
     const outputExists = (await stat(output).catch(() => undefined)) !== undefined;
     if (sections.length > 0 && !outputExists) {
-      printDiagnostics(ctx, [error('usage', `--section updates an existing image, and ${outArg} does not exist`, { hint: `build it first: orchestrator build ${outArg} ${sourceArg}` })]);
-      return EXIT.usage;
+      return failWith(ctx, [error('usage', `--section updates an existing image, and ${outArg} does not exist`, { hint: `build it first: orchestrator build ${outArg} ${sourceArg}` })]);
     }
     if (sections.length === 0 && !boolOption(args, 'force') && outputExists) {
-      printDiagnostics(ctx, [error('output-exists', `${outArg} already exists`, { hint: `add --force to replace it, or choose another name` })]);
-      return EXIT.usage;
+      return failWith(ctx, [error('output-exists', `${outArg} already exists`, { hint: `add --force to replace it, or choose another name` })]);
     }
     let classified = await classify(ctx, sourceArg, buildArgs);
     if (!classified.ok) {
-      printDiagnostics(ctx, classified.error);
-      return EXIT.usage;
+      return failWith(ctx, classified.error);
     }
     if (sections.length > 0) {
       // Singularity 2.4's --section: run only these sections of the recipe, on top of the image
       // OUT is now ('all' is every section; 'none' only rewrites the metadata).
       const recipe = classified.value.recipe;
       if (!recipe) {
-        printDiagnostics(ctx, [error('usage', '--section needs a recipe as SOURCE', { hint: 'give the definition file whose sections to run' })]);
-        return EXIT.usage;
+        return failWith(ctx, [error('usage', '--section needs a recipe as SOURCE', { hint: 'give the definition file whose sections to run' })]);
       }
       const keep = new Set(sections);
       const last = recipe.stages.at(-1)!;
       const stage = keep.has('all') ? last : { ...last, sections: last.sections.filter((x) => keep.has(x.name)) };
       classified = ok({ recipe: { ...recipe, stages: [stage] }, recipeDir: classified.value.recipeDir, source: { kind: 'local', path: output } });
     }
-    if (process.getuid?.() !== 0) {
-      printDiagnostics(ctx, [buildNeedsRoot()]);
-      return EXIT.failed;
-    }
+    if (process.getuid?.() !== 0) return failWith(ctx, [buildNeedsRoot()]);
     const store = await Store.open({ dir: stringOption(args, 'cache-dir'), base: ctx.cwd, env: ctx.env });
     const releaseStore = await store.markActive();
     try {
@@ -191,8 +180,7 @@ async function buildWith(
     }
     if (!r.ok) {
       await client?.close();
-      printDiagnostics(ctx, [r.error]);
-      return r.error.reason === 'interrupted' ? EXIT.interrupted : r.error.reason === 'bad-reference' ? EXIT.usage : EXIT.failed;
+      return failWith(ctx, [r.error]);
     }
     source = r.value;
   }
@@ -223,8 +211,7 @@ async function buildWith(
       },
     );
     if (!r.ok) {
-      printDiagnostics(ctx, [r.error]);
-      return r.error.reason === 'interrupted' || ctx.signal.aborted ? EXIT.interrupted : EXIT.failed;
+      return failWith(ctx, [r.error]);
     }
     const counted = r.value.steps.filter((s) => s.label.kind !== 'source');
     const built = counted.filter((s) => !s.cached).length;

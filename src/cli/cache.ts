@@ -3,7 +3,7 @@ import { didYouMeanHint } from '../core/did-you-mean.js';
 import { formatBytes } from '../report/format-bytes.js';
 import { Store, type StoreEntryKind } from '../store/store.js';
 import { boolOption, stringOption } from './args.js';
-import { EXIT, printDiagnostics, type Command } from './command.js';
+import { EXIT, type Command, failWith } from './command.js';
 import { findProject } from './pull.js';
 import { parseSize } from '../manifest/parse-size.js';
 import { pruneStore } from '../store/prune-store.js';
@@ -40,19 +40,16 @@ async function prune(ctx: CommandContext, args: ParsedArgs, store: Store, json: 
   const olderThanMs = olderText === undefined ? undefined : parseDuration(olderText);
   const keepBytes = keepText === undefined ? undefined : /^\d+$/.test(keepText) ? Number(keepText) : parseSize(keepText);
   if (olderText !== undefined && olderThanMs === undefined) {
-    printDiagnostics(ctx, [error('usage', `--older-than '${olderText}' is not a duration`, { hint: 'write a number and a unit: 30m, 12h, 7d, 2w' })]);
-    return EXIT.usage;
+    return failWith(ctx, [error('usage', `--older-than '${olderText}' is not a duration`, { hint: 'write a number and a unit: 30m, 12h, 7d, 2w' })]);
   }
   if (keepText !== undefined && keepBytes === undefined) {
-    printDiagnostics(ctx, [error('usage', `--keep-bytes '${keepText}' is not a size`, { hint: 'write bytes, or a number with KiB, MiB, GiB' })]);
-    return EXIT.usage;
+    return failWith(ctx, [error('usage', `--keep-bytes '${keepText}' is not a size`, { hint: 'write bytes, or a number with KiB, MiB, GiB' })]);
   }
   const busy = await store.activeUsers();
   if (busy.length > 0) {
-    printDiagnostics(ctx, [
+    return failWith(ctx, [
       error('cache-busy', `the cache is in use by orchestrator (pid ${busy.join(', ')})`, { hint: 'prune when those builds have finished' }),
     ]);
-    return EXIT.failed;
   }
   const result = await pruneStore(store, {
     referenced: await referencedPaths(store),
@@ -97,10 +94,9 @@ export const command: Command = {
   async run(ctx, args) {
     const sub = args.positionals[0]!;
     if (sub !== 'ls' && sub !== 'du' && sub !== 'prune') {
-      printDiagnostics(ctx, [
+      return failWith(ctx, [
         error('usage', `unknown 'cache' subcommand '${sub}'`, { hint: didYouMeanHint(sub, SUBCOMMANDS) ?? `expected one of ${SUBCOMMANDS.join(', ')}` }),
       ]);
-      return EXIT.usage;
     }
     const project = await findProject(ctx, stringOption(args, 'file'), stringOption(args, 'directory'));
     const proj = project === 'missing' ? undefined : project;

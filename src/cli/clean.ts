@@ -9,7 +9,7 @@ import { ProjectState } from '../state/project-state.js';
 import { acquireProjectLock } from '../state/project-lock.js';
 import { StateDir } from '../state/state-dir.js';
 import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
-import { EXIT, printDiagnostics, type Command } from './command.js';
+import { EXIT, type Command, failWith } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
 
 export const command: Command = {
@@ -29,13 +29,11 @@ export const command: Command = {
     if (project === undefined) return EXIT.usage;
     const names = args.positionals.length === 0 ? { ok: true as const, value: project.targets.map((t) => t.name) } : expandSelection(project, args.positionals);
     if (!names.ok) {
-      printDiagnostics(ctx, names.error);
-      return EXIT.usage;
+      return failWith(ctx, names.error);
     }
     const lock = await acquireProjectLock(new StateDir(project.dir));
     if (!lock.ok) {
-      printDiagnostics(ctx, [lock.error]);
-      return EXIT.failed;
+      return failWith(ctx, [lock.error]);
     }
     try {
       // An image open in a writable session is never removed from under it; nothing is removed then.
@@ -45,10 +43,7 @@ export const command: Command = {
         const shown = `${relative(project.dir, target.output) || target.output}${target.format === 'sandbox' ? '/' : ''}`;
         return holder ? [outputInUse(target.format === 'sandbox' ? 'sandbox' : 'image', shown, holder, target.locations.output ?? target.locations.name)] : [];
       });
-      if (inUse.length > 0) {
-        printDiagnostics(ctx, inUse);
-        return EXIT.failed;
-      }
+      if (inUse.length > 0) return failWith(ctx, inUse);
       const state = await ProjectState.load(project.dir);
       const shown = (path: string, t: Target): string => `${relative(project.dir, path).startsWith('..') ? path : relative(project.dir, path) || path}${t.format === 'sandbox' ? '/' : ''}`;
       for (const name of names.value) {

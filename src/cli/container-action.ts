@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { isatty } from 'node:tty';
 import type { ParsedArgs, OptionSpec } from './args.js';
 import { boolOption, listOption, stringOption } from './args.js';
-import { EXIT, printDiagnostics, type CommandContext } from './command.js';
+import { EXIT, type CommandContext, failWith } from './command.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { requireImage } from './resolve-target-image.js';
 import type { ContainerAction } from '../runtime/action-script.js';
@@ -42,8 +42,6 @@ function containerMode(ctx: CommandContext, args: ParsedArgs): ContainerMode | D
   return 'ephemeral';
 }
 
-const BAD_INPUT = new Set(['image-not-found', 'image-unreadable', 'image-unrecognized', 'image-truncated', 'image-unsupported', 'image-immutable', 'image-writable-needs-root', 'image-target-unsupported', 'bind-source-not-found', 'bind-invalid', 'bind-target-in-bind', 'home-not-found']);
-
 function ignoreInterrupts(): () => void {
   const saved = process.listeners('SIGINT');
   process.removeAllListeners('SIGINT');
@@ -60,8 +58,7 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
   const [imageArg, ...rest] = args.positionals;
   const mode = containerMode(ctx, args);
   if (typeof mode !== 'string') {
-    printDiagnostics(ctx, [mode]);
-    return EXIT.usage;
+    return failWith(ctx, [mode]);
   }
   const binds: BindSpec[] = [];
   const sources: [string, string][] = [];
@@ -73,8 +70,7 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
   for (const [text, origin] of sources) {
     const parsed = parseBindSpecs(text, { cwd: ctx.cwd, origin });
     if (!parsed.ok) {
-      printDiagnostics(ctx, [parsed.error]);
-      return EXIT.usage;
+      return failWith(ctx, [parsed.error]);
     }
     binds.push(...parsed.value);
   }
@@ -116,8 +112,7 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
   if (interactive) restore();
   lock?.release();
   if (!result.ok) {
-    printDiagnostics(ctx, [result.error]);
-    return BAD_INPUT.has(result.error.reason) ? EXIT.usage : EXIT.failed;
+    return failWith(ctx, [result.error]);
   }
   return result.value.exitCode;
 }

@@ -4,7 +4,7 @@ import { LOCK_FILE_NAME, readLockFile, withLockEntry, writeLockFile } from '../l
 import { formatPlatform, DEFAULT_PLATFORM } from '../registry/platform.js';
 import { formatReference, parseReference, type ImageReference } from '../registry/reference.js';
 import { boolOption } from './args.js';
-import { EXIT, printDiagnostics, type Command } from './command.js';
+import { EXIT, type Command, failWith } from './command.js';
 import { PROJECT_OPTIONS, requireProjectAndRecipes } from './project-options.js';
 import { makeRegistryClient } from './registry-client-factory.js';
 
@@ -49,14 +49,12 @@ export const command: Command = {
       }
     }
     if (problems.length > 0) {
-      printDiagnostics(ctx, problems);
-      return EXIT.usage;
+      return failWith(ctx, problems);
     }
     const lockPath = join(project.dir, LOCK_FILE_NAME);
     const read = await readLockFile(lockPath);
     if (!read.ok) {
-      printDiagnostics(ctx, [read.error]);
-      return EXIT.usage;
+      return failWith(ctx, [read.error]);
     }
     let lock = read.value;
     const update = boolOption(args, 'update');
@@ -71,8 +69,7 @@ export const command: Command = {
         }
         const m = await client.fetchManifest(ref, { platform: DEFAULT_PLATFORM, signal: ctx.signal });
         if (!m.ok) {
-          printDiagnostics(ctx, [m.error]);
-          return m.error.reason === 'interrupted' ? EXIT.interrupted : EXIT.failed;
+          return failWith(ctx, [m.error]);
         }
         const top = m.value.index?.digest ?? m.value.digest;
         const was = pinned?.platforms[plat];

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { error } from '../core/diagnostic.js';
 import { didYouMeanHint } from '../core/did-you-mean.js';
 import { helpText, parseArgs } from './args.js';
-import { EXIT, printDiagnostics, type CommandContext } from './command.js';
+import { EXIT, type CommandContext, failWith } from './command.js';
 import { COMMANDS } from './commands.js';
 import { version } from './version.js';
 
@@ -53,8 +53,8 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
   try {
     return await dispatch(ctx, argv);
   } catch (e) {
-    const detail = e instanceof Error ? (e.stack ?? e.message) : String(e);
-    ctx.stderr.write(`orchestrator: internal error (a bug; please report it):\n${detail}\n`);
+    // Expected failures are Diagnostics with a reason (src/core/reasons.ts); only a bug gets here.
+    ctx.stderr.write(internalErrorText(argv, e));
     return EXIT.failed;
   } finally {
     if (installSignals) {
@@ -62,6 +62,22 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
       process.off('SIGTERM', onSignal);
     }
   }
+}
+
+/** What a bug prints: that it is one, and what to put in a report of it. */
+export function internalErrorText(argv: readonly string[], e: unknown): string {
+  const detail = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  return [
+    `orchestrator: internal error: ${e instanceof Error ? e.message : String(e)}`,
+    'This is a bug in orchestrator, not a problem with your project. Please report it on the',
+    "project's issue tracker, with the command, the version and the stack below (and, if you can,",
+    'the orchestrator.yaml and recipe that trigger it):',
+    `  command: orchestrator ${argv.join(' ')}`,
+    `  version: orchestrator ${version()}, node ${process.version}, ${process.platform}-${process.arch}`,
+    '  stack:',
+    ...detail.split('\n').map((l) => `    ${l}`),
+    '',
+  ].join('\n');
 }
 
 async function dispatch(ctx: CommandContext, argv: readonly string[]): Promise<number> {
@@ -85,14 +101,12 @@ async function dispatch(ctx: CommandContext, argv: readonly string[]): Promise<n
     const hint = first.startsWith('-')
       ? "options go after the command: 'orchestrator COMMAND --help'"
       : (didYouMeanHint(first, names) ?? "run 'orchestrator --help' for the list of commands");
-    printDiagnostics(ctx, [error('usage', `unknown command '${first}'`, { hint })]);
-    return EXIT.usage;
+    return failWith(ctx, [error('usage', `unknown command '${first}'`, { hint })]);
   }
   const command = await entry.load();
   const parsed = parseArgs(command.spec, rest);
   if (!parsed.ok) {
-    printDiagnostics(ctx, [parsed.error]);
-    return EXIT.usage;
+    return failWith(ctx, [parsed.error]);
   }
   if (parsed.value.options['help'] === true) {
     ctx.stdout.write(helpText(command.spec));

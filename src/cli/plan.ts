@@ -11,7 +11,7 @@ import { countSummary } from '../report/diagnostics.js';
 import { Store } from '../store/store.js';
 import { boolOption } from './args.js';
 import { version } from './version.js';
-import { EXIT, printDiagnostics, type Command } from './command.js';
+import { EXIT, printDiagnostics, type Command, failWith } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
 
 /** A path as the plan prints it: relative to the project folder; sandbox folders end in '/'. */
@@ -60,8 +60,7 @@ export const command: Command = {
     if (project === undefined) return EXIT.usage;
     const selection = expandSelection(project, args.positionals);
     if (!selection.ok) {
-      printDiagnostics(ctx, selection.error);
-      return EXIT.usage;
+      return failWith(ctx, selection.error);
     }
     const graph = TargetGraph.fromProject(project);
     const order = graph.buildOrder(selection.value).map((n) => graph.target(n)!);
@@ -97,8 +96,7 @@ export const command: Command = {
       signal: ctx.signal,
     });
     if (!dry.ok) {
-      printDiagnostics(ctx, [dry.error]);
-      return EXIT.usage;
+      return failWith(ctx, [dry.error]);
     }
     const ignore = InputFilter.load({ projectDir: project.dir, always: [] });
     const ignored = ignore.hasFile ? { file: IGNORE_FILE, patterns: ignore.rules.length } : null;

@@ -13,7 +13,7 @@ import type { RegistryEvent } from '../registry/registry-events.js';
 import { formatBytes } from '../report/format-bytes.js';
 import { Store } from '../store/store.js';
 import { boolOption, stringOption } from './args.js';
-import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
+import { EXIT, type Command, type CommandContext, failWith } from './command.js';
 
 export interface ProjectInfo {
   readonly dir: string;
@@ -141,25 +141,22 @@ export const command: Command = {
     const text = args.positionals[0]!;
     const parsed = parseReference(text);
     if (!parsed.ok) {
-      printDiagnostics(ctx, [parsed.error]);
-      return EXIT.usage;
+      return failWith(ctx, [parsed.error]);
     }
     const platformText = stringOption(args, 'platform');
     let platform = DEFAULT_PLATFORM;
     if (platformText !== undefined) {
       const p = parsePlatform(platformText);
       if (!p.ok) {
-        printDiagnostics(ctx, [p.error]);
-        return EXIT.usage;
+        return failWith(ctx, [p.error]);
       }
       platform = p.value;
     }
     const project = await findProject(ctx, stringOption(args, 'file'), stringOption(args, 'directory'));
     if (project === 'missing') {
-      printDiagnostics(ctx, [
+      return failWith(ctx, [
         error('usage', `manifest '${stringOption(args, 'file')}' not found`, { hint: 'pass an existing orchestrator.yaml with -f, or leave -f out' }),
       ]);
-      return EXIT.usage;
     }
     const store = await Store.open({
       dir: stringOption(args, 'cache-dir') ?? project?.cacheDir,
@@ -174,8 +171,7 @@ export const command: Command = {
     if (lockPath !== undefined && ref.digest === undefined) {
       const l = await readLockFile(lockPath);
       if (!l.ok) {
-        printDiagnostics(ctx, [l.error]);
-        return EXIT.usage;
+        return failWith(ctx, [l.error]);
       }
       lock = l.value;
       const pin = lock.images[key];
@@ -199,8 +195,7 @@ export const command: Command = {
       await client.close();
     }
     if (!result.ok) {
-      printDiagnostics(ctx, [result.error]);
-      return result.error.reason === 'interrupted' || ctx.signal.aborted ? EXIT.interrupted : EXIT.failed;
+      return failWith(ctx, [result.error]);
     }
     const image = result.value;
     if (lockPath !== undefined && lock !== undefined) {

@@ -4,7 +4,7 @@ import { Store } from '../store/store.js';
 import { runWatch } from '../watch/run-watch.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { jobsOption, plainReporterOptions, upRunOptions } from './up-run-options.js';
-import { EXIT, printDiagnostics, type CommandContext } from './command.js';
+import { EXIT, type CommandContext, failWith } from './command.js';
 import { requireProject } from './project-options.js';
 
 /** The default quiet time after the last change before a rebuild starts. */
@@ -18,14 +18,12 @@ export const DEFAULT_DEBOUNCE_MS = 200;
  */
 export async function runUpWatch(ctx: CommandContext, args: ParsedArgs): Promise<number> {
   if (boolOption(args, 'dry-run')) {
-    printDiagnostics(ctx, [error('usage', '--watch and --dry-run cannot be used together', { hint: "use 'orchestrator plan' to see what is stale" })]);
-    return EXIT.usage;
+    return failWith(ctx, [error('usage', '--watch and --dry-run cannot be used together', { hint: "use 'orchestrator plan' to see what is stale" })]);
   }
   const debounceText = stringOption(args, 'debounce');
   const debounceMs = debounceText === undefined ? DEFAULT_DEBOUNCE_MS : Number(debounceText);
   if (!/^\d+$/.test(debounceText ?? '0') || !Number.isSafeInteger(debounceMs)) {
-    printDiagnostics(ctx, [error('usage', `--debounce '${debounceText}' is not a whole number of milliseconds`)]);
-    return EXIT.usage;
+    return failWith(ctx, [error('usage', `--debounce '${debounceText}' is not a whole number of milliseconds`)]);
   }
   const jobs = jobsOption(ctx, args);
   if (jobs === undefined) return EXIT.usage;
@@ -50,8 +48,7 @@ export async function runUpWatch(ctx: CommandContext, args: ParsedArgs): Promise
       signal: ctx.signal,
     });
     if (!r.ok) {
-      printDiagnostics(ctx, r.error);
-      return EXIT.usage;
+      return failWith(ctx, r.error);
     }
     return EXIT.interrupted;
   } finally {

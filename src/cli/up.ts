@@ -1,14 +1,7 @@
-import { homedir } from 'node:os';
-import { dirname } from 'node:path';
-import { CACHE_SCHEMA_VERSION } from '../store/step-key.js';
 import { error } from '../core/diagnostic.js';
-import { checkWitness, toolStamp, type WitnessKey } from '../freshness/witness.js';
-import { manifestPath } from '../manifest/manifest-name.js';
-import type { ParsedKey } from '../state/parsed-cache.js';
-import { DEFAULT_PLATFORM, formatPlatform } from '../registry/platform.js';
-import { StateDir } from '../state/state-dir.js';
-import { boolOption, stringOption, type ParsedArgs } from './args.js';
-import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
+import { UpWitness } from '../executor/up-witness.js';
+import { boolOption, stringOption } from './args.js';
+import { EXIT, type Command, failWith } from './command.js';
 import { PROJECT_OPTIONS } from './project-options.js';
 import { jobsOption, makeUpReporter } from './up-run-options.js';
 import { version } from './version.js';
@@ -51,53 +44,32 @@ export const command: Command = {
     // The watcher (chokidar and friends) loads only for --watch.
     if (boolOption(args, 'watch')) return (await import('./up-watch.js')).runUpWatch(ctx, args);
     if (stringOption(args, 'debounce') !== undefined) {
-      printDiagnostics(ctx, [error('usage', '--debounce only applies with --watch')]);
-      return EXIT.usage;
+      return failWith(ctx, [error('usage', '--debounce only applies with --watch')]);
     }
     const jobs = jobsOption(ctx, args);
     if (jobs === undefined) return EXIT.usage;
     // The no-op answer: when everything the last all-fresh run read is as it was, say so again
-    // without loading the manifest, the recipes or the build engine (src/freshness/witness.ts).
-    const witness = witnessOf(ctx, args);
-    let seen: ReadonlyMap<string, string> | undefined;
-    if (witness) {
-      const check = await checkWitness(witness.paths, witness.key);
-      seen = check.seen;
-      const fresh = check.fresh;
-      if (fresh) {
-        const reporter = await makeUpReporter(ctx, args, fresh);
-        for (const target of fresh) reporter.listener({ type: 'target-fresh', target });
-        reporter.listener({ type: 'run-done', summary: { built: 0, fresh: fresh.length, failed: 0, skipped: 0, stepsCached: 0, ms: Date.now() - started, interrupted: false, fromWitness: true } });
-        await reporter.done();
-        return EXIT.ok;
-      }
-    }
-    return (await import('./up-full.js')).runUpFull(ctx, args, { jobs, ...(witness ? { witness: { ...witness, seen: seen ?? new Map() } } : {}) });
-  },
-};
-
-/**
- * Where this run's witness lives and what besides files it depends on: the tool, the manifest,
- * the targets asked for and the options that change an outcome; and the key of the parsed
- * manifest cache (the same tool, manifest and home, and the folder paths are shown from). None for
- * --force, --pull and --dry-run, which are never answered from a witness.
- */
-function witnessOf(ctx: CommandContext, args: ParsedArgs): { paths: StateDir; key: WitnessKey; parsedKey: ParsedKey } | undefined {
-  if (boolOption(args, 'force') || boolOption(args, 'pull') || boolOption(args, 'dry-run')) return undefined;
-  const manifest = manifestPath(ctx.cwd, { dir: stringOption(args, 'directory'), file: stringOption(args, 'file') });
-  const tool = `${version()}/${CACHE_SCHEMA_VERSION}/${toolStamp()}`;
-  const home = homedir();
-  return {
-    paths: new StateDir(dirname(manifest)),
-    key: {
-      tool,
-      manifest,
+    // without loading the manifest, the recipes or the build engine (src/executor/up-witness.ts).
+    const witness = UpWitness.for({
+      cwd: ctx.cwd,
+      dir: stringOption(args, 'directory'),
+      file: stringOption(args, 'file'),
       targets: args.positionals,
+      force: boolOption(args, 'force'),
+      pull: boolOption(args, 'pull'),
+      dryRun: boolOption(args, 'dry-run'),
       noCache: boolOption(args, 'no-cache'),
       noTest: boolOption(args, 'notest'),
-      home,
-      platform: formatPlatform(DEFAULT_PLATFORM),
-    },
-    parsedKey: { tool, manifest, home, cwd: ctx.cwd },
-  };
-}
+      toolVersion: version(),
+    });
+    const fresh = await witness?.checkNoOp();
+    if (fresh) {
+      const reporter = await makeUpReporter(ctx, args, fresh);
+      for (const target of fresh) reporter.listener({ type: 'target-fresh', target });
+      reporter.listener({ type: 'run-done', summary: { built: 0, fresh: fresh.length, failed: 0, skipped: 0, stepsCached: 0, ms: Date.now() - started, interrupted: false, fromWitness: true } });
+      await reporter.done();
+      return EXIT.ok;
+    }
+    return (await import('./up-full.js')).runUpFull(ctx, args, { jobs, witness });
+  },
+};

@@ -1,3 +1,7 @@
+import type { Reason } from './reasons.js';
+
+export type { Reason, ReasonKind } from './reasons.js';
+
 /**
  * Expected failures are values. A Diagnostic is the one shape they all take: a stable `reason`
  * code that tests and tools can match, a message for people, where it happened, and what to do.
@@ -24,8 +28,8 @@ export interface RelatedInformation {
 
 export interface Diagnostic {
   readonly severity: Severity;
-  /** Stable, kebab-case: `'cycle'`, `'recipe-unknown-section'`, `'digest-mismatch'`. */
-  readonly reason: string;
+  /** Stable, kebab-case, one of the list in src/core/reasons.ts (`'recipe-unknown-section'`, `'digest-mismatch'`). */
+  readonly reason: Reason;
   readonly message: string;
   readonly location?: SourceLocation;
   readonly hint?: string;
@@ -34,7 +38,7 @@ export interface Diagnostic {
 }
 
 export function error(
-  reason: string,
+  reason: Reason,
   message: string,
   extra: { location?: SourceLocation | undefined; hint?: string | undefined; related?: readonly RelatedInformation[] } = {},
 ): Diagnostic {

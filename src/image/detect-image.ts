@@ -1,6 +1,6 @@
 import { open, realpath, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { error, type Diagnostic } from '../core/diagnostic.js';
+import { error, type Diagnostic, type Reason } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
 
 /** The three Singularity image formats (docs/ARCHITECTURE.md, Images). */
@@ -40,7 +40,7 @@ export function fileSystemOffset(head: Uint8Array): { offset: number; header: bo
   return { offset: newline + 1, header: true };
 }
 
-function imageError(path: string, reason: string, message: string, hint?: string): Diagnostic {
+function imageError(path: string, reason: Reason, message: string, hint?: string): Diagnostic {
   return error(reason, `${path}: ${message}`, { hint });
 }
 

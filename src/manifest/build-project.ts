@@ -2,7 +2,7 @@ import { statSync, readdirSync } from 'node:fs';
 import { homedir as osHomedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { isMap, isScalar } from 'yaml';
-import { error, type Diagnostic, type RelatedInformation, type SourceLocation } from '../core/diagnostic.js';
+import { error, type Diagnostic, type Reason, type RelatedInformation, type SourceLocation } from '../core/diagnostic.js';
 import { didYouMeanHint } from '../core/did-you-mean.js';
 import { findCycles } from '../core/find-cycles.js';
 import { defaultOutput, outputFor, outputFormat } from './output-format.js';
@@ -363,7 +363,7 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
   return { project, diagnostics };
 }
 
-function checkRecipeFile(abs: string, written: string): { reason: string; message: string; hint?: string } | undefined {
+function checkRecipeFile(abs: string, written: string): { reason: Reason; message: string; hint?: string } | undefined {
   let st;
   try {
     st = statSync(abs);

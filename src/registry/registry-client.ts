@@ -3,7 +3,7 @@ import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { Agent, request } from './http-agent.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { DiagnosticError } from '../core/diagnostic-error.js';
-import { parseDigest, sha256Digest, shortDigest, type Digest } from '../core/digest.js';
+import { sha256Digest, shortDigest, type Digest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
 import type { BlobInfo } from '../store/blob-store.js';
 import type { Store } from '../store/store.js';
@@ -478,7 +478,7 @@ export class RegistryClient {
       expect: [200],
       headers: { accept: MANIFEST_ACCEPT },
       signal: options.signal,
-      notFound: error('manifest-not-found', `${what}: not found (registry ${ref.registry} has no manifest '${tagOrDigest}' in ${ref.repository})`, {
+      notFound: error('registry-manifest-not-found', `${what}: not found (registry ${ref.registry} has no manifest '${tagOrDigest}' in ${ref.repository})`, {
         hint: 'check the repository name and the tag',
       }),
     });
@@ -644,49 +644,5 @@ export class RegistryClient {
         await sleep(delayMs, undefined, signal ? { signal } : {});
       }
     }
-  }
-
-  // ---- push --------------------------------------------------------------------------------
-
-  /** Uploads a blob (monolithic POST + PUT) unless the registry has it. Returns its digest. */
-  pushBlob(ref: ImageReference, bytes: Uint8Array, options: RequestOptions = {}): Promise<Result<Digest>> {
-    return this.#guard(options.signal, async () => {
-      const digest = sha256Digest(bytes);
-      const head = await this.#call(ref, 'HEAD', `/v2/${ref.repository}/blobs/${digest}`, { expect: [200, 404], scope: 'pull,push', signal: options.signal });
-      await head.body.dump();
-      if (head.status === 200) return digest;
-      const started = await this.#call(ref, 'POST', `/v2/${ref.repository}/blobs/uploads/`, { expect: [202], scope: 'pull,push', signal: options.signal });
-      await started.body.dump();
-      const location = header(started, 'location');
-      if (location === undefined) throw new DiagnosticError(error('registry-error', `registry ${ref.registry} started an upload without a Location`));
-      const url = new URL(location, this.#base(ref));
-      url.searchParams.set('digest', digest);
-      const put = await this.#call(ref, 'PUT', url.toString(), {
-        expect: [201],
-        scope: 'pull,push',
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) },
-        body: bytes,
-        signal: options.signal,
-      });
-      await put.body.dump();
-      return digest;
-    });
-  }
-
-  /** Puts a manifest under a tag (or its digest). Returns the manifest digest. */
-  pushManifest(ref: ImageReference, bytes: Uint8Array, mediaType: string, options: RequestOptions = {}): Promise<Result<Digest>> {
-    return this.#guard(options.signal, async () => {
-      const digest = sha256Digest(bytes);
-      const res = await this.#call(ref, 'PUT', `/v2/${ref.repository}/manifests/${ref.tag ?? digest}`, {
-        expect: [201, 200],
-        scope: 'pull,push',
-        headers: { 'content-type': mediaType },
-        body: bytes,
-        signal: options.signal,
-      });
-      await res.body.dump();
-      const served = header(res, 'docker-content-digest');
-      return served !== undefined && parseDigest(served) ? (served as Digest) : digest;
-    });
   }
 }

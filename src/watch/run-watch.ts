@@ -4,14 +4,10 @@ import { fail, ok, type Result } from '../core/result.js';
 import { unreachable } from '../core/unreachable.js';
 import { runUp, type UpOptions } from '../executor/run-up.js';
 import type { UpEvent } from '../executor/up-events.js';
-import { expandSelection } from '../graph/expand-selection.js';
-import { TargetGraph } from '../graph/target-graph.js';
-import { displayPath, loadProject } from '../manifest/load-project.js';
-import { loadRecipes } from '../manifest/load-recipes.js';
-import type { Project } from '../manifest/project.js';
-import type { Recipe } from '../recipe/model.js';
+import { displayPath } from '../manifest/load-project.js';
 import type { WatchEventListener } from './watch-events.js';
-import { WatchSet } from './watch-set.js';
+import { loadPlan, withDependents, type Loaded, type Plan } from './watch-plan.js';
+import type { WatchSet } from './watch-set.js';
 
 export interface WatchOptions {
   /** The working folder; `dir` and `file` are as for loadProject (-C, -f). */
@@ -32,27 +28,6 @@ export interface WatchOptions {
 export interface WatchSummary {
   /** Iterations run, the first build included. */
   readonly iterations: number;
-}
-
-/** A manifest with its recipes that loaded without errors, and what to build of it. */
-interface Plan {
-  readonly project: Project;
-  readonly recipes: ReadonlyMap<string, Recipe>;
-  /** The requested targets and their dependencies, in build order. */
-  readonly order: readonly string[];
-  readonly requested: ReadonlySet<string>;
-  readonly graph: TargetGraph;
-  readonly watch: WatchSet;
-}
-
-/** The result of reading the manifest and recipes as they are now. */
-interface Loaded {
-  readonly plan?: Plan;
-  /** What to watch when there is no plan: the broken version's manifest and recipe files. */
-  readonly watch?: WatchSet;
-  readonly diagnostics: readonly Diagnostic[];
-  /** The manifest itself did not load, or the selection names nothing in it. */
-  readonly fatal: boolean;
 }
 
 /** One `up` run of the loop. */
@@ -94,6 +69,8 @@ interface Iteration {
  *   the next run starts.
  * - `stopping`: Ctrl-C during a load or a run: the run is aborted, the loop ends once it settled.
  * - `stopped`: the watcher is closed; runWatch returns.
+ *
+ * Each arrow is one method of Watcher: #onChange, #onDebounced, #load, #onSettled, #onStop.
  */
 type WatchState =
   | { readonly kind: 'watching' }
@@ -103,37 +80,6 @@ type WatchState =
   | { readonly kind: 'queued'; readonly iteration: Iteration; readonly changed: Set<string> }
   | { readonly kind: 'stopping'; readonly iteration?: Iteration }
   | { readonly kind: 'stopped' };
-
-async function loadPlan(options: WatchOptions): Promise<Loaded> {
-  const { project, diagnostics } = await loadProject({ cwd: options.cwd, dir: options.dir, file: options.file });
-  if (!project) return { diagnostics, fatal: true };
-  const recipes = loadRecipes(project, { cwd: options.cwd });
-  const all = [...diagnostics, ...recipes.diagnostics];
-  const selection = expandSelection(project, options.selection);
-  const storeDir = options.up.store.root;
-  if (!selection.ok) return { diagnostics: [...all, ...selection.error], fatal: true, watch: WatchSet.of({ project, recipes: recipes.byTarget, targets: [], storeDir }) };
-  const graph = TargetGraph.fromProject(project);
-  const order = graph.buildOrder(selection.value);
-  const watchSet = WatchSet.of({ project, recipes: recipes.byTarget, targets: order, storeDir });
-  if (all.some((d) => d.severity === 'error')) return { diagnostics: all, fatal: false, watch: watchSet };
-  return {
-    plan: { project, recipes: recipes.byTarget, order, requested: new Set(selection.value), graph, watch: watchSet },
-    diagnostics: all,
-    fatal: false,
-  };
-}
-
-/** `names` and every target built from them, transitively. */
-function withDependents(graph: TargetGraph, names: Iterable<string>): Set<string> {
-  const out = new Set<string>();
-  const visit = (n: string): void => {
-    if (out.has(n)) return;
-    out.add(n);
-    for (const d of graph.dependents(n)) visit(d);
-  };
-  for (const n of names) visit(n);
-  return out;
-}
 
 /**
  * `orchestrator up --watch` (docs/ARCHITECTURE.md, Watch): builds the requested targets, then watches
@@ -145,97 +91,255 @@ function withDependents(graph: TargetGraph, names: Iterable<string>): Set<string
  * at once when the manifest cannot be read at the start (bad usage).
  */
 export async function runWatch(options: WatchOptions): Promise<Result<WatchSummary, readonly Diagnostic[]>> {
-  const first = await loadPlan(options);
+  const first = await loadPlan(planOptions(options));
   if (first.fatal) return fail(first.diagnostics);
   if (options.signal.aborted) return ok({ iterations: 0 });
-  const emit = options.onEvent;
-  const shown = (paths: Iterable<string>) => [...paths].map((p) => displayPath(options.cwd, p));
+  return ok(await new Watcher(options, first).watch());
+}
 
-  let plan: Plan | undefined = first.plan;
-  /** What the watcher looks at: the plan's inputs, plus a broken version's while it is fixed. */
-  let watching: WatchSet = first.plan ? first.plan.watch : first.watch!;
+const planOptions = (options: WatchOptions) => ({ cwd: options.cwd, dir: options.dir, file: options.file, selection: options.selection, storeDir: options.up.store.root });
+
+/**
+ * The loop of `up --watch` as a state machine (WatchState): each event that moves it (a change,
+ * the debounce timer, a load or run settling, Ctrl-C) is one method, and each method says what it
+ * does in every state.
+ */
+class Watcher {
+  readonly #options: WatchOptions;
+  readonly #emit: WatchEventListener;
+  /** The first load, made before the watcher starts: its plan is the first run's. */
+  readonly #first: Loaded;
+  /** The last manifest and recipes that loaded without errors. */
+  #plan: Plan | undefined;
+  /** What the file watcher looks at: the plan's inputs, plus a broken version's while it is fixed. */
+  #watching: WatchSet;
   /** Targets a change touched that have not been built since (a broken recipe, a failure). */
-  const pending = new Set<string>();
-  let iterations = 0;
-  let state: WatchState = { kind: 'watching' };
-  let finished!: () => void;
-  const stopped = new Promise<void>((resolve) => (finished = resolve));
+  readonly #pending = new Set<string>();
+  #iterations = 0;
+  #state: WatchState = { kind: 'watching' };
+  #files!: FSWatcher;
+  #warned = false;
+  #finished!: () => void;
 
-  const watcher: FSWatcher = watch(watching.paths(), {
-    ignoreInitial: true,
-    // A root folder's symlinks point into the image (`/usr/bin`), never at the host's files.
-    followSymlinks: false,
-    ignored: (path: string) => watching.isExcluded(path),
-  });
-  let warned = false;
-  watcher.on('error', (e: unknown) => {
-    // Typically the inotify limit (ENOSPC): say it once; the watch goes on with what it has.
-    if (warned) return;
-    warned = true;
+  constructor(options: WatchOptions, first: Loaded) {
+    this.#options = options;
+    this.#emit = options.onEvent;
+    this.#first = first;
+    this.#plan = first.plan;
+    this.#watching = first.plan ? first.plan.watch : first.watch!;
+  }
+
+  /** Runs the loop until Ctrl-C, and returns once nothing runs any more. */
+  async watch(): Promise<WatchSummary> {
+    const stopped = new Promise<void>((resolve) => (this.#finished = resolve));
+    this.#files = watch(this.#watching.paths(), {
+      ignoreInitial: true,
+      // A root folder's symlinks point into the image (`/usr/bin`), never at the host's files.
+      followSymlinks: false,
+      ignored: (path: string) => this.#watching.isExcluded(path),
+    });
+    this.#files.on('error', (e: unknown) => this.#onWatchError(e));
+    await new Promise<void>((resolve) => this.#files.once('ready', () => resolve()));
+    this.#files.on('all', (_event, path) => this.#onChange(path));
+    const onStop = (): void => this.#onStop();
+    this.#options.signal.addEventListener('abort', onStop, { once: true });
+    if (this.#first.plan) {
+      // The first run builds everything requested (fresh targets do no work).
+      this.#state = { kind: 'loading', changed: new Set() };
+      this.#startLoad(undefined);
+    } else {
+      // The recipes are broken from the start: say so, and wait for the fix.
+      this.#emit({ type: 'watch-diagnostics', diagnostics: this.#first.diagnostics, valid: false });
+      this.#waiting();
+    }
+    if (this.#options.signal.aborted) this.#onStop();
+    await stopped;
+    this.#options.signal.removeEventListener('abort', onStop);
+    this.#emit({ type: 'watch-stopped' });
+    return { iterations: this.#iterations };
+  }
+
+  /** Typically the inotify limit (ENOSPC): say it once; the watch goes on with what it has. */
+  #onWatchError(e: unknown): void {
+    if (this.#warned) return;
+    this.#warned = true;
     const message = `cannot watch every input: ${e instanceof Error ? e.message : String(e)}; some changes may be missed`;
-    emit({ type: 'watch-diagnostics', diagnostics: [{ ...error('watch-failed', message, { hint: 'raise fs.inotify.max_user_watches, or watch fewer targets' }), severity: 'warning' }], valid: true });
-  });
-  await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    const warning: Diagnostic = { ...error('watch-failed', message, { hint: 'raise fs.inotify.max_user_watches, or watch fewer targets' }), severity: 'warning' };
+    this.#emit({ type: 'watch-diagnostics', diagnostics: [warning], valid: true });
+  }
 
-  const syncWatcher = (next: WatchSet): void => {
-    const before = new Set(watching.paths());
-    watching = next;
-    const after = next.paths();
-    const added = after.filter((p) => !before.has(p));
-    const removed = [...before].filter((p) => !after.includes(p));
-    if (removed.length > 0) watcher.unwatch(removed);
-    if (added.length > 0) watcher.add(added);
-  };
+  /** A file changed: → debouncing, or kept for after the load or run (which it may abort). */
+  #onChange(path: string): void {
+    // Changes to nothing a requested target reads are dropped here: they never start a run.
+    if (this.#watching.impact([path]).relevant.length === 0) return;
+    const state = this.#state;
+    switch (state.kind) {
+      case 'watching':
+        this.#state = { kind: 'debouncing', changed: new Set([path]), timer: this.#debounce() };
+        return;
+      case 'debouncing':
+        state.changed.add(path);
+        clearTimeout(state.timer);
+        state.timer = this.#debounce();
+        return;
+      case 'loading':
+        state.changed.add(path);
+        return;
+      case 'queued':
+        state.changed.add(path);
+        this.#restartIfTouched(state.iteration, [path]);
+        return;
+      case 'running':
+        this.#state = { kind: 'queued', iteration: state.iteration, changed: new Set([path]) };
+        this.#restartIfTouched(state.iteration, [path]);
+        return;
+      case 'stopping':
+      case 'stopped':
+        return;
+      default:
+        unreachable(state);
+    }
+  }
 
-  const waiting = (): void => {
-    emit({ type: 'watch-waiting', watched: watching.paths().length });
-  };
+  #debounce(): NodeJS.Timeout {
+    return setTimeout(() => this.#onDebounced(), this.#options.debounceMs);
+  }
 
-  /** The targets of the running iteration that a change to `paths` makes stale. */
-  const touchedRunning = (iteration: Iteration, paths: Iterable<string>): string[] => {
-    if (!plan) return [];
-    const impact = watching.impact(paths);
-    const touched = impact.manifest ? new Set(plan.order) : withDependents(plan.graph, impact.targets);
-    return [...iteration.unfinished].filter((t) => touched.has(t));
-  };
+  /** The debounce timer fired: debouncing → loading. */
+  #onDebounced(): void {
+    const state = this.#state;
+    switch (state.kind) {
+      case 'debouncing':
+        this.#state = { kind: 'loading', changed: new Set() };
+        this.#startLoad(state.changed);
+        return;
+      case 'watching':
+      case 'loading':
+      case 'running':
+      case 'queued':
+      case 'stopping':
+      case 'stopped':
+        // The timer is cleared whenever `debouncing` is left.
+        throw new Error(`watch: debounce timer fired in state ${state.kind}`);
+      default:
+        unreachable(state);
+    }
+  }
 
-  /** Aborts the run when `paths` touch its unfinished targets. */
-  const restartIfTouched = (iteration: Iteration, paths: readonly string[]): void => {
-    if (iteration.controller.signal.aborted) return;
-    const touched = touchedRunning(iteration, paths);
-    if (touched.length === 0) return;
-    emit({ type: 'watch-restart', paths: shown(paths), targets: touched });
-    iteration.controller.abort(new Error('inputs changed'));
-  };
+  /** A load or a run has settled: → watching, debouncing (changes came meanwhile) or stopped. */
+  #onSettled(): void {
+    const state = this.#state;
+    switch (state.kind) {
+      case 'loading':
+      case 'queued':
+        if (state.changed.size === 0) {
+          this.#state = { kind: 'watching' };
+          this.#waiting();
+          return;
+        }
+        // As wireit's: the timer starts when the run has settled, so the debounce is also the
+        // least time between two runs.
+        this.#state = { kind: 'debouncing', changed: state.changed, timer: this.#debounce() };
+        return;
+      case 'running':
+        this.#state = { kind: 'watching' };
+        this.#waiting();
+        return;
+      case 'stopping':
+        this.#stopNow();
+        return;
+      case 'watching':
+      case 'debouncing':
+      case 'stopped':
+        // Only a load or a run settles, and neither happens in these states.
+        throw new Error(`watch: a run settled in state ${state.kind}`);
+      default:
+        unreachable(state);
+    }
+  }
+
+  /** Ctrl-C: → stopped at once when nothing runs, else → stopping (the run is aborted). */
+  #onStop(): void {
+    const state = this.#state;
+    switch (state.kind) {
+      case 'debouncing':
+        clearTimeout(state.timer);
+        this.#stopNow();
+        return;
+      case 'watching':
+        this.#stopNow();
+        return;
+      case 'loading':
+        this.#state = { kind: 'stopping' };
+        return;
+      case 'running':
+      case 'queued':
+        state.iteration.controller.abort(this.#options.signal.reason);
+        this.#state = { kind: 'stopping', iteration: state.iteration };
+        return;
+      case 'stopping':
+      case 'stopped':
+        return;
+      default:
+        unreachable(state);
+    }
+  }
+
+  /** → stopped: nothing runs any more; close the watcher and let `watch` return. */
+  #stopNow(): void {
+    this.#state = { kind: 'stopped' };
+    void this.#files.close().then(this.#finished);
+  }
+
+  /** Runs `#load`; a bug in it is reported, and the loop goes on watching. */
+  #startLoad(changed: ReadonlySet<string> | undefined): void {
+    this.#load(changed).catch((e: unknown) => {
+      const detail = e instanceof Error ? (e.stack ?? e.message) : String(e);
+      this.#emit({ type: 'watch-diagnostics', diagnostics: [error('unexpected', `watch: ${detail}`)], valid: true });
+      if (this.#state.kind === 'loading' || this.#state.kind === 'stopping') this.#onSettled();
+    });
+  }
 
   /** `loading`: reads the plan again, then starts a run of what the changes touched (all at first). */
-  const load = async (changed: ReadonlySet<string> | undefined): Promise<void> => {
-    const previous = watching;
-    const loaded = changed === undefined ? first : await loadPlan(options);
-    if (loaded.diagnostics.length > 0) emit({ type: 'watch-diagnostics', diagnostics: loaded.diagnostics, valid: loaded.plan !== undefined });
+  async #load(changed: ReadonlySet<string> | undefined): Promise<void> {
+    const previous = this.#watching;
+    const loaded = changed === undefined ? this.#first : await loadPlan(planOptions(this.#options));
+    if (loaded.diagnostics.length > 0) this.#emit({ type: 'watch-diagnostics', diagnostics: loaded.diagnostics, valid: loaded.plan !== undefined });
     const impact = changed === undefined ? undefined : (loaded.plan ? loaded.plan.watch.union(previous) : previous).impact(changed);
-    if (impact) for (const t of impact.targets) pending.add(t);
+    if (impact) for (const t of impact.targets) this.#pending.add(t);
     if (!loaded.plan) {
       // Keep the last good plan's inputs watched, and the broken version's, until it is fixed.
       const broken = loaded.watch;
-      syncWatcher(broken && plan ? broken.union(plan.watch) : (broken ?? (plan ? plan.watch : watching)));
-      if (impact?.manifest && plan) for (const t of plan.order) pending.add(t);
-      return settled();
+      const plan = this.#plan;
+      this.#syncWatcher(broken && plan ? broken.union(plan.watch) : (broken ?? (plan ? plan.watch : this.#watching)));
+      if (impact?.manifest && plan) for (const t of plan.order) this.#pending.add(t);
+      return this.#onSettled();
     }
-    const everything = impact === undefined || impact.manifest || plan === undefined;
-    plan = loaded.plan;
-    const current = plan;
-    syncWatcher(current.watch);
-    const wanted = everything ? new Set(current.order) : withDependents(current.graph, [...pending].filter((t) => current.order.includes(t)));
+    const everything = impact === undefined || impact.manifest || this.#plan === undefined;
+    const current = (this.#plan = loaded.plan);
+    this.#syncWatcher(current.watch);
+    const wanted = everything ? new Set(current.order) : withDependents(current.graph, [...this.#pending].filter((t) => current.order.includes(t)));
     const order = current.order.filter((t) => wanted.has(t));
     if (changed !== undefined && order.length === 0) {
-      emit({ type: 'watch-nothing', paths: shown(changed) });
-      return settled();
+      this.#emit({ type: 'watch-nothing', paths: this.#shown(changed) });
+      return this.#onSettled();
     }
-    if (state.kind !== 'loading') return settled(); // stopped meanwhile
-    if (changed !== undefined) emit({ type: 'watch-changes', paths: shown(impact?.relevant ?? changed), targets: order });
-    for (const t of order) pending.delete(t);
+    if (this.#state.kind !== 'loading') return this.#onSettled(); // stopped meanwhile
+    if (changed !== undefined) this.#emit({ type: 'watch-changes', paths: this.#shown(impact?.relevant ?? changed), targets: order });
+    for (const t of order) this.#pending.delete(t);
+    const iteration = this.#startRun(current, order);
+    // Changes seen while loading: the run may already be stale.
+    const during = [...this.#state.changed];
+    this.#state = during.length > 0 ? { kind: 'queued', iteration, changed: new Set(during) } : { kind: 'running', iteration };
+    if (during.length > 0) this.#restartIfTouched(iteration, during);
+    await iteration.done;
+    // What did not build (failed, skipped, interrupted) is built again after the next change.
+    for (const t of order) if (!iteration.succeeded.has(t)) this.#pending.add(t);
+    return this.#onSettled();
+  }
 
+  /** Starts one `up` of `order`; its events go to the listener and keep the iteration's tally. */
+  #startRun(plan: Plan, order: readonly string[]): Iteration {
     const controller = new AbortController();
     const unfinished = new Set(order);
     const succeeded = new Set<string>();
@@ -254,175 +358,58 @@ export async function runWatch(options: WatchOptions): Promise<Result<WatchSumma
         default:
           break;
       }
-      emit(e);
+      this.#emit(e);
     };
-    iterations++;
+    this.#iterations++;
     const done = runUp({
-      ...options.up,
-      project: current.project,
-      recipes: current.recipes,
+      ...this.#options.up,
+      project: plan.project,
+      recipes: plan.recipes,
       order,
-      requested: current.requested,
+      requested: plan.requested,
       dryRun: false,
       onEvent,
       signal: controller.signal,
     }).then(
       (r) => {
-        if (!r.ok) emit({ type: 'watch-diagnostics', diagnostics: [r.error], valid: true });
+        if (!r.ok) this.#emit({ type: 'watch-diagnostics', diagnostics: [r.error], valid: true });
       },
       (e: unknown) => {
         // A bug in a build must not end the loop: report it and keep watching.
         const detail = e instanceof Error ? (e.stack ?? e.message) : String(e);
-        emit({ type: 'watch-diagnostics', diagnostics: [error('unexpected', `the build failed unexpectedly: ${detail}`)], valid: true });
+        this.#emit({ type: 'watch-diagnostics', diagnostics: [error('unexpected', `the build failed unexpectedly: ${detail}`)], valid: true });
       },
     );
-    const iteration: Iteration = { controller, unfinished, succeeded, done };
-    // Changes seen while loading: the run may already be stale.
-    const during = [...state.changed];
-    state = during.length > 0 ? { kind: 'queued', iteration, changed: new Set(during) } : { kind: 'running', iteration };
-    if (during.length > 0) restartIfTouched(iteration, during);
-    await done;
-    // What did not build (failed, skipped, interrupted) is built again after the next change.
-    for (const t of order) if (!succeeded.has(t)) pending.add(t);
-    return settled();
-  };
-
-  /** Runs `load`; a bug in it is reported, and the loop goes on watching. */
-  const startLoad = (changed: ReadonlySet<string> | undefined): void => {
-    load(changed).catch((e: unknown) => {
-      const detail = e instanceof Error ? (e.stack ?? e.message) : String(e);
-      emit({ type: 'watch-diagnostics', diagnostics: [error('unexpected', `watch: ${detail}`)], valid: true });
-      if (state.kind === 'loading' || state.kind === 'stopping') settled();
-    });
-  };
-
-  /** A load or a run has settled: on to the next state. */
-  const settled = (): void => {
-    switch (state.kind) {
-      case 'loading':
-      case 'queued': {
-        if (state.changed.size === 0) {
-          state = { kind: 'watching' };
-          waiting();
-          return;
-        }
-        // As wireit's: the timer starts when the run has settled, so the debounce is also the
-        // least time between two runs.
-        state = { kind: 'debouncing', changed: state.changed, timer: setTimeout(onDebounced, options.debounceMs) };
-        return;
-      }
-      case 'running':
-        state = { kind: 'watching' };
-        waiting();
-        return;
-      case 'stopping':
-        stopNow();
-        return;
-      case 'watching':
-      case 'debouncing':
-      case 'stopped':
-        // Only a load or a run settles, and neither happens in these states.
-        throw new Error(`watch: a run settled in state ${state.kind}`);
-      default:
-        unreachable(state);
-    }
-  };
-
-  function onDebounced(): void {
-    switch (state.kind) {
-      case 'debouncing': {
-        const changed = state.changed;
-        state = { kind: 'loading', changed: new Set() };
-        startLoad(changed);
-        return;
-      }
-      case 'watching':
-      case 'loading':
-      case 'running':
-      case 'queued':
-      case 'stopping':
-      case 'stopped':
-        // The timer is cleared whenever `debouncing` is left.
-        throw new Error(`watch: debounce timer fired in state ${state.kind}`);
-      default:
-        unreachable(state);
-    }
+    return { controller, unfinished, succeeded, done };
   }
 
-  const onChange = (path: string): void => {
-    // Changes to nothing a requested target reads are dropped here: they never start a run.
-    if (watching.impact([path]).relevant.length === 0) return;
-    switch (state.kind) {
-      case 'watching':
-        state = { kind: 'debouncing', changed: new Set([path]), timer: setTimeout(onDebounced, options.debounceMs) };
-        return;
-      case 'debouncing':
-        state.changed.add(path);
-        clearTimeout(state.timer);
-        state.timer = setTimeout(onDebounced, options.debounceMs);
-        return;
-      case 'loading':
-      case 'queued':
-        state.changed.add(path);
-        if (state.kind === 'queued') restartIfTouched(state.iteration, [path]);
-        return;
-      case 'running':
-        state = { kind: 'queued', iteration: state.iteration, changed: new Set([path]) };
-        restartIfTouched(state.iteration, [path]);
-        return;
-      case 'stopping':
-      case 'stopped':
-        return;
-      default:
-        unreachable(state);
-    }
-  };
-  watcher.on('all', (_event, path) => onChange(path));
-
-  /** → stopped: nothing runs any more; close the watcher and let runWatch return. */
-  const stopNow = (): void => {
-    state = { kind: 'stopped' };
-    void watcher.close().then(finished);
-  };
-
-  const onStop = (): void => {
-    switch (state.kind) {
-      case 'debouncing':
-        clearTimeout(state.timer);
-        stopNow();
-        return;
-      case 'watching':
-        stopNow();
-        return;
-      case 'loading':
-        state = { kind: 'stopping' };
-        return;
-      case 'running':
-      case 'queued':
-        state.iteration.controller.abort(options.signal.reason);
-        state = { kind: 'stopping', iteration: state.iteration };
-        return;
-      case 'stopping':
-      case 'stopped':
-        return;
-      default:
-        unreachable(state);
-    }
-  };
-  options.signal.addEventListener('abort', onStop, { once: true });
-
-  if (first.plan) {
-    // The first run builds everything requested (fresh targets do no work).
-    state = { kind: 'loading', changed: new Set() };
-    startLoad(undefined);
-  } else {
-    // The recipes are broken from the start: say so, and wait for the fix.
-    emit({ type: 'watch-diagnostics', diagnostics: first.diagnostics, valid: false });
-    waiting();
+  /** Watches `next` from now on: adds what is new to the file watcher, drops what is gone. */
+  #syncWatcher(next: WatchSet): void {
+    const before = new Set(this.#watching.paths());
+    this.#watching = next;
+    const after = next.paths();
+    const added = after.filter((p) => !before.has(p));
+    const removed = [...before].filter((p) => !after.includes(p));
+    if (removed.length > 0) this.#files.unwatch(removed);
+    if (added.length > 0) this.#files.add(added);
   }
-  if (options.signal.aborted) onStop();
-  await stopped;
-  options.signal.removeEventListener('abort', onStop);
-  emit({ type: 'watch-stopped' });
-  return ok({ iterations });
+
+  #waiting(): void {
+    this.#emit({ type: 'watch-waiting', watched: this.#watching.paths().length });
+  }
+
+  #shown(paths: Iterable<string>): string[] {
+    return [...paths].map((p) => displayPath(this.#options.cwd, p));
+  }
+
+  /** Aborts the run when `paths` touch targets of it that have not finished. */
+  #restartIfTouched(iteration: Iteration, paths: readonly string[]): void {
+    if (iteration.controller.signal.aborted || !this.#plan) return;
+    const impact = this.#watching.impact(paths);
+    const touched = impact.manifest ? new Set(this.#plan.order) : withDependents(this.#plan.graph, impact.targets);
+    const stale = [...iteration.unfinished].filter((t) => touched.has(t));
+    if (stale.length === 0) return;
+    this.#emit({ type: 'watch-restart', paths: this.#shown(paths), targets: stale });
+    iteration.controller.abort(new Error('inputs changed'));
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * Test images built from scratch (tar-stream + zlib), pushed with the registry client. Reused by
+ * Test images built from scratch (tar-stream + zlib), pushed to the test registry. Reused by
  * the registry, layers and build-engine tests.
  */
 import { readFile } from 'node:fs/promises';
@@ -8,7 +8,7 @@ import tar from 'tar-stream';
 import { sha256Digest, type Digest } from '../../src/core/digest.js';
 import { MEDIA_TYPES, type Platform } from '../../src/registry/media-types.js';
 import { parseReference, type ImageReference } from '../../src/registry/reference.js';
-import type { RegistryClient } from '../../src/registry/registry-client.js';
+import { pushBlob, pushManifest, type PushOptions } from './registry-push.js';
 
 export interface LayerEntry {
   /** Path inside the layer, without leading `/` (`bin/busybox`, `etc/.wh.passwd`). */
@@ -200,26 +200,21 @@ function refOf(ref: ImageReference | string): ImageReference {
   return r.value;
 }
 
-function must<T>(r: { ok: true; value: T } | { ok: false; error: { message: string } }): T {
-  if (!r.ok) throw new Error(r.error.message);
-  return r.value;
-}
-
 /** Pushes layers, config and manifest; tags the manifest with the reference's tag. */
-export async function pushImage(client: RegistryClient, ref: ImageReference | string, image: BuiltImage, options: { tag?: boolean } = {}): Promise<Digest> {
+export async function pushImage(ref: ImageReference | string, image: BuiltImage, options: PushOptions & { tag?: boolean } = {}): Promise<Digest> {
   const r = refOf(ref);
-  for (const l of image.layers) must(await client.pushBlob(r, l.gz));
-  must(await client.pushBlob(r, image.config));
+  for (const l of image.layers) await pushBlob(r, l.gz, options);
+  await pushBlob(r, image.config, options);
   const target = options.tag === false ? { ...r, tag: undefined } : r;
   const { tag: _t, ...untagged } = target;
-  return must(await client.pushManifest(target.tag === undefined ? untagged : target, image.manifest, image.mediaType));
+  return pushManifest(target.tag === undefined ? untagged : target, image.manifest, image.mediaType, options);
 }
 
 /** Pushes every image of an index by digest, then the index under the reference's tag. */
-export async function pushIndex(client: RegistryClient, ref: ImageReference | string, index: BuiltIndex): Promise<Digest> {
+export async function pushIndex(ref: ImageReference | string, index: BuiltIndex, options: PushOptions = {}): Promise<Digest> {
   const r = refOf(ref);
-  for (const image of index.images) await pushImage(client, r, image, { tag: false });
-  return must(await client.pushManifest(r, index.bytes, index.mediaType));
+  for (const image of index.images) await pushImage(r, image, { ...options, tag: false });
+  return pushManifest(r, index.bytes, index.mediaType, options);
 }
 
 /** busybox-static as a one-layer image. */

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseReference } from '../../src/registry/reference.js';
-import { RegistryClient } from '../../src/registry/registry-client.js';
 import { runCli } from '../helpers/cli.js';
 import { buildImage, busyboxLayer, pushImage, threeLayers } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -31,11 +30,9 @@ beforeAll(async () => {
       Labels: { 'org.example.from-image': 'label-value' },
     },
   });
-  const client = new RegistryClient({});
   const r = parseReference(`${registry.host}/test/layered:1.0`);
   if (!r.ok) throw new Error(r.error.message);
-  await pushImage(client, r.value, image);
-  await client.close();
+  await pushImage(r.value, image);
   ref = `${registry.host}/test/layered:1.0`;
   writeFileSync(
     join(work, 'app.def'),

@@ -70,7 +70,7 @@ async function build(text: string, over: Partial<BuildTargetRequest> = {}) {
       logDir: join(dir, '.orchestrator/logs/app'),
       toolVersion: 'test',
       resolveHeader: async (stage, recipeDir) =>
-        stage.bootstrap === 'localimage' ? ok({ kind: 'local', path: join(recipeDir, stage.header.get('from')!.value) }) : fail(error('unsupported', 'only localimage here')),
+        stage.bootstrap === 'localimage' ? ok({ kind: 'local', path: join(recipeDir, stage.header.get('from')!.value) }) : fail(error('recipe-agent-unsupported', 'only localimage here')),
       onEvent: (e) => events.push(e),
       signal: new AbortController().signal,
     },

@@ -55,7 +55,7 @@ async function buildSandbox(text: string) {
       logDir: join(dir, '.orchestrator/logs/app'),
       toolVersion: 'test',
       resolveHeader: async (stage, recipeDir) =>
-        stage.bootstrap === 'localimage' ? ok({ kind: 'local', path: join(recipeDir, stage.header.get('from')!.value) }) : fail(error('unsupported', 'only localimage here')),
+        stage.bootstrap === 'localimage' ? ok({ kind: 'local', path: join(recipeDir, stage.header.get('from')!.value) }) : fail(error('recipe-agent-unsupported', 'only localimage here')),
       signal: new AbortController().signal,
     },
   );

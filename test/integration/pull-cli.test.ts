@@ -2,7 +2,6 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { RegistryClient } from '../../src/registry/registry-client.js';
 import { runCliInProcess } from '../helpers/cli.js';
 import { buildImage, busyboxImage, pushImage, pushIndex, tarLayer, twoPlatformIndex, type BuiltImage, type BuiltIndex } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -15,12 +14,10 @@ let env: NodeJS.ProcessEnv;
 
 beforeAll(async () => {
   registry = await startRegistry();
-  const client = new RegistryClient();
   busybox = await busyboxImage();
   index = await twoPlatformIndex();
-  await pushImage(client, `${registry.host}/library/busybox:latest`, busybox);
-  await pushIndex(client, `${registry.host}/test/multi:latest`, index);
-  await client.close();
+  await pushImage(`${registry.host}/library/busybox:latest`, busybox);
+  await pushIndex(`${registry.host}/test/multi:latest`, index);
 });
 afterAll(async () => {
   await registry?.stop();
@@ -67,10 +64,9 @@ describe('orchestrator pull', () => {
   it('pins the tag in orchestrator.lock inside a project and keeps the pin until --pull', async () => {
     await writeFile(join(dir, 'orchestrator.yaml'), 'version: 1\ntargets: {}\n');
     const name = `${registry.host}/test/moving:latest`;
-    const client = new RegistryClient();
     const v1 = buildImage([await tarLayer([{ name: 'v', content: '1\n' }])]);
     const v2 = buildImage([await tarLayer([{ name: 'v', content: '2\n' }])]);
-    await pushImage(client, name, v1);
+    await pushImage(name, v1);
     const first = await runCliInProcess(['pull', `docker://${name}`], { cwd: dir, env });
     expect(first.code).toBe(0);
     expect(first.stdout).toBe(`${v1.manifestDigest}\n`);
@@ -78,8 +74,7 @@ describe('orchestrator pull', () => {
       version: 1,
       images: { [`docker://${name}`]: { digest: v1.manifestDigest, platforms: { 'linux/amd64': v1.manifestDigest } } },
     });
-    await pushImage(client, name, v2);
-    await client.close();
+    await pushImage(name, v2);
     const pinned = await runCliInProcess(['pull', `docker://${name}`], { cwd: dir, env });
     expect(pinned.stdout).toBe(`${v1.manifestDigest}\n`);
     expect(pinned.stderr).toContain('[cached]');

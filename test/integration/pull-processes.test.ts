@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/core/digest.js';
-import { RegistryClient } from '../../src/registry/registry-client.js';
 import { Store } from '../../src/store/store.js';
 import { BIN, runCli } from '../helpers/cli.js';
 import { pushImage, threeLayerImage, busyboxImage, type BuiltImage } from '../helpers/images.js';
@@ -22,10 +21,8 @@ beforeAll(async () => {
   registry = await startRegistry();
   busybox = await busyboxImage();
   three = await threeLayerImage();
-  const client = new RegistryClient();
-  await pushImage(client, `${registry.host}/library/busybox:latest`, busybox);
-  await pushImage(client, `${registry.host}/test/three:v1`, three);
-  await client.close();
+  await pushImage(`${registry.host}/library/busybox:latest`, busybox);
+  await pushImage(`${registry.host}/test/three:v1`, three);
 });
 afterAll(async () => {
   await registry?.stop();

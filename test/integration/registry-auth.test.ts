@@ -6,7 +6,6 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { credentialsFromConfig } from '../../src/registry/credentials.js';
 import { pullImage } from '../../src/registry/pull-image.js';
 import { parseReference, type ImageReference } from '../../src/registry/reference.js';
-import { RegistryClient } from '../../src/registry/registry-client.js';
 import type { RegistryEvent } from '../../src/registry/registry-events.js';
 import { Store } from '../../src/store/store.js';
 import { runCliInProcess } from '../helpers/cli.js';
@@ -42,9 +41,7 @@ describe('Basic auth (htpasswd on the real registry)', () => {
   beforeAll(async () => {
     registry = await startRegistry({ htpasswd: { user: USER, password: PASSWORD } });
     image = await threeLayerImage();
-    const client = new RegistryClient({ credentials: credentialsFromConfig({ auths: { [registry.host]: { auth: BASIC } } }) });
-    await pushImage(client, `${registry.host}/private/three:v1`, image);
-    await client.close();
+    await pushImage(`${registry.host}/private/three:v1`, image, { basicAuth: `${USER}:${PASSWORD}` });
   });
   afterAll(async () => {
     await registry?.stop();
@@ -114,9 +111,7 @@ describe('Bearer tokens (a token server and an auth-checking proxy in front of t
   beforeAll(async () => {
     registry = await startRegistry();
     image = await threeLayerImage();
-    const client = new RegistryClient();
-    await pushImage(client, `${registry.host}/team/three:v1`, image);
-    await client.close();
+    await pushImage(`${registry.host}/team/three:v1`, image);
     proxy = await startProxy(registry.url, (i) => {
       if (i.path === '/token') {
         return {

@@ -28,9 +28,7 @@ beforeAll(async () => {
   registry = await startRegistry();
   image = await busyboxImage();
   layer = image.layers[0]!.digest;
-  const client = new RegistryClient();
-  await pushImage(client, `${registry.host}/library/busybox:latest`, image);
-  await client.close();
+  await pushImage(`${registry.host}/library/busybox:latest`, image);
 });
 afterAll(async () => {
   await registry?.stop();

@@ -35,7 +35,7 @@ describe('a pulled three-layer image', () => {
     const ref = parseReference(`${registry.host}/test/three:1`);
     if (!ref.ok) throw new Error(ref.error.message);
     const image = await threeLayerImage();
-    await pushImage(client, ref.value, image);
+    await pushImage(ref.value, image);
     const store = await Store.open({ dir: join(work, 'cache') });
     const pulled = await pullImage(ref.value, { store, client });
     await client.close();

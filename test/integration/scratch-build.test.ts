@@ -61,7 +61,7 @@ describe.skipIf(!present || !busybox)('Bootstrap: scratch', () => {
         store,
         logDir: join(dir, '.orchestrator/logs/busybox'),
         toolVersion: 'test',
-        resolveHeader: async (stage) => (stage.bootstrap === 'scratch' ? ok({ kind: 'scratch' }) : fail(error('unsupported', 'only scratch here'))),
+        resolveHeader: async (stage) => (stage.bootstrap === 'scratch' ? ok({ kind: 'scratch' }) : fail(error('recipe-agent-unsupported', 'only scratch here'))),
         signal: new AbortController().signal,
       },
     );

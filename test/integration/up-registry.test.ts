@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseReference } from '../../src/registry/reference.js';
-import { RegistryClient } from '../../src/registry/registry-client.js';
 import { runCli } from '../helpers/cli.js';
 import { buildImage, busyboxLayer, pushImage, tarLayer } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -12,18 +11,16 @@ import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 let registry: TestRegistry;
 let work: string;
 let env: NodeJS.ProcessEnv;
-let client: RegistryClient;
 
 async function push(extra: string): Promise<string> {
   const r = parseReference(`${registry.host}/test/base:1`);
   if (!r.ok) throw new Error(r.error.message);
   const image = buildImage([await busyboxLayer(), await tarLayer([{ name: 'version.txt', content: `${extra}\n` }])]);
-  return pushImage(client, r.value, image);
+  return pushImage(r.value, image);
 }
 
 beforeAll(async () => {
   registry = await startRegistry();
-  client = new RegistryClient({});
   work = mkdtempSync(join(tmpdir(), 'orch-up-reg-'));
   env = { ...process.env, ORCHESTRATOR_CACHE: join(work, 'cache') };
   delete env['CI'];
@@ -34,7 +31,6 @@ beforeAll(async () => {
   writeFileSync(join(work, 'app.def'), '%runscript\n    cat /version.txt\n');
 });
 afterAll(async () => {
-  await client?.close();
   await registry?.stop();
   rmSync(work, { recursive: true, force: true });
 });
