@@ -19,6 +19,7 @@ import { LayerStack } from './layer-stack.js';
 import { hostFileInputs, planSteps, type PlannedStep } from './plan-steps.js';
 import { runStep, runTest } from './run-step.js';
 import { runStepSession } from './step-session.js';
+import { nameTable } from '../core/name-table.js';
 
 export type OutputFormat = 'sandbox' | 'ext3' | 'squashfs';
 
@@ -136,8 +137,8 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
 
   try {
     const stages: Array<Stage | undefined> = request.recipe ? [...request.recipe.stages] : [undefined];
-    const stageLowers: Record<string, readonly string[]> = {};
-    const stageKeys: Record<string, string> = {};
+    const stageLowers = nameTable<readonly string[]>();
+    const stageKeys = nameTable<string>();
     let finalLowers: readonly string[] = [];
     let finalKey = '';
     let finalConfig: ImageConfig | undefined;

@@ -5,6 +5,7 @@ import { helpText, parseArgs } from './args.js';
 import { EXIT, printDiagnostics, type CommandContext } from './command.js';
 import { COMMANDS } from './commands.js';
 import { version } from './version.js';
+import { ownValue } from '../core/name-table.js';
 
 function topHelp(): string {
   const names = Object.keys(COMMANDS);
@@ -68,8 +69,9 @@ async function dispatch(ctx: CommandContext, argv: readonly string[]): Promise<n
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     const topic = first === 'help' ? rest[0] : undefined;
-    if (topic !== undefined && COMMANDS[topic]) {
-      ctx.stdout.write(helpText((await COMMANDS[topic].load()).spec));
+    const help = topic !== undefined ? ownValue(COMMANDS, topic) : undefined;
+    if (help) {
+      ctx.stdout.write(helpText((await help.load()).spec));
       return EXIT.ok;
     }
     (first === undefined ? ctx.stderr : ctx.stdout).write(topHelp());
@@ -79,7 +81,7 @@ async function dispatch(ctx: CommandContext, argv: readonly string[]): Promise<n
     ctx.stdout.write(`orchestrator ${version()}\n`);
     return EXIT.ok;
   }
-  const entry = COMMANDS[first];
+  const entry = ownValue(COMMANDS, first);
   if (!entry) {
     const names = Object.keys(COMMANDS);
     const hint = first.startsWith('-')

@@ -24,6 +24,7 @@ import { formatPlatform, DEFAULT_PLATFORM } from '../registry/platform.js';
 import type { RegistryClient } from '../registry/registry-client.js';
 import type { Store } from '../store/store.js';
 import type { UpEventListener, UpSummary } from './up-events.js';
+import { nameTable, ownValue } from '../core/name-table.js';
 
 export interface UpOptions {
   readonly project: Project;
@@ -318,7 +319,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
   };
 
   const buildOne = async (target: Target, recipe: Recipe | undefined, status: TargetStatus): Promise<Result<{ stepsRun: number; stepsCached: number; key: string }, Diagnostic>> => {
-    const outputs = Object.fromEntries(project.targets.map((t) => [t.name, t.output]));
+    const outputs = nameTable(project.targets.map((t) => [t.name, t.output] as const));
     const res = await resolver(target.name, outputs);
     let source: SourceSpec | undefined;
     if (target.from) {
@@ -346,7 +347,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
         ...(target.format === 'sandbox' && status.record?.lowers && !status.dirty && !status.interrupted && status.record.output === target.output
           ? { incremental: { previousLowers: status.record.lowers, journal: state.paths.journal(target.name) } }
           : {}),
-        declaredInputs: target.inputs.map((p) => (p.startsWith('target:') ? (outputs[p.slice('target:'.length)] ?? p) : join(project.dir, p))),
+        declaredInputs: target.inputs.map((p) => (p.startsWith('target:') ? (ownValue(outputs, p.slice('target:'.length)) ?? p) : join(project.dir, p))),
         platform: formatPlatform(platform),
       },
       {
@@ -371,7 +372,7 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
       lock: pins.lock,
       platform,
       index,
-      outputOf: (n) => outputs[n],
+      outputOf: (n) => ownValue(outputs, n),
       toolVersion: options.toolVersion,
     });
     const fp = changedWhileBuilding(status.fingerprint.components, after.components) ? status.fingerprint : after;

@@ -11,6 +11,7 @@ import { CACHE_SCHEMA_VERSION } from '../store/step-key.js';
 import type { StatIndex } from './stat-index.js';
 import { inputIdentity, pathIdentity } from './tree-digest.js';
 import type { ReadSet } from './read-set.js';
+import { nameTable } from '../core/name-table.js';
 
 /** Where a component is written, for explanations ("%post changed at recipes/app.def:14"). */
 export interface Located {
@@ -136,9 +137,9 @@ async function headerIdentity(stage: Stage, recipeDir: string, ctx: FingerprintC
  * from orchestrator.lock), cheap on an unchanged tree (files are hashed through the stat index).
  */
 export async function targetFingerprint(target: Target, recipe: Recipe | undefined, ctx: FingerprintContext): Promise<Fingerprint> {
-  const header: Record<string, Located> = {};
-  const sections: Record<string, Located> = {};
-  const inputs: Record<string, string> = {};
+  const header = nameTable<Located>();
+  const sections = nameTable<Located>();
+  const inputs = nameTable<string>();
   const recipeDir = target.recipe ? join(target.recipe, '..') : ctx.projectDir;
   const file = recipe?.file;
   let sourceText = target.from?.text ?? 'recipe';

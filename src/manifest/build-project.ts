@@ -5,6 +5,7 @@ import { isMap, isScalar } from 'yaml';
 import { error, type Diagnostic, type RelatedInformation, type SourceLocation } from '../core/diagnostic.js';
 import { didYouMeanHint } from '../core/did-you-mean.js';
 import { findCycles } from '../core/find-cycles.js';
+import { nameTable } from '../core/name-table.js';
 import { defaultOutput, outputFor, outputFormat } from './output-format.js';
 import { parseSize } from './parse-size.js';
 import { NAME_PATTERN, parseSourceRef } from './parse-source-ref.js';
@@ -46,8 +47,8 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
   const data: Obj = isObj(options.data) ? options.data : {};
   const diagnostics: Diagnostic[] = [];
 
-  const topArgs: Record<string, string> = {};
-  const topArgLocations: Record<string, SourceLocation> = {};
+  const topArgs = nameTable<string>();
+  const topArgLocations = nameTable<SourceLocation>();
   if (isObj(data['args'])) {
     for (const k of keysInOrder(source, ['args'])) {
       const v = argText(data['args'][k]);
@@ -181,13 +182,13 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
     }
 
     // Args, inputs, test.
-    const args: Record<string, string> = { ...topArgs };
+    const args = nameTable(Object.entries(topArgs));
     if (isObj(t['args'])) {
       for (const k of keysInOrder(source, at('args'))) {
         const v = argText(t['args'][k]);
         if (v !== undefined) {
           args[k] = v;
-          loc.args = { ...loc.args, [k]: source.valueLocation(['targets', name, 'args', k]) };
+          loc.args = nameTable([...Object.entries(loc.args), [k, source.valueLocation(['targets', name, 'args', k])]]);
         }
       }
     }
