@@ -5,6 +5,7 @@ import { isMap, isScalar } from 'yaml';
 import { error, type Diagnostic, type RelatedInformation, type SourceLocation } from '../core/diagnostic.js';
 import { didYouMeanHint } from '../core/did-you-mean.js';
 import { findCycles } from '../core/find-cycles.js';
+import { parseReference } from '../registry/reference.js';
 import { nameTable } from '../core/name-table.js';
 import { defaultOutput, outputFor, outputFormat } from './output-format.js';
 import { parseSize } from './parse-size.js';
@@ -95,7 +96,9 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
     if (t['from'] !== undefined) {
       loc.from = source.valueLocation(at('from'));
       from = typeof t['from'] === 'string' ? parseSourceRef(t['from'], dir) : undefined;
-      if (from === undefined) usable = false;
+      const ref = from?.kind === 'docker' ? parseReference(from.ref, { location: loc.from }) : undefined;
+      if (ref && !ref.ok) diagnostics.push(ref.error);
+      if (from === undefined || (ref && !ref.ok)) usable = false;
       else if (from.kind === 'target') addRef(name, { ref: from.target, location: loc.from, nameLocation: nameLoc, via: 'from' });
     }
 

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { error, sortDiagnostics, type Diagnostic } from '../core/diagnostic.js';
 import { checkSupported } from '../recipe/check-supported.js';
 import { debootstrapRequest } from '../recipe/debootstrap-header.js';
-import type { Recipe } from '../recipe/model.js';
+import type { Recipe, Stage } from '../recipe/model.js';
+import type { Result } from '../core/result.js';
+import { parseReference } from '../registry/reference.js';
 import { parseRecipe } from '../recipe/parse-recipe.js';
 import { resolveRecipe } from '../recipe/resolve-recipe.js';
 import { displayPath } from './load-project.js';
@@ -62,9 +64,9 @@ export function loadRecipes(project: Project, options: { cwd: string }): LoadedR
     if (resolved.diagnostics.some((d) => d.severity === 'error')) continue;
     // Header values a build would refuse (a debootstrap suite or mirror that cannot be right).
     for (const [i, stage] of resolved.recipe.stages.entries()) {
-      if (stage.bootstrap !== 'debootstrap' || (target.from && i === resolved.recipe.stages.length - 1)) continue;
-      const r = debootstrapRequest(stage);
-      if (!r.ok) report([r.error]);
+      if (target.from && i === resolved.recipe.stages.length - 1) continue;
+      const r = stage.bootstrap === 'debootstrap' ? debootstrapRequest(stage) : stage.bootstrap === 'docker' ? dockerFrom(stage) : undefined;
+      if (r && !r.ok) report([r.error]);
     }
     const last = resolved.recipe.stages.at(-1);
     if (target.from === undefined) {
@@ -82,4 +84,13 @@ export function loadRecipes(project: Project, options: { cwd: string }): LoadedR
     byTarget.set(target.name, resolved.recipe);
   }
   return { byTarget, diagnostics: sortDiagnostics(diagnostics) };
+}
+
+/** A `Bootstrap: docker` stage's `From:`, read as a build would read it (with `Registry:` and `Namespace:`). */
+function dockerFrom(stage: Stage): Result<unknown> | undefined {
+  const from = stage.header.get('from');
+  if (from === undefined || from.value === '') return undefined; // 'needs a From: header', reported by the parser
+  const registry = stage.header.get('registry')?.value;
+  const namespace = stage.header.get('namespace')?.value;
+  return parseReference(from.value, { registry, namespace, location: from.valueLocation });
 }
