@@ -19,6 +19,7 @@ import { boolOption, listOption, stringOption, type ParsedArgs } from './args.js
 import { EXIT, printDiagnostics, type Command, type CommandContext } from './command.js';
 import { makeRegistryClient } from './registry-client-factory.js';
 import { version } from './version.js';
+import { RealPaths, within } from '../manifest/check-outputs.js';
 
 const SECTION_CHOICES: readonly string[] = ['all', 'none', 'pre', 'setup', 'files', 'post', 'environment', 'runscript', 'startscript', 'test', 'labels', 'help'];
 
@@ -113,6 +114,13 @@ export const command: Command = {
       ]);
       return EXIT.usage;
     }
+    const overlap = outputOverSource(ctx.cwd, output, sourceArg);
+    if (overlap !== undefined) {
+      printDiagnostics(ctx, [
+        error('build-output-overlaps-source', `${outArg} ${overlap} the source ${sourceArg}`, { hint: 'a build replaces its whole output; write it somewhere apart from SOURCE' }),
+      ]);
+      return EXIT.usage;
+    }
     const outputExists = (await stat(output).catch(() => undefined)) !== undefined;
     if (sections.length > 0 && !outputExists) {
       printDiagnostics(ctx, [error('usage', `--section updates an existing image, and ${outArg} does not exist`, { hint: `build it first: orchestrator build ${outArg} ${sourceArg}` })]);
@@ -149,6 +157,24 @@ export const command: Command = {
     }
   },
 };
+
+/**
+ * Whether OUT is, holds or lies inside SOURCE's local path (a recipe, an image, a sandbox, an OCI
+ * layout or archive), compared by real paths: `build --sandbox --force sb/inner sb` would copy
+ * the sandbox into itself. Registry sources have no local path.
+ */
+function outputOverSource(cwd: string, output: string, sourceArg: string): 'is' | 'would hold' | 'is inside' | undefined {
+  if (sourceArg.startsWith('docker://')) return undefined;
+  const prefix = ['oci-archive:', 'docker-archive:', 'oci:'].find((p) => sourceArg.startsWith(p));
+  const text = prefix === undefined ? sourceArg : prefix === 'oci:' ? splitTag(sourceArg.slice(prefix.length))[0] : sourceArg.slice(prefix.length);
+  const real = new RealPaths();
+  const out = real.of(output);
+  const src = real.of(resolve(cwd, text));
+  if (out === src) return 'is';
+  if (within(src, out)) return 'would hold';
+  if (within(out, src)) return 'is inside';
+  return undefined;
+}
 
 async function buildWith(
   ctx: CommandContext,

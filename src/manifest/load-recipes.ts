@@ -8,7 +8,13 @@ import { parseReference } from '../registry/reference.js';
 import { parseRecipe } from '../recipe/parse-recipe.js';
 import { resolveRecipe } from '../recipe/resolve-recipe.js';
 import { displayPath } from './load-project.js';
-import type { Project } from './project.js';
+import type { Project, Target } from './project.js';
+import { checkOutputs, fixedPart, type ProtectedPath } from './check-outputs.js';
+import { filesBlocks } from '../recipe/sections.js';
+import { dirname, isAbsolute, relative } from 'node:path';
+
+/** Header agents that read a local path: its From: is a source no output may touch. */
+const LOCAL_AGENTS: ReadonlySet<string> = new Set(['localimage', 'oci', 'oci-archive', 'docker-archive']);
 
 export interface LoadedRecipes {
   /** Each target's recipe with its build args applied, by target name. */
@@ -83,6 +89,7 @@ export function loadRecipes(project: Project, options: { cwd: string }): LoadedR
     }
     byTarget.set(target.name, resolved.recipe);
   }
+  report(checkOutputs({ dir: project.dir, targets: project.targets, shown: (t) => shownOutput(project.dir, t), protectedPaths: recipeSources(project, byTarget, options.cwd) }));
   return { byTarget, diagnostics: sortDiagnostics(diagnostics) };
 }
 
@@ -93,4 +100,39 @@ function dockerFrom(stage: Stage): Result<unknown> | undefined {
   const registry = stage.header.get('registry')?.value;
   const namespace = stage.header.get('namespace')?.value;
   return parseReference(from.value, { registry, namespace, location: from.valueLocation });
+}
+
+/** How an output reads in a message: relative to the project when it is inside, a sandbox with its '/'. */
+function shownOutput(dir: string, t: Target): string {
+  const rel = relative(dir, t.output);
+  const text = rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : t.output;
+  return t.format === 'sandbox' ? `${text}/` : text;
+}
+
+/**
+ * What recipes read from the host, which no output may touch: `%files` sources (a glob by its
+ * fixed folder) and header sources (`Bootstrap: localimage`, `oci`, archives) of every stage that a
+ * target's `from:` does not replace. Paths in a recipe are relative to its folder.
+ */
+function recipeSources(project: Project, recipes: ReadonlyMap<string, Recipe>, cwd: string): ProtectedPath[] {
+  const out: ProtectedPath[] = [];
+  for (const target of project.targets) {
+    const recipe = recipes.get(target.name);
+    if (!recipe || target.recipe === undefined) continue;
+    const recipeDir = dirname(target.recipe);
+    const file = displayPath(cwd, target.recipe);
+    for (const [i, stage] of recipe.stages.entries()) {
+      const from = stage.header.get('from');
+      const replaced = target.from !== undefined && i === recipe.stages.length - 1;
+      if (!replaced && from !== undefined && from.value !== '' && LOCAL_AGENTS.has(stage.bootstrap ?? '')) {
+        const path = stage.bootstrap === 'oci' ? from.value.replace(/:[^/:]*$/, '') : from.value;
+        out.push({ path: fixedPart(recipeDir, path), what: `the source '${from.value}' of recipe ${file}`, location: from.valueLocation });
+      }
+      for (const block of filesBlocks(stage)) {
+        if (block.fromStage !== undefined) continue;
+        for (const e of block.entries) out.push({ path: fixedPart(recipeDir, e.src), what: `the %files source '${e.src}' of recipe ${file}`, location: e.location });
+      }
+    }
+  }
+  return out;
 }
