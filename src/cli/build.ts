@@ -168,7 +168,7 @@ function outputOverSource(cwd: string, output: string, sourceArg: string): 'is' 
   const prefix = ['oci-archive:', 'docker-archive:', 'oci:'].find((p) => sourceArg.startsWith(p));
   const text = prefix === undefined ? sourceArg : prefix === 'oci:' ? splitTag(sourceArg.slice(prefix.length))[0] : sourceArg.slice(prefix.length);
   const real = new RealPaths();
-  const out = real.of(output);
+  const out = real.ofOutput(output);
   const src = real.of(resolve(cwd, text));
   if (out === src) return 'is';
   if (within(src, out)) return 'would hold';

@@ -52,7 +52,9 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     ...options.ctx,
   };
   try {
-    return await dispatch(ctx, argv);
+    const code = await dispatch(ctx, argv);
+    // A command stopped by Ctrl-C while it read its input (a big manifest) ends as interrupted.
+    return code === EXIT.usage && ctx.signal.aborted ? EXIT.interrupted : code;
   } catch (e) {
     const detail = e instanceof Error ? (e.stack ?? e.message) : String(e);
     ctx.stderr.write(`orchestrator: internal error (a bug; please report it):\n${detail}\n`);

@@ -240,7 +240,7 @@ function readSource(ctx: Context, name: string, t: Obj, loc: MutableLocations, m
     if (typeof t['recipe'] === 'string' && t['recipe'] !== '') {
       recipe = resolve(ctx.dir, t['recipe']);
       ctx.protectedPaths.push({ path: recipe, what: `the recipe '${t['recipe']}' of target '${name}'`, location: loc.recipe });
-      const problem = checkRecipeFile(recipe, t['recipe']);
+      const problem = checkRecipeOnce(ctx, recipe, t['recipe']);
       if (problem) {
         diagnostics.push(error(problem.reason, problem.message, { location: loc.recipe, hint: problem.hint }));
         usable = false;
@@ -446,7 +446,19 @@ function checkGroupCycles(ctx: Context, groups: readonly Group[]): void {
   }
 }
 
-function checkRecipeFile(abs: string, written: string): { reason: string; message: string; hint?: string } | undefined {
+type RecipeProblem = { reason: string; message: string; hint?: string } | undefined;
+/** Recipe files already looked at in this load: many targets share one recipe. */
+const recipeChecks = new WeakMap<Context, Map<string, RecipeProblem>>();
+
+function checkRecipeOnce(ctx: Context, abs: string, written: string): RecipeProblem {
+  let known = recipeChecks.get(ctx);
+  if (!known) recipeChecks.set(ctx, (known = new Map()));
+  const key = `${abs}\0${written}`;
+  if (!known.has(key)) known.set(key, checkRecipeFile(abs, written));
+  return known.get(key);
+}
+
+function checkRecipeFile(abs: string, written: string): RecipeProblem {
   let st;
   try {
     st = statSync(abs);
