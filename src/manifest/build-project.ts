@@ -231,7 +231,7 @@ function readSource(ctx: Context, name: string, t: Obj, loc: MutableLocations, m
     if (from === undefined || (ref && !ref.ok)) usable = false;
     else if (from.kind === 'target') addRef(ctx, name, { ref: from.target, location: loc.from, nameLocation: loc.name, via: 'from' });
     const local = from ? localPathOf(from) : undefined;
-    if (local !== undefined) ctx.protectedPaths.push({ path: local, what: `the source '${from!.text}' of target '${name}'`, location: loc.from });
+    if (local !== undefined) ctx.protectedPaths.push({ path: local, what: `the source '${from!.text}' of target '${name}'`, location: loc.from, owner: name });
   }
 
   let recipe: string | undefined;
@@ -239,7 +239,7 @@ function readSource(ctx: Context, name: string, t: Obj, loc: MutableLocations, m
     loc.recipe = source.valueLocation(['targets', name, 'recipe']);
     if (typeof t['recipe'] === 'string' && t['recipe'] !== '') {
       recipe = resolve(ctx.dir, t['recipe']);
-      ctx.protectedPaths.push({ path: recipe, what: `the recipe '${t['recipe']}' of target '${name}'`, location: loc.recipe });
+      ctx.protectedPaths.push({ path: recipe, what: `the recipe '${t['recipe']}' of target '${name}'`, location: loc.recipe, owner: name });
       const problem = checkRecipeOnce(ctx, recipe, t['recipe']);
       if (problem) {
         diagnostics.push(error(problem.reason, problem.message, { location: loc.recipe, hint: problem.hint }));
@@ -341,7 +341,7 @@ function readInputs(ctx: Context, name: string, t: Obj, loc: MutableLocations): 
     const inputLoc = ctx.source.valueLocation(['targets', name, 'inputs', i]);
     locations.push(inputLoc);
     if (v.startsWith('target:')) addRef(ctx, name, { ref: v.slice('target:'.length), location: inputLoc, nameLocation: loc.name, via: 'inputs' });
-    else if (v !== '') ctx.protectedPaths.push({ path: fixedPart(ctx.dir, v), what: `input '${v}' of target '${name}'`, location: inputLoc });
+    else if (v !== '') ctx.protectedPaths.push({ path: fixedPart(ctx.dir, v), what: `input '${v}' of target '${name}'`, location: inputLoc, owner: name });
   });
   loc.inputs = locations;
   return inputs;

@@ -12,6 +12,8 @@ export interface ProtectedPath {
   readonly what: string;
   /** Where it is declared, when it is declared somewhere. */
   readonly location?: SourceLocation;
+  /** The target that reads it (its recipe, input or source); none for the manifest and `.orchestrator/`. */
+  readonly owner?: string;
 }
 
 /** A folder of `outputs.outside`: outside the project, outputs may be written only below one. */
@@ -202,6 +204,27 @@ function placeProblem(
   };
 }
 
+/** `dependsOn(a, b)`: target `a` is built after `b` (through `from: target:` and `inputs: [target:]`). */
+function dependencies(targets: readonly Target[]): (a: string, b: string) => boolean {
+  const direct = new Map(targets.map((t) => [t.name, t.dependencies]));
+  const memo = new Map<string, Set<string>>();
+  const all = (name: string): Set<string> => {
+    let set = memo.get(name);
+    if (set) return set;
+    set = new Set();
+    memo.set(name, set); // (no cycles here: they are errors of their own; a cycle stops at the memo)
+    const stack = [...(direct.get(name) ?? [])];
+    while (stack.length > 0) {
+      const d = stack.pop()!;
+      if (set.has(d)) continue;
+      set.add(d);
+      stack.push(...(direct.get(d) ?? []));
+    }
+    return set;
+  };
+  return (a, b) => all(a).has(b);
+}
+
 function overlaps(
   outputs: ReadonlyArray<{ t: Target; real: string }>,
   protectedPaths: readonly ProtectedPath[],
@@ -209,25 +232,32 @@ function overlaps(
   shown: (t: Target) => string,
   loc: Located,
 ): Diagnostic[] {
-  // Each protected path once per real path (the first declaration names it).
-  const byReal = new Map<string, ProtectedPath>();
+  // Each protected path once per real path (the first declaration names it), with every target that reads it.
+  const byReal = new Map<string, { p: ProtectedPath; owners: Array<string | undefined> }>();
   for (const p of protectedPaths) {
     const r = real.of(p.path);
-    if (!byReal.has(r)) byReal.set(r, p);
+    const known = byReal.get(r);
+    if (known) known.owners.push(p.owner);
+    else byReal.set(r, { p, owners: [p.owner] });
   }
+  const dependsOn = dependencies(outputs.map((o) => o.t));
+  // A path in the output of a target that every reader of it is built after is that target's
+  // product, read on purpose (`from: target:X` and X's files); not so for X itself.
+  const product = (t: Target, owners: ReadonlyArray<string | undefined>): boolean =>
+    owners.every((o) => o !== undefined && o !== t.name && dependsOn(o, t.name));
   const byOutput = new Map<string, Target[]>();
   for (const o of outputs) byOutput.set(o.real, [...(byOutput.get(o.real) ?? []), o.t]);
   const found: Array<{ t: Target; p: ProtectedPath; how: 'is' | 'holds' | 'inside' }> = [];
   for (const { t, real: r } of outputs) {
     const same = byReal.get(r);
-    if (same) found.push({ t, p: same, how: 'is' });
+    if (same && !product(t, same.owners)) found.push({ t, p: same.p, how: 'is' });
     for (const a of ancestors(r)) {
       const p = byReal.get(a);
-      if (p) found.push({ t, p, how: 'inside' });
+      if (p) found.push({ t, p: p.p, how: 'inside' });
     }
   }
-  for (const [r, p] of byReal) {
-    for (const a of ancestors(r)) for (const t of byOutput.get(a) ?? []) found.push({ t, p, how: 'holds' });
+  for (const [r, { p, owners }] of byReal) {
+    for (const a of ancestors(r)) for (const t of byOutput.get(a) ?? []) if (!product(t, owners)) found.push({ t, p, how: 'holds' });
   }
   const order = new Map(outputs.map((o, i) => [o.t, i]));
   found.sort((a, b) => order.get(a.t)! - order.get(b.t)!);

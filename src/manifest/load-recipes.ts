@@ -126,11 +126,11 @@ function recipeSources(project: Project, recipes: ReadonlyMap<string, Recipe>, c
       const replaced = target.from !== undefined && i === recipe.stages.length - 1;
       if (!replaced && from !== undefined && from.value !== '' && LOCAL_AGENTS.has(stage.bootstrap ?? '')) {
         const path = stage.bootstrap === 'oci' ? from.value.replace(/:[^/:]*$/, '') : from.value;
-        out.push({ path: fixedPart(recipeDir, path), what: `the source '${from.value}' of recipe ${file}`, location: from.valueLocation });
+        out.push({ path: fixedPart(recipeDir, path), what: `the source '${from.value}' of recipe ${file}`, location: from.valueLocation, owner: target.name });
       }
       for (const block of filesBlocks(stage)) {
         if (block.fromStage !== undefined) continue;
-        for (const e of block.entries) out.push({ path: fixedPart(recipeDir, e.src), what: `the %files source '${e.src}' of recipe ${file}`, location: e.location });
+        for (const e of block.entries) out.push({ path: fixedPart(recipeDir, e.src), what: `the %files source '${e.src}' of recipe ${file}`, location: e.location, owner: target.name });
       }
     }
   }

@@ -222,6 +222,21 @@ describe('outputs over the project\'s own sources', () => {
     expect(r.stderr).toContain("error: output 'recipes/base.sif' of target 'app' is the source 'base.sif' of recipe recipes/app.def\n");
   });
 
+  it("a file of another target's output may be read by a target built after it, not by others", async () => {
+    const files = {
+      'a.def': RECIPE,
+      'b.def': 'Bootstrap: scratch\n\n%files\n  build/a/x.txt /x.txt\n',
+    };
+    rig.write({ ...files, 'orchestrator.yaml': manifest('targets:', '  a: {recipe: a.def, format: sandbox}', '  b: {from: target:a, recipe: b.def, format: sandbox}') });
+    const ok = await rig.cli(['validate']);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    rig.write({ 'orchestrator.yaml': manifest('targets:', '  a: {recipe: a.def, format: sandbox}', '  b: {from: docker://alpine, recipe: b.def, format: sandbox}') });
+    const r = await rig.cli(['validate']);
+    expect(r.stderr).toContain("orchestrator.yaml:3:3: error: output 'build/a/' of target 'a' would hold the %files source 'build/a/x.txt' of recipe b.def\n");
+    expect(r.code).toBe(2);
+  });
+
   it('an output reached through a symlinked folder is compared by its real path, duplicates too', async () => {
     rig.write({ 'orchestrator.yaml': manifest('targets:', '  app:', '    recipe: recipes/app.def', '    output: link/'), 'recipes/app.def': RECIPE });
     symlinkSync('recipes', rig.path('link'));
