@@ -14,7 +14,9 @@ const outdir = join(root, 'dist', 'bundle');
 rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
-  entryPoints: ['dist/cli/main.js'],
+  // The manifest worker (big manifests load in a worker thread) sits next to the chunks, where
+  // load-project's `new URL('./load-project-worker.js', import.meta.url)` finds it.
+  entryPoints: { main: 'dist/cli/main.js', 'load-project-worker': 'dist/manifest/load-project-worker.js' },
   outdir,
   bundle: true,
   splitting: true,

@@ -22,6 +22,7 @@ import { hostFileInputs, planSteps, type PlannedStep } from './plan-steps.js';
 import { runStep, runTest } from './run-step.js';
 import { claimStep, type StepClaim } from './step-claims.js';
 import { runStepSession } from './step-session.js';
+import { nameTable } from '../core/name-table.js';
 import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
 
 export type OutputFormat = 'sandbox' | 'ext3' | 'squashfs';
@@ -214,7 +215,7 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
 /** Every stage of the recipe in order (or the source alone): the last one is the image. */
 async function buildStages(run: BuildRun): Promise<Result<BuiltStage, Diagnostic>> {
   const stages: Array<Stage | undefined> = run.request.recipe ? [...run.request.recipe.stages] : [undefined];
-  const outputs: StageOutputs = { lowers: {}, keys: {} };
+  const outputs: StageOutputs = { lowers: nameTable<readonly string[]>(), keys: nameTable<string>() };
   let built: BuiltStage | undefined;
   for (const [s, stage] of stages.entries()) {
     const r = await buildStage(run, stage, { index: s, count: stages.length }, outputs);

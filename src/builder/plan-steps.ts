@@ -2,6 +2,7 @@ import type { SourceLocation } from '../core/diagnostic.js';
 import type { FileEntry, Stage } from '../recipe/model.js';
 import { appNames, filesBlocks, scriptOf, type Script } from '../recipe/sections.js';
 import { stepKey, type StepKey, type StepKeyComponents, type StepKind } from '../store/step-key.js';
+import { nameTable, ownValue } from '../core/name-table.js';
 
 /** One step of a target's build chain, with its key. */
 export interface PlannedStep {
@@ -44,8 +45,11 @@ export function hostFileInputs(stage: Stage): string[] {
 }
 
 function pick(record: Readonly<Record<string, string>>, keys: Iterable<string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k of keys) if (record[k] !== undefined) out[k] = record[k];
+  const out = nameTable<string>();
+  for (const k of keys) {
+    const v = ownValue(record, k);
+    if (v !== undefined) out[k] = v;
+  }
   return out;
 }
 

@@ -14,6 +14,7 @@ import type { PlannedStep } from './plan-steps.js';
 import { ROOT_SKELETON, singularityMetadata, type MetadataInput, type PreviousMetadata } from './singularity-metadata.js';
 import { runStepSession } from './step-session.js';
 import type { TreeEntry } from './tree-entry.js';
+import { ownValue } from '../core/name-table.js';
 
 export interface StepRunContext {
   /** The image before this step: earlier snapshots and the source, top first. */
@@ -206,7 +207,7 @@ export async function runStep(step: PlannedStep, ctx: StepRunContext): Promise<R
       const r = await placeFiles({ entries: host, baseDir: ctx.recipeDir, stack, upper: ctx.upper, ...(ctx.filter ? { filter: ctx.filter } : {}), signal: ctx.signal });
       if (!r.ok) return r;
       for (const stageName of [...new Set(files.flatMap((f) => (f.fromStage !== undefined ? [f.fromStage] : [])))]) {
-        const lowers = ctx.stageLowers[stageName];
+        const lowers = ownValue(ctx.stageLowers, stageName);
         if (!lowers) return fail(error('unexpected', `stage '${stageName}' was not built`));
         const from = new LayerStack(lowers);
         const placed = await placeFiles({

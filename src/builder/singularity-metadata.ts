@@ -4,6 +4,7 @@ import { appNames, labelsOf, scriptOf, type Script } from '../recipe/sections.js
 import type { ImageConfig } from './image-config.js';
 import { doubleQuoteEscape, shellQuote } from './shell-quote.js';
 import type { TreeEntry } from './tree-entry.js';
+import { nameTable } from '../core/name-table.js';
 
 /**
  * The `/.singularity.d` of an image, as Singularity 2.4 and Apptainer lay it out, as a pure list
@@ -230,7 +231,7 @@ function json(value: unknown): string {
 }
 
 function labelsFromStage(stage: Stage | undefined, app?: string): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out = nameTable<string>();
   if (stage) for (const l of labelsOf(stage, app)) out[l.key] = l.value;
   return out;
 }
@@ -292,7 +293,7 @@ export function singularityMetadata(input: MetadataInput): TreeEntry[] {
   if (helpText !== undefined) file('.singularity.d/runscript.help', helpText, 0o644);
   if (input.recipeText !== undefined) file('.singularity.d/Singularity', input.recipeText, 0o644);
 
-  const labels: Record<string, string> = {
+  const labels: Record<string, string> = nameTable(Object.entries({
     ...(imageConfig?.labels ?? {}),
     ...(previous?.labels ?? {}),
     'org.label-schema.schema-version': '1.0',
@@ -300,7 +301,7 @@ export function singularityMetadata(input: MetadataInput): TreeEntry[] {
     'org.label-schema.build-arch': input.arch,
     'org.label-schema.usage.orchestrator.version': input.toolVersion,
     'org.opencontainers.image.created': input.buildDate,
-  };
+  }));
   if (stage && input.recipeText !== undefined) {
     labels['org.label-schema.usage.singularity.deffile'] = 'Singularity';
     Object.assign(labels, deffileLabels(stage, input.source));

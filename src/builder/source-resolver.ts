@@ -10,6 +10,7 @@ import type { Store } from '../store/store.js';
 import type { SourceOrigin, SourceSpec } from './build-source.js';
 import type { DebootstrapEventListener } from './debootstrap-source.js';
 import type { TagPins } from './registry-source.js';
+import { ownValue } from '../core/name-table.js';
 
 export interface SourceResolverOptions {
   readonly store: Store;
@@ -107,7 +108,7 @@ export class SourceResolver {
       case 'path':
         return ok({ kind: 'local', path: ref.path });
       case 'target': {
-        const out = this.options.targetOutputs?.[ref.target];
+        const out = ownValue(this.options.targetOutputs, ref.target);
         if (out === undefined) return fail(error('unexpected', `the output of target '${ref.target}' is not known`));
         return ok({ kind: 'local', path: out });
       }

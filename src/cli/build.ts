@@ -20,6 +20,7 @@ import { EXIT, type Command, type CommandContext, failWith } from './command.js'
 import { makeRegistryClient } from './registry-client-factory.js';
 import { version } from './version.js';
 import { buildNeedsRoot } from '../builder/needs-root.js';
+import { RealPaths, within } from '../manifest/check-outputs.js';
 
 const SECTION_CHOICES: readonly string[] = ['all', 'none', 'pre', 'setup', 'files', 'post', 'environment', 'runscript', 'startscript', 'test', 'labels', 'help'];
 
@@ -110,6 +111,12 @@ export const command: Command = {
         error('usage', `--section '${bad}' is not a section`, { hint: didYouMeanHint(bad, SECTION_CHOICES) ?? `choose from ${SECTION_CHOICES.join(', ')}` }),
       ]);
     }
+    const overlap = outputOverSource(ctx.cwd, output, sourceArg);
+    if (overlap !== undefined) {
+      return failWith(ctx, [
+        error('build-output-overlaps-source', `${outArg} ${overlap} the source ${sourceArg}`, { hint: 'a build replaces its whole output; write it somewhere apart from SOURCE' }),
+      ]);
+    }
     const outputExists = (await stat(output).catch(() => undefined)) !== undefined;
     if (sections.length > 0 && !outputExists) {
       return failWith(ctx, [error('usage', `--section updates an existing image, and ${outArg} does not exist`, { hint: `build it first: orchestrator build ${outArg} ${sourceArg}` })]);
@@ -143,6 +150,24 @@ export const command: Command = {
     }
   },
 };
+
+/**
+ * Whether OUT is, holds or lies inside SOURCE's local path (a recipe, an image, a sandbox, an OCI
+ * layout or archive), compared by real paths: `build --sandbox --force sb/inner sb` would copy
+ * the sandbox into itself. Registry sources have no local path.
+ */
+function outputOverSource(cwd: string, output: string, sourceArg: string): 'is' | 'would hold' | 'is inside' | undefined {
+  if (sourceArg.startsWith('docker://')) return undefined;
+  const prefix = ['oci-archive:', 'docker-archive:', 'oci:'].find((p) => sourceArg.startsWith(p));
+  const text = prefix === undefined ? sourceArg : prefix === 'oci:' ? splitTag(sourceArg.slice(prefix.length))[0] : sourceArg.slice(prefix.length);
+  const real = new RealPaths();
+  const out = real.ofOutput(output);
+  const src = real.of(resolve(cwd, text));
+  if (out === src) return 'is';
+  if (within(src, out)) return 'would hold';
+  if (within(out, src)) return 'is inside';
+  return undefined;
+}
 
 async function buildWith(
   ctx: CommandContext,

@@ -5,6 +5,7 @@ import { helpText, parseArgs } from './args.js';
 import { EXIT, type CommandContext, failWith } from './command.js';
 import { COMMANDS } from './commands.js';
 import { version } from './version.js';
+import { ownValue } from '../core/name-table.js';
 
 function topHelp(): string {
   const names = Object.keys(COMMANDS);
@@ -51,7 +52,9 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     ...options.ctx,
   };
   try {
-    return await dispatch(ctx, argv);
+    const code = await dispatch(ctx, argv);
+    // A command stopped by Ctrl-C while it read its input (a big manifest) ends as interrupted.
+    return code === EXIT.usage && ctx.signal.aborted ? EXIT.interrupted : code;
   } catch (e) {
     // Expected failures are Diagnostics with a reason (src/core/reasons.ts); only a bug gets here.
     ctx.stderr.write(internalErrorText(argv, e));
@@ -84,8 +87,9 @@ async function dispatch(ctx: CommandContext, argv: readonly string[]): Promise<n
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     const topic = first === 'help' ? rest[0] : undefined;
-    if (topic !== undefined && COMMANDS[topic]) {
-      ctx.stdout.write(helpText((await COMMANDS[topic].load()).spec));
+    const help = topic !== undefined ? ownValue(COMMANDS, topic) : undefined;
+    if (help) {
+      ctx.stdout.write(helpText((await help.load()).spec));
       return EXIT.ok;
     }
     (first === undefined ? ctx.stderr : ctx.stdout).write(topHelp());
@@ -95,7 +99,7 @@ async function dispatch(ctx: CommandContext, argv: readonly string[]): Promise<n
     ctx.stdout.write(`orchestrator ${version()}\n`);
     return EXIT.ok;
   }
-  const entry = COMMANDS[first];
+  const entry = ownValue(COMMANDS, first);
   if (!entry) {
     const names = Object.keys(COMMANDS);
     const hint = first.startsWith('-')

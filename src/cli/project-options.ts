@@ -14,7 +14,7 @@ export const PROJECT_OPTIONS: readonly OptionSpec[] = [
 /** Loads the project named by -f/-C. The manifest code (and the YAML parser) loads on first use. */
 export async function loadProjectFromArgs(ctx: CommandContext, args: ParsedArgs): Promise<LoadProjectResult> {
   const { loadProject } = await import('../manifest/load-project.js');
-  return loadProject({ cwd: ctx.cwd, file: stringOption(args, 'file'), dir: stringOption(args, 'directory') });
+  return loadProject({ cwd: ctx.cwd, file: stringOption(args, 'file'), dir: stringOption(args, 'directory'), signal: ctx.signal });
 }
 
 /**

@@ -40,6 +40,9 @@ export const REASONS = {
     'manifest-unknown-group-member',
     'manifest-output-inside-sandbox',
     'manifest-output-contains-project',
+    'manifest-output-system-folder',
+    'manifest-output-outside-project',
+    'manifest-output-overwrites-source',
     'manifest-recipe-not-found',
     'manifest-recipe-not-a-file',
     'bad-lock-file',
@@ -49,6 +52,7 @@ export const REASONS = {
   recipe: [
     'recipe-unreadable',
     'recipe-empty',
+    'recipe-nul-byte',
     'recipe-no-source',
     'recipe-missing-header',
     'recipe-header-missing',
@@ -96,6 +100,7 @@ export const REASONS = {
     'home-not-found',
     'source-not-found',
     'output-exists',
+    'build-output-overlaps-source',
   ],
 
   /** A build did not succeed: a step, a tool, a source, the project's state. Exit 1. */

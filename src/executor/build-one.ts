@@ -7,6 +7,7 @@ import { error, type Diagnostic } from '../core/diagnostic.js';
 import { withFileSystemCause } from '../core/errno-failure.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { changedWhileBuilding, targetFingerprint } from '../freshness/fingerprint.js';
+import { nameTable, ownValue } from '../core/name-table.js';
 import type { InputFilter } from '../freshness/input-filter.js';
 import { buildNeedsRoot } from '../builder/needs-root.js';
 import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
@@ -60,7 +61,7 @@ export async function buildOne(ctx: BuildContext, target: Target, recipe: Recipe
   // Never replace an image open in a writable shell (src/runtime/writable-lock.ts); --force neither.
   const holder = writableSessionHolder(target.output);
   if (holder) return fail(outputInUse(target.format === 'sandbox' ? 'sandbox' : 'image', `${relative(project.dir, target.output) || target.output}${target.format === 'sandbox' ? '/' : ''}`, holder, target.locations.output ?? target.locations.name));
-  const outputs = Object.fromEntries(project.targets.map((t) => [t.name, t.output]));
+  const outputs = nameTable(project.targets.map((t) => [t.name, t.output] as const));
   const res = await ctx.resolver(target.name, outputs);
   let source: SourceSpec | undefined;
   if (target.from) {
@@ -90,7 +91,7 @@ export async function buildOne(ctx: BuildContext, target: Target, recipe: Recipe
         ? { incremental: { previousLowers: status.record.lowers, journal: state.paths.journal(target.name) } }
         : {}),
       filter: ctx.filter,
-      declaredInputs: target.inputs.map((p) => (p.startsWith('target:') ? (outputs[p.slice('target:'.length)] ?? p) : join(project.dir, p))),
+      declaredInputs: target.inputs.map((p) => (p.startsWith('target:') ? (ownValue(outputs, p.slice('target:'.length)) ?? p) : join(project.dir, p))),
       platform: formatPlatform(ctx.platform),
     },
     {
@@ -134,7 +135,7 @@ async function recordBuild(
     lock: ctx.pins.lock,
     platform: ctx.platform,
     index: ctx.index,
-    outputOf: (n) => outputs[n],
+    outputOf: (n) => ownValue(outputs, n),
     toolVersion: ctx.toolVersion,
     filter: ctx.filter,
   });

@@ -1,4 +1,5 @@
 import type { Located, TargetComponents } from './fingerprint.js';
+import { ownValue } from '../core/name-table.js';
 
 /** One reason a target is rebuilt, for people and for `plan --json`. */
 export interface StaleReason {
@@ -29,11 +30,11 @@ function diffRecords<T>(
 ): Array<{ key: string; change: 'added' | 'removed' | 'changed'; before?: T; after?: T }> {
   const out: Array<{ key: string; change: 'added' | 'removed' | 'changed'; before?: T; after?: T }> = [];
   for (const [k, v] of Object.entries(after)) {
-    const old = before[k];
+    const old = ownValue(before, k);
     if (old === undefined) out.push({ key: k, change: 'added', after: v });
     else if (!same(old, v)) out.push({ key: k, change: 'changed', before: old, after: v });
   }
-  for (const [k, v] of Object.entries(before)) if (after[k] === undefined) out.push({ key: k, change: 'removed', before: v });
+  for (const [k, v] of Object.entries(before)) if (ownValue(after, k) === undefined) out.push({ key: k, change: 'removed', before: v });
   return out.sort((a, b) => (a.key < b.key ? -1 : 1));
 }
 

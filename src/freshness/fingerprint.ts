@@ -12,6 +12,7 @@ import type { StatIndex } from './stat-index.js';
 import { inputIdentity, pathIdentity } from './tree-digest.js';
 import type { InputFilter } from './input-filter.js';
 import type { ReadSet } from './read-set.js';
+import { nameTable } from '../core/name-table.js';
 
 /** Where a component is written, for explanations ("%post changed at recipes/app.def:14"). */
 export interface Located {
@@ -141,9 +142,9 @@ async function headerIdentity(stage: Stage, recipeDir: string, ctx: FingerprintC
  * from orchestrator.lock), cheap on an unchanged tree (files are hashed through the stat index).
  */
 export async function targetFingerprint(target: Target, recipe: Recipe | undefined, ctx: FingerprintContext): Promise<Fingerprint> {
-  const header: Record<string, Located> = {};
-  const sections: Record<string, Located> = {};
-  const inputs: Record<string, string> = {};
+  const header = nameTable<Located>();
+  const sections = nameTable<Located>();
+  const inputs = nameTable<string>();
   const recipeDir = target.recipe ? join(target.recipe, '..') : ctx.projectDir;
   const file = recipe?.file;
   let sourceText = target.from?.text ?? 'recipe';

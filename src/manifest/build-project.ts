@@ -1,15 +1,18 @@
 import { statSync, readdirSync } from 'node:fs';
-import { homedir as osHomedir } from 'node:os';
-import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { isMap, isScalar } from 'yaml';
 import { error, type Diagnostic, type Reason, type RelatedInformation, type SourceLocation } from '../core/diagnostic.js';
 import { didYouMeanHint } from '../core/did-you-mean.js';
+import { expandHome, userHome } from '../core/expand-home.js';
 import { findCycles } from '../core/find-cycles.js';
+import { nameTable } from '../core/name-table.js';
+import { parseReference } from '../registry/reference.js';
+import { checkOutputs, fixedPart, type OutsideFolder, type ProtectedPath } from './check-outputs.js';
 import { defaultOutput, outputFor, outputFormat } from './output-format.js';
 import { parseSize } from './parse-size.js';
 import { NAME_PATTERN, parseSourceRef } from './parse-source-ref.js';
 import { FORMATS, type Format, type Group, type Project, type SourceRef, type Target, type TargetLocations } from './project.js';
-import type { YamlSource } from './yaml-source.js';
+import type { PathSegment, YamlSource } from './yaml-source.js';
 
 export interface BuildProjectOptions {
   /** Absolute path of the manifest. */
@@ -17,15 +20,42 @@ export interface BuildProjectOptions {
   readonly source: YamlSource;
   /** The manifest's data (YAML → JS); may hold schema errors, which were reported already. */
   readonly data: unknown;
-  /** For `~/` in cache.dir; default the user's home. */
+  /** For `~/` in cache.dir and outputs.outside; default the user's home. */
   readonly homedir?: string;
 }
 
 type Obj = Record<string, unknown>;
 const TARGET_KEYS: ReadonlySet<string> = new Set(['from', 'recipe', 'format', 'output', 'size', 'args', 'inputs', 'test']);
+/** The project's state folder (src/state's STATE_DIR_NAME; the manifest layer is below it). */
+const STATE_DIR_NAME = '.orchestrator';
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const argText = (v: unknown): string | undefined =>
   typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : undefined;
+
+/** A `target:X` reference of a target (in `from` or `inputs`), usable or not, for references and cycles. */
+interface TargetRef {
+  readonly ref: string;
+  readonly location: SourceLocation;
+  readonly nameLocation: SourceLocation;
+  readonly via: 'from' | 'inputs';
+}
+
+/** What the steps of buildProject share: the manifest, what was read so far, and the problems found. */
+interface Context {
+  readonly source: YamlSource;
+  readonly file: string;
+  readonly dir: string;
+  readonly home: string;
+  readonly data: Obj;
+  readonly diagnostics: Diagnostic[];
+  readonly targetNames: readonly string[];
+  readonly targetSet: ReadonlySet<string>;
+  readonly groupNames: readonly string[];
+  readonly groupSet: ReadonlySet<string>;
+  readonly refs: Map<string, TargetRef[]>;
+  /** The manifest, recipes, inputs and local sources: no output may touch them. */
+  readonly protectedPaths: ProtectedPath[];
+}
 
 /** Keys of the mapping at `path`, in file order (JS objects put integer-like keys first). */
 function keysInOrder(source: YamlSource, path: readonly string[]): string[] {
@@ -44,204 +74,306 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
   const { source, file } = options;
   const dir = dirname(file);
   const data: Obj = isObj(options.data) ? options.data : {};
-  const diagnostics: Diagnostic[] = [];
-
-  const topArgs: Record<string, string> = {};
-  const topArgLocations: Record<string, SourceLocation> = {};
-  if (isObj(data['args'])) {
-    for (const k of keysInOrder(source, ['args'])) {
-      const v = argText(data['args'][k]);
-      if (v !== undefined) {
-        topArgs[k] = v;
-        topArgLocations[k] = source.valueLocation(['args', k]);
-      }
-    }
-  }
-
-  let cacheDir: string | undefined;
-  const cache = data['cache'];
-  if (isObj(cache) && typeof cache['dir'] === 'string' && cache['dir'] !== '') {
-    const d = cache['dir'];
-    const home = options.homedir ?? osHomedir();
-    cacheDir = d === '~' ? home : d.startsWith('~/') ? join(home, d.slice(2)) : isAbsolute(d) ? d : resolve(dir, d);
-  }
-
-  const targetsData: Obj = isObj(data['targets']) ? data['targets'] : {};
-  const groupsData: Obj = isObj(data['groups']) ? data['groups'] : {};
   const targetNames = keysInOrder(source, ['targets']);
   const groupNames = keysInOrder(source, ['groups']);
-  const targetSet = new Set(targetNames);
-  const groupSet = new Set(groupNames);
-
-  const targets: Target[] = [];
-  /** `from: target:X` of every target, usable or not, so that references and cycles are checked for all. */
-  const refs = new Map<string, Array<{ ref: string; location: SourceLocation; nameLocation: SourceLocation; via: 'from' | 'inputs' }>>();
-  const addRef = (name: string, r: { ref: string; location: SourceLocation; nameLocation: SourceLocation; via: 'from' | 'inputs' }): void => {
-    refs.set(name, [...(refs.get(name) ?? []), r]);
+  const ctx: Context = {
+    source,
+    file,
+    dir,
+    home: options.homedir ?? userHome(),
+    data,
+    diagnostics: [],
+    targetNames,
+    targetSet: new Set(targetNames),
+    groupNames,
+    groupSet: new Set(groupNames),
+    refs: new Map(),
+    protectedPaths: [
+      { path: file, what: `the manifest '${relative(dir, file)}'` },
+      { path: join(dir, STATE_DIR_NAME), what: `the project's state folder '${STATE_DIR_NAME}/'` },
+    ],
   };
-  for (const name of targetNames) {
-    const t = targetsData[name];
-    if (!NAME_PATTERN.test(name) || !isObj(t)) continue;
-    const at = (field: string): string[] => ['targets', name, field];
-    const nameLoc = source.entryLocation(['targets', name]);
-    const loc: { -readonly [K in keyof TargetLocations]: TargetLocations[K] } = { name: nameLoc, inputs: [], args: {} };
-    let usable = true;
-    // A misspelt key (reported by the schema) would make "missing format/source" noise.
-    const misspelt = Object.keys(t).some((k) => !TARGET_KEYS.has(k));
 
-    // Source.
-    let from: SourceRef | undefined;
-    if (t['from'] !== undefined) {
-      loc.from = source.valueLocation(at('from'));
-      from = typeof t['from'] === 'string' ? parseSourceRef(t['from'], dir) : undefined;
-      if (from === undefined) usable = false;
-      else if (from.kind === 'target') addRef(name, { ref: from.target, location: loc.from, nameLocation: nameLoc, via: 'from' });
-    }
+  const top = readArgs(ctx, data['args'], ['args']);
+  const cacheDir = readCacheDir(ctx);
+  const outside = readOutsideFolders(ctx);
+  const targetsData: Obj = isObj(data['targets']) ? data['targets'] : {};
+  const targets = targetNames.flatMap((name) => readTarget(ctx, name, targetsData[name], top.args) ?? []);
+  checkReferences(ctx);
+  const groups = readGroups(ctx);
+  checkTargetCycles(ctx);
+  checkGroupCycles(ctx, groups);
+  const shown = (t: Target): string => (t.outputGiven ? String((targetsData[t.name] as Obj)['output']) : defaultOutput(t.name, t.format));
+  ctx.diagnostics.push(...checkOutputs({ dir, targets, shown, outside, home: ctx.home, protectedPaths: ctx.protectedPaths }));
 
-    // Recipe.
-    let recipe: string | undefined;
-    if (t['recipe'] !== undefined) {
-      loc.recipe = source.valueLocation(at('recipe'));
-      if (typeof t['recipe'] === 'string' && t['recipe'] !== '') {
-        recipe = resolve(dir, t['recipe']);
-        const problem = checkRecipeFile(recipe, t['recipe']);
-        if (problem) {
-          diagnostics.push(error(problem.reason, problem.message, { location: loc.recipe, hint: problem.hint }));
-          usable = false;
-        }
-      } else usable = false;
-    }
+  const project: Project = {
+    file,
+    dir,
+    version: 1,
+    ...(cacheDir !== undefined ? { cacheDir } : {}),
+    ...(outside.length > 0 ? { outputsOutside: outside.map((f) => f.path) } : {}),
+    args: top.args,
+    targets,
+    groups,
+    locations: {
+      file: source.fileLocation(),
+      ...(data['version'] !== undefined ? { version: source.valueLocation(['version']) } : {}),
+      ...(cacheDir !== undefined ? { cacheDir: source.valueLocation(['cache', 'dir']) } : {}),
+      args: top.locations,
+    },
+  };
+  return { project, diagnostics: ctx.diagnostics };
+}
 
-    if (t['from'] === undefined && t['recipe'] === undefined && !misspelt) {
-      diagnostics.push(
-        error('manifest-missing-source', `target '${name}' has neither 'from' nor 'recipe'`, {
-          location: nameLoc,
-          hint: "add 'from: docker://IMAGE' (or another source), or 'recipe: FILE' with a Bootstrap header",
-        }),
-      );
-      usable = false;
-    }
+/** `args` (top-level or a target's) as text, in file order, with where each value was written. */
+function readArgs(ctx: Context, value: unknown, path: readonly string[]): { args: Record<string, string>; locations: Record<string, SourceLocation> } {
+  const args = nameTable<string>();
+  const locations = nameTable<SourceLocation>();
+  if (!isObj(value)) return { args, locations };
+  for (const k of keysInOrder(ctx.source, path)) {
+    const v = argText(value[k]);
+    if (v === undefined) continue;
+    args[k] = v;
+    locations[k] = ctx.source.valueLocation([...path, k]);
+  }
+  return { args, locations };
+}
 
-    // Format and output.
-    let format: Format | undefined;
-    let formatBad = false;
-    if (t['format'] !== undefined) {
-      loc.format = source.valueLocation(at('format'));
-      if ((FORMATS as readonly unknown[]).includes(t['format'])) format = t['format'] as Format;
-      else formatBad = true;
-    }
-    let outputText: string | undefined;
-    let outputBad = false;
-    if (t['output'] !== undefined) {
-      loc.output = source.valueLocation(at('output'));
-      if (typeof t['output'] === 'string' && t['output'] !== '') outputText = t['output'];
-      else outputBad = true;
-    }
-    const implied = outputText !== undefined ? outputFormat(outputText) : undefined;
-    if (format !== undefined && implied !== undefined && format !== implied && outputText !== undefined) {
-      diagnostics.push(
-        error('manifest-format-mismatch', `output '${outputText}' of target '${name}' names a ${implied} ${implied === 'sandbox' ? 'folder' : 'image'}, but its format is ${format}`, {
-          location: loc.output,
-          hint: `write 'output: ${outputFor(outputText, format)}', or 'format: ${implied}'`,
-          related: loc.format ? [{ message: `format ${format} is set here`, location: loc.format }] : [],
-        }),
-      );
-      usable = false;
-    }
-    if (format === undefined && !formatBad) {
-      if (implied !== undefined) format = implied;
-      else if (!outputBad && !misspelt) {
-        const hint = "add 'format: sandbox', 'format: ext3' or 'format: squashfs', or end the output with '/' (sandbox), '.img' (ext3) or '.simg' (squashfs)";
-        diagnostics.push(
-          outputText !== undefined
-            ? error('manifest-missing-format', `cannot tell the format of target '${name}' from its output '${outputText}'`, { location: loc.output, hint })
-            : error('manifest-missing-format', `target '${name}' needs a format`, { location: nameLoc, hint }),
-        );
-      }
-    }
-    if (format === undefined || outputBad) usable = false;
+/** `cache.dir`, absolute: `~/` is the home, a relative path is relative to the manifest's folder. */
+function readCacheDir(ctx: Context): string | undefined {
+  const cache = ctx.data['cache'];
+  if (!isObj(cache) || typeof cache['dir'] !== 'string' || cache['dir'] === '') return undefined;
+  const d = expandHome(cache['dir'], ctx.home);
+  return isAbsolute(d) ? d : resolve(ctx.dir, d);
+}
 
-    // Size.
-    let size: number | undefined;
-    if (t['size'] !== undefined) {
-      loc.size = source.valueLocation(at('size'));
-      const s = typeof t['size'] === 'string' || typeof t['size'] === 'number' ? parseSize(t['size']) : undefined;
-      if (s === undefined) usable = false;
-      else size = s;
-      if (format !== undefined && format !== 'ext3') {
-        diagnostics.push(
-          error('manifest-size-not-ext3', `'size' applies only to ext3 images, but target '${name}' is ${format}`, {
-            location: source.entryLocation(at('size')),
-            hint: format === 'squashfs' ? "remove 'size' (a squashfs image is as large as its content), or use 'format: ext3'" : "remove 'size', or use 'format: ext3'",
-            related: loc.format ? [{ message: `format ${format} is set here`, location: loc.format }] : [],
-          }),
-        );
+/** `outputs.outside`: absolute folders (`~/` expanded); entries the schema refused are left out. */
+function readOutsideFolders(ctx: Context): OutsideFolder[] {
+  const outputs = ctx.data['outputs'];
+  const list = isObj(outputs) && Array.isArray(outputs['outside']) ? (outputs['outside'] as unknown[]) : [];
+  return list.flatMap((v, i) => {
+    if (typeof v !== 'string') return [];
+    const path = expandHome(v, ctx.home);
+    if (!isAbsolute(path)) return [];
+    return [{ path: resolve(path), location: ctx.source.valueLocation(['outputs', 'outside', i]) }];
+  });
+}
+
+/** One target, read and checked field by field; undefined when it is not usable (its errors are out). */
+function readTarget(ctx: Context, name: string, t: unknown, topArgs: Readonly<Record<string, string>>): Target | undefined {
+  if (!NAME_PATTERN.test(name) || !isObj(t)) return undefined;
+  const at = (field: string): string[] => ['targets', name, field];
+  const nameLoc = ctx.source.entryLocation(['targets', name]);
+  const loc: { -readonly [K in keyof TargetLocations]: TargetLocations[K] } = { name: nameLoc, inputs: [], args: {} };
+  // A misspelt key (reported by the schema) would make "missing format/source" noise.
+  const misspelt = Object.keys(t).some((k) => !TARGET_KEYS.has(k));
+
+  const src = readSource(ctx, name, t, loc, misspelt);
+  const fo = readFormatAndOutput(ctx, name, t, loc, misspelt);
+  const size = readTargetSize(ctx, name, t, fo.format, loc);
+  const own = readArgs(ctx, t['args'], at('args'));
+  const args = nameTable([...Object.entries(topArgs), ...Object.entries(own.args)]);
+  loc.args = own.locations;
+  const inputs = readInputs(ctx, name, t, loc);
+  if (t['test'] !== undefined) loc.test = ctx.source.valueLocation(at('test'));
+  const test = typeof t['test'] === 'boolean' ? t['test'] : true;
+
+  if (!src.usable || !fo.usable || !size.usable || fo.format === undefined) return undefined;
+  const output = resolve(ctx.dir, fo.outputText ?? defaultOutput(name, fo.format)).replace(/\/+$/, '') || '/';
+  return {
+    name,
+    ...(src.from ? { from: src.from } : {}),
+    ...(src.recipe !== undefined ? { recipe: src.recipe } : {}),
+    format: fo.format,
+    output,
+    outputGiven: fo.outputText !== undefined,
+    ...(size.size !== undefined ? { size: size.size } : {}),
+    args,
+    inputs,
+    test,
+    dependencies: [...new Set((ctx.refs.get(name) ?? []).map((r) => r.ref))],
+    locations: loc,
+  };
+}
+
+type MutableLocations = { -readonly [K in keyof TargetLocations]: TargetLocations[K] };
+
+function addRef(ctx: Context, name: string, r: TargetRef): void {
+  ctx.refs.set(name, [...(ctx.refs.get(name) ?? []), r]);
+}
+
+/** Local paths a `from:` reads: no output may touch them. */
+function localPathOf(from: SourceRef): string | undefined {
+  switch (from.kind) {
+    case 'path':
+      return from.path;
+    case 'oci':
+      return from.dir;
+    case 'oci-archive':
+    case 'docker-archive':
+      return from.file;
+    case 'docker':
+    case 'target':
+      return undefined;
+  }
+}
+
+/** `from` and `recipe`: a target needs one or both; a registry reference must parse; the recipe must exist. */
+function readSource(ctx: Context, name: string, t: Obj, loc: MutableLocations, misspelt: boolean): { usable: boolean; from?: SourceRef; recipe?: string } {
+  const { source, diagnostics } = ctx;
+  let usable = true;
+  let from: SourceRef | undefined;
+  if (t['from'] !== undefined) {
+    loc.from = source.valueLocation(['targets', name, 'from']);
+    from = typeof t['from'] === 'string' ? parseSourceRef(t['from'], ctx.dir) : undefined;
+    const ref = from?.kind === 'docker' ? parseReference(from.ref, { location: loc.from }) : undefined;
+    if (ref && !ref.ok) diagnostics.push(ref.error);
+    if (from === undefined || (ref && !ref.ok)) usable = false;
+    else if (from.kind === 'target') addRef(ctx, name, { ref: from.target, location: loc.from, nameLocation: loc.name, via: 'from' });
+    const local = from ? localPathOf(from) : undefined;
+    if (local !== undefined) ctx.protectedPaths.push({ path: local, what: `the source '${from!.text}' of target '${name}'`, location: loc.from, owner: name });
+  }
+
+  let recipe: string | undefined;
+  if (t['recipe'] !== undefined) {
+    loc.recipe = source.valueLocation(['targets', name, 'recipe']);
+    if (typeof t['recipe'] === 'string' && t['recipe'] !== '') {
+      recipe = resolve(ctx.dir, t['recipe']);
+      ctx.protectedPaths.push({ path: recipe, what: `the recipe '${t['recipe']}' of target '${name}'`, location: loc.recipe, owner: name });
+      const problem = checkRecipeOnce(ctx, recipe, t['recipe']);
+      if (problem) {
+        diagnostics.push(error(problem.reason, problem.message, { location: loc.recipe, hint: problem.hint }));
         usable = false;
       }
-    }
-
-    // Args, inputs, test.
-    const args: Record<string, string> = { ...topArgs };
-    if (isObj(t['args'])) {
-      for (const k of keysInOrder(source, at('args'))) {
-        const v = argText(t['args'][k]);
-        if (v !== undefined) {
-          args[k] = v;
-          loc.args = { ...loc.args, [k]: source.valueLocation(['targets', name, 'args', k]) };
-        }
-      }
-    }
-    const inputs: string[] = [];
-    if (Array.isArray(t['inputs'])) {
-      t['inputs'].forEach((v: unknown, i) => {
-        if (typeof v === 'string') {
-          inputs.push(v);
-          const inputLoc = source.valueLocation(['targets', name, 'inputs', i]);
-          loc.inputs = [...loc.inputs, inputLoc];
-          // `target:NAME` as an input: that target's output, built first.
-          if (v.startsWith('target:')) addRef(name, { ref: v.slice('target:'.length), location: inputLoc, nameLocation: nameLoc, via: 'inputs' });
-        }
-      });
-    }
-    if (t['test'] !== undefined) loc.test = source.valueLocation(at('test'));
-    const test = typeof t['test'] === 'boolean' ? t['test'] : true;
-
-    if (!usable || format === undefined) continue;
-    const output = resolve(dir, outputText ?? defaultOutput(name, format)).replace(/\/+$/, '') || '/';
-    targets.push({
-      name,
-      ...(from ? { from } : {}),
-      ...(recipe !== undefined ? { recipe } : {}),
-      format,
-      output,
-      outputGiven: outputText !== undefined,
-      ...(size !== undefined ? { size } : {}),
-      args,
-      inputs,
-      test,
-      dependencies: [...new Set((refs.get(name) ?? []).map((r) => r.ref))],
-      locations: loc,
-    });
+    } else usable = false;
   }
 
-  // References between targets.
-  for (const [name, { ref, location, via }] of [...refs].flatMap(([n, rs]) => rs.map((r) => [n, r] as const))) {
-    if (targetSet.has(ref)) continue;
+  if (t['from'] === undefined && t['recipe'] === undefined && !misspelt) {
     diagnostics.push(
-      error('manifest-unknown-target', `unknown target '${ref}' in '${via}' of target '${name}'`, {
-        location,
-        hint: groupSet.has(ref) ? `'${ref}' is a group; 'from' needs a single target` : didYouMeanHint(ref, targetNames),
+      error('manifest-missing-source', `target '${name}' has neither 'from' nor 'recipe'`, {
+        location: loc.name,
+        hint: "add 'from: docker://IMAGE' (or another source), or 'recipe: FILE' with a Bootstrap header",
       }),
     );
+    usable = false;
   }
+  return { usable, ...(from ? { from } : {}), ...(recipe !== undefined ? { recipe } : {}) };
+}
 
-  // Groups.
+/** `format` and `output`: the format may come from the output's suffix, and must not contradict it. */
+function readFormatAndOutput(
+  ctx: Context,
+  name: string,
+  t: Obj,
+  loc: MutableLocations,
+  misspelt: boolean,
+): { usable: boolean; format?: Format; outputText?: string } {
+  const { source, diagnostics } = ctx;
+  let usable = true;
+  let format: Format | undefined;
+  let formatBad = false;
+  if (t['format'] !== undefined) {
+    loc.format = source.valueLocation(['targets', name, 'format']);
+    if ((FORMATS as readonly unknown[]).includes(t['format'])) format = t['format'] as Format;
+    else formatBad = true;
+  }
+  let outputText: string | undefined;
+  let outputBad = false;
+  if (t['output'] !== undefined) {
+    loc.output = source.valueLocation(['targets', name, 'output']);
+    if (typeof t['output'] === 'string' && t['output'] !== '') outputText = t['output'];
+    else outputBad = true;
+  }
+  const implied = outputText !== undefined ? outputFormat(outputText) : undefined;
+  if (format !== undefined && implied !== undefined && format !== implied && outputText !== undefined) {
+    diagnostics.push(
+      error('manifest-format-mismatch', `output '${outputText}' of target '${name}' names a ${implied} ${implied === 'sandbox' ? 'folder' : 'image'}, but its format is ${format}`, {
+        location: loc.output,
+        hint: `write 'output: ${outputFor(outputText, format)}', or 'format: ${implied}'`,
+        related: loc.format ? [{ message: `format ${format} is set here`, location: loc.format }] : [],
+      }),
+    );
+    usable = false;
+  }
+  if (format === undefined && !formatBad) {
+    if (implied !== undefined) format = implied;
+    else if (!outputBad && !misspelt) {
+      const hint = "add 'format: sandbox', 'format: ext3' or 'format: squashfs', or end the output with '/' (sandbox), '.img' (ext3) or '.simg' (squashfs)";
+      diagnostics.push(
+        outputText !== undefined
+          ? error('manifest-missing-format', `cannot tell the format of target '${name}' from its output '${outputText}'`, { location: loc.output, hint })
+          : error('manifest-missing-format', `target '${name}' needs a format`, { location: loc.name, hint }),
+      );
+    }
+  }
+  if (format === undefined || outputBad) usable = false;
+  return { usable, ...(format !== undefined ? { format } : {}), ...(outputText !== undefined ? { outputText } : {}) };
+}
+
+/** `size`: ext3 only. */
+function readTargetSize(ctx: Context, name: string, t: Obj, format: Format | undefined, loc: MutableLocations): { usable: boolean; size?: number } {
+  if (t['size'] === undefined) return { usable: true };
+  const at: PathSegment[] = ['targets', name, 'size'];
+  loc.size = ctx.source.valueLocation(at);
+  const size = typeof t['size'] === 'string' || typeof t['size'] === 'number' ? parseSize(t['size']) : undefined;
+  let usable = size !== undefined;
+  if (format !== undefined && format !== 'ext3') {
+    ctx.diagnostics.push(
+      error('manifest-size-not-ext3', `'size' applies only to ext3 images, but target '${name}' is ${format}`, {
+        location: ctx.source.entryLocation(at),
+        hint: format === 'squashfs' ? "remove 'size' (a squashfs image is as large as its content), or use 'format: ext3'" : "remove 'size', or use 'format: ext3'",
+        related: loc.format ? [{ message: `format ${format} is set here`, location: loc.format }] : [],
+      }),
+    );
+    usable = false;
+  }
+  return { usable, ...(size !== undefined ? { size } : {}) };
+}
+
+/** `inputs`: paths and globs (no output may touch them), or `target:NAME` (that target's output, built first). */
+function readInputs(ctx: Context, name: string, t: Obj, loc: MutableLocations): string[] {
+  const inputs: string[] = [];
+  if (!Array.isArray(t['inputs'])) return inputs;
+  const locations: SourceLocation[] = [];
+  t['inputs'].forEach((v: unknown, i) => {
+    if (typeof v !== 'string') return;
+    inputs.push(v);
+    const inputLoc = ctx.source.valueLocation(['targets', name, 'inputs', i]);
+    locations.push(inputLoc);
+    if (v.startsWith('target:')) addRef(ctx, name, { ref: v.slice('target:'.length), location: inputLoc, nameLocation: loc.name, via: 'inputs' });
+    else if (v !== '') ctx.protectedPaths.push({ path: fixedPart(ctx.dir, v), what: `input '${v}' of target '${name}'`, location: inputLoc, owner: name });
+  });
+  loc.inputs = locations;
+  return inputs;
+}
+
+/** Every `target:X` names a target (not a group, not a typo). */
+function checkReferences(ctx: Context): void {
+  for (const [name, rs] of ctx.refs) {
+    for (const { ref, location, via } of rs) {
+      if (ctx.targetSet.has(ref)) continue;
+      ctx.diagnostics.push(
+        error('manifest-unknown-target', `unknown target '${ref}' in '${via}' of target '${name}'`, {
+          location,
+          hint: ctx.groupSet.has(ref) ? `'${ref}' is a group; 'from' needs a single target` : didYouMeanHint(ref, ctx.targetNames),
+        }),
+      );
+    }
+  }
+}
+
+/** Groups: names apart from the targets', members that exist. */
+function readGroups(ctx: Context): Group[] {
+  const { source, diagnostics } = ctx;
+  const groupsData: Obj = isObj(ctx.data['groups']) ? ctx.data['groups'] : {};
   const groups: Group[] = [];
-  for (const name of groupNames) {
+  // Did-you-mean candidates, made once (a manifest may hold many thousand names).
+  let candidates: string[] | undefined;
+  for (const name of ctx.groupNames) {
     const members = groupsData[name];
     if (!NAME_PATTERN.test(name) || !Array.isArray(members)) continue;
     const nameLoc = source.entryLocation(['groups', name]);
-    if (targetSet.has(name)) {
+    if (ctx.targetSet.has(name)) {
       diagnostics.push(
         error('manifest-name-conflict', `group '${name}' has the name of a target`, {
           location: nameLoc,
@@ -257,28 +389,31 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
       if (typeof m !== 'string') return;
       names.push(m);
       memberLocs.push(mloc);
-      if (NAME_PATTERN.test(m) && !targetSet.has(m) && !groupSet.has(m)) {
+      if (NAME_PATTERN.test(m) && !ctx.targetSet.has(m) && !ctx.groupSet.has(m)) {
+        candidates ??= [...ctx.targetNames, ...ctx.groupNames];
         diagnostics.push(
           error('manifest-unknown-group-member', `unknown target or group '${m}' in group '${name}'`, {
             location: mloc,
-            hint: didYouMeanHint(m, [...targetNames, ...groupNames]),
+            hint: didYouMeanHint(m, candidates),
           }),
         );
       }
     });
     groups.push({ name, members: names, locations: { name: nameLoc, members: memberLocs } });
   }
+  return groups;
+}
 
-  // Cycles: targets built from each other, groups holding each other.
-  for (const cycle of findCycles(targetNames, (n) => {
-    return (refs.get(n) ?? []).map((r) => r.ref);
-  })) {
+/** Targets built from each other, each edge shown. */
+function checkTargetCycles(ctx: Context): void {
+  const { refs } = ctx;
+  for (const cycle of findCycles(ctx.targetNames, (n) => (refs.get(n) ?? []).map((r) => r.ref))) {
     const related: RelatedInformation[] = cycle.map((n, i) => {
       const next = cycle[(i + 1) % cycle.length]!;
       const edge = refs.get(n)!.find((r) => r.ref === next)!;
       return { message: `'${n}' ${edge.via === 'from' ? 'is built from' : 'reads the output of'} '${next}'`, location: edge.location };
     });
-    diagnostics.push(
+    ctx.diagnostics.push(
       error('manifest-cycle', `dependency cycle: ${[...cycle, cycle[0]!].join(' → ')}`, {
         location: refs.get(cycle[0]!)![0]!.nameLocation,
         hint: "a target cannot be built from itself; change one of these 'from' lines",
@@ -286,18 +421,22 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
       }),
     );
   }
+}
+
+/** Groups holding each other. */
+function checkGroupCycles(ctx: Context, groups: readonly Group[]): void {
   const groupByName = new Map(groups.map((g) => [g.name, g]));
   for (const cycle of findCycles(
     groups.map((g) => g.name),
     // A member that names a target means the target (as on the command line), not a group.
-    (n) => (groupByName.get(n)?.members ?? []).filter((m) => !targetSet.has(m)),
+    (n) => (groupByName.get(n)?.members ?? []).filter((m) => !ctx.targetSet.has(m)),
   )) {
     const related: RelatedInformation[] = cycle.map((n, i) => {
       const next = cycle[(i + 1) % cycle.length]!;
       const g = groupByName.get(n)!;
       return { message: `group '${n}' includes '${next}'`, location: g.locations.members[g.members.indexOf(next)] ?? g.locations.name };
     });
-    diagnostics.push(
+    ctx.diagnostics.push(
       error('manifest-cycle', `group cycle: ${[...cycle, cycle[0]!].join(' → ')}`, {
         location: groupByName.get(cycle[0]!)!.locations.name,
         hint: 'a group cannot include itself; remove one of these members',
@@ -305,65 +444,21 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
       }),
     );
   }
-
-  // Outputs: no two targets write the same path, nothing is written inside a sandbox or over the project.
-  const shown = (t: Target): string => (t.outputGiven ? String((targetsData[t.name] as Obj)['output']) : defaultOutput(t.name, t.format));
-  const outputLoc = (t: Target): SourceLocation => t.locations.output ?? t.locations.name;
-  const firstWriter = new Map<string, Target>();
-  for (const t of targets) {
-    const prev = firstWriter.get(t.output);
-    if (prev) {
-      diagnostics.push(
-        error('manifest-duplicate-output', `targets '${prev.name}' and '${t.name}' both write '${shown(t)}'`, {
-          location: outputLoc(t),
-          hint: t.outputGiven ? `give target '${t.name}' another 'output'` : `give target '${t.name}' an 'output' of its own`,
-          related: [{ message: `target '${prev.name}' writes it${prev.outputGiven ? ' here' : ' by default'}`, location: outputLoc(prev) }],
-        }),
-      );
-    } else firstWriter.set(t.output, t);
-  }
-  for (const t of targets) {
-    if (t.output === dir || dir.startsWith(t.output + sep) || t.output === '/') {
-      diagnostics.push(
-        error('manifest-output-contains-project', `output '${shown(t)}' of target '${t.name}' would hold the project itself`, {
-          location: outputLoc(t),
-          hint: "a build replaces its whole output; choose a folder inside the project such as 'build/'",
-        }),
-      );
-      continue;
-    }
-    for (const s of targets) {
-      if (s === t || s.format !== 'sandbox' || !t.output.startsWith(s.output + sep)) continue;
-      diagnostics.push(
-        error('manifest-output-inside-sandbox', `output '${shown(t)}' of target '${t.name}' is inside the sandbox of target '${s.name}'`, {
-          location: outputLoc(t),
-          hint: `a sandbox build replaces its whole folder ('${shown(s)}'); move the output out of it`,
-          related: [{ message: `target '${s.name}' writes its sandbox${s.outputGiven ? ' here' : ' by default'}`, location: outputLoc(s) }],
-        }),
-      );
-      break;
-    }
-  }
-
-  const project: Project = {
-    file,
-    dir,
-    version: 1,
-    ...(cacheDir !== undefined ? { cacheDir } : {}),
-    args: topArgs,
-    targets,
-    groups,
-    locations: {
-      file: source.fileLocation(),
-      ...(data['version'] !== undefined ? { version: source.valueLocation(['version']) } : {}),
-      ...(cacheDir !== undefined ? { cacheDir: source.valueLocation(['cache', 'dir']) } : {}),
-      args: topArgLocations,
-    },
-  };
-  return { project, diagnostics };
 }
 
-function checkRecipeFile(abs: string, written: string): { reason: Reason; message: string; hint?: string } | undefined {
+type RecipeProblem = { reason: Reason; message: string; hint?: string } | undefined;
+/** Recipe files already looked at in this load: many targets share one recipe. */
+const recipeChecks = new WeakMap<Context, Map<string, RecipeProblem>>();
+
+function checkRecipeOnce(ctx: Context, abs: string, written: string): RecipeProblem {
+  let known = recipeChecks.get(ctx);
+  if (!known) recipeChecks.set(ctx, (known = new Map()));
+  const key = `${abs}\0${written}`;
+  if (!known.has(key)) known.set(key, checkRecipeFile(abs, written));
+  return known.get(key);
+}
+
+function checkRecipeFile(abs: string, written: string): RecipeProblem {
   let st;
   try {
     st = statSync(abs);

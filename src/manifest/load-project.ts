@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { parseDocument } from 'yaml';
 import { error, hasErrors, sortDiagnostics, type Diagnostic } from '../core/diagnostic.js';
@@ -6,6 +8,7 @@ import { buildProject } from './build-project.js';
 import type { Project } from './project.js';
 import { MANIFEST_NAME, manifestPath } from './manifest-name.js';
 import { checkSchema } from './schema-check.js';
+import { duplicateKeys } from './duplicate-keys.js';
 import { YamlSource } from './yaml-source.js';
 
 export { MANIFEST_NAME };
@@ -19,7 +22,21 @@ export interface LoadProjectOptions {
   readonly file?: string | undefined;
   /** For `~/` in cache.dir (default: the user's home). */
   readonly homedir?: string | undefined;
+  /**
+   * Stops a long load (a manifest of many thousand targets): it then ends at once with an
+   * `interrupted` diagnostic. Not passed to the worker (it cannot be cloned).
+   */
+  readonly signal?: AbortSignal | undefined;
 }
+
+/**
+ * Manifests from this size on are read in a worker thread, so that the main thread stays free for
+ * Ctrl-C while they load (parsing is one long synchronous call: seconds for 100k targets). Smaller
+ * ones load here: a worker costs ~30 ms to start, more than such a manifest takes.
+ */
+export const WORKER_THRESHOLD = 256 * 1024;
+/** The worker's script: next to this module in dist/ (tsc) and in dist/bundle/ (an entry of the bundle). */
+const WORKER_SCRIPT = new URL('./load-project-worker.js', import.meta.url);
 
 export interface LoadProjectResult {
   /** Present exactly when `diagnostics` holds no error. */
@@ -60,12 +77,48 @@ export async function loadProject(options: LoadProjectOptions): Promise<LoadProj
   if (st.isDirectory()) {
     return { diagnostics: [error('manifest-not-found', `'${shown}' is a folder, not a manifest`, { hint: `use -C '${shown}' for a project folder` })] };
   }
+  if (st.size >= WORKER_THRESHOLD && existsSync(WORKER_SCRIPT)) return loadInWorker(options, shown);
+  if (options.signal?.aborted) return interrupted(shown);
+  return loadManifestFile({ ...options, file, shown });
+}
+
+function interrupted(shown: string): LoadProjectResult {
+  return { diagnostics: [error('interrupted', `interrupted while reading ${shown}`)] };
+}
+
+/** loadProject in a worker thread, ended at once when `options.signal` aborts. */
+async function loadInWorker(options: LoadProjectOptions, shown: string): Promise<LoadProjectResult> {
+  const { signal, ...data } = options;
+  if (signal?.aborted) return interrupted(shown);
+  const worker = new Worker(WORKER_SCRIPT, { workerData: data });
+  let onAbort: (() => void) | undefined;
+  try {
+    return await new Promise<LoadProjectResult>((resolvePromise, reject) => {
+      onAbort = () => resolvePromise(interrupted(shown));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      worker.once('message', (r: LoadProjectResult) => resolvePromise(r));
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`the manifest worker exited with code ${code}`)));
+    });
+  } finally {
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+    await worker.terminate();
+  }
+}
+
+/**
+ * The load proper, after the checks that the manifest exists: YAML, schema, semantic checks. Runs
+ * in this thread or in the worker (load-project-worker.ts).
+ */
+export async function loadManifestFile(options: LoadProjectOptions & { readonly file: string; readonly shown: string }): Promise<LoadProjectResult> {
+  const { file, shown } = options;
 
   const text = await readFile(file, 'utf8');
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, version: '1.2', merge: true });
+  // uniqueKeys: false, and our own linear check instead of the package's quadratic one (see duplicate-keys.ts).
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: false, version: '1.2', merge: true });
   const source = new YamlSource(shown, text, doc);
 
-  const syntax: Diagnostic[] = doc.errors.map((e) => {
+  const syntax: Diagnostic[] = [...doc.errors, ...duplicateKeys(doc)].map((e) => {
     let [start, end] = e.pos;
     if (e.code === 'DUPLICATE_KEY') {
       // The yaml package marks the key's first character; mark the whole key.

@@ -2,11 +2,19 @@ import { readFileSync } from 'node:fs';
 import { error, sortDiagnostics, type Diagnostic } from '../core/diagnostic.js';
 import { checkSupported } from '../recipe/check-supported.js';
 import { debootstrapRequest } from '../recipe/debootstrap-header.js';
-import type { Recipe } from '../recipe/model.js';
+import type { Recipe, Stage } from '../recipe/model.js';
+import type { Result } from '../core/result.js';
+import { parseReference } from '../registry/reference.js';
 import { parseRecipe } from '../recipe/parse-recipe.js';
 import { resolveRecipe } from '../recipe/resolve-recipe.js';
 import { displayPath } from './load-project.js';
-import type { Project } from './project.js';
+import type { Project, Target } from './project.js';
+import { checkOutputs, fixedPart, type ProtectedPath } from './check-outputs.js';
+import { filesBlocks } from '../recipe/sections.js';
+import { dirname, isAbsolute, relative } from 'node:path';
+
+/** Header agents that read a local path: its From: is a source no output may touch. */
+const LOCAL_AGENTS: ReadonlySet<string> = new Set(['localimage', 'oci', 'oci-archive', 'docker-archive']);
 
 export interface LoadedRecipes {
   /** Each target's recipe with its build args applied, by target name. */
@@ -62,9 +70,9 @@ export function loadRecipes(project: Project, options: { cwd: string }): LoadedR
     if (resolved.diagnostics.some((d) => d.severity === 'error')) continue;
     // Header values a build would refuse (a debootstrap suite or mirror that cannot be right).
     for (const [i, stage] of resolved.recipe.stages.entries()) {
-      if (stage.bootstrap !== 'debootstrap' || (target.from && i === resolved.recipe.stages.length - 1)) continue;
-      const r = debootstrapRequest(stage);
-      if (!r.ok) report([r.error]);
+      if (target.from && i === resolved.recipe.stages.length - 1) continue;
+      const r = stage.bootstrap === 'debootstrap' ? debootstrapRequest(stage) : stage.bootstrap === 'docker' ? dockerFrom(stage) : undefined;
+      if (r && !r.ok) report([r.error]);
     }
     const last = resolved.recipe.stages.at(-1);
     if (target.from === undefined) {
@@ -81,5 +89,50 @@ export function loadRecipes(project: Project, options: { cwd: string }): LoadedR
     }
     byTarget.set(target.name, resolved.recipe);
   }
+  report(checkOutputs({ dir: project.dir, targets: project.targets, shown: (t) => shownOutput(project.dir, t), protectedPaths: recipeSources(project, byTarget, options.cwd) }));
   return { byTarget, diagnostics: sortDiagnostics(diagnostics) };
+}
+
+/** A `Bootstrap: docker` stage's `From:`, read as a build would read it (with `Registry:` and `Namespace:`). */
+function dockerFrom(stage: Stage): Result<unknown> | undefined {
+  const from = stage.header.get('from');
+  if (from === undefined || from.value === '') return undefined; // 'needs a From: header', reported by the parser
+  const registry = stage.header.get('registry')?.value;
+  const namespace = stage.header.get('namespace')?.value;
+  return parseReference(from.value, { registry, namespace, location: from.valueLocation });
+}
+
+/** How an output reads in a message: relative to the project when it is inside, a sandbox with its '/'. */
+function shownOutput(dir: string, t: Target): string {
+  const rel = relative(dir, t.output);
+  const text = rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : t.output;
+  return t.format === 'sandbox' ? `${text}/` : text;
+}
+
+/**
+ * What recipes read from the host, which no output may touch: `%files` sources (a glob by its
+ * fixed folder) and header sources (`Bootstrap: localimage`, `oci`, archives) of every stage that a
+ * target's `from:` does not replace. Paths in a recipe are relative to its folder.
+ */
+function recipeSources(project: Project, recipes: ReadonlyMap<string, Recipe>, cwd: string): ProtectedPath[] {
+  const out: ProtectedPath[] = [];
+  for (const target of project.targets) {
+    const recipe = recipes.get(target.name);
+    if (!recipe || target.recipe === undefined) continue;
+    const recipeDir = dirname(target.recipe);
+    const file = displayPath(cwd, target.recipe);
+    for (const [i, stage] of recipe.stages.entries()) {
+      const from = stage.header.get('from');
+      const replaced = target.from !== undefined && i === recipe.stages.length - 1;
+      if (!replaced && from !== undefined && from.value !== '' && LOCAL_AGENTS.has(stage.bootstrap ?? '')) {
+        const path = stage.bootstrap === 'oci' ? from.value.replace(/:[^/:]*$/, '') : from.value;
+        out.push({ path: fixedPart(recipeDir, path), what: `the source '${from.value}' of recipe ${file}`, location: from.valueLocation, owner: target.name });
+      }
+      for (const block of filesBlocks(stage)) {
+        if (block.fromStage !== undefined) continue;
+        for (const e of block.entries) out.push({ path: fixedPart(recipeDir, e.src), what: `the %files source '${e.src}' of recipe ${file}`, location: e.location, owner: target.name });
+      }
+    }
+  }
+  return out;
 }

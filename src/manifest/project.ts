@@ -14,6 +14,8 @@ export interface Project {
   readonly version: 1;
   /** The `cache.dir` setting, absolute (`~/` expanded), when the manifest gives one. */
   readonly cacheDir?: string;
+  /** `outputs.outside`: folders outside the project where outputs may be written, absolute (`~/` expanded). */
+  readonly outputsOutside?: readonly string[];
   /** Top-level build arguments, values as text (`3.12`, `true`). */
   readonly args: Readonly<Record<string, string>>;
   /** Targets in the order the file lists them. */

@@ -68,6 +68,7 @@ export function describePath(path: readonly PathSegment[]): string {
     return `member ${Number(c) + 1} of group '${b}'`;
   }
   if (a === 'args' && b !== undefined) return `arg '${b}'`;
+  if (a === 'outputs' && b === 'outside' && c !== undefined) return `entry ${Number(c) + 1} of 'outputs.outside'`;
   return `'${path.map(String).join('.')}'`;
 }
 

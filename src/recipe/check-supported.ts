@@ -1,6 +1,7 @@
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { AGENTS } from './agents.js';
 import type { Recipe } from './model.js';
+import { ownValue } from '../core/name-table.js';
 
 /**
  * What parses but cannot be built by this version: bootstrap agents that Singularity knows and
@@ -12,7 +13,7 @@ export function checkSupported(recipe: Recipe): Diagnostic[] {
   for (const stage of recipe.stages) {
     const field = stage.header.get('bootstrap');
     if (!field || stage.bootstrap === undefined) continue;
-    const info = AGENTS[stage.bootstrap];
+    const info = ownValue(AGENTS, stage.bootstrap);
     if (info && !info.supported) {
       out.push(
         error('recipe-agent-unsupported', `bootstrap agent '${field.value}' is not supported yet`, {

@@ -12,6 +12,7 @@ import {
   type Stage,
 } from './model.js';
 import { filesBlocks } from './sections.js';
+import { ownValue } from '../core/name-table.js';
 
 export interface ParseRecipeResult {
   /** Best effort even when there are errors, so that one run reports all of a file's problems. */
@@ -22,9 +23,13 @@ export interface ParseRecipeResult {
 const STAGE_START = /^bootstrap\s*:/i;
 const ALL_SECTIONS = [...SECTION_NAMES, ...APP_SECTION_NAMES].map((s) => `%${s}`);
 
-/** First whitespace-delimited word of a line and its 0-based column. */
+/**
+ * First whitespace-delimited word of a line and its 0-based column. A lone CR (or U+2028) inside
+ * the line is whitespace, as Go's unicode.IsSpace takes it in Apptainer's parser: `s` makes `.`
+ * match it too, so every line matches.
+ */
 function firstWord(line: string): { word: string; column: number; rest: string; restColumn: number } {
-  const m = /^(\s*)(\S*)(\s*)(.*)$/.exec(line)!;
+  const m = /^(\s*)(\S*)(\s*)(.*)$/s.exec(line)!;
   const lead = m[1]!.length;
   return { word: m[2]!, column: lead, rest: m[4]!.trimEnd(), restColumn: lead + m[2]!.length + m[3]!.length };
 }
@@ -50,6 +55,8 @@ export function parseRecipe(text: string, options: { file: string }): ParseRecip
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
   const diagnostics: Diagnostic[] = [];
   const at = (line: number, column: number, length = 1) => index.at(line, column, length);
+  const nul = nulByte(lines, index);
+  if (nul) return { recipe: { file: options.file, text: source, stages: [], resolved: false, argsUsed: {} }, diagnostics: [nul] };
 
   // Split into stages at `Bootstrap:` lines; text before the first one is a stage only if it holds
   // something other than blank lines and comments (Apptainer's "no header" form).
@@ -84,6 +91,20 @@ export function parseRecipe(text: string, options: { file: string }): ParseRecip
   checkStages(stages, at, diagnostics);
 
   return { recipe: { file: options.file, text: source, stages, resolved: false, argsUsed: {} }, diagnostics };
+}
+
+/**
+ * A NUL byte: the file is not text (Apptainer stops at it too). One error, at the first one; the
+ * line is shown with U+2400 in its place, so that the terminal gets no NUL.
+ */
+function nulByte(lines: readonly string[], index: LineIndex): Diagnostic | undefined {
+  const i = lines.findIndex((l) => l.includes('\0'));
+  if (i === -1) return undefined;
+  const location = index.at(i + 1, lines[i]!.indexOf('\0') + 1);
+  return error('recipe-nul-byte', 'the definition file contains a NUL byte', {
+    location: { ...location, sourceLine: (location.sourceLine ?? '').replace(/\0/g, '\u2400') },
+    hint: 'a definition file is text; is this a binary file, or was it saved as UTF-16?',
+  });
 }
 
 type At = (line: number, column: number, length?: number) => ReturnType<LineIndex['at']>;
@@ -217,7 +238,7 @@ function parseStage(chunk: readonly string[], offset: number, stageIndex: number
 function checkHeader(header: ReadonlyMap<string, HeaderField>, diagnostics: Diagnostic[]): void {
   for (const [lower, field] of header) {
     if (!isHeaderKey(lower)) {
-      const spelled = HEADER_KEYS.filter((k) => k !== 'otherurl').map((k) => HEADER_KEY_SPELLING[k] ?? k);
+      const spelled = HEADER_KEYS.filter((k) => k !== 'otherurl').map((k) => ownValue(HEADER_KEY_SPELLING, k) ?? k);
       const meant = didYouMean(field.key, spelled);
       diagnostics.push(
         error('recipe-unknown-header', `unknown header keyword '${field.key}'`, {
@@ -230,7 +251,7 @@ function checkHeader(header: ReadonlyMap<string, HeaderField>, diagnostics: Diag
   const bootstrap = header.get('bootstrap');
   if (!bootstrap) return;
   const agent = bootstrap.value.toLowerCase();
-  const info = AGENTS[agent];
+  const info = ownValue(AGENTS, agent);
   if (!info) {
     const meant = didYouMean(agent, Object.keys(AGENTS));
     diagnostics.push(
@@ -243,7 +264,7 @@ function checkHeader(header: ReadonlyMap<string, HeaderField>, diagnostics: Diag
   }
   for (const key of info.required) {
     if (!header.get(key)?.value) {
-      const spelled = HEADER_KEY_SPELLING[key] ?? key;
+      const spelled = ownValue(HEADER_KEY_SPELLING, key) ?? key;
       diagnostics.push(
         error('recipe-missing-header', `'Bootstrap: ${agent}' needs a '${spelled}:' header`, {
           location: bootstrap.location,

@@ -3,6 +3,7 @@ import { didYouMean } from '../core/did-you-mean.js';
 import type { Recipe } from './model.js';
 import { parseRecipe } from './parse-recipe.js';
 import { argumentsOf } from './sections.js';
+import { nameTable } from '../core/name-table.js';
 
 const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
 
@@ -35,7 +36,7 @@ export function resolveRecipe(recipe: Recipe, options: { args: Readonly<Record<s
   }
 
   const index = new LineIndex(recipe.file, recipe.text);
-  const used: Record<string, string> = {};
+  const used = nameTable<string>();
   const lines = recipe.text.split('\n');
   const out = lines.map((line, k) => {
     const lineNo = k + 1;

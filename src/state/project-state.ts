@@ -2,6 +2,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { writeFileAtomic } from '../core/fs-atomic.js';
 import type { TargetComponents } from '../freshness/fingerprint.js';
 import { StateDir } from './state-dir.js';
+import { nameTable, ownValue } from '../core/name-table.js';
 
 /** How an output is recognised as the one we wrote (docs/ARCHITECTURE.md, Freshness). */
 export type OutputIdentity =
@@ -39,7 +40,7 @@ export class ProjectState {
     readonly paths: StateDir,
     data: ProjectStateData,
   ) {
-    this.#data = { version: 1, targets: { ...data.targets } };
+    this.#data = { version: 1, targets: nameTable(Object.entries(data.targets)) };
   }
 
   /** Loads the state; a missing or unreadable file is an empty state (everything is stale). */
@@ -55,7 +56,7 @@ export class ProjectState {
   }
 
   get(name: string): TargetRecord | undefined {
-    return this.#data.targets[name];
+    return ownValue(this.#data.targets, name);
   }
 
   names(): string[] {

@@ -1,5 +1,5 @@
-import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
+import { expandHome, userHome } from '../core/expand-home.js';
 
 export interface CacheRootOptions {
   /** An explicit folder (`--cache-dir`, the manifest's `cache.dir`); `~/` is expanded. */
@@ -7,12 +7,6 @@ export interface CacheRootOptions {
   /** Resolves a relative `dir` (the project folder); default the process's working folder. */
   readonly base?: string | undefined;
   readonly env?: NodeJS.ProcessEnv | undefined;
-}
-
-function expandHome(path: string, env: NodeJS.ProcessEnv): string {
-  if (path === '~') return env['HOME'] ?? homedir();
-  if (path.startsWith('~/')) return join(env['HOME'] ?? homedir(), path.slice(2));
-  return path;
 }
 
 /**
@@ -23,7 +17,7 @@ export function resolveCacheRoot(options: CacheRootOptions = {}): string {
   const env = options.env ?? process.env;
   const base = options.base ?? process.cwd();
   const pick = (p: string): string => {
-    const e = expandHome(p, env);
+    const e = expandHome(p, userHome(env));
     return isAbsolute(e) ? e : resolve(base, e);
   };
   if (options.dir !== undefined && options.dir !== '') return pick(options.dir);
@@ -31,5 +25,5 @@ export function resolveCacheRoot(options: CacheRootOptions = {}): string {
   if (fromEnv !== undefined && fromEnv !== '') return pick(fromEnv);
   const xdg = env['XDG_CACHE_HOME'];
   if (xdg !== undefined && xdg !== '' && isAbsolute(xdg)) return join(xdg, 'orchestrator');
-  return join(env['HOME'] ?? homedir(), '.cache', 'orchestrator');
+  return join(userHome(env), '.cache', 'orchestrator');
 }
