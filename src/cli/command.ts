@@ -21,7 +21,7 @@ export interface Command {
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
-/** The exit status of each kind of reason (src/core/reasons.ts; DESIGN.md 2.1). */
+/** The exit status of each kind of reason (src/core/reasons.ts; docs/ARCHITECTURE.md, Failures). */
 const EXIT_OF_KIND: Readonly<Record<ReasonKind, number>> = {
   usage: EXIT.usage,
   manifest: EXIT.usage,

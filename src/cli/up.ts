@@ -28,7 +28,7 @@ export const command: Command = {
       { name: 'debounce', type: 'string', value: 'MS', description: `with --watch: quiet time after the last change before rebuilding (default 200)` },
       { name: 'jobs', short: 'j', type: 'string', value: 'N', description: 'targets built at once (default: the number of CPUs)' },
       { name: 'keep-going', short: 'k', type: 'boolean', description: 'after a failure, build everything that does not depend on it' },
-      { name: 'force', type: 'boolean', description: 'rebuild even fresh targets, and discard hand-made changes to sandboxes' },
+      { name: 'force', type: 'boolean', description: 'rebuild even fresh targets, discard hand-made changes to sandboxes, and take over an output path orchestrator did not write (saying what it replaces)' },
       { name: 'pull', type: 'boolean', description: 'resolve registry tags again instead of using orchestrator.lock' },
       { name: 'no-cache', type: 'boolean', description: 'run every step again instead of using cached ones' },
       { name: 'notest', type: 'boolean', description: "don't run %test sections" },

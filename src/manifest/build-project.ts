@@ -341,7 +341,7 @@ function readInputs(ctx: Context, name: string, t: Obj, loc: MutableLocations): 
     const inputLoc = ctx.source.valueLocation(['targets', name, 'inputs', i]);
     locations.push(inputLoc);
     if (v.startsWith('target:')) addRef(ctx, name, { ref: v.slice('target:'.length), location: inputLoc, nameLocation: loc.name, via: 'inputs' });
-    else if (v !== '') ctx.protectedPaths.push({ path: fixedPart(ctx.dir, v), what: `input '${v}' of target '${name}'`, location: inputLoc, owner: name });
+    else if (v !== '') ctx.protectedPaths.push({ path: fixedPart(ctx.dir, v), what: `input '${v}' of target '${name}'`, location: inputLoc, owner: name, readAroundOutputs: true });
   });
   loc.inputs = locations;
   return inputs;

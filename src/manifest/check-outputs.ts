@@ -14,6 +14,12 @@ export interface ProtectedPath {
   readonly location?: SourceLocation;
   /** The target that reads it (its recipe, input or source); none for the manifest and `.orchestrator/`. */
   readonly owner?: string;
+  /**
+   * Read with every output left out (a `%files` source, an input: src/freshness/input-filter.ts), so
+   * an output may lie inside it (`%files . /home/app` with the output in `build/`); it may still
+   * not be it or hold it.
+   */
+  readonly readAroundOutputs?: boolean;
 }
 
 /** A folder of `outputs.outside`: outside the project, outputs may be written only below one. */
@@ -100,9 +106,10 @@ export interface CheckOutputsOptions {
 }
 
 /**
- * Where outputs may be (DESIGN.md 2.2): not twice, not over the project or inside another sandbox,
+ * Where outputs may be (docs/ARCHITECTURE.md, Manifest and recipes): not twice, not over the project or inside another sandbox,
  * never a system folder or the home, outside the project only below an `outputs.outside` folder,
- * and never the manifest, a recipe, a source or `.orchestrator/`, nor holding or inside one. Paths
+ * and never the manifest, a recipe, a source or `.orchestrator/`, nor holding or inside one (inside a
+ * `%files` source or an input folder is fine: those are read with every output left out). Paths
  * are compared by their real paths. Each check looks up each path's folders in a table: linear in
  * the number of targets (times the depth of the paths), for manifests of many thousand targets.
  */
@@ -253,7 +260,7 @@ function overlaps(
     if (same && !product(t, same.owners)) found.push({ t, p: same.p, how: 'is' });
     for (const a of ancestors(r)) {
       const p = byReal.get(a);
-      if (p) found.push({ t, p: p.p, how: 'inside' });
+      if (p && !p.p.readAroundOutputs) found.push({ t, p: p.p, how: 'inside' });
     }
   }
   for (const [r, { p, owners }] of byReal) {

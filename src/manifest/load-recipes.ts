@@ -130,7 +130,7 @@ function recipeSources(project: Project, recipes: ReadonlyMap<string, Recipe>, c
       }
       for (const block of filesBlocks(stage)) {
         if (block.fromStage !== undefined) continue;
-        for (const e of block.entries) out.push({ path: fixedPart(recipeDir, e.src), what: `the %files source '${e.src}' of recipe ${file}`, location: e.location, owner: target.name });
+        for (const e of block.entries) out.push({ path: fixedPart(recipeDir, e.src), what: `the %files source '${e.src}' of recipe ${file}`, location: e.location, owner: target.name, readAroundOutputs: true });
       }
     }
   }

@@ -4,7 +4,7 @@ import { REASONS, reasonKind, type Reason, type ReasonKind } from '../../src/cor
 import { EXIT, exitCodeOf } from '../../src/cli/command.js';
 import { internalErrorText } from '../../src/cli/main.js';
 
-/** The exit status each kind of reason stands for (DESIGN.md 2.1; src/core/reasons.ts). */
+/** The exit status each kind of reason stands for (docs/ARCHITECTURE.md, Failures; src/core/reasons.ts). */
 const DOCUMENTED: Record<ReasonKind, number> = {
   usage: 2,
   manifest: 2,
