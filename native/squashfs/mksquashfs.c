@@ -1114,7 +1114,8 @@ static void write_fragments(void) {
     g->count++;
     g->len = fill;
     uint8_t d[32];
-    sha_once(t->src->path, strlen(t->src->path), d);
+    const char *rel = t->src->path + strlen(opt.source); /* relative: the same tree anywhere */
+    sha_once(rel, strlen(rel), d);
     uint64_t h;
     memcpy(&h, d, 8);
     if (h % half < t->tail) {
@@ -1280,12 +1281,15 @@ static void write_inode(node_t *n) {
   int ext = n->xid != NO_XATTR;
   if (S_ISREG(n->mode)) {
     content_t *c = n->content;
-    ext |= n->nlink > 1 || c->size > UINT32_MAX || c->start > UINT32_MAX || c->sparse > 0;
+    /* Zero blocks count as sparse whatever the source's allocation (mksquashfs looks at
+     * st_blocks; that would make the image depend on the disk, not the tree). */
+    uint64_t sparse = c->sparse && c->sparse >= c->size ? c->size - 1 : c->sparse;
+    ext |= n->nlink > 1 || c->size > UINT32_MAX || c->start > UINT32_MAX || sparse > 0;
     inode_header(&b, n, ext ? 9 : 2);
     if (ext) {
       buf_u64(&b, c->start);
       buf_u64(&b, c->size);
-      buf_u64(&b, c->sparse);
+      buf_u64(&b, sparse);
       buf_u32(&b, n->nlink);
       buf_u32(&b, c->tail ? c->frag : INVALID_FRAG);
       buf_u32(&b, c->tail ? c->fragoff : 0);
