@@ -5,7 +5,7 @@
  *       [--block-size N] [--jobs N] [--clamp EPOCH] [--mkfs-time T] [--block-cache DIR]
  *       [--progress-fd N]
  *
- * Written from the format description in squashfs-tools-ng's doc/format.adoc. native/README.md
+ * Written from the format description in squashfs-tools-ng's doc/format.adoc. native/squashfs/README.md
  * documents the layout choices; the short version:
  *
  *  - The image is a pure function of the tree and the options: entries are sorted by name, inode
@@ -354,12 +354,11 @@ static void *pool_main(void *p) {
 static void pool_start(int n) {
   pool.n = n;
   pool.t = xcalloc((size_t)n, sizeof(pthread_t));
-  for (int i = 1; i < n; i++)
+  for (int i = 0; i < n; i++)
     if (pthread_create(&pool.t[i], NULL, pool_main, (void *)(intptr_t)i) != 0) die("pthread_create failed");
 }
-/* Runs fn(tid, i, arg) for i in [0, count) on all threads; returns when all are done. */
-static void pool_run(task_fn fn, void *arg, size_t count) {
-  if (!count) return;
+/* Starts fn(tid, i, arg) for i in [0, count) on the worker threads and returns at once. */
+static void pool_submit(task_fn fn, void *arg, size_t count) {
   pthread_mutex_lock(&pool.mu);
   pool.fn = fn;
   pool.arg = arg;
@@ -369,10 +368,18 @@ static void pool_run(task_fn fn, void *arg, size_t count) {
   pool.gen++;
   pthread_cond_broadcast(&pool.go);
   pthread_mutex_unlock(&pool.mu);
-  pool_work(0);
+}
+/* Waits until the submitted work is done. */
+static void pool_wait(void) {
   pthread_mutex_lock(&pool.mu);
-  while (pool.finished < pool.n - 1) pthread_cond_wait(&pool.done, &pool.mu);
+  while (pool.finished < pool.n) pthread_cond_wait(&pool.done, &pool.mu);
   pthread_mutex_unlock(&pool.mu);
+}
+/* Runs fn on the workers and the calling thread (tid n); returns when all are done. */
+static void pool_run(task_fn fn, void *arg, size_t count) {
+  pool_submit(fn, arg, count);
+  pool_work(pool.n);
+  pool_wait();
 }
 
 /* ---------------------------------------------------------------- the tree */
@@ -950,12 +957,17 @@ typedef struct {
   size_t outlen; /* 0: store raw */
 } job_t;
 
-static job_t *jobs;
-static size_t njobs, batch_max;
+/* Two batches: the workers compress one while the main thread reads the next and writes the one
+ * before. Output order is queue order. */
+typedef struct {
+  job_t *jobs;
+  size_t n;
+} batch_t;
+static batch_t batches[2], *cur = &batches[0], *inflight;
+static size_t batch_max;
 
 static void compress_task(int tid, size_t i, void *arg) {
-  (void)arg;
-  job_t *j = &jobs[i];
+  job_t *j = &((batch_t *)arg)->jobs[i];
   if (j->zero || j->ready) return;
   j->outlen = compress_block(tid, j->in, j->len, j->out);
 }
@@ -990,11 +1002,10 @@ static void store_fragment(const char *path, const uint8_t *p, uint32_t word, ui
   free(tmp);
 }
 
-/* Compresses the queued jobs on all workers, then writes them in queue order. */
-static void run_batch(void) {
-  pool_run(compress_task, NULL, njobs);
-  for (size_t i = 0; i < njobs; i++) {
-    job_t *j = &jobs[i];
+/* Writes a compressed batch in queue order. */
+static void commit(batch_t *b) {
+  for (size_t i = 0; i < b->n; i++) {
+    job_t *j = &b->jobs[i];
     const uint8_t *data = j->zero ? NULL : j->outlen ? j->out : j->in;
     uint32_t len = j->zero ? 0 : j->outlen ? (uint32_t)j->outlen : j->len;
     uint32_t word = j->zero ? 0 : j->outlen ? len : (len | UNCOMPRESSED_BLOCK);
@@ -1024,12 +1035,31 @@ static void run_batch(void) {
       frag_paths[j->b] = NULL;
     }
   }
-  njobs = 0;
+  b->n = 0;
+}
+
+/* Hands the current batch to the workers (after writing the one they had). */
+static void submit(void) {
+  if (inflight) {
+    pool_wait();
+    commit(inflight);
+    inflight = NULL;
+  }
+  if (cur->n) {
+    pool_submit(compress_task, cur, cur->n);
+    inflight = cur;
+    cur = cur == &batches[0] ? &batches[1] : &batches[0];
+  }
+}
+/* Everything queued is compressed and written. */
+static void drain(void) {
+  submit();
+  submit();
 }
 
 static job_t *next_job(void) {
-  if (njobs == batch_max) run_batch();
-  job_t *j = &jobs[njobs++];
+  if (cur->n == batch_max) submit();
+  job_t *j = &cur->jobs[cur->n++];
   j->zero = j->ready = 0;
   j->outlen = 0;
   j->c = NULL;
@@ -1049,9 +1079,9 @@ static void write_file_blocks(void) {
     }
     uint64_t bytes = c->nblocks * opt.block_size;
     if (opt.cache) {
-      if (njobs) run_batch(); /* keep the output in order */
+      drain(); /* keep the output in order */
       if (cache_copy_file(c)) {
-        prog.reused += bytes;
+        prog.reused += bytes - c->sparse; /* zero blocks are neither compressed nor reused */
         prog.bytes += bytes;
         progress("data", 0);
         continue;
@@ -1069,13 +1099,13 @@ static void write_file_blocks(void) {
       int z = read_block(fd, c->src, b * opt.block_size, opt.block_size, j->in);
       if (z < 0) die("%s changed while being read", c->src->path);
       j->zero = z;
+      if (!z) prog.compressed += opt.block_size;
     }
     close(fd);
-    prog.compressed += bytes;
     prog.bytes += bytes;
     progress("data", 0);
   }
-  if (njobs) run_batch();
+  drain();
 }
 
 static int cmp_u32(const void *a, const void *b) {
@@ -1115,6 +1145,7 @@ static void write_fragments(void) {
     g->len = fill;
     uint8_t d[32];
     const char *rel = t->src->path + strlen(opt.source); /* relative: the same tree anywhere */
+    while (*rel == '/') rel++;
     sha_once(rel, strlen(rel), d);
     uint64_t h;
     memcpy(&h, d, 8);
@@ -1161,6 +1192,7 @@ static void write_fragments(void) {
           j->ready = 1;
           j->outlen = word;
           prog.reused += g->len;
+          prog.bytes += g->len;
           free(path);
           continue;
         }
@@ -1177,8 +1209,10 @@ static void write_fragments(void) {
       close(fd);
     }
     prog.compressed += g->len;
+    prog.bytes += g->len;
+    progress("fragments", 0);
   }
-  if (njobs) run_batch();
+  drain();
   free(tails);
   free(groups);
 }
@@ -1203,7 +1237,7 @@ static void ms_flush(ms_t *m) {
     m->starts = xrealloc(m->starts, m->starts_cap * sizeof *m->starts);
   }
   m->starts[m->nblocks++] = m->out.len;
-  size_t c = compress_block(0, m->blk, m->fill, meta_out);
+  size_t c = compress_block(pool.n, m->blk, m->fill, meta_out); /* the main thread's context */
   if (c) {
     buf_u16(&m->out, (uint16_t)c);
     buf_put(&m->out, meta_out, c);
@@ -1546,7 +1580,10 @@ int main(int argc, char **argv) {
     }
   }
   if (npos != 2) usage(2);
-  opt.source = pos[0];
+  /* SOURCE without trailing slashes: "dir" and "dir/" are the same tree. */
+  char *source = xstrdup(pos[0]);
+  for (size_t l = strlen(source); l > 1 && source[l - 1] == '/'; l--) source[l - 1] = 0;
+  opt.source = source;
   opt.output = pos[1];
   int default_level = opt.comp == COMP_GZIP ? 9 : opt.comp == COMP_XZ ? 6 : opt.comp == COMP_ZSTD ? 15 : 0;
   if (opt.level < 0) opt.level = default_level;
@@ -1567,9 +1604,9 @@ int main(int argc, char **argv) {
   if (!S_ISDIR(rst.st_mode)) die("%s: not a directory", opt.source);
 
   pool_start(opt.jobs);
-  zctx = xcalloc((size_t)opt.jobs, sizeof *zctx);
+  zctx = xcalloc((size_t)opt.jobs + 1, sizeof *zctx); /* workers, then the main thread */
   if (opt.comp == COMP_ZSTD)
-    for (int i = 0; i < opt.jobs; i++) zctx[i] = ZSTD_createCCtx();
+    for (int i = 0; i <= opt.jobs; i++) zctx[i] = ZSTD_createCCtx();
 
   /* 1. The tree, and the inode order. */
   progress("scan", 1);
@@ -1585,8 +1622,8 @@ int main(int argc, char **argv) {
   nregs = 0;
   for (size_t i = 0; i < norder; i++)
     if (S_ISREG(order[i]->mode)) regs[nregs++] = order[i];
-  tbuf = xcalloc((size_t)opt.jobs, sizeof *tbuf);
-  for (int i = 0; i < opt.jobs; i++) tbuf[i] = xmalloc(opt.block_size);
+  tbuf = xcalloc((size_t)opt.jobs + 1, sizeof *tbuf);
+  for (int i = 0; i <= opt.jobs; i++) tbuf[i] = xmalloc(opt.block_size);
   progress("hash", 1);
   pool_run(hash_task, NULL, nregs);
   map_t cmap = {0};
@@ -1610,7 +1647,7 @@ int main(int argc, char **argv) {
     n->content = c;
   }
   prog.files_total = ncontents;
-  for (int i = 0; i < opt.jobs; i++) free(tbuf[i]);
+  for (int i = 0; i <= opt.jobs; i++) free(tbuf[i]);
 
   /* 3. The data region. */
   outfd = open(opt.output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -1644,19 +1681,26 @@ int main(int argc, char **argv) {
     }
     free(co.p);
   }
-  batch_max = (size_t)opt.jobs * 4;
-  if (batch_max < 8) batch_max = 8;
-  jobs = xcalloc(batch_max, sizeof *jobs);
-  for (size_t i = 0; i < batch_max; i++) {
-    jobs[i].in = xmalloc(opt.block_size);
-    jobs[i].out = xmalloc(opt.block_size);
+  /* Each batch: 8 blocks per worker, at most 16 MiB of input, at least 2 per worker. */
+  batch_max = (size_t)opt.jobs * 8;
+  if (batch_max * opt.block_size > (16u << 20)) batch_max = (16u << 20) / opt.block_size;
+  if (batch_max < (size_t)opt.jobs * 2) batch_max = (size_t)opt.jobs * 2;
+  for (int k = 0; k < 2; k++) {
+    batches[k].jobs = xcalloc(batch_max, sizeof(job_t));
+    for (size_t i = 0; i < batch_max; i++) {
+      batches[k].jobs[i].in = xmalloc(opt.block_size);
+      batches[k].jobs[i].out = xmalloc(opt.block_size);
+    }
   }
   write_file_blocks();
   write_fragments();
   progress("tables", 1);
-  for (size_t i = 0; i < batch_max; i++) {
-    free(jobs[i].in);
-    free(jobs[i].out);
+  for (int k = 0; k < 2; k++) {
+    for (size_t i = 0; i < batch_max; i++) {
+      free(batches[k].jobs[i].in);
+      free(batches[k].jobs[i].out);
+    }
+    free(batches[k].jobs);
   }
 
   /* 4. Inodes and directories, in the order fixed above. */

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 /** Compressors orchestrator-mksquashfs writes (no lzo). */
 export type SquashfsWriterCompression = 'gzip' | 'xz' | 'zstd' | 'lz4';
 
-/** What orchestrator-mksquashfs is asked to do (native/README.md documents the options). */
+/** What orchestrator-mksquashfs is asked to do (native/squashfs/README.md documents the options). */
 export interface SquashfsWriterRequest {
   readonly source: string;
   readonly output: string;
