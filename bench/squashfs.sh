@@ -3,17 +3,18 @@
 # parts of /usr (~1.9 GB; BENCH_SQUASHFS_SOURCES overrides the list):
 #   - cold: ours without a cache, ours filling an empty block cache, mksquashfs;
 #   - after one file changed: ours with the warm cache vs mksquashfs (which has no cache);
-#   - wall time and peak RSS (/usr/bin/time), image sizes; ratios ours/mksquashfs.
+#   - wall time, CPU time (user+sys: what the work costs, whatever else the machine is doing) and
+#     peak RSS (/usr/bin/time), image sizes; ratios ours/mksquashfs.
 # Both use every core. RUNS (default 1) runs per figure, the median is reported. Standalone: not in
-# run-all.sh. Run as root after `npm run build`. Cleans up bench/work/squashfs/ at the end.
+# run-all.sh. Run as root after `npm run build`. The copied tree lives in a temp folder outside the
+# repository (ESLint would lint its .js files); removed at the end.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root="$here/.."
 W="$root/native/squashfs/orchestrator-mksquashfs"
 [ -x "$W" ] || { echo "bench/squashfs: $W is not built (npm run build)" >&2; exit 1; }
 RUNS=${RUNS:-1}
-WORK="$root/bench/work/squashfs"
-rm -rf "$WORK"
+WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/orchestrator-bench-squashfs.XXXXXX")
 mkdir -p "$WORK/tree"
 trap 'rm -rf "$WORK"' EXIT
 sources=${BENCH_SQUASHFS_SOURCES:-"/usr/share /usr/bin /usr/lib/x86_64-linux-gnu /usr/lib/gcc /usr/lib/python3"}
@@ -25,14 +26,14 @@ files=$(find "$WORK/tree" -type f | wc -l)
 mib=$(du -sm --apparent-size "$WORK/tree" | cut -f1)
 echo "squashfs: tree of $files files, $mib MiB; $RUNS run(s) per figure; $(nproc) cores"
 
-# measure NAME CMD...: appends "seconds maxrss_kib" to $WORK/NAME
+# measure NAME CMD...: appends "wall_seconds maxrss_kib cpu_seconds" to $WORK/NAME
 measure() {
   local name=$1
   shift
   sync
   echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
-  /usr/bin/time -f '%e %M' -o "$WORK/time.tmp" "$@" >/dev/null
-  cat "$WORK/time.tmp" >>"$WORK/$name"
+  /usr/bin/time -f '%e %M %U %S' -o "$WORK/time.tmp" "$@" >/dev/null
+  awk '{printf "%s %s %.2f\n", $1, $2, $3 + $4}' "$WORK/time.tmp" >>"$WORK/$name"
 }
 median() { sort -n -k"$2" "$WORK/$1" | awk -v k="$2" '{a[NR]=$k} END {print a[int((NR+1)/2)]}'; }
 
@@ -53,12 +54,12 @@ for i in $(seq 1 "$RUNS"); do
 done
 
 size() { stat -c %s "$1"; }
-printf '%-34s %10s %12s\n' figure seconds peak_RSS_MiB
+printf '%-12s %10s %10s %12s\n' figure wall_s cpu_s peak_RSS_MiB
 for n in mk-cold ours-cold ours-fill mk-change ours-warm; do
-  printf '%-34s %10s %12s\n' "$n" "$(median "$n" 1)" "$(($(median "$n" 2) / 1024))"
+  printf '%-12s %10s %10s %12s\n' "$n" "$(median "$n" 1)" "$(median "$n" 3)" "$(($(median "$n" 2) / 1024))"
 done
-ratio() { awk -v a="$(median "$1" 1)" -v b="$(median "$2" 1)" 'BEGIN {printf "%.2f", a / b}'; }
-echo "cold: ours/mksquashfs = $(ratio ours-cold mk-cold)x; filling the cache: $(ratio ours-fill mk-cold)x"
-echo "after one file changed: ours warm/mksquashfs = $(ratio ours-warm mk-change)x"
+ratio() { awk -v a="$(median "$1" "$3")" -v b="$(median "$2" "$3")" 'BEGIN {printf "%.2f", a / b}'; }
+echo "cold: ours/mksquashfs = $(ratio ours-cold mk-cold 1)x wall, $(ratio ours-cold mk-cold 3)x cpu; filling the cache: $(ratio ours-fill mk-cold 1)x wall, $(ratio ours-fill mk-cold 3)x cpu"
+echo "after one file changed: ours warm/mksquashfs = $(ratio ours-warm mk-change 1)x wall, $(ratio ours-warm mk-change 3)x cpu"
 echo "image bytes: mksquashfs $(size "$WORK/mk.sqfs"), ours $(size "$WORK/ours-warm.sqfs") ($(awk -v a="$(size "$WORK/ours-warm.sqfs")" -v b="$(size "$WORK/mk.sqfs")" 'BEGIN {printf "%.3f", a / b}')x)"
 echo "cache: $(du -sm "$WORK/cache" | cut -f1) MiB"
