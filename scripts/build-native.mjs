@@ -1,5 +1,6 @@
 // Builds what Node lacks, with the system compiler and no downloads:
 //   native/starter/  the starter executable (make)
+//   native/squashfs/ orchestrator-mksquashfs, our squashfs writer (make)
 //   native/addon/    the N-API addon (node-gyp, against the local Node headers)
 // Each part is built only when its sources exist. A failure is reported with the command that
 // failed; the runtime says which piece is missing when it needs it.
@@ -21,6 +22,9 @@ function run(cmd, args, cwd) {
 
 const starter = join(root, 'native', 'starter');
 if (existsSync(join(starter, 'Makefile'))) run('make', ['-s', '-C', starter], root);
+
+const squashfs = join(root, 'native', 'squashfs');
+if (existsSync(join(squashfs, 'Makefile'))) run('make', ['-s', '-C', squashfs], root);
 
 const addon = join(root, 'native', 'addon');
 if (existsSync(join(addon, 'binding.gyp'))) {

@@ -12,6 +12,12 @@ packages=(
   graphviz         # dot, to check `graph --format dot`
   build-essential  # the starter and the native addon
   attr             # getfattr/setfattr: the tests check xattrs survive exports
+  zlib1g-dev       # native/squashfs: gzip
+  liblzma-dev      # native/squashfs: xz
+  libzstd-dev      # native/squashfs: zstd
+  liblz4-dev       # native/squashfs: lz4
+  libssl-dev       # native/squashfs: sha256 (libcrypto)
+  squashfs-tools-ng  # sqfsdiff: the squashfs writer tests compare images
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,10 +1,16 @@
+import { accessSync, constants } from 'node:fs';
 import { chmod, open, rename, rm } from 'node:fs/promises';
-import type { Diagnostic } from '../core/diagnostic.js';
+import { error, type Diagnostic } from '../core/diagnostic.js';
 import { tempSibling } from '../core/fs-atomic.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { runCommand, type CommandRunner } from '../core/run-command.js';
+import { unreachable } from '../core/unreachable.js';
 import { LAUNCH_HEADER, LAUNCH_HEADER_BYTES } from './launch-header.js';
+import { squashfsWriterArgv, squashfsWriterPath } from './squashfs-writer.js';
 import { toolFailure } from './tool-failure.js';
+
+/** Which program writes the file system. */
+export type SquashfsWriter = 'orchestrator' | 'mksquashfs';
 
 export interface ExportSquashfsOptions {
   /** The root folder to pack (a merged overlay view, a sandbox). */
@@ -12,39 +18,100 @@ export interface ExportSquashfsOptions {
   /** The `.simg` to write; replaced atomically. */
   readonly output: string;
   /**
-   * Seconds since the epoch for every timestamp in the image (files and the super block): the
-   * same tree and epoch give the same bytes. Absent: file times are kept, as mksquashfs does.
+   * Seconds since the epoch: file times later than it are clamped to it, earlier ones are kept,
+   * and the super block carries it. The same tree and epoch give the same bytes. Absent: file
+   * times are kept as they are.
    */
   readonly epoch?: number;
-  /** Compressor (mksquashfs -comp); default gzip, as Singularity 2.4 wrote. */
+  /** Compressor; default gzip, as Singularity 2.4 wrote. The orchestrator writer has no lzo. */
   readonly compression?: 'gzip' | 'xz' | 'zstd' | 'lzo' | 'lz4';
+  /**
+   * `'mksquashfs'` (default) runs squashfs-tools; `'orchestrator'` runs our own writer,
+   * native/squashfs/orchestrator-mksquashfs (byte-reproducible, with a block cache).
+   */
+  readonly writer?: SquashfsWriter;
+  /** The orchestrator writer only: a folder of compressed blocks reused across exports. */
+  readonly blockCache?: string;
   readonly onOutput?: (chunk: Buffer) => void;
   /** Runs the tools (default: directly; the build engine runs them inside a mount session). */
   readonly run?: CommandRunner;
   readonly signal?: AbortSignal;
 }
 
+interface Invocation {
+  readonly tool: string;
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+function invocation(options: ExportSquashfsOptions, tmp: string): Result<Invocation, Diagnostic> {
+  const writer = options.writer ?? 'mksquashfs';
+  switch (writer) {
+    case 'mksquashfs': {
+      const args = [options.source, tmp, '-offset', String(LAUNCH_HEADER_BYTES), '-noappend', '-no-progress', '-quiet'];
+      args.push('-comp', options.compression ?? 'gzip');
+      // squashfs-tools 4.5 has no clamp option: SOURCE_DATE_EPOCH clamps file times and sets the
+      // super block's (and excludes -mkfs-time/-all-time, which would overwrite every time).
+      if (options.epoch === undefined) return ok({ tool: 'mksquashfs', file: 'mksquashfs', args });
+      return ok({ tool: 'mksquashfs', file: 'mksquashfs', args, env: { ...process.env, SOURCE_DATE_EPOCH: String(options.epoch) } });
+    }
+    case 'orchestrator': {
+      const compression = options.compression ?? 'gzip';
+      if (compression === 'lzo') {
+        return fail(
+          error('squashfs-writer-unsupported', `squashfs export of ${options.source}: the orchestrator writer has no lzo compressor`, {
+            hint: "use gzip, xz, zstd or lz4, or writer: 'mksquashfs'",
+          }),
+        );
+      }
+      const file = squashfsWriterPath();
+      try {
+        accessSync(file, constants.X_OK);
+      } catch {
+        return fail(
+          error('tool-missing', `squashfs export of ${options.source}: the squashfs writer is not built: ${file} is missing`, {
+            hint: "run 'npm run build' (it needs make, a C compiler and scripts/install-system-deps.sh)",
+          }),
+        );
+      }
+      const args = squashfsWriterArgv({
+        source: options.source,
+        output: tmp,
+        offset: LAUNCH_HEADER_BYTES,
+        compression,
+        ...(options.epoch !== undefined ? { clamp: options.epoch } : {}),
+        ...(options.blockCache !== undefined ? { blockCache: options.blockCache } : {}),
+      });
+      return ok({ tool: 'orchestrator-mksquashfs', file, args });
+    }
+    default:
+      return unreachable(writer);
+  }
+}
+
 /**
  * Writes a Singularity 2.4 squashfs image: the 31-byte launch line, then the file system, written
- * by mksquashfs at that offset (no copy), mode 0755. Published by rename: an interrupted or failed
- * export leaves the previous image as it was.
+ * by the chosen writer at that offset (no copy), mode 0755. Published by rename: an interrupted or
+ * failed export leaves the previous image as it was.
  */
 export async function exportSquashfs(options: ExportSquashfsOptions): Promise<Result<{ bytes: number }, Diagnostic>> {
   const tmp = tempSibling(options.output);
-  const args = [options.source, tmp, '-offset', String(LAUNCH_HEADER_BYTES), '-noappend', '-no-progress', '-quiet'];
-  args.push('-comp', options.compression ?? 'gzip');
-  if (options.epoch !== undefined) args.push('-mkfs-time', String(options.epoch), '-all-time', String(options.epoch));
+  const how = invocation(options, tmp);
+  if (!how.ok) return how;
+  const { tool, file, args, env } = how.value;
   try {
-    const outcome = await (options.run ?? runCommand)('mksquashfs', args, {
+    const outcome = await (options.run ?? runCommand)(file, args, {
+      ...(env ? { env } : {}),
       ...(options.onOutput ? { onOutput: options.onOutput } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    const failure = toolFailure('mksquashfs', `squashfs export of ${options.source}`, outcome);
+    const failure = toolFailure(tool, `squashfs export of ${options.source}`, outcome);
     if (failure) {
       await rm(tmp, { force: true });
       return fail(failure);
     }
-    // mksquashfs leaves the first `offset` bytes zeroed: write the launch line there.
+    // The writer leaves the first `offset` bytes zeroed: write the launch line there.
     const handle = await open(tmp, 'r+');
     let bytes: number;
     try {

@@ -1,0 +1,1777 @@
+/*
+ * orchestrator-mksquashfs: a reproducible squashfs 4.0 writer with a content-addressed block cache.
+ *
+ *   orchestrator-mksquashfs SOURCE OUTPUT [--offset N] [--comp gzip|xz|zstd|lz4] [--level N]
+ *       [--block-size N] [--jobs N] [--clamp EPOCH] [--mkfs-time T] [--block-cache DIR]
+ *       [--progress-fd N]
+ *
+ * Written from the format description in squashfs-tools-ng's doc/format.adoc. native/squashfs/README.md
+ * documents the layout choices; the short version:
+ *
+ *  - The image is a pure function of the tree and the options: entries are sorted by name, inode
+ *    numbers follow a fixed post-order walk, ids are sorted, xattrs are sorted by name, nothing
+ *    depends on source inode numbers, readdir order or thread timing.
+ *  - Data region: the blocks of every distinct file content (sha256-deduplicated) in walk order,
+ *    then the fragment blocks. Tails are packed into fragment blocks in walk order, cut at
+ *    content-defined boundaries (a hash of the path against the tail size), so one changed file
+ *    moves at most its own group (and the next one when its boundary flips).
+ *  - Then, contiguous as the kernel checks: inode table, directory table, fragment table, export
+ *    table, id table, xattr table; the image is padded to 4 KiB.
+ *  - Memory holds the tree's metadata and the metadata tables, never file data beyond one batch
+ *    of blocks being compressed.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <lz4.h>
+#include <lz4hc.h>
+#include <lzma.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#define PROG "orchestrator-mksquashfs"
+#define META_SIZE 8192u
+#define UNCOMPRESSED_BLOCK (1u << 24)
+#define INVALID_FRAG 0xFFFFFFFFu
+#define NO_XATTR 0xFFFFFFFFu
+
+/* ---------------------------------------------------------------- small utilities */
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, PROG ": error: ");
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(1);
+}
+
+static void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void warn(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, PROG ": warning: ");
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+static void *xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) die("out of memory");
+  return p;
+}
+static void *xcalloc(size_t n, size_t m) {
+  void *p = calloc(n ? n : 1, m ? m : 1);
+  if (!p) die("out of memory");
+  return p;
+}
+static void *xrealloc(void *p, size_t n) {
+  p = realloc(p, n ? n : 1);
+  if (!p) die("out of memory");
+  return p;
+}
+static char *xstrdup(const char *s) {
+  char *p = strdup(s);
+  if (!p) die("out of memory");
+  return p;
+}
+
+typedef struct {
+  uint8_t *p;
+  size_t len, cap;
+} buf_t;
+
+static void buf_put(buf_t *b, const void *d, size_t n) {
+  if (b->len + n > b->cap) {
+    size_t c = b->cap ? b->cap : 256;
+    while (c < b->len + n) c *= 2;
+    b->p = xrealloc(b->p, c);
+    b->cap = c;
+  }
+  if (n) memcpy(b->p + b->len, d, n);
+  b->len += n;
+}
+static void buf_u16(buf_t *b, uint16_t v) {
+  uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+  buf_put(b, x, 2);
+}
+static void buf_u32(buf_t *b, uint32_t v) {
+  uint8_t x[4];
+  for (int i = 0; i < 4; i++) x[i] = (uint8_t)(v >> (8 * i));
+  buf_put(b, x, 4);
+}
+static void buf_u64(buf_t *b, uint64_t v) {
+  uint8_t x[8];
+  for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
+  buf_put(b, x, 8);
+}
+static void put_le32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint64_t get_le64(const uint8_t *p) { return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32; }
+static void put_le64(uint8_t *p, uint64_t v) {
+  put_le32(p, (uint32_t)v);
+  put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* Reads exactly n bytes at off; returns the count read (short only at end of file), -1 on error. */
+static ssize_t pread_full(int fd, void *p, size_t n, uint64_t off) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = pread(fd, (uint8_t *)p + got, n - got, (off_t)(off + got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  return (ssize_t)got;
+}
+static int pwrite_full(int fd, const void *p, size_t n, uint64_t off) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = pwrite(fd, (const uint8_t *)p + done, n - done, (off_t)(off + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    done += (size_t)r;
+  }
+  return 0;
+}
+
+static int all_zero(const uint8_t *p, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t v;
+    memcpy(&v, p + i, 8);
+    if (v) return 0;
+  }
+  for (; i < n; i++)
+    if (p[i]) return 0;
+  return 1;
+}
+
+/* ---------------------------------------------------------------- sha256 (libcrypto EVP) */
+
+typedef struct {
+  EVP_MD_CTX *c;
+} sha_t;
+static void sha_init(sha_t *s) {
+  s->c = EVP_MD_CTX_new();
+  if (!s->c || EVP_DigestInit_ex(s->c, EVP_sha256(), NULL) != 1) die("sha256 init failed");
+}
+static void sha_update(sha_t *s, const void *p, size_t n) {
+  if (n && EVP_DigestUpdate(s->c, p, n) != 1) die("sha256 update failed");
+}
+static void sha_final(sha_t *s, uint8_t out[32]) {
+  unsigned int len = 32;
+  if (EVP_DigestFinal_ex(s->c, out, &len) != 1) die("sha256 final failed");
+  EVP_MD_CTX_free(s->c);
+  s->c = NULL;
+}
+static void sha_once(const void *p, size_t n, uint8_t out[32]) {
+  sha_t s;
+  sha_init(&s);
+  sha_update(&s, p, n);
+  sha_final(&s, out);
+}
+static void hex32(const uint8_t d[32], char out[65]) {
+  static const char *x = "0123456789abcdef";
+  for (int i = 0; i < 32; i++) {
+    out[2 * i] = x[d[i] >> 4];
+    out[2 * i + 1] = x[d[i] & 15];
+  }
+  out[64] = 0;
+}
+
+/* ---------------------------------------------------------------- map: 32-byte key -> pointer */
+
+typedef struct {
+  uint8_t (*keys)[32];
+  void **vals;
+  size_t cap, n;
+} map_t;
+
+static size_t map_slot(const map_t *m, const uint8_t k[32]) {
+  uint64_t h;
+  memcpy(&h, k, 8);
+  size_t i = (size_t)h & (m->cap - 1);
+  while (m->vals[i] && memcmp(m->keys[i], k, 32) != 0) i = (i + 1) & (m->cap - 1);
+  return i;
+}
+static void *map_get(const map_t *m, const uint8_t k[32]) {
+  if (!m->cap) return NULL;
+  return m->vals[map_slot(m, k)];
+}
+static void map_put(map_t *m, const uint8_t k[32], void *v) {
+  if ((m->n + 1) * 2 > m->cap) {
+    map_t o = *m;
+    m->cap = o.cap ? o.cap * 2 : 64;
+    m->keys = xcalloc(m->cap, 32);
+    m->vals = xcalloc(m->cap, sizeof(void *));
+    m->n = 0;
+    for (size_t i = 0; i < o.cap; i++)
+      if (o.vals[i]) map_put(m, o.keys[i], o.vals[i]);
+    free(o.keys);
+    free(o.vals);
+  }
+  size_t i = map_slot(m, k);
+  if (!m->vals[i]) m->n++;
+  memcpy(m->keys[i], k, 32);
+  m->vals[i] = v;
+}
+
+/* ---------------------------------------------------------------- options */
+
+enum { COMP_GZIP = 1, COMP_XZ = 4, COMP_LZ4 = 5, COMP_ZSTD = 6 };
+
+static struct {
+  const char *source, *output, *cache;
+  uint64_t offset;
+  int comp, level, jobs, progress_fd;
+  uint32_t block_size, block_log;
+  int has_clamp, has_mkfs_time;
+  uint32_t clamp, mkfs_time;
+} opt = {.comp = COMP_GZIP, .level = -1, .block_size = 131072, .block_log = 17, .progress_fd = -1};
+
+static const char *comp_name(int c) {
+  switch (c) {
+    case COMP_GZIP: return "gzip";
+    case COMP_XZ: return "xz";
+    case COMP_LZ4: return "lz4";
+    case COMP_ZSTD: return "zstd";
+    default: return "?";
+  }
+}
+
+/* ---------------------------------------------------------------- compression */
+
+static ZSTD_CCtx **zctx; /* one per worker */
+
+/* Compresses in[0..n) into out (capacity n). Returns the compressed size when it is smaller than
+ * n, 0 when the block should be stored uncompressed. Deterministic for a given library version. */
+static size_t compress_block(int tid, const uint8_t *in, size_t n, uint8_t *out) {
+  switch (opt.comp) {
+    case COMP_GZIP: {
+      uLongf len = (uLongf)n;
+      if (compress2(out, &len, in, (uLong)n, opt.level) != Z_OK) return 0;
+      return len < n ? (size_t)len : 0;
+    }
+    case COMP_XZ: {
+      lzma_options_lzma lo;
+      if (lzma_lzma_preset(&lo, (uint32_t)opt.level)) die("xz: bad level %d", opt.level);
+      lo.dict_size = opt.block_size < META_SIZE ? META_SIZE : opt.block_size;
+      lzma_filter f[2] = {{.id = LZMA_FILTER_LZMA2, .options = &lo}, {.id = LZMA_VLI_UNKNOWN, .options = NULL}};
+      size_t pos = 0;
+      if (lzma_stream_buffer_encode(f, LZMA_CHECK_CRC32, NULL, in, n, out, &pos, n) != LZMA_OK) return 0;
+      return pos < n ? pos : 0;
+    }
+    case COMP_ZSTD: {
+      size_t r = ZSTD_compressCCtx(zctx[tid], out, n, in, n, opt.level);
+      if (ZSTD_isError(r)) return 0;
+      return r < n ? r : 0;
+    }
+    case COMP_LZ4: {
+      int r = opt.level > 0 ? LZ4_compress_HC((const char *)in, (char *)out, (int)n, (int)n, opt.level)
+                            : LZ4_compress_default((const char *)in, (char *)out, (int)n, (int)n);
+      return r > 0 && (size_t)r < n ? (size_t)r : 0;
+    }
+    default: die("unknown compressor");
+  }
+}
+
+static const char *comp_version(void) {
+  static char v[160];
+  switch (opt.comp) {
+    case COMP_GZIP: snprintf(v, sizeof v, "zlib-%s", zlibVersion()); break;
+    case COMP_XZ: snprintf(v, sizeof v, "xz-%s", lzma_version_string()); break;
+    case COMP_ZSTD: snprintf(v, sizeof v, "zstd-%u", ZSTD_versionNumber()); break;
+    case COMP_LZ4: snprintf(v, sizeof v, "lz4-%d", LZ4_versionNumber()); break;
+    default: v[0] = 0;
+  }
+  return v;
+}
+
+/* ---------------------------------------------------------------- worker pool */
+
+typedef void (*task_fn)(int tid, size_t i, void *arg);
+static struct {
+  pthread_t *t;
+  int n; /* threads including the caller */
+  pthread_mutex_t mu;
+  pthread_cond_t go, done;
+  uint64_t gen;
+  int finished;
+  task_fn fn;
+  void *arg;
+  size_t count;
+  atomic_size_t next;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+
+static void pool_work(int tid) {
+  size_t i;
+  while ((i = atomic_fetch_add(&pool.next, 1)) < pool.count) pool.fn(tid, i, pool.arg);
+}
+static void *pool_main(void *p) {
+  int tid = (int)(intptr_t)p;
+  uint64_t seen = 0;
+  for (;;) {
+    pthread_mutex_lock(&pool.mu);
+    while (pool.gen == seen) pthread_cond_wait(&pool.go, &pool.mu);
+    seen = pool.gen;
+    pthread_mutex_unlock(&pool.mu);
+    pool_work(tid);
+    pthread_mutex_lock(&pool.mu);
+    pool.finished++;
+    pthread_cond_signal(&pool.done);
+    pthread_mutex_unlock(&pool.mu);
+  }
+  return NULL;
+}
+static void pool_start(int n) {
+  pool.n = n;
+  pool.t = xcalloc((size_t)n, sizeof(pthread_t));
+  for (int i = 0; i < n; i++)
+    if (pthread_create(&pool.t[i], NULL, pool_main, (void *)(intptr_t)i) != 0) die("pthread_create failed");
+}
+/* Starts fn(tid, i, arg) for i in [0, count) on the worker threads and returns at once. */
+static void pool_submit(task_fn fn, void *arg, size_t count) {
+  pthread_mutex_lock(&pool.mu);
+  pool.fn = fn;
+  pool.arg = arg;
+  pool.count = count;
+  atomic_store(&pool.next, 0);
+  pool.finished = 0;
+  pool.gen++;
+  pthread_cond_broadcast(&pool.go);
+  pthread_mutex_unlock(&pool.mu);
+}
+/* Waits until the submitted work is done. */
+static void pool_wait(void) {
+  pthread_mutex_lock(&pool.mu);
+  while (pool.finished < pool.n) pthread_cond_wait(&pool.done, &pool.mu);
+  pthread_mutex_unlock(&pool.mu);
+}
+/* Runs fn on the workers and the calling thread (tid n); returns when all are done. */
+static void pool_run(task_fn fn, void *arg, size_t count) {
+  pool_submit(fn, arg, count);
+  pool_work(pool.n);
+  pool_wait();
+}
+
+/* ---------------------------------------------------------------- the tree */
+
+typedef struct content content_t;
+typedef struct node node_t;
+struct node {
+  char *name, *path;
+  node_t **kids;
+  uint32_t nkids, ndirs;
+  uint32_t mode, uid, gid, mtime, nlink, rdev;
+  uint64_t size;
+  int maybe_sparse;
+  char *target;
+  uint32_t xid; /* xattr set index or NO_XATTR */
+  node_t *primary; /* hardlink group representative (self when none) */
+  uint32_t ino;
+  uint64_t iref;
+  uint16_t uidx, gidx;
+  content_t *content;
+  uint8_t digest[32];
+  char *error;
+};
+
+struct content {
+  uint8_t digest[32];
+  uint64_t size, nblocks;
+  uint32_t tail;
+  node_t *src;
+  uint64_t start, sparse;
+  uint32_t *bsizes;
+  uint32_t frag, fragoff;
+  int started;
+  /* cold path: the cache entry being written */
+  int cfd;
+  char *ctmp, *cpath;
+  sha_t csha;
+};
+
+static map_t links_map, xset_map;
+static buf_t *xsets; /* serialized xattr sets, by id */
+static size_t nxsets, xsets_cap;
+static uint32_t *ids;
+static size_t nids, ids_cap;
+static int warned_xattr_ns;
+
+static void add_id(uint32_t id) {
+  for (size_t i = 0; i < nids; i++)
+    if (ids[i] == id) return;
+  if (nids == ids_cap) {
+    ids_cap = ids_cap ? ids_cap * 2 : 16;
+    ids = xrealloc(ids, ids_cap * sizeof *ids);
+  }
+  ids[nids++] = id;
+}
+
+typedef struct {
+  int type;
+  char *name; /* without the prefix */
+  char *full;
+  uint8_t *val;
+  size_t vlen;
+} xattr_t;
+
+static int cmp_xattr(const void *a, const void *b) { return strcmp(((const xattr_t *)a)->full, ((const xattr_t *)b)->full); }
+
+/* Reads the xattrs of path into a canonical serialized set (sorted by name); NO_XATTR if none. */
+static uint32_t read_xattrs(const char *path) {
+  ssize_t n = llistxattr(path, NULL, 0);
+  if (n < 0) {
+    if (errno == ENOTSUP || errno == ENOSYS) return NO_XATTR;
+    die("llistxattr %s: %s", path, strerror(errno));
+  }
+  if (n == 0) return NO_XATTR;
+  char *list = xmalloc((size_t)n + 1);
+  n = llistxattr(path, list, (size_t)n);
+  if (n < 0) die("llistxattr %s: %s", path, strerror(errno));
+  xattr_t *xs = NULL;
+  size_t nx = 0;
+  for (char *k = list; k < list + n; k += strlen(k) + 1) {
+    int type;
+    const char *rest;
+    if (!strncmp(k, "user.", 5)) type = 0, rest = k + 5;
+    else if (!strncmp(k, "trusted.", 8)) type = 1, rest = k + 8;
+    else if (!strncmp(k, "security.", 9)) type = 2, rest = k + 9;
+    else {
+      if (!warned_xattr_ns++) warn("xattr %s of %s skipped: squashfs stores only user., trusted. and security.", k, path);
+      continue;
+    }
+    ssize_t vl = lgetxattr(path, k, NULL, 0);
+    if (vl < 0) die("lgetxattr %s %s: %s", path, k, strerror(errno));
+    uint8_t *v = xmalloc((size_t)vl);
+    vl = lgetxattr(path, k, v, (size_t)vl);
+    if (vl < 0) die("lgetxattr %s %s: %s", path, k, strerror(errno));
+    xs = xrealloc(xs, (nx + 1) * sizeof *xs);
+    xs[nx++] = (xattr_t){.type = type, .name = xstrdup(rest), .full = xstrdup(k), .val = v, .vlen = (size_t)vl};
+  }
+  free(list);
+  if (!nx) {
+    free(xs);
+    return NO_XATTR;
+  }
+  qsort(xs, nx, sizeof *xs, cmp_xattr);
+  buf_t b = {0};
+  buf_u32(&b, (uint32_t)nx);
+  for (size_t i = 0; i < nx; i++) {
+    buf_u16(&b, (uint16_t)xs[i].type);
+    buf_u16(&b, (uint16_t)strlen(xs[i].name));
+    buf_put(&b, xs[i].name, strlen(xs[i].name));
+    buf_u32(&b, (uint32_t)xs[i].vlen);
+    buf_put(&b, xs[i].val, xs[i].vlen);
+    free(xs[i].name);
+    free(xs[i].full);
+    free(xs[i].val);
+  }
+  free(xs);
+  uint8_t d[32];
+  sha_once(b.p, b.len, d);
+  void *found = map_get(&xset_map, d);
+  if (found) {
+    free(b.p);
+    return (uint32_t)((uintptr_t)found - 1);
+  }
+  if (nxsets == xsets_cap) {
+    xsets_cap = xsets_cap ? xsets_cap * 2 : 16;
+    xsets = xrealloc(xsets, xsets_cap * sizeof *xsets);
+  }
+  xsets[nxsets] = b;
+  map_put(&xset_map, d, (void *)(uintptr_t)(nxsets + 1));
+  return (uint32_t)nxsets++;
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static uint32_t clamp_time(int64_t t) {
+  if (t < 0) t = 0;
+  if (t > UINT32_MAX) t = UINT32_MAX;
+  if (opt.has_clamp && t > (int64_t)opt.clamp) t = opt.clamp;
+  return (uint32_t)t;
+}
+
+static uint64_t scan_count;
+
+static node_t *scan(const char *path, const char *name) {
+  struct stat st;
+  if (lstat(path, &st) != 0) die("lstat %s: %s", path, strerror(errno));
+  node_t *n = xcalloc(1, sizeof *n);
+  n->name = xstrdup(name);
+  n->path = xstrdup(path);
+  n->mode = st.st_mode;
+  n->uid = st.st_uid;
+  n->gid = st.st_gid;
+  n->mtime = clamp_time(st.st_mtim.tv_sec);
+  n->primary = n;
+  n->nlink = 1;
+  n->xid = read_xattrs(path);
+  scan_count++;
+  add_id(st.st_uid);
+  add_id(st.st_gid);
+  if (strlen(name) > 256) die("name too long for squashfs: %s", path);
+  if (S_ISREG(st.st_mode)) {
+    n->size = (uint64_t)st.st_size;
+    n->maybe_sparse = (uint64_t)st.st_blocks * 512 < n->size;
+  } else if (S_ISLNK(st.st_mode)) {
+    size_t cap = (size_t)st.st_size + 1;
+    for (;;) {
+      n->target = xrealloc(n->target, cap + 1);
+      ssize_t r = readlink(path, n->target, cap);
+      if (r < 0) die("readlink %s: %s", path, strerror(errno));
+      if ((size_t)r < cap) {
+        n->target[r] = 0;
+        n->size = (uint64_t)r;
+        break;
+      }
+      cap *= 2;
+    }
+  } else if (S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode)) {
+    uint32_t ma = major(st.st_rdev), mi = minor(st.st_rdev);
+    n->rdev = (mi & 0xffu) | (ma << 8) | ((mi & ~0xffu) << 12);
+  } else if (!S_ISDIR(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode)) {
+    die("%s: unsupported file type", path);
+  }
+  if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+    uint8_t key[32] = {0};
+    uint64_t dev = st.st_dev, ino = st.st_ino;
+    uint8_t raw[16];
+    memcpy(raw, &dev, 8);
+    memcpy(raw + 8, &ino, 8);
+    sha_once(raw, 16, key);
+    node_t *p = map_get(&links_map, key);
+    if (p) {
+      n->primary = p;
+      p->nlink++;
+    } else {
+      map_put(&links_map, key, n);
+    }
+  }
+  if (S_ISDIR(st.st_mode)) {
+    DIR *d = opendir(path);
+    if (!d) die("opendir %s: %s", path, strerror(errno));
+    char **names = NULL;
+    size_t nn = 0, cap = 0;
+    struct dirent *e;
+    errno = 0;
+    while ((e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+      if (nn == cap) {
+        cap = cap ? cap * 2 : 16;
+        names = xrealloc(names, cap * sizeof *names);
+      }
+      names[nn++] = xstrdup(e->d_name);
+    }
+    if (errno) die("readdir %s: %s", path, strerror(errno));
+    closedir(d);
+    qsort(names, nn, sizeof *names, cmp_name);
+    n->kids = xcalloc(nn, sizeof *n->kids);
+    n->nkids = (uint32_t)nn;
+    size_t pl = strlen(path);
+    for (size_t i = 0; i < nn; i++) {
+      char *cp = xmalloc(pl + strlen(names[i]) + 2);
+      sprintf(cp, "%s%s%s", path, pl && path[pl - 1] == '/' ? "" : "/", names[i]);
+      n->kids[i] = scan(cp, names[i]);
+      if (S_ISDIR(n->kids[i]->mode)) n->ndirs++;
+      free(cp);
+      free(names[i]);
+    }
+    free(names);
+  }
+  return n;
+}
+
+/* Inode write order: for each directory, its subdirectories (recursively, in name order), then its
+ * other entries in name order (a hardlink group at its first place), then the directory itself. */
+static node_t **order;
+static size_t norder, order_cap;
+static uint32_t ninodes;
+
+static void push_order(node_t *n) {
+  if (norder == order_cap) {
+    order_cap = order_cap ? order_cap * 2 : 1024;
+    order = xrealloc(order, order_cap * sizeof *order);
+  }
+  order[norder++] = n;
+}
+static void make_order(node_t *d) {
+  for (uint32_t i = 0; i < d->nkids; i++)
+    if (S_ISDIR(d->kids[i]->mode)) make_order(d->kids[i]);
+  for (uint32_t i = 0; i < d->nkids; i++) {
+    node_t *p = d->kids[i]->primary;
+    if (S_ISDIR(p->mode) || p->ino) continue;
+    p->ino = ++ninodes;
+    push_order(p);
+  }
+  d->ino = ++ninodes;
+  push_order(d);
+}
+
+/* ---------------------------------------------------------------- reading file blocks */
+
+/* Is [off, off+len) entirely a hole? Only asked for files that have fewer blocks than bytes. */
+static int is_hole(int fd, uint64_t off, uint64_t len) {
+  off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+  if (d < 0) return errno == ENXIO;
+  return (uint64_t)d >= off + len;
+}
+
+/* Reads block b of a file (len bytes at off) into buf; returns 1 if it is all zeros, 0 if not,
+ * -1 on a short read or error (the file changed under us). */
+static int read_block(int fd, const node_t *n, uint64_t off, size_t len, uint8_t *buf) {
+  if (n->maybe_sparse && is_hole(fd, off, len)) {
+    memset(buf, 0, len);
+    return 1;
+  }
+  ssize_t r = pread_full(fd, buf, len, off);
+  if (r < 0 || (size_t)r != len) return -1;
+  return all_zero(buf, len);
+}
+
+/* ---------------------------------------------------------------- hashing pass */
+
+static node_t **regs;
+static size_t nregs;
+static uint8_t **tbuf; /* one block buffer per worker */
+
+/* The content digest: sha256 over "osqfs-content-1", size, block size, then per block a zero
+ * marker or the block's sha256. Holes are never read. Equal bytes give equal digests. */
+static void hash_task(int tid, size_t i, void *arg) {
+  (void)arg;
+  node_t *n = regs[i];
+  int fd = open(n->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    n->error = xstrdup(strerror(errno));
+    return;
+  }
+  sha_t s;
+  sha_init(&s);
+  buf_t h = {0};
+  buf_put(&h, "osqfs-content-1", 15);
+  buf_u64(&h, n->size);
+  buf_u32(&h, opt.block_size);
+  sha_update(&s, h.p, h.len);
+  free(h.p);
+  uint8_t *buf = tbuf[tid];
+  for (uint64_t off = 0; off < n->size; off += opt.block_size) {
+    size_t len = (size_t)(n->size - off < opt.block_size ? n->size - off : opt.block_size);
+    int z = read_block(fd, n, off, len, buf);
+    if (z < 0) {
+      n->error = xstrdup("changed while being read");
+      break;
+    }
+    uint8_t mark = z ? 0 : 1, d[32];
+    sha_update(&s, &mark, 1);
+    if (!z) {
+      sha_once(buf, len, d);
+      sha_update(&s, d, 32);
+    }
+  }
+  sha_final(&s, n->digest);
+  close(fd);
+}
+
+/* ---------------------------------------------------------------- output */
+
+static int outfd;
+static uint64_t wpos; /* position relative to the file system start */
+static buf_t obuf;
+static uint64_t obuf_pos;
+
+static void out_flush(void) {
+  if (obuf.len && pwrite_full(outfd, obuf.p, obuf.len, opt.offset + obuf_pos) != 0) die("write %s: %s", opt.output, strerror(errno));
+  obuf_pos += obuf.len;
+  obuf.len = 0;
+}
+static void out_write(const void *p, size_t n) {
+  if (obuf.len + n > (1u << 20)) out_flush();
+  if (n > (1u << 20)) {
+    if (pwrite_full(outfd, p, n, opt.offset + wpos) != 0) die("write %s: %s", opt.output, strerror(errno));
+    obuf_pos += n;
+  } else {
+    buf_put(&obuf, p, n);
+  }
+  wpos += n;
+}
+static void out_rewind(uint64_t pos) {
+  out_flush();
+  wpos = obuf_pos = pos;
+}
+
+/* ---------------------------------------------------------------- progress */
+
+static struct {
+  uint64_t files, files_total, bytes, bytes_total, compressed, reused;
+  struct timespec last;
+} prog;
+
+static void progress(const char *phase, int force) {
+  if (opt.progress_fd < 0) return;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  double dt = (double)(now.tv_sec - prog.last.tv_sec) + (double)(now.tv_nsec - prog.last.tv_nsec) / 1e9;
+  if (!force && dt < 0.2) return;
+  prog.last = now;
+  char line[320];
+  int len = snprintf(line, sizeof line,
+                     "{\"phase\":\"%s\",\"files\":%llu,\"filesTotal\":%llu,\"bytes\":%llu,\"bytesTotal\":%llu,\"compressed\":%llu,\"reused\":%llu}\n",
+                     phase, (unsigned long long)prog.files, (unsigned long long)prog.files_total, (unsigned long long)prog.bytes,
+                     (unsigned long long)prog.bytes_total, (unsigned long long)prog.compressed, (unsigned long long)prog.reused);
+  if (write(opt.progress_fd, line, (size_t)len) < 0) opt.progress_fd = -1;
+}
+
+/* ---------------------------------------------------------------- block cache */
+
+#define FILE_MAGIC "OSQFF1\0\0"
+#define FRAG_MAGIC "OSQFG1\0\0"
+#define FILE_HDR 64
+#define FRAG_HDR 48
+
+static int cache_warned;
+static uint64_t cache_damaged;
+
+static void cache_key(const char *kind, const uint8_t *extra, size_t extra_len, char hex[65]) {
+  buf_t k = {0};
+  char head[300];
+  int hl = snprintf(head, sizeof head, "orchestrator-mksquashfs cache 1|%s|%s|%d|%u|%s|", kind, comp_name(opt.comp), opt.level, opt.block_size, comp_version());
+  buf_put(&k, head, (size_t)hl);
+  buf_put(&k, extra, extra_len);
+  uint8_t d[32];
+  sha_once(k.p, k.len, d);
+  free(k.p);
+  hex32(d, hex);
+}
+
+static char *cache_path(const char *kind, const char hex[65], int mkdirs) {
+  size_t l = strlen(opt.cache) + strlen(kind) + 80;
+  char *p = xmalloc(l);
+  if (mkdirs) {
+    snprintf(p, l, "%s/%s", opt.cache, kind);
+    mkdir(p, 0755);
+    snprintf(p, l, "%s/%s/%.2s", opt.cache, kind, hex);
+    mkdir(p, 0755);
+  }
+  snprintf(p, l, "%s/%s/%.2s/%s", opt.cache, kind, hex, hex);
+  return p;
+}
+
+static char *temp_for(const char *final) {
+  static atomic_uint counter;
+  size_t l = strlen(final) + 64;
+  char *t = xmalloc(l);
+  snprintf(t, l, "%s.tmp-%d-%u", final, (int)getpid(), atomic_fetch_add(&counter, 1));
+  return t;
+}
+
+static void cache_warn(const char *what, const char *path) {
+  if (!cache_warned++) warn("block cache: %s %s: %s (continuing without storing)", what, path, strerror(errno));
+}
+
+static void drop_damaged(const char *path, const char *why) {
+  warn("block cache: damaged entry %s (%s): dropped, recomputed", path, why);
+  cache_damaged++;
+  unlink(path);
+}
+
+/* Copies a file's data blocks from its cache entry to the output. Returns 1 when done, 0 when
+ * there is no usable entry (nothing written). A damaged entry is deleted. */
+static int cache_copy_file(content_t *c) {
+  char hex[65];
+  cache_key("file", c->digest, 32, hex);
+  char *path = cache_path("files", hex, 0);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    free(path);
+    return 0;
+  }
+  uint8_t hdr[FILE_HDR];
+  struct stat st;
+  const char *why = NULL;
+  uint32_t *sizes = NULL;
+  uint64_t datalen = 0;
+  if (fstat(fd, &st) != 0 || pread_full(fd, hdr, FILE_HDR, 0) != FILE_HDR || memcmp(hdr, FILE_MAGIC, 8) != 0) why = "bad header";
+  else if (get_le64(hdr + 8) != c->size || get_le64(hdr + 16) != c->nblocks) why = "wrong size";
+  else if ((uint64_t)st.st_size < FILE_HDR + 4 * c->nblocks) why = "truncated";
+  if (!why) {
+    datalen = (uint64_t)st.st_size - FILE_HDR - 4 * c->nblocks;
+    sizes = xmalloc(4 * c->nblocks + 4);
+    if (pread_full(fd, sizes, 4 * c->nblocks, FILE_HDR + datalen) != (ssize_t)(4 * c->nblocks)) why = "truncated";
+    uint64_t sum = 0;
+    for (uint64_t b = 0; !why && b < c->nblocks; b++) {
+      uint32_t w = get_le32((uint8_t *)&sizes[b]);
+      uint32_t len = w & ~UNCOMPRESSED_BLOCK;
+      if (len > opt.block_size || (w & UNCOMPRESSED_BLOCK && len != opt.block_size)) why = "bad block size";
+      sum += len;
+    }
+    if (!why && sum != datalen) why = "size mismatch";
+  }
+  if (why) {
+    close(fd);
+    drop_damaged(path, why);
+    free(path);
+    free(sizes);
+    return 0;
+  }
+  uint64_t start = wpos;
+  sha_t s;
+  sha_init(&s);
+  uint8_t *chunk = xmalloc(1u << 20);
+  for (uint64_t off = 0; off < datalen;) {
+    size_t n = (size_t)(datalen - off < (1u << 20) ? datalen - off : (1u << 20));
+    if (pread_full(fd, chunk, n, FILE_HDR + off) != (ssize_t)n) {
+      why = "read error";
+      break;
+    }
+    sha_update(&s, chunk, n);
+    out_write(chunk, n);
+    off += n;
+  }
+  free(chunk);
+  close(fd);
+  sha_update(&s, sizes, 4 * c->nblocks);
+  uint8_t d[32];
+  sha_final(&s, d);
+  if (!why && memcmp(d, hdr + 32, 32) != 0) why = "digest mismatch";
+  if (why) {
+    out_rewind(start);
+    drop_damaged(path, why);
+    free(path);
+    free(sizes);
+    return 0;
+  }
+  free(path);
+  c->start = start;
+  c->bsizes = xmalloc(4 * c->nblocks + 4);
+  c->sparse = 0;
+  for (uint64_t b = 0; b < c->nblocks; b++) {
+    c->bsizes[b] = get_le32((uint8_t *)&sizes[b]);
+    if (c->bsizes[b] == 0) c->sparse += opt.block_size;
+  }
+  free(sizes);
+  return 1;
+}
+
+static void cache_file_begin(content_t *c) {
+  c->cfd = -1;
+  if (!opt.cache || !c->nblocks) return;
+  char hex[65];
+  cache_key("file", c->digest, 32, hex);
+  c->cpath = cache_path("files", hex, 1);
+  c->ctmp = temp_for(c->cpath);
+  c->cfd = open(c->ctmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (c->cfd < 0) {
+    cache_warn("cannot create", c->ctmp);
+    return;
+  }
+  uint8_t zero[FILE_HDR] = {0};
+  if (write(c->cfd, zero, FILE_HDR) != FILE_HDR) {
+    cache_warn("cannot write", c->ctmp);
+    close(c->cfd);
+    unlink(c->ctmp);
+    c->cfd = -1;
+    return;
+  }
+  sha_init(&c->csha);
+}
+static void cache_file_data(content_t *c, const void *p, size_t n) {
+  if (c->cfd < 0 || !n) return;
+  sha_update(&c->csha, p, n);
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = write(c->cfd, (const uint8_t *)p + done, n - done);
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR) continue;
+      cache_warn("cannot write", c->ctmp);
+      close(c->cfd);
+      unlink(c->ctmp);
+      uint8_t d[32];
+      sha_final(&c->csha, d);
+      c->cfd = -1;
+      return;
+    }
+    done += (size_t)r;
+  }
+}
+static void cache_file_end(content_t *c) {
+  if (c->cfd < 0) return;
+  uint8_t *sz = xmalloc(4 * c->nblocks + 4);
+  for (uint64_t b = 0; b < c->nblocks; b++) put_le32(sz + 4 * b, c->bsizes[b]);
+  cache_file_data(c, sz, 4 * c->nblocks);
+  free(sz);
+  if (c->cfd < 0) return;
+  uint8_t hdr[FILE_HDR] = {0};
+  memcpy(hdr, FILE_MAGIC, 8);
+  put_le64(hdr + 8, c->size);
+  put_le64(hdr + 16, c->nblocks);
+  sha_final(&c->csha, hdr + 32);
+  int bad = pwrite_full(c->cfd, hdr, FILE_HDR, 0) != 0;
+  bad |= close(c->cfd) != 0;
+  c->cfd = -1;
+  if (bad || rename(c->ctmp, c->cpath) != 0) {
+    cache_warn("cannot store", c->cpath);
+    unlink(c->ctmp);
+  }
+  free(c->ctmp);
+  free(c->cpath);
+  c->ctmp = c->cpath = NULL;
+}
+
+/* ---------------------------------------------------------------- data blocks */
+
+typedef struct {
+  content_t *c; /* NULL for a fragment block */
+  uint64_t b;   /* block index, or fragment index */
+  uint32_t len;
+  int zero, ready;
+  uint8_t *in, *out;
+  size_t outlen; /* 0: store raw */
+} job_t;
+
+/* Two batches: the workers compress one while the main thread reads the next and writes the one
+ * before. Output order is queue order. */
+typedef struct {
+  job_t *jobs;
+  size_t n;
+} batch_t;
+static batch_t batches[2], *cur = &batches[0], *inflight;
+static size_t batch_max;
+
+static void compress_task(int tid, size_t i, void *arg) {
+  job_t *j = &((batch_t *)arg)->jobs[i];
+  if (j->zero || j->ready) return;
+  j->outlen = compress_block(tid, j->in, j->len, j->out);
+}
+
+typedef struct {
+  uint64_t start;
+  uint32_t size;
+} frag_entry_t;
+static frag_entry_t *frags;
+static uint32_t nfrags;
+static char **frag_paths; /* cache path to store a freshly compressed fragment block under */
+
+static void store_fragment(const char *path, const uint8_t *p, uint32_t word, uint32_t rawlen) {
+  uint32_t len = word & ~UNCOMPRESSED_BLOCK;
+  uint8_t hdr[FRAG_HDR] = {0};
+  memcpy(hdr, FRAG_MAGIC, 8);
+  put_le32(hdr + 8, word);
+  put_le32(hdr + 12, rawlen);
+  sha_once(p, len, hdr + 16);
+  char *tmp = temp_for(path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int bad = fd < 0;
+  if (!bad) {
+    bad |= pwrite_full(fd, hdr, FRAG_HDR, 0) != 0;
+    bad |= pwrite_full(fd, p, len, FRAG_HDR) != 0;
+    bad |= close(fd) != 0;
+  }
+  if (bad || rename(tmp, path) != 0) {
+    cache_warn("cannot store", path);
+    unlink(tmp);
+  }
+  free(tmp);
+}
+
+/* Writes a compressed batch in queue order. */
+static void commit(batch_t *b) {
+  for (size_t i = 0; i < b->n; i++) {
+    job_t *j = &b->jobs[i];
+    const uint8_t *data = j->zero ? NULL : j->outlen ? j->out : j->in;
+    uint32_t len = j->zero ? 0 : j->outlen ? (uint32_t)j->outlen : j->len;
+    uint32_t word = j->zero ? 0 : j->outlen ? len : (len | UNCOMPRESSED_BLOCK);
+    if (j->ready) { /* fragment block from the cache: out holds the stored bytes, outlen the word */
+      word = (uint32_t)j->outlen;
+      len = word & ~UNCOMPRESSED_BLOCK;
+      data = j->out;
+    }
+    if (j->c) {
+      content_t *c = j->c;
+      if (!c->started) {
+        c->started = 1;
+        c->start = wpos;
+      }
+      c->bsizes[j->b] = word;
+      if (!word) c->sparse += opt.block_size;
+      out_write(data, len);
+      cache_file_data(c, data, len);
+      if (j->b + 1 == c->nblocks) cache_file_end(c);
+    } else {
+      frags[j->b] = (frag_entry_t){.start = wpos, .size = word};
+      out_write(data, len);
+      if (!j->ready && frag_paths && frag_paths[j->b]) store_fragment(frag_paths[j->b], data, word, j->len);
+    }
+    if (!j->c && frag_paths && frag_paths[j->b]) {
+      free(frag_paths[j->b]);
+      frag_paths[j->b] = NULL;
+    }
+  }
+  b->n = 0;
+}
+
+/* Hands the current batch to the workers (after writing the one they had). */
+static void submit(void) {
+  if (inflight) {
+    pool_wait();
+    commit(inflight);
+    inflight = NULL;
+  }
+  if (cur->n) {
+    pool_submit(compress_task, cur, cur->n);
+    inflight = cur;
+    cur = cur == &batches[0] ? &batches[1] : &batches[0];
+  }
+}
+/* Everything queued is compressed and written. */
+static void drain(void) {
+  submit();
+  submit();
+}
+
+static job_t *next_job(void) {
+  if (cur->n == batch_max) submit();
+  job_t *j = &cur->jobs[cur->n++];
+  j->zero = j->ready = 0;
+  j->outlen = 0;
+  j->c = NULL;
+  return j;
+}
+
+static content_t **contents;
+static size_t ncontents;
+
+static void write_file_blocks(void) {
+  for (size_t i = 0; i < ncontents; i++) {
+    content_t *c = contents[i];
+    prog.files++;
+    if (!c->nblocks) {
+      progress("data", 0);
+      continue;
+    }
+    uint64_t bytes = c->nblocks * opt.block_size;
+    if (opt.cache) {
+      drain(); /* keep the output in order */
+      if (cache_copy_file(c)) {
+        prog.reused += bytes - c->sparse; /* zero blocks are neither compressed nor reused */
+        prog.bytes += bytes;
+        progress("data", 0);
+        continue;
+      }
+    }
+    c->bsizes = xcalloc(c->nblocks, 4);
+    cache_file_begin(c);
+    int fd = open(c->src->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) die("open %s: %s", c->src->path, strerror(errno));
+    for (uint64_t b = 0; b < c->nblocks; b++) {
+      job_t *j = next_job();
+      j->c = c;
+      j->b = b;
+      j->len = opt.block_size;
+      int z = read_block(fd, c->src, b * opt.block_size, opt.block_size, j->in);
+      if (z < 0) die("%s changed while being read", c->src->path);
+      j->zero = z;
+      if (!z) prog.compressed += opt.block_size;
+    }
+    close(fd);
+    prog.bytes += bytes;
+    progress("data", 0);
+  }
+  drain();
+}
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Groups the tails (walk order), cutting after a tail whose path hash falls under its size out
+ * of half a block (so groups average about half a block and the cuts depend only on nearby
+ * entries), or when the next tail does not fit. */
+typedef struct {
+  size_t first, count;
+  uint32_t len;
+} group_t;
+
+static void write_fragments(void) {
+  content_t **tails = xcalloc(ncontents, sizeof *tails);
+  size_t ntails = 0;
+  for (size_t i = 0; i < ncontents; i++)
+    if (contents[i]->tail) tails[ntails++] = contents[i];
+  group_t *groups = xcalloc(ntails + 1, sizeof *groups);
+  size_t ngroups = 0;
+  uint32_t fill = 0;
+  uint64_t half = opt.block_size / 2;
+  for (size_t i = 0; i < ntails; i++) {
+    content_t *t = tails[i];
+    if (fill + t->tail > opt.block_size) {
+      ngroups++;
+      fill = 0;
+    }
+    group_t *g = &groups[ngroups];
+    if (!fill) g->first = i, g->count = 0;
+    t->frag = (uint32_t)ngroups;
+    t->fragoff = fill;
+    fill += t->tail;
+    g->count++;
+    g->len = fill;
+    uint8_t d[32];
+    const char *rel = t->src->path + strlen(opt.source); /* relative: the same tree anywhere */
+    while (*rel == '/') rel++;
+    sha_once(rel, strlen(rel), d);
+    uint64_t h;
+    memcpy(&h, d, 8);
+    if (h % half < t->tail) {
+      ngroups++;
+      fill = 0;
+    }
+  }
+  if (fill) ngroups++;
+  nfrags = (uint32_t)ngroups;
+  frags = xcalloc(ngroups, sizeof *frags);
+  frag_paths = opt.cache ? xcalloc(ngroups, sizeof *frag_paths) : NULL;
+  for (size_t gi = 0; gi < ngroups; gi++) {
+    group_t *g = &groups[gi];
+    job_t *j = next_job();
+    j->b = gi;
+    j->len = g->len;
+    if (opt.cache) {
+      buf_t k = {0};
+      for (size_t m = 0; m < g->count; m++) {
+        buf_put(&k, tails[g->first + m]->digest, 32);
+        buf_u32(&k, tails[g->first + m]->tail);
+      }
+      char hex[65];
+      cache_key("fragment", k.p, k.len, hex);
+      free(k.p);
+      char *path = cache_path("fragments", hex, 1);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        uint8_t hdr[FRAG_HDR];
+        struct stat st;
+        const char *why = NULL;
+        if (fstat(fd, &st) != 0 || pread_full(fd, hdr, FRAG_HDR, 0) != FRAG_HDR || memcmp(hdr, FRAG_MAGIC, 8) != 0) why = "bad header";
+        uint32_t word = why ? 0 : get_le32(hdr + 8), len = word & ~UNCOMPRESSED_BLOCK;
+        if (!why && (get_le32(hdr + 12) != g->len || len > g->len || (uint64_t)st.st_size != FRAG_HDR + (uint64_t)len)) why = "wrong size";
+        if (!why && pread_full(fd, j->out, len, FRAG_HDR) != (ssize_t)len) why = "truncated";
+        uint8_t d[32];
+        if (!why) {
+          sha_once(j->out, len, d);
+          if (memcmp(d, hdr + 16, 32) != 0) why = "digest mismatch";
+        }
+        close(fd);
+        if (!why) {
+          j->ready = 1;
+          j->outlen = word;
+          prog.reused += g->len;
+          prog.bytes += g->len;
+          free(path);
+          continue;
+        }
+        drop_damaged(path, why);
+      }
+      frag_paths[gi] = path;
+    }
+    for (size_t m = 0; m < g->count; m++) {
+      content_t *t = tails[g->first + m];
+      int fd = open(t->src->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) die("open %s: %s", t->src->path, strerror(errno));
+      if (pread_full(fd, j->in + t->fragoff, t->tail, t->nblocks * opt.block_size) != (ssize_t)t->tail)
+        die("%s changed while being read", t->src->path);
+      close(fd);
+    }
+    prog.compressed += g->len;
+    prog.bytes += g->len;
+    progress("fragments", 0);
+  }
+  drain();
+  free(tails);
+  free(groups);
+}
+
+/* ---------------------------------------------------------------- metadata streams */
+
+typedef struct {
+  buf_t out;
+  uint8_t blk[META_SIZE];
+  size_t fill;
+  uint64_t nblocks;
+  uint64_t *starts;
+  size_t starts_cap;
+} ms_t;
+
+static uint8_t meta_out[META_SIZE];
+
+static void ms_flush(ms_t *m) {
+  if (!m->fill) return;
+  if (m->nblocks == m->starts_cap) {
+    m->starts_cap = m->starts_cap ? m->starts_cap * 2 : 64;
+    m->starts = xrealloc(m->starts, m->starts_cap * sizeof *m->starts);
+  }
+  m->starts[m->nblocks++] = m->out.len;
+  size_t c = compress_block(pool.n, m->blk, m->fill, meta_out); /* the main thread's context */
+  if (c) {
+    buf_u16(&m->out, (uint16_t)c);
+    buf_put(&m->out, meta_out, c);
+  } else {
+    buf_u16(&m->out, (uint16_t)(m->fill | 0x8000));
+    buf_put(&m->out, m->blk, m->fill);
+  }
+  m->fill = 0;
+}
+static void ms_write(ms_t *m, const void *p, size_t n) {
+  const uint8_t *s = p;
+  while (n) {
+    size_t k = META_SIZE - m->fill < n ? META_SIZE - m->fill : n;
+    memcpy(m->blk + m->fill, s, k);
+    m->fill += k;
+    s += k;
+    n -= k;
+    if (m->fill == META_SIZE) ms_flush(m);
+  }
+}
+static uint64_t ms_ref(const ms_t *m) { return (uint64_t)m->out.len << 16 | m->fill; }
+static uint64_t ms_upos(const ms_t *m) { return m->nblocks * META_SIZE + m->fill; }
+static uint64_t ms_block_start(const ms_t *m, uint64_t b) { return b < m->nblocks ? m->starts[b] : m->out.len; }
+
+/* Writes a lookup table (metadata blocks, then the list of their positions); returns the position
+ * of the list. */
+static uint64_t write_table(const void *data, size_t len) {
+  ms_t m = {0};
+  ms_write(&m, data, len);
+  ms_flush(&m);
+  uint64_t base = wpos;
+  out_write(m.out.p, m.out.len);
+  uint64_t list = wpos;
+  for (uint64_t i = 0; i < m.nblocks; i++) {
+    uint8_t v[8];
+    put_le64(v, base + m.starts[i]);
+    out_write(v, 8);
+  }
+  free(m.out.p);
+  free(m.starts);
+  return list;
+}
+
+/* ---------------------------------------------------------------- inodes and directories */
+
+static ms_t itab, dtab;
+
+static uint16_t id_index(uint32_t id) {
+  uint32_t *p = bsearch(&id, ids, nids, sizeof *ids, cmp_u32);
+  return (uint16_t)(p - ids);
+}
+
+static int basic_type(uint32_t mode) {
+  if (S_ISDIR(mode)) return 1;
+  if (S_ISREG(mode)) return 2;
+  if (S_ISLNK(mode)) return 3;
+  if (S_ISBLK(mode)) return 4;
+  if (S_ISCHR(mode)) return 5;
+  if (S_ISFIFO(mode)) return 6;
+  return 7;
+}
+
+static void inode_header(buf_t *b, const node_t *n, int type) {
+  buf_u16(b, (uint16_t)type);
+  buf_u16(b, (uint16_t)(n->mode & 07777));
+  buf_u16(b, id_index(n->uid));
+  buf_u16(b, id_index(n->gid));
+  buf_u32(b, n->mtime);
+  buf_u32(b, n->ino);
+}
+
+static void write_inode(node_t *n) {
+  buf_t b = {0};
+  int t = basic_type(n->mode);
+  int ext = n->xid != NO_XATTR;
+  if (S_ISREG(n->mode)) {
+    content_t *c = n->content;
+    /* Zero blocks count as sparse whatever the source's allocation (mksquashfs looks at
+     * st_blocks; that would make the image depend on the disk, not the tree). */
+    uint64_t sparse = c->sparse && c->sparse >= c->size ? c->size - 1 : c->sparse;
+    ext |= n->nlink > 1 || c->size > UINT32_MAX || c->start > UINT32_MAX || sparse > 0;
+    inode_header(&b, n, ext ? 9 : 2);
+    if (ext) {
+      buf_u64(&b, c->start);
+      buf_u64(&b, c->size);
+      buf_u64(&b, sparse);
+      buf_u32(&b, n->nlink);
+      buf_u32(&b, c->tail ? c->frag : INVALID_FRAG);
+      buf_u32(&b, c->tail ? c->fragoff : 0);
+      buf_u32(&b, n->xid);
+    } else {
+      buf_u32(&b, (uint32_t)c->start);
+      buf_u32(&b, c->tail ? c->frag : INVALID_FRAG);
+      buf_u32(&b, c->tail ? c->fragoff : 0);
+      buf_u32(&b, (uint32_t)c->size);
+    }
+    for (uint64_t i = 0; i < c->nblocks; i++) buf_u32(&b, c->bsizes[i]);
+  } else {
+    inode_header(&b, n, ext ? t + 7 : t);
+    buf_u32(&b, n->nlink);
+    if (S_ISLNK(n->mode)) {
+      buf_u32(&b, (uint32_t)n->size);
+      buf_put(&b, n->target, n->size);
+    } else if (S_ISBLK(n->mode) || S_ISCHR(n->mode)) {
+      buf_u32(&b, n->rdev);
+    }
+    if (ext) buf_u32(&b, n->xid);
+  }
+  n->iref = ms_ref(&itab);
+  ms_write(&itab, b.p, b.len);
+  free(b.p);
+}
+
+static void write_dir(node_t *d, uint32_t parent) {
+  /* The listing, built in memory first so header counts can be filled in; a new header starts
+   * when 256 entries are reached, the inode block changes, the inode number is too far from the
+   * header's, or the listing moves into the next directory-table block (those headers are indexed). */
+  uint64_t start_ref = ms_ref(&dtab), start_upos = ms_upos(&dtab);
+  buf_t l = {0}, idx = {0};
+  size_t hdr_at = 0, count = 0;
+  uint32_t hdr_block = 0, hdr_ino = 0;
+  uint64_t hdr_meta = 0, last_indexed = start_upos / META_SIZE;
+  uint16_t nidx = 0;
+  int have = 0;
+  for (uint32_t i = 0; i < d->nkids; i++) {
+    node_t *k = d->kids[i], *p = k->primary;
+    uint32_t block = (uint32_t)(p->iref >> 16);
+    uint16_t off = (uint16_t)(p->iref & 0xffff);
+    int64_t diff = (int64_t)p->ino - (int64_t)hdr_ino;
+    uint64_t here = start_upos + l.len;
+    if (!have || count == 256 || block != hdr_block || diff < -32768 || diff > 32767 || here / META_SIZE != hdr_meta) {
+      if (have) put_le32(l.p + hdr_at, (uint32_t)(count - 1));
+      hdr_at = l.len;
+      hdr_block = block;
+      hdr_ino = p->ino;
+      hdr_meta = here / META_SIZE;
+      count = 0;
+      have = 1;
+      buf_u32(&l, 0);
+      buf_u32(&l, block);
+      buf_u32(&l, hdr_ino);
+      if (hdr_meta != last_indexed) {
+        last_indexed = hdr_meta;
+        buf_u32(&idx, (uint32_t)hdr_at);
+        buf_u32(&idx, (uint32_t)hdr_meta); /* block number; resolved to a position below */
+        size_t nl = strlen(k->name);
+        buf_u32(&idx, (uint32_t)(nl - 1));
+        buf_put(&idx, k->name, nl);
+        nidx++;
+      }
+      diff = 0;
+    }
+    size_t nl = strlen(k->name);
+    buf_u16(&l, off);
+    buf_u16(&l, (uint16_t)(int16_t)diff);
+    buf_u16(&l, (uint16_t)basic_type(p->mode));
+    buf_u16(&l, (uint16_t)(nl - 1));
+    buf_put(&l, k->name, nl);
+    count++;
+  }
+  if (have) put_le32(l.p + hdr_at, (uint32_t)(count - 1));
+  ms_write(&dtab, l.p, l.len);
+  /* Index entries name their header's metadata block by position, now that it is known. */
+  for (size_t at = 0, i = 0; i < nidx; i++) {
+    uint32_t blockno = get_le32(idx.p + at + 4);
+    put_le32(idx.p + at + 4, (uint32_t)ms_block_start(&dtab, blockno));
+    at += 12 + get_le32(idx.p + at + 8) + 1;
+  }
+  uint64_t size = l.len + 3;
+  int ext = d->xid != NO_XATTR || nidx > 0 || size > 0xffff;
+  buf_t b = {0};
+  inode_header(&b, d, ext ? 8 : 1);
+  uint32_t nlink = 2 + d->ndirs;
+  if (ext) {
+    buf_u32(&b, nlink);
+    buf_u32(&b, (uint32_t)size);
+    buf_u32(&b, (uint32_t)(start_ref >> 16));
+    buf_u32(&b, parent);
+    buf_u16(&b, nidx);
+    buf_u16(&b, (uint16_t)(start_ref & 0xffff));
+    buf_u32(&b, d->xid);
+    buf_put(&b, idx.p, idx.len);
+  } else {
+    buf_u32(&b, (uint32_t)(start_ref >> 16));
+    buf_u32(&b, nlink);
+    buf_u16(&b, (uint16_t)size);
+    buf_u16(&b, (uint16_t)(start_ref & 0xffff));
+    buf_u32(&b, parent);
+  }
+  d->iref = ms_ref(&itab);
+  ms_write(&itab, b.p, b.len);
+  free(b.p);
+  free(l.p);
+  free(idx.p);
+}
+
+static void set_parents(node_t *d, uint32_t *parent_of) {
+  for (uint32_t i = 0; i < d->nkids; i++)
+    if (S_ISDIR(d->kids[i]->mode)) {
+      parent_of[d->kids[i]->ino] = d->ino;
+      set_parents(d->kids[i], parent_of);
+    }
+}
+
+/* ---------------------------------------------------------------- xattr table */
+
+static uint64_t write_xattrs(void) {
+  ms_t kv = {0};
+  map_t values = {0};
+  buf_t table = {0};
+  for (size_t s = 0; s < nxsets; s++) {
+    const uint8_t *p = xsets[s].p;
+    uint32_t count = get_le32(p), size = 0;
+    p += 4;
+    uint64_t ref = ms_ref(&kv);
+    for (uint32_t i = 0; i < count; i++) {
+      uint16_t type = (uint16_t)(p[0] | p[1] << 8), nl = (uint16_t)(p[2] | p[3] << 8);
+      const uint8_t *name = p + 4;
+      uint32_t vl = get_le32(p + 4 + nl);
+      const uint8_t *val = p + 8 + nl;
+      p = val + vl;
+      uint8_t d[32];
+      sha_once(val, vl, d);
+      void *seen = vl > 8 ? map_get(&values, d) : NULL;
+      buf_t e = {0};
+      buf_u16(&e, (uint16_t)(type | (seen ? 0x100 : 0)));
+      buf_u16(&e, nl);
+      buf_put(&e, name, nl);
+      ms_write(&kv, e.p, e.len);
+      size += (uint32_t)e.len;
+      e.len = 0;
+      if (seen) {
+        buf_u32(&e, 8);
+        buf_u64(&e, (uint64_t)(uintptr_t)seen - 1);
+      } else {
+        if (vl > 8) map_put(&values, d, (void *)(uintptr_t)(ms_ref(&kv) + 1));
+        buf_u32(&e, vl);
+        buf_put(&e, val, vl);
+      }
+      ms_write(&kv, e.p, e.len);
+      size += (uint32_t)e.len;
+      free(e.p);
+    }
+    buf_u64(&table, ref);
+    buf_u32(&table, count);
+    buf_u32(&table, size);
+  }
+  ms_flush(&kv);
+  uint64_t kv_start = wpos;
+  out_write(kv.out.p, kv.out.len);
+  /* The id table's blocks, then the header and their positions. */
+  ms_t m = {0};
+  ms_write(&m, table.p, table.len);
+  ms_flush(&m);
+  uint64_t base = wpos;
+  out_write(m.out.p, m.out.len);
+  uint64_t hdr = wpos;
+  buf_t h = {0};
+  buf_u64(&h, kv_start);
+  buf_u32(&h, (uint32_t)nxsets);
+  buf_u32(&h, 0);
+  for (uint64_t i = 0; i < m.nblocks; i++) buf_u64(&h, base + m.starts[i]);
+  out_write(h.p, h.len);
+  free(h.p);
+  free(m.out.p);
+  free(m.starts);
+  free(kv.out.p);
+  free(kv.starts);
+  free(table.p);
+  return hdr;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static void usage(int code) {
+  fprintf(code ? stderr : stdout,
+          "usage: " PROG " SOURCE OUTPUT [--offset N] [--comp gzip|xz|zstd|lz4] [--level N]\n"
+          "         [--block-size N] [--jobs N] [--clamp EPOCH] [--mkfs-time T] [--block-cache DIR]\n"
+          "         [--progress-fd N]\n");
+  exit(code);
+}
+
+static uint64_t num(const char *flag, const char *v, uint64_t max) {
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 10);
+  if (errno || !*v || *end || x > max || *v == '-') {
+    fprintf(stderr, PROG ": error: %s: bad value '%s'\n", flag, v);
+    exit(2);
+  }
+  return x;
+}
+
+int main(int argc, char **argv) {
+  const char *pos[2];
+  int npos = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) usage(0);
+    if (a[0] == '-' && a[1] == '-') {
+      if (i + 1 >= argc) {
+        fprintf(stderr, PROG ": error: %s needs a value\n", a);
+        exit(2);
+      }
+      const char *v = argv[++i];
+      if (!strcmp(a, "--offset")) opt.offset = num(a, v, UINT64_MAX / 2);
+      else if (!strcmp(a, "--comp")) {
+        if (!strcmp(v, "gzip")) opt.comp = COMP_GZIP;
+        else if (!strcmp(v, "xz")) opt.comp = COMP_XZ;
+        else if (!strcmp(v, "zstd")) opt.comp = COMP_ZSTD;
+        else if (!strcmp(v, "lz4")) opt.comp = COMP_LZ4;
+        else {
+          fprintf(stderr, PROG ": error: --comp: unknown compressor '%s' (gzip, xz, zstd, lz4)\n", v);
+          exit(2);
+        }
+      } else if (!strcmp(a, "--level")) opt.level = (int)num(a, v, 22);
+      else if (!strcmp(a, "--block-size")) {
+        uint64_t bs = num(a, v, 1 << 20);
+        int log = 0;
+        while ((1ull << log) < bs) log++;
+        if (bs < 4096 || (1ull << log) != bs) {
+          fprintf(stderr, PROG ": error: --block-size: must be a power of two from 4096 to 1048576\n");
+          exit(2);
+        }
+        opt.block_size = (uint32_t)bs;
+        opt.block_log = (uint32_t)log;
+      } else if (!strcmp(a, "--jobs")) opt.jobs = (int)num(a, v, 256);
+      else if (!strcmp(a, "--clamp")) opt.clamp = (uint32_t)num(a, v, UINT32_MAX), opt.has_clamp = 1;
+      else if (!strcmp(a, "--mkfs-time")) opt.mkfs_time = (uint32_t)num(a, v, UINT32_MAX), opt.has_mkfs_time = 1;
+      else if (!strcmp(a, "--block-cache")) opt.cache = v;
+      else if (!strcmp(a, "--progress-fd")) opt.progress_fd = (int)num(a, v, INT_MAX);
+      else {
+        fprintf(stderr, PROG ": error: unknown option %s\n", a);
+        exit(2);
+      }
+    } else if (npos < 2) {
+      pos[npos++] = a;
+    } else {
+      usage(2);
+    }
+  }
+  if (npos != 2) usage(2);
+  /* SOURCE without trailing slashes: "dir" and "dir/" are the same tree. */
+  char *source = xstrdup(pos[0]);
+  for (size_t l = strlen(source); l > 1 && source[l - 1] == '/'; l--) source[l - 1] = 0;
+  opt.source = source;
+  opt.output = pos[1];
+  int default_level = opt.comp == COMP_GZIP ? 9 : opt.comp == COMP_XZ ? 6 : opt.comp == COMP_ZSTD ? 15 : 0;
+  if (opt.level < 0) opt.level = default_level;
+  if ((opt.comp == COMP_GZIP && (opt.level < 1 || opt.level > 9)) || (opt.comp == COMP_XZ && opt.level > 9) ||
+      (opt.comp == COMP_ZSTD && (opt.level < 1 || opt.level > ZSTD_maxCLevel())) || (opt.comp == COMP_LZ4 && opt.level > LZ4HC_CLEVEL_MAX)) {
+    fprintf(stderr, PROG ": error: --level %d is out of range for %s\n", opt.level, comp_name(opt.comp));
+    exit(2);
+  }
+  if (!opt.jobs) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    opt.jobs = n > 0 ? (int)n : 1;
+  }
+  if (!opt.has_mkfs_time) opt.mkfs_time = opt.has_clamp ? opt.clamp : 0;
+  if (opt.cache && mkdir(opt.cache, 0755) != 0 && errno != EEXIST) die("--block-cache %s: %s", opt.cache, strerror(errno));
+
+  struct stat rst;
+  if (stat(opt.source, &rst) != 0) die("%s: %s", opt.source, strerror(errno));
+  if (!S_ISDIR(rst.st_mode)) die("%s: not a directory", opt.source);
+
+  pool_start(opt.jobs);
+  zctx = xcalloc((size_t)opt.jobs + 1, sizeof *zctx); /* workers, then the main thread */
+  if (opt.comp == COMP_ZSTD)
+    for (int i = 0; i <= opt.jobs; i++) zctx[i] = ZSTD_createCCtx();
+
+  /* 1. The tree, and the inode order. */
+  progress("scan", 1);
+  node_t *root = scan(opt.source, "");
+  qsort(ids, nids, sizeof *ids, cmp_u32);
+  if (nids > 65535) die("too many distinct owners (%zu; squashfs stores at most 65535)", nids);
+  make_order(root);
+
+  /* 2. Content digests (parallel over files), then distinct contents in walk order. */
+  for (size_t i = 0; i < norder; i++)
+    if (S_ISREG(order[i]->mode)) nregs++;
+  regs = xcalloc(nregs, sizeof *regs);
+  nregs = 0;
+  for (size_t i = 0; i < norder; i++)
+    if (S_ISREG(order[i]->mode)) regs[nregs++] = order[i];
+  tbuf = xcalloc((size_t)opt.jobs + 1, sizeof *tbuf);
+  for (int i = 0; i <= opt.jobs; i++) tbuf[i] = xmalloc(opt.block_size);
+  progress("hash", 1);
+  pool_run(hash_task, NULL, nregs);
+  map_t cmap = {0};
+  contents = xcalloc(nregs, sizeof *contents);
+  for (size_t i = 0; i < nregs; i++) {
+    node_t *n = regs[i];
+    if (n->error) die("%s: %s", n->path, n->error);
+    content_t *c = map_get(&cmap, n->digest);
+    if (!c) {
+      c = xcalloc(1, sizeof *c);
+      memcpy(c->digest, n->digest, 32);
+      c->size = n->size;
+      c->nblocks = n->size / opt.block_size;
+      c->tail = (uint32_t)(n->size % opt.block_size);
+      c->src = n;
+      c->cfd = -1;
+      map_put(&cmap, c->digest, c);
+      contents[ncontents++] = c;
+      prog.bytes_total += n->size;
+    }
+    n->content = c;
+  }
+  prog.files_total = ncontents;
+  for (int i = 0; i <= opt.jobs; i++) free(tbuf[i]);
+
+  /* 3. The data region. */
+  outfd = open(opt.output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (outfd < 0) die("%s: %s", opt.output, strerror(errno));
+  if (ftruncate(outfd, 0) != 0) die("%s: %s", opt.output, strerror(errno));
+  {
+    uint8_t *z = xcalloc(1, 65536);
+    for (uint64_t o = 0; o < opt.offset; o += 65536)
+      if (pwrite_full(outfd, z, opt.offset - o < 65536 ? opt.offset - o : 65536, o) != 0) die("write %s: %s", opt.output, strerror(errno));
+    free(z);
+  }
+  wpos = obuf_pos = 96;
+  int comp_opts = 0;
+  {
+    buf_t co = {0};
+    if (opt.comp == COMP_LZ4) {
+      buf_u32(&co, 1);
+      buf_u32(&co, opt.level > 0 ? 1 : 0);
+    } else if (opt.comp == COMP_GZIP && opt.level != 9) {
+      buf_u32(&co, (uint32_t)opt.level);
+      buf_u16(&co, 15);
+      buf_u16(&co, 0);
+    } else if (opt.comp == COMP_ZSTD && opt.level != 15) {
+      buf_u32(&co, (uint32_t)opt.level);
+    }
+    if (co.len) {
+      uint8_t h[2] = {(uint8_t)co.len, 0x80};
+      out_write(h, 2);
+      out_write(co.p, co.len);
+      comp_opts = 1;
+    }
+    free(co.p);
+  }
+  /* Each batch: 8 blocks per worker, at most 16 MiB of input, at least 2 per worker. */
+  batch_max = (size_t)opt.jobs * 8;
+  if (batch_max * opt.block_size > (16u << 20)) batch_max = (16u << 20) / opt.block_size;
+  if (batch_max < (size_t)opt.jobs * 2) batch_max = (size_t)opt.jobs * 2;
+  for (int k = 0; k < 2; k++) {
+    batches[k].jobs = xcalloc(batch_max, sizeof(job_t));
+    for (size_t i = 0; i < batch_max; i++) {
+      batches[k].jobs[i].in = xmalloc(opt.block_size);
+      batches[k].jobs[i].out = xmalloc(opt.block_size);
+    }
+  }
+  write_file_blocks();
+  write_fragments();
+  progress("tables", 1);
+  for (int k = 0; k < 2; k++) {
+    for (size_t i = 0; i < batch_max; i++) {
+      free(batches[k].jobs[i].in);
+      free(batches[k].jobs[i].out);
+    }
+    free(batches[k].jobs);
+  }
+
+  /* 4. Inodes and directories, in the order fixed above. */
+  uint32_t *parent_of = xcalloc((size_t)ninodes + 2, sizeof *parent_of);
+  parent_of[root->ino] = ninodes + 1;
+  set_parents(root, parent_of);
+  uint64_t *irefs = xcalloc((size_t)ninodes + 1, sizeof *irefs);
+  for (size_t i = 0; i < norder; i++) {
+    node_t *n = order[i];
+    if (S_ISDIR(n->mode)) write_dir(n, parent_of[n->ino]);
+    else write_inode(n);
+    irefs[n->ino] = n->iref;
+  }
+  ms_flush(&itab);
+  ms_flush(&dtab);
+
+  /* 5. The tables, contiguous, in the order the kernel checks. */
+  uint64_t inode_table = wpos;
+  out_write(itab.out.p, itab.out.len);
+  uint64_t dir_table = wpos;
+  out_write(dtab.out.p, dtab.out.len);
+  uint64_t frag_table = wpos;
+  if (nfrags) {
+    buf_t ft = {0};
+    for (uint32_t i = 0; i < nfrags; i++) {
+      buf_u64(&ft, frags[i].start);
+      buf_u32(&ft, frags[i].size);
+      buf_u32(&ft, 0);
+    }
+    frag_table = write_table(ft.p, ft.len);
+    free(ft.p);
+  }
+  buf_t et = {0};
+  for (uint32_t i = 1; i <= ninodes; i++) buf_u64(&et, irefs[i]);
+  uint64_t export_table = write_table(et.p, et.len);
+  free(et.p);
+  buf_t it = {0};
+  for (size_t i = 0; i < nids; i++) buf_u32(&it, ids[i]);
+  uint64_t id_table = write_table(it.p, it.len);
+  free(it.p);
+  uint64_t xattr_table = nxsets ? write_xattrs() : UINT64_MAX;
+  uint64_t bytes_used = wpos;
+  out_flush();
+
+  /* 6. The super block, the padding. */
+  buf_t sb = {0};
+  buf_u32(&sb, 0x73717368);
+  buf_u32(&sb, ninodes);
+  buf_u32(&sb, opt.mkfs_time);
+  buf_u32(&sb, opt.block_size);
+  buf_u32(&sb, nfrags);
+  buf_u16(&sb, (uint16_t)opt.comp);
+  buf_u16(&sb, (uint16_t)opt.block_log);
+  buf_u16(&sb, (uint16_t)(0x0040 | 0x0080 | (nxsets ? 0 : 0x0200) | (comp_opts ? 0x0400 : 0)));
+  buf_u16(&sb, (uint16_t)nids);
+  buf_u16(&sb, 4);
+  buf_u16(&sb, 0);
+  buf_u64(&sb, root->iref);
+  buf_u64(&sb, bytes_used);
+  buf_u64(&sb, id_table);
+  buf_u64(&sb, xattr_table);
+  buf_u64(&sb, inode_table);
+  buf_u64(&sb, dir_table);
+  buf_u64(&sb, frag_table);
+  buf_u64(&sb, export_table);
+  if (pwrite_full(outfd, sb.p, sb.len, opt.offset) != 0) die("write %s: %s", opt.output, strerror(errno));
+  free(sb.p);
+  uint64_t total = (bytes_used + 4095) & ~(uint64_t)4095;
+  if (ftruncate(outfd, (off_t)(opt.offset + total)) != 0) die("%s: %s", opt.output, strerror(errno));
+  if (fsync(outfd) != 0 || close(outfd) != 0) die("%s: %s", opt.output, strerror(errno));
+  progress("done", 1);
+  if (cache_damaged) warn("block cache: %llu damaged entries recomputed", (unsigned long long)cache_damaged);
+  return 0;
+}
