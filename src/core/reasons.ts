@@ -109,6 +109,7 @@ export const REASONS = {
     'step-start-failed',
     'tool-failed',
     'tool-missing',
+    'squashfs-writer-unsupported',
     'no-source',
     'files-source-missing',
     'files-destination-invalid',
