@@ -181,6 +181,8 @@ export class TarParser {
     this.#state = pad > 0 ? 'padding' : 'header';
   }
 
+  // Long on purpose: the header dispatch of the parser's hot loop (end blocks, checksums, PAX and GNU
+  // headers, entry types) in one switch, with no call per entry.
   #onHeader(block: Buffer): void {
     const headerOffset = this.#position - BLOCK;
     if (isZeroBlock(block)) {

@@ -65,6 +65,8 @@ const UNSAFE_HINT = "orchestrator never writes outside a layer's folder; this la
 const CORRUPT_HINT = 'the blob is damaged or not a tar layer: remove it from the cache and pull it again';
 
 /** Unpack a layer blob into `destination` in overlay format. See the file comment for the protocol. */
+// Long on purpose: the one loop over a layer's entries (whiteouts, links, devices, xattrs), so that
+// every path check stands beside the write it guards.
 export async function unpackLayer(options: UnpackLayerOptions): Promise<Result<UnpackedLayer>> {
   const { source, destination, tmpDir, expectedDiffId, signal } = options;
   const name = options.layerDigest ?? expectedDiffId ?? (typeof source === 'string' ? source : basename(destination));

@@ -156,6 +156,8 @@ export function checkSchema(data: unknown, source: YamlSource): Diagnostic[] {
   return out;
 }
 
+// Long on purpose: one case per JSON Schema keyword ajv reports, each its message and location: a
+// table of cases, not a flow.
 function mapError(e: ErrorObject, source: YamlSource): Diagnostic | undefined {
   const path = pointerSegments(e.instancePath);
   const parent = (e.parentSchema ?? {}) as Record<string, unknown>;

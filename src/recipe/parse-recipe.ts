@@ -109,6 +109,8 @@ function nulByte(lines: readonly string[], index: LineIndex): Diagnostic | undef
 
 type At = (line: number, column: number, length?: number) => ReturnType<LineIndex['at']>;
 
+// Long on purpose: one pass over a stage's lines (header, sections, continuations, comments) with
+// the parser's position kept in one place; pieces would pass it through every call.
 function parseStage(chunk: readonly string[], offset: number, stageIndex: number, at: At, diagnostics: Diagnostic[]): Stage {
   const header = new Map<string, HeaderField>();
   const sections: Section[] = [];

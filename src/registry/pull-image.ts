@@ -55,6 +55,8 @@ export interface PullImageOptions {
  * and every layer into the store. A digest-pinned reference whose blobs are all in the store needs
  * no network at all.
  */
+// Long on purpose: resolve, config, layers, each followed by its result check, in the order a
+// reader follows a pull.
 export async function pullImage(ref: ImageReference, options: PullImageOptions): Promise<Result<PulledImage>> {
   const client = options.client ?? new RegistryClient({ ...options.clientOptions });
   const unsubscribe = options.onEvent ? client.subscribe(options.onEvent) : () => undefined;

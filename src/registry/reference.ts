@@ -83,6 +83,8 @@ export function apiHostOf(registry: string): string {
  * Parses `docker://[HOST[:PORT]/]PATH[:TAG][@sha256:HEX]` (the `docker://` prefix is optional).
  * Invalid references give a `bad-reference` diagnostic naming the bad part.
  */
+// Long on purpose: the reference read left to right (scheme, host, path, tag, digest), each part
+// with its own error.
 export function parseReference(text: string, options: ReferenceOptions = {}): Result<ImageReference> {
   let rest = text.trim();
   if (rest.startsWith('docker://')) rest = rest.slice('docker://'.length);

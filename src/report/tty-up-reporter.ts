@@ -28,6 +28,7 @@ type Task = ListrTaskWrapper<unknown, never, never>;
  * listr2 on a terminal: one line per target with what it is doing now (its step, the last line of
  * its script's output), ticked off as it finishes; failures in full after the list; one summary line.
  */
+// Long on purpose: listr2's tasks and the events that drive them share the state of one closure.
 export function ttyUpReporter(
   out: NodeJS.WritableStream,
   err: NodeJS.WritableStream,

@@ -154,7 +154,6 @@ export function containerEnvironment(options: ContainerOptions, extra: { home: s
 export async function planContainer(options: ContainerOptions, session?: SessionDir): Promise<Result<StarterPlan>> {
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
-  const root = uid === 0;
   let S: string;
   if (session) S = session.path;
   else {
@@ -163,38 +162,93 @@ export async function planContainer(options: ContainerOptions, session?: Session
     S = dir.value.path;
   }
   const R = join(S, 'root');
-  const inside = (p: string): string => join(R, p);
   const ops: StarterOp[] = [
     { op: 'session', target: S, data: 'size=256m,mode=0755' },
     { op: 'mkdir', path: R },
     { op: 'mkdir', path: join(S, 'files') },
   ];
   const mode = options.root.kind === 'overlay' ? 'ephemeral' : options.mode;
-  let container = '';
+  const plan: SessionPlan = { options, ops, S, R, uid, gid, root: uid === 0, mode, canCreate: mode !== 'writable' };
+  const container = await rootOps(plan);
+  if (!container.ok) return container;
 
-  const overlayOver = (lowers: string[], rootMode: number): void => {
-    ops.push({ op: 'mkdir', path: join(S, 'upper') }, { op: 'mkdir', path: join(S, 'work') }, { op: 'chmod', path: join(S, 'upper'), mode: rootMode });
-    ops.push({ op: 'overlay', target: R, lowers, upper: join(S, 'upper'), work: join(S, 'work') });
-  };
-  /** What the caller sees of a host folder's mode as the root of the container. */
-  const seenMode = (path: string): number => {
-    const m = statSync(path).mode & 0o7777;
-    if (root) return m & 0o777;
-    const st = statSync(path);
-    if (st.uid === uid) return m & 0o777;
-    const o = m & 0o7;
-    return (o << 6) | (o << 3) | o;
-  };
+  const hostHome = options.hostEnv['HOME'] ?? (plan.root ? '/root' : '/');
+  const home = options.home ?? { source: hostHome, target: hostHome };
+  systemMounts(plan);
+  if (options.defaultBinds !== false) defaultBinds(plan, home);
+  for (const f of options.hostFiles ?? []) ops.push({ op: 'bind', source: f, target: inside(plan, f), flags: [...optionalFlags(plan), 'ro', 'norec'] });
+  if (options.home && !exists(options.home.source)) {
+    return fail(error('home-not-found', `--home: ${options.home.source} does not exist`, { hint: 'create it, or give an existing folder' }));
+  }
+  const binds = userBinds(plan, home);
+  if (!binds.ok) return binds;
 
+  const cwdInside = options.defaultBinds !== false && options.contain !== true && options.cwd !== '/';
+  if (cwdInside) ops.push({ op: 'bind', source: options.cwd, target: inside(plan, options.cwd), flags: [...optionalFlags(plan), 'ifmissing', 'nosuid', 'nodev'] });
+  if (mode === 'read-only') ops.push({ op: 'remount-ro', path: R });
+  ops.push({ op: 'pivot', newRoot: R });
+
+  const env = containerEnvironment(options, { home: home.target, container: container.value });
+  const { command, fallback } = actionCommand(options.action, options.args, env);
+  const cwd = options.pwd !== undefined ? [options.pwd] : [...(cwdInside ? [options.cwd] : []), home.target, '/'];
+  return ok({
+    userns: !plan.root,
+    pidns: options.pidNamespace === true,
+    ops,
+    cwd,
+    env,
+    noNewPrivs: true,
+    command,
+    ...(fallback ? { fallback } : {}),
+  });
+}
+
+/** A session being planned: the starter operations so far and what decides the next ones. */
+interface SessionPlan {
+  readonly options: ContainerOptions;
+  readonly ops: StarterOp[];
+  /** The session folder, and the container's root inside it. */
+  readonly S: string;
+  readonly R: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly root: boolean;
+  readonly mode: ContainerOptions['mode'];
+  /** Mount points may be made (in the overlay's upper); in a --writable root they must exist. */
+  readonly canCreate: boolean;
+}
+
+const inside = (plan: SessionPlan, p: string): string => join(plan.R, p);
+/** Flags of mounts every session has (made when missing, else skipped in a --writable root). */
+const systemFlags = (plan: SessionPlan): BindFlag[] => (plan.canCreate ? ['mkpoint'] : ['optional']);
+/** Flags of mounts a session may go without. */
+const optionalFlags = (plan: SessionPlan): BindFlag[] => (plan.canCreate ? ['mkpoint', 'optional'] : ['optional']);
+
+/** What the caller sees of a host folder's mode as the root of the container. */
+function seenMode(plan: SessionPlan, path: string): number {
+  const st = statSync(path);
+  const m = st.mode & 0o7777;
+  if (plan.root || st.uid === plan.uid) return m & 0o777;
+  const o = m & 0o7;
+  return (o << 6) | (o << 3) | o;
+}
+
+function overlayOver(plan: SessionPlan, lowers: string[], rootMode: number): void {
+  const { ops, S, R } = plan;
+  ops.push({ op: 'mkdir', path: join(S, 'upper') }, { op: 'mkdir', path: join(S, 'work') }, { op: 'chmod', path: join(S, 'upper'), mode: rootMode });
+  ops.push({ op: 'overlay', target: R, lowers, upper: join(S, 'upper'), work: join(S, 'work') });
+}
+
+/** The container's root: an overlay of a build step, or an image (bound, mounted or extracted). Gives the container's path. */
+async function rootOps(plan: SessionPlan): Promise<Result<string>> {
+  const { options, ops, S, R, mode } = plan;
   const r = options.root;
   switch (r.kind) {
     case 'overlay':
-      container = r.upper;
       ops.push({ op: 'overlay', target: R, lowers: [...r.lowers], upper: r.upper, work: r.work });
-      break;
+      return ok(r.upper);
     case 'image': {
       const image = r.image;
-      container = image.path;
       if (mode === 'writable' && image.format === 'squashfs') {
         return fail(
           error('image-immutable', `${image.path}: a squashfs image is immutable; --writable works on sandboxes and ext3 images`, {
@@ -204,14 +258,14 @@ export async function planContainer(options: ContainerOptions, session?: Session
       }
       if (image.format === 'sandbox') {
         if (mode === 'writable') ops.push({ op: 'bind', source: image.path, target: R, flags: ['norec'] });
-        else overlayOver([image.path], seenMode(image.path));
-      } else if (root) {
+        else overlayOver(plan, [image.path], seenMode(plan, image.path));
+      } else if (plan.root) {
         const I = join(S, 'image');
         if (mode === 'writable') {
           ops.push({ op: 'image', type: image.format, file: image.path, offset: image.offset, target: R, writable: true });
         } else {
           ops.push({ op: 'mkdir', path: I }, { op: 'image', type: image.format, file: image.path, offset: image.offset, target: I, writable: false });
-          overlayOver([I], 0o755);
+          overlayOver(plan, [I], 0o755);
         }
       } else {
         if (mode === 'writable') {
@@ -225,72 +279,71 @@ export async function planContainer(options: ContainerOptions, session?: Session
         const { extractImage } = await import('./extract-image.js');
         const extracted = await extractImage(image, { cacheDir: options.cacheDir, ...(options.signal ? { signal: options.signal } : {}) });
         if (!extracted.ok) return extracted;
-        overlayOver([extracted.value], seenMode(extracted.value));
+        overlayOver(plan, [extracted.value], seenMode(plan, extracted.value));
       }
-      break;
+      return ok(image.path);
     }
     default:
       return unreachable(r);
   }
+}
 
-  // Mount points: created in the overlay's upper layer; in a --writable root they must exist.
-  const canCreate = mode !== 'writable';
-  const sys: BindFlag[] = canCreate ? ['mkpoint'] : ['optional'];
-  const opt: BindFlag[] = canCreate ? ['mkpoint', 'optional'] : ['optional'];
-  const pidns = options.pidNamespace === true;
+/** /proc, /sys and /dev: every session has them (build steps too). */
+function systemMounts(plan: SessionPlan): void {
+  const { ops } = plan;
+  const sys = systemFlags(plan);
+  if (plan.options.pidNamespace === true) ops.push({ op: 'proc', target: inside(plan, '/proc') });
+  else ops.push({ op: 'bind', source: '/proc', target: inside(plan, '/proc'), flags: sys });
+  ops.push({ op: 'bind', source: '/sys', target: inside(plan, '/sys'), flags: [...sys, 'nosuid', 'nodev'] });
+  if (plan.options.contain !== true) {
+    ops.push({ op: 'bind', source: '/dev', target: inside(plan, '/dev'), flags: sys });
+    return;
+  }
+  if (plan.canCreate) ops.push({ op: 'mkdir', path: inside(plan, '/dev') });
+  ops.push({ op: 'tmpfs', target: inside(plan, '/dev'), data: 'mode=0755,size=1m' });
+  for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty']) ops.push({ op: 'bind', source: `/dev/${d}`, target: inside(plan, `/dev/${d}`), flags: ['mkpoint', 'optional'] });
+  ops.push({ op: 'devpts', target: inside(plan, '/dev/pts') }, { op: 'mkdir', path: inside(plan, '/dev/shm') }, { op: 'tmpfs', target: inside(plan, '/dev/shm'), data: 'mode=1777' });
+}
+
+/** The default binds: the host's resolv.conf, hosts and localtime, the caller in passwd and group, $HOME, /tmp, /var/tmp. */
+function defaultBinds(plan: SessionPlan, home: { source: string; target: string }): void {
+  const { ops, options, S, uid, gid } = plan;
+  const sys = systemFlags(plan);
+  const opt = optionalFlags(plan);
+  for (const f of ['/etc/resolv.conf', '/etc/hosts', '/etc/localtime']) ops.push({ op: 'bind', source: f, target: inside(plan, f), flags: [...opt, 'ro', 'norec'] });
+  if (!plan.root) {
+    const user = passwdEntry(uid, gid, home.target, options.hostEnv);
+    const group = groupEntry(gid);
+    ops.push({ op: 'append-line', source: inside(plan, '/etc/passwd'), target: join(S, 'files', 'passwd'), prefix: `${user.name}:`, line: user.line });
+    ops.push({ op: 'append-line', source: inside(plan, '/etc/group'), target: join(S, 'files', 'group'), prefix: `${group.name}:`, line: group.line });
+    ops.push({ op: 'bind', source: join(S, 'files', 'passwd'), target: inside(plan, '/etc/passwd'), flags: [...opt, 'norec'] });
+    ops.push({ op: 'bind', source: join(S, 'files', 'group'), target: inside(plan, '/etc/group'), flags: [...opt, 'norec'] });
+  }
+  if (options.contain !== true) {
+    if (home.target !== '/') ops.push({ op: 'bind', source: home.source, target: inside(plan, home.target), flags: options.home ? [...sys, 'nosuid', 'nodev'] : [...opt, 'nosuid', 'nodev'] });
+    ops.push({ op: 'bind', source: '/tmp', target: inside(plan, '/tmp'), flags: [...opt, 'nosuid', 'nodev'] });
+    ops.push({ op: 'bind', source: '/var/tmp', target: inside(plan, '/var/tmp'), flags: [...opt, 'nosuid', 'nodev'] });
+    return;
+  }
+  for (const d of ['/tmp', '/var/tmp']) {
+    if (plan.canCreate) ops.push({ op: 'mkdir', path: inside(plan, d) });
+    ops.push({ op: 'tmpfs', target: inside(plan, d), data: 'mode=1777' });
+  }
+  if (options.home) ops.push({ op: 'bind', source: home.source, target: inside(plan, home.target), flags: [...sys, 'nosuid', 'nodev'] });
+  else if (home.target !== '/') {
+    if (plan.canCreate) ops.push({ op: 'mkdir', path: inside(plan, home.target) });
+    ops.push({ op: 'tmpfs', target: inside(plan, home.target), data: `mode=0700,uid=${uid},gid=${gid}` });
+  }
+}
+
+/**
+ * The caller's `-B` binds. A mount point missing inside a folder bound from the host so far is
+ * never created (it would be created on the host); the starter refuses it too.
+ */
+function userBinds(plan: SessionPlan, home: { source: string; target: string }): Result<void> {
+  const { options, ops, canCreate } = plan;
   const defaults = options.defaultBinds !== false;
   const contain = options.contain === true;
-
-  const hostHome = options.hostEnv['HOME'] ?? (root ? '/root' : '/');
-  const home = options.home ?? { source: hostHome, target: hostHome };
-
-  // /proc, /sys and /dev: every session has them (build steps too).
-  {
-    if (pidns) ops.push({ op: 'proc', target: inside('/proc') });
-    else ops.push({ op: 'bind', source: '/proc', target: inside('/proc'), flags: sys });
-    ops.push({ op: 'bind', source: '/sys', target: inside('/sys'), flags: [...sys, 'nosuid', 'nodev'] });
-    if (contain) {
-      if (canCreate) ops.push({ op: 'mkdir', path: inside('/dev') });
-      ops.push({ op: 'tmpfs', target: inside('/dev'), data: 'mode=0755,size=1m' });
-      for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty']) ops.push({ op: 'bind', source: `/dev/${d}`, target: inside(`/dev/${d}`), flags: ['mkpoint', 'optional'] });
-      ops.push({ op: 'devpts', target: inside('/dev/pts') }, { op: 'mkdir', path: inside('/dev/shm') }, { op: 'tmpfs', target: inside('/dev/shm'), data: 'mode=1777' });
-    } else {
-      ops.push({ op: 'bind', source: '/dev', target: inside('/dev'), flags: sys });
-    }
-  }
-  if (defaults) {
-    for (const f of ['/etc/resolv.conf', '/etc/hosts', '/etc/localtime']) ops.push({ op: 'bind', source: f, target: inside(f), flags: [...opt, 'ro', 'norec'] });
-    if (!root) {
-      const user = passwdEntry(uid, gid, home.target, options.hostEnv);
-      const group = groupEntry(gid);
-      ops.push({ op: 'append-line', source: inside('/etc/passwd'), target: join(S, 'files', 'passwd'), prefix: `${user.name}:`, line: user.line });
-      ops.push({ op: 'append-line', source: inside('/etc/group'), target: join(S, 'files', 'group'), prefix: `${group.name}:`, line: group.line });
-      ops.push({ op: 'bind', source: join(S, 'files', 'passwd'), target: inside('/etc/passwd'), flags: [...opt, 'norec'] });
-      ops.push({ op: 'bind', source: join(S, 'files', 'group'), target: inside('/etc/group'), flags: [...opt, 'norec'] });
-    }
-    if (contain) {
-      for (const d of ['/tmp', '/var/tmp']) {
-        if (canCreate) ops.push({ op: 'mkdir', path: inside(d) });
-        ops.push({ op: 'tmpfs', target: inside(d), data: 'mode=1777' });
-      }
-      if (options.home) ops.push({ op: 'bind', source: home.source, target: inside(home.target), flags: [...sys, 'nosuid', 'nodev'] });
-      else if (home.target !== '/') {
-        if (canCreate) ops.push({ op: 'mkdir', path: inside(home.target) });
-        ops.push({ op: 'tmpfs', target: inside(home.target), data: `mode=0700,uid=${uid},gid=${gid}` });
-      }
-    } else {
-      if (home.target !== '/') ops.push({ op: 'bind', source: home.source, target: inside(home.target), flags: options.home ? [...sys, 'nosuid', 'nodev'] : [...opt, 'nosuid', 'nodev'] });
-      ops.push({ op: 'bind', source: '/tmp', target: inside('/tmp'), flags: [...opt, 'nosuid', 'nodev'] });
-      ops.push({ op: 'bind', source: '/var/tmp', target: inside('/var/tmp'), flags: [...opt, 'nosuid', 'nodev'] });
-    }
-  }
-  for (const f of options.hostFiles ?? []) ops.push({ op: 'bind', source: f, target: inside(f), flags: [...opt, 'ro', 'norec'] });
-
-  if (options.home && !exists(options.home.source)) {
-    return fail(error('home-not-found', `--home: ${options.home.source} does not exist`, { hint: 'create it, or give an existing folder' }));
-  }
-  // Folders bound from the host so far: a mount point missing inside one of them is never created
-  // (it would be created on the host); the starter refuses it too.
   const bound: { source: string; target: string }[] = [];
   if (defaults && (contain ? options.home !== undefined : home.target !== '/')) bound.push(home);
   if (defaults && !contain) bound.push({ source: '/tmp', target: '/tmp' }, { source: '/var/tmp', target: '/var/tmp' });
@@ -307,26 +360,9 @@ export async function planContainer(options: ContainerOptions, session?: Session
     }
     bound.push(b);
     const flags: BindFlag[] = [...(canCreate ? (['mkpoint'] as const) : []), b.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev'];
-    ops.push({ op: 'bind', source: b.source, target: inside(b.target), flags });
+    ops.push({ op: 'bind', source: b.source, target: inside(plan, b.target), flags });
   }
-  const cwdInside = defaults && !contain && options.cwd !== '/';
-  if (cwdInside) ops.push({ op: 'bind', source: options.cwd, target: inside(options.cwd), flags: [...opt, 'ifmissing', 'nosuid', 'nodev'] });
-  if (mode === 'read-only') ops.push({ op: 'remount-ro', path: R });
-  ops.push({ op: 'pivot', newRoot: R });
-
-  const env = containerEnvironment(options, { home: home.target, container });
-  const { command, fallback } = actionCommand(options.action, options.args, env);
-  const cwd = options.pwd !== undefined ? [options.pwd] : [...(cwdInside ? [options.cwd] : []), home.target, '/'];
-  return ok({
-    userns: !root,
-    pidns,
-    ops,
-    cwd,
-    env,
-    noNewPrivs: true,
-    command,
-    ...(fallback ? { fallback } : {}),
-  });
+  return ok(undefined);
 }
 
 /**
