@@ -1,4 +1,4 @@
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { formatBytes } from '../core/errno-failure.js';
@@ -71,4 +71,14 @@ export async function claimOutput(
       hint: `move it away or point 'output:' elsewhere; or run 'orchestrator up --force ${target.name}' to replace it (what is there is lost)`,
     }),
   };
+}
+
+/**
+ * A path taken over (empty, or with --force) that is of the other type than the output (a folder
+ * where an image file goes, a file or link where a sandbox goes) cannot be replaced by a rename:
+ * it is removed before the build. Nothing of ours is lost: it is empty, or --force said so.
+ */
+export async function clearTakenOver(target: Target): Promise<void> {
+  const st = await lstat(target.output).catch(() => undefined);
+  if (st && st.isDirectory() !== (target.format === 'sandbox')) await rm(target.output, { recursive: true, force: true });
 }

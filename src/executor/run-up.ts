@@ -21,7 +21,7 @@ import { IGNORE_FILE, InputFilter } from '../freshness/input-filter.js';
 import type { Store } from '../store/store.js';
 import { buildOne, type BuildContext } from './build-one.js';
 import { LockPins } from './lock-pins.js';
-import { claimOutput } from './output-claim.js';
+import { claimOutput, clearTakenOver } from './output-claim.js';
 import { sweepDeadTemps } from './stale-temps.js';
 import { handModified, targetFailure } from './target-failure.js';
 import { targetStatus, type TargetStatus } from './target-status.js';
@@ -273,6 +273,7 @@ async function checkAndBuild(run: Run, target: Target): Promise<Outcome> {
     return 'ok';
   }
   if (!claim.ok) return failed(run, name, claim.error, 0);
+  if (status.exists && !status.owned) await clearTakenOver(target);
   if (status.dirty && !options.force) {
     const otherReasons = reasons.filter((r) => r.code !== 'output-modified');
     if (!options.requested.has(name) && otherReasons.length === 0) {

@@ -134,7 +134,10 @@ export async function targetStatus(
   // A build that wrote its output but was stopped before recording it: ours, stale at worst.
   const unrecorded = pendingOutput(state, target.name, options.reads) === target.output;
   const interrupted = journal || unrecorded;
-  const owned = out !== undefined && (record?.output === target.output || unrecorded);
+  // Of the type we write (a folder for a sandbox, a file for an image): a folder put where an image
+  // was written, or a file where a sandbox was, is not what the record says we wrote.
+  const ofOurType = out !== undefined && statOrUndefined(target.output)?.isDirectory() === (target.format === 'sandbox');
+  const owned = ofOurType && (record?.output === target.output || unrecorded);
   if (!record) reasons.push({ code: 'never-built', message: 'never built' });
   else {
     reasons.push(...explainChange(record.components, fingerprint.components));

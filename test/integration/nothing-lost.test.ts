@@ -101,6 +101,24 @@ describe('outputs orchestrator did not write', () => {
     expect(readFileSync(rig.path('dist/mine.simg'), 'utf8')).toBe('precious');
   });
 
+  it('a folder where a squashfs image goes: empty, it is replaced by the image; with files, it is refused, and --force replaces it', async () => {
+    const manifest = 'version: 1\ntargets:\n  app:\n    from: ./rootfs\n    recipe: a.def\n    format: squashfs\n    output: dist/app.simg\n';
+    rig.write({ 'orchestrator.yaml': manifest, 'a.def': recipe('true') });
+    mkdirSync(rig.path('dist/app.simg'), { recursive: true });
+    const empty = await up();
+    expect(empty.code, empty.stderr).toBe(0);
+    expect(statSync(rig.path('dist/app.simg')).isFile()).toBe(true);
+    rmSync(rig.path('dist/app.simg'));
+    rig.write({ 'dist/app.simg/notes.txt': 'mine' });
+    const refused = await up();
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('error: dist/app.simg already exists and orchestrator did not write it (1 entry, 4 B: notes.txt); it is left as it is\n');
+    expect(readFileSync(rig.path('dist/app.simg/notes.txt'), 'utf8')).toBe('mine');
+    const forced = await up(['--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(statSync(rig.path('dist/app.simg')).isFile()).toBe(true);
+  });
+
   it('clean removes only recorded outputs, and says which paths it left alone', async () => {
     const abs = rig.path('abs/folder');
     rig.write({
