@@ -19,6 +19,7 @@ import { boolOption, listOption, stringOption, type ParsedArgs } from './args.js
 import { EXIT, type Command, type CommandContext, failWith } from './command.js';
 import { makeRegistryClient } from './registry-client-factory.js';
 import { version } from './version.js';
+import { nameTable } from '../core/name-table.js';
 import { buildNeedsRoot } from '../builder/needs-root.js';
 import { RealPaths, within } from '../manifest/check-outputs.js';
 
@@ -90,11 +91,12 @@ export const command: Command = {
       return failWith(ctx, [error('usage', '--sandbox and --writable cannot be combined', { hint: 'a sandbox is a folder; --writable makes an ext3 image file' })]);
     }
     const format: OutputFormat = boolOption(args, 'sandbox') ? 'sandbox' : boolOption(args, 'writable') ? 'ext3' : 'squashfs';
-    const buildArgs: Record<string, string> = {};
+    // A table without a prototype: `__proto__` and `constructor` are names like any other.
+    const buildArgs = nameTable<string>();
     for (const kv of listOption(args, 'build-arg')) {
       const eq = kv.indexOf('=');
-      if (eq <= 0) {
-        return failWith(ctx, [error('usage', `--build-arg '${kv}' is not NAME=VALUE`)]);
+      if (eq <= 0 || !/^[A-Za-z0-9_]+$/.test(kv.slice(0, eq))) {
+        return failWith(ctx, [error('usage', `--build-arg '${kv}' is not NAME=VALUE`, { hint: 'NAME is letters, digits and _, as in {{ NAME }}' })]);
       }
       buildArgs[kv.slice(0, eq)] = kv.slice(eq + 1);
     }

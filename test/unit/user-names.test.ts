@@ -76,6 +76,18 @@ describe('names that Object.prototype has', () => {
     expect(rig.files()).toEqual(['a.def', 'orchestrator.yaml']);
   });
 
+  it('orchestrator build --build-arg takes them as names, and refuses a NAME that is not one', async () => {
+    rig.write({ 'a.def': 'Bootstrap: scratch\n\n%runscript\n    echo {{ __proto__ }} {{ toString }}\n' });
+    const b = await rig.cli(['build', '--build-arg', '__proto__=x', '--build-arg', 'toString=y', 'out.simg', 'a.def']);
+    expect(b.code, b.stderr).toBe(0);
+    const i = await rig.cli(['inspect', '--runscript', 'out.simg']);
+    expect(i.stdout).toContain('echo x y');
+    const bad = await rig.cli(['build', '--build-arg', 'a b=1', 'bad.simg', 'a.def']);
+    expect(bad.stderr).toBe("error: --build-arg 'a b=1' is not NAME=VALUE\n  hint: NAME is letters, digits and _, as in {{ NAME }}\n");
+    expect(bad.code).toBe(2);
+    expect(rig.files()).not.toContain('bad.simg');
+  });
+
   it("'orchestrator constructor' is an unknown command, not a crash", async () => {
     const r = await rig.cli(['constructor']);
     expect(r.stderr).toBe("error: unknown command 'constructor'\n  hint: run 'orchestrator --help' for the list of commands\n");
