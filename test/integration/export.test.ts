@@ -69,6 +69,26 @@ describe('squashfs export', () => {
     expect(sha256(a)).toBe(sha256(b));
   });
 
+  it("keeps the tree's file times, clamping (never raising) those after the epoch, as the mounted image shows", async () => {
+    const epoch = 1_700_000_000;
+    execFileSync('touch', ['-h', '-d', '2020-01-02 03:04:05', join(src, 'usr/bin/tool'), join(src, 'link')]);
+    execFileSync('touch', ['-d', '2030-01-01', join(src, 'hardlink.txt')]);
+    const out = join(work, 'img.simg');
+    expect((await exportSquashfs({ source: src, output: out, epoch })).ok).toBe(true);
+    const mnt = join(work, 'mnt');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'squashfs', '-o', 'loop,ro,offset=31', out, mnt]);
+    try {
+      const seconds = (p: string) => Math.floor(lstatSync(p).mtimeMs / 1000);
+      for (const p of ['usr/bin/tool', 'link', 'fifo', 'usr']) expect([p, seconds(join(mnt, p))]).toEqual([p, Math.min(seconds(join(src, p)), epoch)]);
+      expect(seconds(join(mnt, 'usr/bin/tool'))).toBe(Math.floor(new Date('2020-01-02T03:04:05').getTime() / 1000));
+      expect(seconds(join(mnt, 'link'))).toBe(Math.floor(new Date('2020-01-02T03:04:05').getTime() / 1000));
+      expect(seconds(join(mnt, 'data.txt'))).toBe(epoch);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  });
+
   it('fails cleanly and keeps the previous image when the source is missing', async () => {
     const out = join(work, 'img.simg');
     writeFileSync(out, 'previous image');
