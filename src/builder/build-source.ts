@@ -1,4 +1,4 @@
-import { chmod, mkdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -7,10 +7,10 @@ import { toolFailure } from '../image/tool-failure.js';
 import type { StatIndex } from '../freshness/stat-index.js';
 import { fileSha256, treeIdentity } from '../freshness/tree-digest.js';
 import type { Store } from '../store/store.js';
-import { unreachable } from '../core/unreachable.js';
 import type { ImageConfig } from './image-config.js';
 import { ROOT_SKELETON } from './singularity-metadata.js';
 import { runStepSession } from './step-session.js';
+import { writeTreeEntry } from './tree-entry.js';
 
 /**
  * A source as Singularity's labels name it (`Bootstrap: docker`, `From: debian:bookworm`): set on a
@@ -68,24 +68,7 @@ async function scratchRoot(store: Store): Promise<string> {
   try {
     await mkdir(root);
     await chmod(root, 0o755);
-    for (const e of ROOT_SKELETON) {
-      const path = join(root, e.path);
-      switch (e.type) {
-        case 'dir':
-          await mkdir(path, { recursive: true });
-          await chmod(path, e.mode);
-          break;
-        case 'file':
-          await writeFile(path, e.content);
-          await chmod(path, e.mode);
-          break;
-        case 'symlink':
-          await symlink(e.target, path);
-          break;
-        default:
-          unreachable(e);
-      }
-    }
+    for (const e of ROOT_SKELETON) await writeTreeEntry(join(root, e.path), e);
     await mkdir(store.snapshotsDir, { recursive: true });
     try {
       await rename(root, dest);

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readFile, rm, symlink, writeFile, chmod } from 'node:fs/promises';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -13,7 +13,7 @@ import { placeFiles } from './place-files.js';
 import type { PlannedStep } from './plan-steps.js';
 import { ROOT_SKELETON, singularityMetadata, type MetadataInput, type PreviousMetadata } from './singularity-metadata.js';
 import { runStepSession } from './step-session.js';
-import type { TreeEntry } from './tree-entry.js';
+import { writeTreeEntry, type TreeEntry } from './tree-entry.js';
 import { ownValue } from '../core/name-table.js';
 
 export interface StepRunContext {
@@ -98,24 +98,7 @@ async function writeEntries(stack: LayerStack, upper: string, entries: readonly 
     if (onlyIfMissing && (await stack.entry(e.path)) !== null) continue;
     const parent = dirname(e.path);
     await copyUpDirs(stack, upper, parent === '.' ? '' : parent);
-    const path = join(upper, e.path);
-    switch (e.type) {
-      case 'dir':
-        await mkdir(path, { recursive: true });
-        await chmod(path, e.mode);
-        break;
-      case 'file':
-        await rm(path, { recursive: true, force: true });
-        await writeFile(path, e.content, { mode: e.mode });
-        await chmod(path, e.mode);
-        break;
-      case 'symlink':
-        await rm(path, { recursive: true, force: true });
-        await symlink(e.target, path);
-        break;
-      default:
-        unreachable(e);
-    }
+    await writeTreeEntry(join(upper, e.path), e);
   }
 }
 
