@@ -52,7 +52,10 @@ export async function placeFiles(options: PlaceFilesOptions): Promise<Result<voi
     });
   for (const entry of options.entries) {
     options.signal?.throwIfAborted();
-    const expanded = await expand(entry.src);
+    // `cp -r . DEST` (or `dir/.`) copies the folder's contents into an existing DEST, not the
+    // folder itself: keep the trailing `/.` that path joining would drop.
+    const contentsOf = !isGlob(entry.src) && (entry.src === '.' || entry.src.endsWith('/.'));
+    const expanded = (await expand(entry.src)).map((p) => (contentsOf && !p.endsWith('/.') ? `${p === '/' ? '' : p}/.` : p));
     const filter = options.filter;
     const sources = filter && isGlob(entry.src) ? expanded.filter((p) => !filter.ignores(p)) : expanded;
     if (sources.length === 0) {
@@ -93,12 +96,14 @@ async function copySources(
   copy: (sources: readonly string[], target: string) => Promise<Diagnostic | undefined>,
   filter: InputFilter | undefined,
 ): Promise<Diagnostic | undefined> {
-  const filtered = async (s: string) => filter !== undefined && filter.mayIgnoreBelow(s) && (await stat(s).then((st) => st.isDirectory(), () => false));
+  // `dir/.` names the folder `dir` whose contents are copied (basename '.': into target itself).
+  const folderOf = (s: string) => (s.endsWith('/.') ? s.slice(0, -2) || '/' : s);
+  const filtered = async (s: string) => filter !== undefined && filter.mayIgnoreBelow(folderOf(s)) && (await stat(folderOf(s)).then((st) => st.isDirectory(), () => false));
   const needs = await Promise.all(sources.map(filtered));
   if (!needs.some(Boolean)) return copy(sources, target);
   for (const [i, s] of sources.entries()) {
     const dest = target.endsWith('/') ? join(target, basename(s)) : target;
-    const failure = needs[i] ? await copyFiltered(s, dest, filter!) : await copy([s], target);
+    const failure = needs[i] ? await copyFiltered(folderOf(s), dest, filter!) : await copy([s], target);
     if (failure) return failure;
   }
   return undefined;

@@ -65,4 +65,21 @@ describe('%files . DEST', () => {
     expect(stale.stdout).toContain('1. box: stale\n');
     expect(stale.stdout).toContain('why:     input . changed');
   });
+
+  it('into an existing folder copies the contents, as cp -r . DEST does (not DEST/<project>)', async () => {
+    mkdirSync(rig.path('rootfs/srv'));
+    rig.write({
+      'orchestrator.yaml': `version: 1\ntargets:\n  box:\n    from: ./rootfs\n    recipe: app.def\n    format: sandbox\n`,
+      'app.def': '%files\n    . /srv\n    sub/. /opt/\n',
+      '.orchestratorignore': 'rootfs\n',
+      'data.txt': 'data\n',
+      'sub/inner.txt': 'inner\n',
+    });
+    mkdirSync(rig.path('rootfs/opt'));
+    const up = await rig.spawn(['up', '--progress', 'plain'], { env });
+    expect(up.stderr).toBe('');
+    expect(up.code).toBe(0);
+    expect(readdirSync(rig.path('build/box/srv')).sort()).toEqual(['.orchestratorignore', 'app.def', 'data.txt', 'orchestrator.yaml', 'sub']);
+    expect(readdirSync(rig.path('build/box/opt'))).toEqual(['inner.txt']);
+  });
 });
