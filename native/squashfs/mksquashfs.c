@@ -1097,6 +1097,7 @@ static content_t **contents;
 static size_t ncontents;
 
 static void write_file_blocks(void) {
+  progress("data", 1);
   for (size_t i = 0; i < ncontents; i++) {
     content_t *c = contents[i];
     prog.files++;
@@ -1127,10 +1128,11 @@ static void write_file_blocks(void) {
       if (z < 0) die("%s changed while being read", c->src->path);
       j->zero = z;
       if (!z) prog.compressed += opt.block_size;
+      /* Per block, so that one big file shows progress too (at most every 200 ms). */
+      prog.bytes += opt.block_size;
+      progress("data", 0);
     }
     close(fd);
-    prog.bytes += bytes;
-    progress("data", 0);
   }
   drain();
 }
