@@ -135,7 +135,7 @@ export const command: Command = {
       const w = [4, 2, 4].map((min, i) => Math.max(min, ...rows.map((r) => r[i]!.length)));
       ctx.stdout.write(`${'KIND'.padEnd(w[0]!)}  ${'ID'.padEnd(w[1]!)}  ${'SIZE'.padStart(w[2]!)}  MODIFIED\n`);
       if (blocks.length > 0) {
-        const newest = new Date(Math.max(...blocks.map((e) => e.mtime.getTime())));
+        const newest = new Date(blocks.reduce((t, e) => Math.max(t, e.mtime.getTime()), 0));
         rows.push(['block', `(${blocks.length} entries)`, formatBytes(blocks.reduce((n, e) => n + e.bytes, 0)), newest.toISOString().slice(0, 19).replace('T', ' ')]);
       }
       for (const r of rows) ctx.stdout.write(`${r[0].padEnd(w[0]!)}  ${r[1].padEnd(w[1]!)}  ${r[2].padStart(w[2]!)}  ${r[3]}\n`);
