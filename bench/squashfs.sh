@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Our squashfs writer (native/squashfs/orchestrator-mksquashfs) vs mksquashfs, gzip, 128 KiB blocks,
 # every core, on a tree of at least 2 GB: a copy of parts of /usr (~1.8 GB; BENCH_SQUASHFS_SOURCES
-# overrides the list) plus synthetic data (EXTRA_MB, default 300: half random, half text-like) with
+# overrides the list) plus synthetic data (EXTRA_MB, default 450: half random, half text-like) with
 # one 50 MB random file:
 #   - cold: ours filling an empty block cache (OURS_COLD=1 adds ours without a cache), mksquashfs;
 #   - after the 50 MB file changed: ours with the warm cache vs mksquashfs (which has no cache);
@@ -26,7 +26,7 @@ for s in $sources; do
   mkdir -p "$WORK/tree$(dirname "$s")"
   cp -a "$s" "$WORK/tree$s"
 done
-EXTRA_MB=${EXTRA_MB:-300}
+EXTRA_MB=${EXTRA_MB:-450}
 mkdir -p "$WORK/tree/synthetic"
 head -c $((50 * 1048576)) /dev/urandom >"$WORK/tree/synthetic/big-50MB.bin"
 n=$(((EXTRA_MB - 50) / 20))
