@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseSquashfsProgress } from '../../src/image/export-squashfs.js';
 import { squashfsWriterArgv } from '../../src/image/squashfs-writer.js';
 import { DEFAULT_SQUASHFS_OPTIONS, resolveSquashfsOptions } from '../../src/manifest/squashfs-options.js';
+import { exportProgressText, exportReuseText } from '../../src/report/export-progress.js';
 
 describe('resolveSquashfsOptions', () => {
   it('fills in the defaults: our writer, gzip level 9, 128 KiB blocks', () => {
@@ -48,5 +49,17 @@ describe("the writer's argument vector and progress lines", () => {
     expect(parseSquashfsProgress('orchestrator-mksquashfs: error: write x: No space left on device')).toBeUndefined();
     expect(parseSquashfsProgress('{"phase":"later"}')).toBeUndefined();
     expect(parseSquashfsProgress('{"phase":"data",')).toBeUndefined();
+  });
+});
+
+describe('export progress on the terminal', () => {
+  const base = { type: 'export-progress', target: 'app', files: 120, filesTotal: 900, bytes: 550_000_000, bytesTotal: 1_288_490_189, compressedBytes: 31_457_280, reusedBytes: 536_870_912 } as const;
+  it('says how far the export is, and what was compressed and reused', () => {
+    expect(exportProgressText({ ...base, phase: 'data' })).toBe('exporting: 42% of 1.20 GiB, 120/900 files (30.0 MiB compressed, 512 MiB reused)');
+    expect(exportProgressText({ ...base, phase: 'scan' })).toBe('exporting: reading the tree (listing)');
+    expect(exportProgressText({ ...base, phase: 'hash' })).toBe('exporting: reading the tree (120/900 files)');
+    expect(exportProgressText({ ...base, phase: 'tables' })).toBe('exporting: writing the tables');
+    expect(exportReuseText({ type: 'export-done', target: 'app', ms: 5, squashfs: { compressedBytes: 0, reusedBytes: 1024 } })).toBe(' (0 B compressed, 1.00 KiB reused from the block cache)');
+    expect(exportReuseText({ type: 'export-done', target: 'app', ms: 5 })).toBe('');
   });
 });
