@@ -1,5 +1,6 @@
 // Runs only orchestrator's squashfs export (dist/image/export-squashfs.js) on a folder and times it
-// inside the process, so Node's start-up is left out. Usage: node bench/export-driver.mjs TREE OUT.simg
+// inside the process, so Node's start-up is left out: the default writer (ours, native/squashfs) with
+// no block cache, a cold write. Usage: node bench/export-driver.mjs TREE OUT.simg
 // Prints the export's wall time in ms.
 import { exportSquashfs } from '../dist/image/export-squashfs.js';
 

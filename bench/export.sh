@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Squashfs export, on the same sandbox folder (busybox + /usr/share/perl, ~20 MiB, ~1,400 files):
 #   - `orchestrator build --force OUT.simg SANDBOX` (cache warm, so the build is the source's tree
-#     digest, a cached metadata step and the export) vs bare `mksquashfs SANDBOX OUT -noappend`;
-#   - the export phase alone: bench/export-driver.mjs calls exportSquashfs (mksquashfs at an offset,
-#     launch line, fsync, rename), timed inside Node, vs the same bare mksquashfs.
+#     digest, a cached metadata step and the export by our writer, whose block cache is warm after
+#     the first run too) vs bare `mksquashfs SANDBOX OUT -noappend`;
+#   - the export phase alone: bench/export-driver.mjs calls exportSquashfs (our writer,
+#     native/squashfs, at an offset with no block cache: a cold write; launch line, fsync, rename),
+#     timed inside Node, vs the same bare mksquashfs.
 # Runs interleaved; median/min/max of RUNS (default 5). Goal (issue 10): export <= 1.05x mksquashfs.
 . "$(dirname "$0")/lib.sh"
 bench_init export

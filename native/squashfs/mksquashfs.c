@@ -30,6 +30,7 @@
 #include <lzma.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -785,6 +786,21 @@ static char *cache_path(const char *kind, const char hex[65], int mkdirs) {
   return p;
 }
 
+/* The cache temps being written now (one file entry streamed by the main thread, one fragment
+ * entry): a SIGTERM/SIGINT/SIGHUP removes them before the process dies, so an interrupted export
+ * leaves no partial entry behind (SIGKILL can: such a temp is never read, and `cache prune`
+ * removes it). */
+static const char *volatile open_temps[2];
+
+static void on_fatal_signal(int sig) {
+  for (int i = 0; i < 2; i++) {
+    const char *t = open_temps[i];
+    if (t) unlink(t);
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 static char *temp_for(const char *final) {
   static atomic_uint counter;
   size_t l = strlen(final) + 64;
@@ -801,6 +817,12 @@ static void drop_damaged(const char *path, const char *why) {
   warn("block cache: damaged entry %s (%s): dropped, recomputed", path, why);
   cache_damaged++;
   unlink(path);
+}
+
+/* Marks an entry as used now (its mtime), so that `cache prune` removes the least recently used
+ * first. The bytes are not touched; a cache that cannot be written is no failure. */
+static void touch_used(const char *path) {
+  (void)utimensat(AT_FDCWD, path, NULL, 0);
 }
 
 /* Copies a file's data blocks from its cache entry to the output. Returns 1 when done, 0 when
@@ -869,6 +891,7 @@ static int cache_copy_file(content_t *c) {
     free(sizes);
     return 0;
   }
+  touch_used(path);
   free(path);
   c->start = start;
   c->bsizes = xmalloc(4 * c->nblocks + 4);
@@ -888,6 +911,7 @@ static void cache_file_begin(content_t *c) {
   cache_key("file", c->digest, 32, hex);
   c->cpath = cache_path("files", hex, 1);
   c->ctmp = temp_for(c->cpath);
+  open_temps[0] = c->ctmp;
   c->cfd = open(c->ctmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (c->cfd < 0) {
     cache_warn("cannot create", c->ctmp);
@@ -941,6 +965,7 @@ static void cache_file_end(content_t *c) {
     cache_warn("cannot store", c->cpath);
     unlink(c->ctmp);
   }
+  open_temps[0] = NULL;
   free(c->ctmp);
   free(c->cpath);
   c->ctmp = c->cpath = NULL;
@@ -988,6 +1013,7 @@ static void store_fragment(const char *path, const uint8_t *p, uint32_t word, ui
   put_le32(hdr + 12, rawlen);
   sha_once(p, len, hdr + 16);
   char *tmp = temp_for(path);
+  open_temps[1] = tmp;
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   int bad = fd < 0;
   if (!bad) {
@@ -999,6 +1025,7 @@ static void store_fragment(const char *path, const uint8_t *p, uint32_t word, ui
     cache_warn("cannot store", path);
     unlink(tmp);
   }
+  open_temps[1] = NULL;
   free(tmp);
 }
 
@@ -1070,6 +1097,7 @@ static content_t **contents;
 static size_t ncontents;
 
 static void write_file_blocks(void) {
+  progress("data", 1);
   for (size_t i = 0; i < ncontents; i++) {
     content_t *c = contents[i];
     prog.files++;
@@ -1100,10 +1128,11 @@ static void write_file_blocks(void) {
       if (z < 0) die("%s changed while being read", c->src->path);
       j->zero = z;
       if (!z) prog.compressed += opt.block_size;
+      /* Per block, so that one big file shows progress too (at most every 200 ms). */
+      prog.bytes += opt.block_size;
+      progress("data", 0);
     }
     close(fd);
-    prog.bytes += bytes;
-    progress("data", 0);
   }
   drain();
 }
@@ -1193,6 +1222,7 @@ static void write_fragments(void) {
           j->outlen = word;
           prog.reused += g->len;
           prog.bytes += g->len;
+          touch_used(path);
           free(path);
           continue;
         }
@@ -1532,6 +1562,9 @@ static uint64_t num(const char *flag, const char *v, uint64_t max) {
 }
 
 int main(int argc, char **argv) {
+  signal(SIGTERM, on_fatal_signal);
+  signal(SIGINT, on_fatal_signal);
+  signal(SIGHUP, on_fatal_signal);
   const char *pos[2];
   int npos = 0;
   for (int i = 1; i < argc; i++) {

@@ -11,8 +11,33 @@ export type BuildEvent =
   | { readonly type: 'step-failed'; readonly target: string; readonly step: StepLabel; readonly error: Diagnostic; readonly ms: number }
   | { readonly type: 'test-started' | 'export-started'; readonly target: string }
   | { readonly type: 'test-done'; readonly target: string; readonly ms: number }
-  /** `updatedInPlace`: a sandbox that got only the paths that changed (docs/ARCHITECTURE.md, Steps). */
-  | { readonly type: 'export-done'; readonly target: string; readonly ms: number; readonly updatedInPlace?: boolean };
+  /**
+   * A squashfs export by our writer, at most every 200 ms: distinct file contents and uncompressed
+   * bytes done of all, and of those bytes how many were compressed now and how many were copied
+   * from the block cache (native/squashfs/README.md, Memory and progress).
+   */
+  | {
+      readonly type: 'export-progress';
+      readonly target: string;
+      readonly phase: 'scan' | 'hash' | 'data' | 'fragments' | 'tables' | 'done';
+      readonly files: number;
+      readonly filesTotal: number;
+      readonly bytes: number;
+      readonly bytesTotal: number;
+      readonly compressedBytes: number;
+      readonly reusedBytes: number;
+    }
+  /**
+   * `updatedInPlace`: a sandbox that got only the paths that changed (docs/ARCHITECTURE.md, Steps).
+   * `squashfs`: what our writer compressed now and copied from the block cache, in uncompressed bytes.
+   */
+  | {
+      readonly type: 'export-done';
+      readonly target: string;
+      readonly ms: number;
+      readonly updatedInPlace?: boolean;
+      readonly squashfs?: { readonly compressedBytes: number; readonly reusedBytes: number };
+    };
 
 export interface StepLabel {
   readonly kind: StepKind | 'test' | 'export';

@@ -9,7 +9,8 @@ import type { StatIndex } from '../freshness/stat-index.js';
 import { inputIdentity } from '../freshness/tree-digest.js';
 import { exportExt3 } from '../image/export-ext3.js';
 import { exportSandbox } from '../image/export-sandbox.js';
-import { exportSquashfs } from '../image/export-squashfs.js';
+import { exportSquashfs, type SquashfsProgress } from '../image/export-squashfs.js';
+import { DEFAULT_SQUASHFS_OPTIONS, type SquashfsOptions } from '../manifest/squashfs-options.js';
 import type { Recipe, Stage } from '../recipe/model.js';
 import { scriptOf } from '../recipe/sections.js';
 import type { Store } from '../store/store.js';
@@ -40,6 +41,8 @@ export interface BuildTargetRequest {
   readonly output: string;
   /** ext3 size in bytes. */
   readonly size?: number;
+  /** How a squashfs output is written (default: our writer, gzip level 9, 128 KiB blocks). */
+  readonly squashfs?: SquashfsOptions;
   /** Run %test after the build (unless --notest / `test: false`). */
   readonly runTest: boolean;
   /** Rerun every step (--no-cache). */
@@ -483,10 +486,31 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
   await mkdir(join(request.output, '..'), { recursive: true });
   let exported: Result<unknown, Diagnostic>;
   let updatedInPlace = false;
+  let last: SquashfsProgress | undefined;
   switch (request.format) {
-    case 'squashfs':
-      exported = await exportSquashfs({ source: root, output: request.output, epoch, run: runInView, signal: ctx.signal });
+    case 'squashfs': {
+      const o = request.squashfs ?? DEFAULT_SQUASHFS_OPTIONS;
+      const ours = o.writer === 'orchestrator';
+      // The writer marks the block cache entries it uses from now on: cache prune keeps them.
+      if (ours) run.references.add(ctx.store.blockUseMark(Date.now() - 2000));
+      exported = await exportSquashfs({
+        source: root,
+        output: request.output,
+        epoch,
+        writer: o.writer,
+        compression: o.compression,
+        ...(o.level !== undefined ? { level: o.level } : {}),
+        blockSize: o.blockSize,
+        ...(ours ? { blockCache: ctx.store.blocksDir } : {}),
+        onProgress: (p) => {
+          last = p;
+          run.emit({ type: 'export-progress', target: request.name, phase: p.phase, files: p.files, filesTotal: p.filesTotal, bytes: p.bytes, bytesTotal: p.bytesTotal, compressedBytes: p.compressed, reusedBytes: p.reused });
+        },
+        run: runInView,
+        signal: ctx.signal,
+      });
       break;
+    }
     case 'ext3':
       exported = await exportExt3({
         source: root,
@@ -511,7 +535,8 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
       return unreachable(request.format);
   }
   if (!exported.ok) return exported;
-  run.emit({ type: 'export-done', target: request.name, ms: Date.now() - t0, ...(updatedInPlace ? { updatedInPlace } : {}) });
+  const squashfs = last ? { squashfs: { compressedBytes: last.compressed, reusedBytes: last.reused } } : {};
+  run.emit({ type: 'export-done', target: request.name, ms: Date.now() - t0, ...(updatedInPlace ? { updatedInPlace } : {}), ...squashfs });
   return ok({ updatedInPlace });
 }
 

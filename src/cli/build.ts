@@ -22,6 +22,8 @@ import { version } from './version.js';
 import { nameTable } from '../core/name-table.js';
 import { buildNeedsRoot } from '../builder/needs-root.js';
 import { RealPaths, within } from '../manifest/check-outputs.js';
+import { parseSize } from '../manifest/parse-size.js';
+import { resolveSquashfsOptions, SQUASHFS_COMPRESSIONS, SQUASHFS_WRITERS, type SquashfsOptions } from '../manifest/squashfs-options.js';
 
 const SECTION_CHOICES: readonly string[] = ['all', 'none', 'pre', 'setup', 'files', 'post', 'environment', 'runscript', 'startscript', 'test', 'labels', 'help'];
 
@@ -59,11 +61,14 @@ export const command: Command = {
   spec: {
     name: 'build',
     summary: 'build one image from a recipe, an image or a registry (singularity build)',
-    usage: '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--section S] [--build-arg NAME=VALUE ...] OUT SOURCE',
+    usage:
+      '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--section S] [--build-arg NAME=VALUE ...] [--squashfs-writer W] [--compression C] [--compression-level N] [--block-size SIZE] OUT SOURCE',
     description: [
       'SOURCE is a recipe (definition file), docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE,',
       'or an image file or sandbox folder to convert. OUT is a squashfs .simg by default, a sandbox folder',
       'with --sandbox, an ext3 .img with --writable. Recipe steps are cached: a rebuild reruns only what changed.',
+      "A .simg is written by orchestrator's own squashfs writer, which reuses the compressed blocks of unchanged",
+      'files from the cache; --squashfs-writer mksquashfs uses squashfs-tools instead.',
     ].join('\n'),
     options: [
       { name: 'sandbox', short: 's', type: 'boolean', description: 'build a writable sandbox folder' },
@@ -80,6 +85,10 @@ export const command: Command = {
       },
       { name: 'size', type: 'string', value: 'MiB', description: 'size of a --writable image in MiB (default: content x 1.25, at least 10)' },
       { name: 'build-arg', type: 'string', multiple: true, value: 'NAME=VALUE', description: 'a value for {{ NAME }} in the recipe' },
+      { name: 'squashfs-writer', type: 'string', value: 'W', choices: [...SQUASHFS_WRITERS], description: "who writes a .simg: orchestrator (default, reuses cached blocks) or mksquashfs" },
+      { name: 'compression', type: 'string', value: 'C', choices: [...SQUASHFS_COMPRESSIONS], description: 'squashfs compressor: gzip (default), xz, zstd, lz4; lzo with mksquashfs' },
+      { name: 'compression-level', type: 'string', value: 'N', description: 'squashfs compression level: gzip 1-9 (9), xz 0-9 (6), zstd 1-22 (15), lz4 0-12 (0)' },
+      { name: 'block-size', type: 'string', value: 'SIZE', description: 'squashfs block size: a power of two from 4KiB to 1MiB (default 128KiB)' },
       { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
       { name: 'quiet', short: 'q', type: 'boolean', description: "don't show the output of the recipe's scripts" },
     ],
@@ -105,6 +114,8 @@ export const command: Command = {
     if (sizeMiB !== undefined && !(Number.isInteger(sizeMiB) && sizeMiB > 0)) {
       return failWith(ctx, [error('usage', `--size '${sizeText}' is not a whole number of MiB`)]);
     }
+    const squashfs = squashfsOptions(args, format);
+    if (!squashfs.ok) return failWith(ctx, squashfs.error);
     const output = resolve(ctx.cwd, outArg);
     const sections = listOption(args, 'section').flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
     const bad = sections.find((v) => !SECTION_CHOICES.includes(v));
@@ -146,12 +157,40 @@ export const command: Command = {
     const store = await Store.open({ dir: stringOption(args, 'cache-dir'), base: ctx.cwd, env: ctx.env });
     const releaseStore = await store.markActive();
     try {
-      return await buildWith(ctx, args, { store, classified: classified.value, format, output, outArg, sourceArg, sizeMiB });
+      return await buildWith(ctx, args, { store, classified: classified.value, format, output, outArg, sourceArg, sizeMiB, squashfs: squashfs.value });
     } finally {
       await releaseStore();
     }
   },
 };
+
+const SQUASHFS_FLAGS: Readonly<Record<'writer' | 'compression' | 'level' | 'block_size', string>> = {
+  writer: '--squashfs-writer',
+  compression: '--compression',
+  level: '--compression-level',
+  block_size: '--block-size',
+};
+
+/** The squashfs options of a .simg build (docs/ARCHITECTURE.md, Images); any of them with --sandbox or --writable is a usage error. */
+function squashfsOptions(args: ParsedArgs, format: OutputFormat): Result<SquashfsOptions | undefined, Diagnostic[]> {
+  const writer = stringOption(args, 'squashfs-writer');
+  const compression = stringOption(args, 'compression');
+  const levelText = stringOption(args, 'compression-level');
+  const blockText = stringOption(args, 'block-size');
+  const given = Object.entries({ writer, compression, level: levelText, block_size: blockText }).filter(([, v]) => v !== undefined);
+  if (format !== 'squashfs') {
+    if (given.length === 0) return ok(undefined);
+    const flag = SQUASHFS_FLAGS[given[0]![0] as keyof typeof SQUASHFS_FLAGS];
+    return fail([error('usage', `${flag} applies to squashfs images, not to ${format === 'sandbox' ? '--sandbox' : '--writable'}`, { hint: `leave ${flag} out, or build a .simg` })]);
+  }
+  const level = levelText === undefined ? undefined : /^\d+$/.test(levelText) ? Number(levelText) : NaN;
+  if (Number.isNaN(level)) return fail([error('usage', `--compression-level '${levelText}' is not a whole number`, { hint: 'e.g. --compression-level 19 with zstd' })]);
+  const blockSize = blockText === undefined ? undefined : parseSize(blockText);
+  if (blockText !== undefined && blockSize === undefined) return fail([error('usage', `--block-size '${blockText}' is not a size`, { hint: 'write bytes, or a number with KiB or MiB: 128KiB, 1MiB' })]);
+  const r = resolveSquashfsOptions({ writer, compression, level, blockSize });
+  if (r.problems.length > 0) return fail(r.problems.map((p) => error('usage', `${SQUASHFS_FLAGS[p.field]}: ${p.message}`, { hint: p.hint })));
+  return ok(r.options);
+}
 
 /**
  * Whether OUT is, holds or lies inside SOURCE's local path (a recipe, an image, a sandbox, an OCI
@@ -174,9 +213,18 @@ function outputOverSource(cwd: string, output: string, sourceArg: string): 'is' 
 async function buildWith(
   ctx: CommandContext,
   args: ParsedArgs,
-  o: { store: Store; classified: BuildSource; format: OutputFormat; output: string; outArg: string; sourceArg: string; sizeMiB: number | undefined },
+  o: {
+    store: Store;
+    classified: BuildSource;
+    format: OutputFormat;
+    output: string;
+    outArg: string;
+    sourceArg: string;
+    sizeMiB: number | undefined;
+    squashfs: SquashfsOptions | undefined;
+  },
 ): Promise<number> {
-  const { store, format, output, outArg, sourceArg, sizeMiB } = o;
+  const { store, format, output, outArg, sourceArg, sizeMiB, squashfs } = o;
   const classified = { ok: true as const, value: o.classified };
   let client: RegistryClient | undefined;
   // Hashes of local sources and %files inputs, remembered between one-shot builds.
@@ -223,6 +271,7 @@ async function buildWith(
         format,
         output,
         ...(sizeMiB !== undefined ? { size: sizeMiB * 1024 * 1024 } : {}),
+        ...(squashfs !== undefined ? { squashfs } : {}),
         runTest: !boolOption(args, 'notest'),
         noCache: boolOption(args, 'no-cache'),
         ...(epoch !== undefined ? { epoch } : {}),

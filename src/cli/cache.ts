@@ -19,19 +19,27 @@ export function parseDuration(text: string): number | undefined {
   return m ? Number(m[1]) * UNITS[m[2]!]! : undefined;
 }
 
-/** Store paths the last build of every registered project uses. */
-async function referencedPaths(store: Store): Promise<Set<string>> {
+/**
+ * Store paths the last build of every registered project uses, and the earliest time from which
+ * their squashfs exports marked the block cache entries they used.
+ */
+async function referencedPaths(store: Store): Promise<{ referenced: Set<string>; blocksUsedSince?: number }> {
   const referenced = new Set<string>();
+  let blocksUsedSince: number | undefined;
   for (const p of await store.projects()) {
     // A project or state that is gone loads as empty: it keeps nothing.
     const state = await ProjectState.load(p.dir);
     for (const name of state.names()) {
       const t = state.get(name)!;
-      for (const r of t.references ?? []) referenced.add(r);
+      for (const r of t.references ?? []) {
+        const since = store.blockUseSince(r);
+        if (since !== undefined) blocksUsedSince = Math.min(since, blocksUsedSince ?? since);
+        else referenced.add(r);
+      }
       for (const k of t.steps) referenced.add(store.snapshotPath(k));
     }
   }
-  return referenced;
+  return { referenced, ...(blocksUsedSince !== undefined ? { blocksUsedSince } : {}) };
 }
 
 async function prune(ctx: CommandContext, args: ParsedArgs, store: Store, json: boolean): Promise<number> {
@@ -52,22 +60,27 @@ async function prune(ctx: CommandContext, args: ParsedArgs, store: Store, json: 
     ]);
   }
   const result = await pruneStore(store, {
-    referenced: await referencedPaths(store),
+    ...(await referencedPaths(store)),
     ...(olderThanMs !== undefined ? { olderThanMs } : {}),
     ...(keepBytes !== undefined ? { keepBytes } : {}),
     dryRun: boolOption(args, 'dry-run'),
   });
   if (json) {
-    ctx.stdout.write(JSON.stringify({ removed: result.removed.map((e) => ({ kind: e.kind, id: e.id, bytes: e.bytes })), freedBytes: result.freedBytes, totalBytesAfter: result.totalBytesAfter }, null, 2) + '\n');
+    const removed = result.removed.filter((e) => e.kind !== 'block').map((e) => ({ kind: e.kind, id: e.id, bytes: e.bytes }));
+    ctx.stdout.write(JSON.stringify({ removed, blocks: result.blocks, freedBytes: result.freedBytes, totalBytesAfter: result.totalBytesAfter }, null, 2) + '\n');
     return EXIT.ok;
   }
-  for (const e of result.removed) ctx.stdout.write(`${boolOption(args, 'dry-run') ? 'would remove' : 'removed'} ${e.kind} ${e.id} (${formatBytes(e.bytes)})\n`);
+  const verb = boolOption(args, 'dry-run') ? 'would remove' : 'removed';
+  for (const e of result.removed) if (e.kind !== 'block') ctx.stdout.write(`${verb} ${e.kind} ${e.id} (${formatBytes(e.bytes)})\n`);
+  // The block cache holds one entry per file content: a count, not a line each.
+  if (result.blocks.removed > 0) ctx.stdout.write(`${verb} ${result.blocks.removed} block cache entries (${formatBytes(result.blocks.freedBytes)})\n`);
+  if (result.blocks.temps > 0) ctx.stdout.write(`removed ${result.blocks.temps} block cache temps left by interrupted exports\n`);
   ctx.stdout.write(`${boolOption(args, 'dry-run') ? 'would free' : 'freed'} ${formatBytes(result.freedBytes)}; ${result.keptReferenced} entries kept (used by a project); the cache now holds ${formatBytes(result.totalBytesAfter)}\n`);
   return EXIT.ok;
 }
 
 const SUBCOMMANDS = ['ls', 'du', 'prune'] as const;
-const KIND_LABEL: Readonly<Record<StoreEntryKind, string>> = { blob: 'blobs', layer: 'layers', snapshot: 'snapshots', tmp: 'tmp' };
+const KIND_LABEL: Readonly<Record<StoreEntryKind, string>> = { blob: 'blobs', layer: 'layers', snapshot: 'snapshots', block: 'blocks', tmp: 'tmp' };
 
 export const command: Command = {
   spec: {
@@ -75,10 +88,11 @@ export const command: Command = {
     summary: 'list, measure or prune the cache',
     usage: 'ls|du|prune [--json] [--older-than D] [--keep-bytes N] [--dry-run] [--cache-dir DIR]',
     description: [
-      "'cache ls' lists every blob, layer, snapshot and temp entry with its size; 'cache du' sums them by kind.",
+      "'cache ls' lists every blob, layer, snapshot and temp entry with its size (the squashfs block cache as one", "row); 'cache du' sums them by kind.",
       "'cache prune' removes what no project's last build uses, least recently used first: all of it, or only",
       'what was not used for --older-than D (30m, 12h, 7d, 2w), or until the cache holds --keep-bytes N (10GiB).',
-      'It does not run while another orchestrator process is using the cache.',
+      "It keeps the squashfs block cache entries a project's last export used. It does not run while another",
+      'orchestrator process is using the cache.',
     ].join('\n'),
     options: [
       { name: 'older-than', type: 'string', value: 'D', description: "prune: only entries unused for this long (30m, 12h, 7d, 2w)" },
@@ -115,9 +129,15 @@ export const command: Command = {
         ctx.stdout.write(`${store.root}: empty\n`);
         return EXIT.ok;
       }
-      const rows = entries.map((e) => [e.kind, e.id, formatBytes(e.bytes), e.mtime.toISOString().slice(0, 19).replace('T', ' ')] as const);
+      // The block cache holds one entry per file content: one summary row.
+      const blocks = entries.filter((e) => e.kind === 'block');
+      const rows = entries.filter((e) => e.kind !== 'block').map((e) => [e.kind, e.id, formatBytes(e.bytes), e.mtime.toISOString().slice(0, 19).replace('T', ' ')] as const);
       const w = [4, 2, 4].map((min, i) => Math.max(min, ...rows.map((r) => r[i]!.length)));
       ctx.stdout.write(`${'KIND'.padEnd(w[0]!)}  ${'ID'.padEnd(w[1]!)}  ${'SIZE'.padStart(w[2]!)}  MODIFIED\n`);
+      if (blocks.length > 0) {
+        const newest = new Date(blocks.reduce((t, e) => Math.max(t, e.mtime.getTime()), 0));
+        rows.push(['block', `(${blocks.length} entries)`, formatBytes(blocks.reduce((n, e) => n + e.bytes, 0)), newest.toISOString().slice(0, 19).replace('T', ' ')]);
+      }
       for (const r of rows) ctx.stdout.write(`${r[0].padEnd(w[0]!)}  ${r[1].padEnd(w[1]!)}  ${r[2].padStart(w[2]!)}  ${r[3]}\n`);
       return EXIT.ok;
     }

@@ -33,6 +33,8 @@ export const REASONS = {
     'manifest-missing-format',
     'manifest-format-mismatch',
     'manifest-size-not-ext3',
+    'manifest-squashfs-not-squashfs',
+    'manifest-squashfs-option',
     'manifest-cycle',
     'manifest-duplicate-output',
     'manifest-name-conflict',

@@ -82,6 +82,7 @@ export async function buildOne(ctx: BuildContext, target: Target, recipe: Recipe
       format: target.format,
       output: target.output,
       ...(target.size !== undefined ? { size: target.size } : {}),
+      ...(target.squashfs !== undefined ? { squashfs: target.squashfs } : {}),
       runTest: target.test && !ctx.noTest,
       noCache: ctx.noCache,
       ...(ctx.epoch !== undefined ? { epoch: ctx.epoch } : {}),

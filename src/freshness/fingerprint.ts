@@ -193,6 +193,15 @@ export async function targetFingerprint(target: Target, recipe: Recipe | undefin
       ...(target.size !== undefined ? { size: String(target.size) } : {}),
       test: String(target.test),
       platform: formatPlatform(ctx.platform),
+      // How the image is written: another writer, compressor, level or block size gives other bytes.
+      ...(target.squashfs !== undefined
+        ? {
+            'squashfs writer': target.squashfs.writer,
+            'squashfs compression': target.squashfs.compression,
+            ...(target.squashfs.level !== undefined ? { 'squashfs level': String(target.squashfs.level) } : {}),
+            'squashfs block size': String(target.squashfs.blockSize),
+          }
+        : {}),
     },
   };
   return { key: sha256Digest(canonicalJson(components)), components };

@@ -25,17 +25,61 @@ export interface ExportSquashfsOptions {
   readonly epoch?: number;
   /** Compressor; default gzip, as Singularity 2.4 wrote. The orchestrator writer has no lzo. */
   readonly compression?: 'gzip' | 'xz' | 'zstd' | 'lzo' | 'lz4';
+  /** The compressor's level (the writer's default when absent). */
+  readonly level?: number;
+  /** The data block size in bytes, a power of two from 4096 to 1048576 (default 131072). */
+  readonly blockSize?: number;
   /**
-   * `'mksquashfs'` (default) runs squashfs-tools; `'orchestrator'` runs our own writer,
-   * native/squashfs/orchestrator-mksquashfs (byte-reproducible, with a block cache).
+   * `'orchestrator'` (default) runs our own writer, native/squashfs/orchestrator-mksquashfs
+   * (byte-reproducible, with a block cache); `'mksquashfs'` runs squashfs-tools (the fallback).
    */
   readonly writer?: SquashfsWriter;
-  /** The orchestrator writer only: a folder of compressed blocks reused across exports. */
+  /** The orchestrator writer only: a folder of compressed blocks reused across exports (the store's `blocks/`). */
   readonly blockCache?: string;
+  /** The orchestrator writer only: its progress (bytes and files, compressed vs reused), at most every 200 ms. */
+  readonly onProgress?: (progress: SquashfsProgress) => void;
   readonly onOutput?: (chunk: Buffer) => void;
   /** Runs the tools (default: directly; the build engine runs them inside a mount session). */
   readonly run?: CommandRunner;
   readonly signal?: AbortSignal;
+}
+
+/** One progress line of orchestrator-mksquashfs (native/squashfs/README.md, Memory and progress). */
+export interface SquashfsProgress {
+  readonly phase: 'scan' | 'hash' | 'data' | 'fragments' | 'tables' | 'done';
+  /** Distinct contents done and in all. */
+  readonly files: number;
+  readonly filesTotal: number;
+  /** Uncompressed bytes done and in all. */
+  readonly bytes: number;
+  readonly bytesTotal: number;
+  /** Bytes that went through the compressor this time, and bytes copied from the block cache. */
+  readonly compressed: number;
+  readonly reused: number;
+}
+
+const PHASES: ReadonlySet<string> = new Set(['scan', 'hash', 'data', 'fragments', 'tables', 'done']);
+
+/** The progress line in `line` (the writer's output may interleave its warnings), or undefined. */
+export function parseSquashfsProgress(line: string): SquashfsProgress | undefined {
+  const at = line.indexOf('{"phase"');
+  if (at < 0) return undefined;
+  try {
+    const v = JSON.parse(line.slice(at)) as Record<string, unknown>;
+    const n = (k: string): number => (typeof v[k] === 'number' ? v[k] : 0);
+    if (typeof v['phase'] !== 'string' || !PHASES.has(v['phase'])) return undefined;
+    return {
+      phase: v['phase'] as SquashfsProgress['phase'],
+      files: n('files'),
+      filesTotal: n('filesTotal'),
+      bytes: n('bytes'),
+      bytesTotal: n('bytesTotal'),
+      compressed: n('compressed'),
+      reused: n('reused'),
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 interface Invocation {
@@ -46,11 +90,13 @@ interface Invocation {
 }
 
 function invocation(options: ExportSquashfsOptions, tmp: string): Result<Invocation, Diagnostic> {
-  const writer = options.writer ?? 'mksquashfs';
+  const writer = options.writer ?? 'orchestrator';
   switch (writer) {
     case 'mksquashfs': {
       const args = [options.source, tmp, '-offset', String(LAUNCH_HEADER_BYTES), '-noappend', '-no-progress', '-quiet'];
       args.push('-comp', options.compression ?? 'gzip');
+      if (options.level !== undefined) args.push('-Xcompression-level', String(options.level));
+      if (options.blockSize !== undefined) args.push('-b', String(options.blockSize));
       // squashfs-tools 4.5 has no clamp option: SOURCE_DATE_EPOCH clamps file times and sets the
       // super block's (and excludes -mkfs-time/-all-time, which would overwrite every time).
       if (options.epoch === undefined) return ok({ tool: 'mksquashfs', file: 'mksquashfs', args });
@@ -80,7 +126,11 @@ function invocation(options: ExportSquashfsOptions, tmp: string): Result<Invocat
         output: tmp,
         offset: LAUNCH_HEADER_BYTES,
         compression,
+        ...(options.level !== undefined ? { level: options.level } : {}),
+        ...(options.blockSize !== undefined ? { blockSize: options.blockSize } : {}),
         ...(options.epoch !== undefined ? { clamp: options.epoch } : {}),
+        // stdout: the writer prints nothing else there; a mount session hands both streams on.
+        ...(options.onProgress ? { progressFd: 1 } : {}),
         ...(options.blockCache !== undefined ? { blockCache: options.blockCache } : {}),
       });
       return ok({ tool: 'orchestrator-mksquashfs', file, args });
@@ -88,6 +138,24 @@ function invocation(options: ExportSquashfsOptions, tmp: string): Result<Invocat
     default:
       return unreachable(writer);
   }
+}
+
+/** The output listener: the caller's, and the progress lines turned into calls of `onProgress`. */
+function progressReader(options: ExportSquashfsOptions): ((chunk: Buffer) => void) | undefined {
+  const { onOutput, onProgress } = options;
+  if (!onProgress) return onOutput;
+  let pending = '';
+  return (chunk) => {
+    onOutput?.(chunk);
+    pending += chunk.toString('utf8');
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    if (pending.length > 65536) pending = '';
+    for (const line of lines) {
+      const p = parseSquashfsProgress(line);
+      if (p) onProgress(p);
+    }
+  };
 }
 
 /**
@@ -100,13 +168,16 @@ export async function exportSquashfs(options: ExportSquashfsOptions): Promise<Re
   const how = invocation(options, tmp);
   if (!how.ok) return how;
   const { tool, file, args, env } = how.value;
+  const onOutput = progressReader(options);
   try {
     const outcome = await (options.run ?? runCommand)(file, args, {
       ...(env ? { env } : {}),
-      ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+      ...(onOutput ? { onOutput } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    const failure = toolFailure(tool, `squashfs export of ${options.source}`, outcome);
+    // The tail in a failure is the writer's messages, not its progress lines.
+    const output = outcome.output.split('\n').filter((l) => parseSquashfsProgress(l) === undefined).join('\n');
+    const failure = toolFailure(tool, `squashfs export of ${options.source}`, { ...outcome, output });
     if (failure) {
       await rm(tmp, { force: true });
       return fail(failure);

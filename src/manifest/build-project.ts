@@ -10,6 +10,7 @@ import { parseReference } from '../registry/reference.js';
 import { checkOutputs, fixedPart, type OutsideFolder, type ProtectedPath } from './check-outputs.js';
 import { defaultOutput, outputFor, outputFormat } from './output-format.js';
 import { parseSize } from './parse-size.js';
+import { DEFAULT_SQUASHFS_OPTIONS, resolveSquashfsOptions, SQUASHFS_COMPRESSIONS, SQUASHFS_WRITERS, type SquashfsOptions } from './squashfs-options.js';
 import { NAME_PATTERN, parseSourceRef } from './parse-source-ref.js';
 import { FORMATS, type Format, type Group, type Project, type SourceRef, type Target, type TargetLocations } from './project.js';
 import type { PathSegment, YamlSource } from './yaml-source.js';
@@ -25,7 +26,7 @@ export interface BuildProjectOptions {
 }
 
 type Obj = Record<string, unknown>;
-const TARGET_KEYS: ReadonlySet<string> = new Set(['from', 'recipe', 'format', 'output', 'size', 'args', 'inputs', 'test']);
+const TARGET_KEYS: ReadonlySet<string> = new Set(['from', 'recipe', 'format', 'output', 'size', 'squashfs', 'args', 'inputs', 'test']);
 /** The project's state folder (src/state's STATE_DIR_NAME; the manifest layer is below it). */
 const STATE_DIR_NAME = '.orchestrator';
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -171,6 +172,7 @@ function readTarget(ctx: Context, name: string, t: unknown, topArgs: Readonly<Re
   const src = readSource(ctx, name, t, loc, misspelt);
   const fo = readFormatAndOutput(ctx, name, t, loc, misspelt);
   const size = readTargetSize(ctx, name, t, fo.format, loc);
+  const squashfs = readTargetSquashfs(ctx, name, t, fo.format, loc);
   const own = readArgs(ctx, t['args'], at('args'));
   const args = nameTable([...Object.entries(topArgs), ...Object.entries(own.args)]);
   loc.args = own.locations;
@@ -178,7 +180,7 @@ function readTarget(ctx: Context, name: string, t: unknown, topArgs: Readonly<Re
   if (t['test'] !== undefined) loc.test = ctx.source.valueLocation(at('test'));
   const test = typeof t['test'] === 'boolean' ? t['test'] : true;
 
-  if (!src.usable || !fo.usable || !size.usable || fo.format === undefined) return undefined;
+  if (!src.usable || !fo.usable || !size.usable || !squashfs.usable || fo.format === undefined) return undefined;
   const output = resolve(ctx.dir, fo.outputText ?? defaultOutput(name, fo.format)).replace(/\/+$/, '') || '/';
   return {
     name,
@@ -188,6 +190,7 @@ function readTarget(ctx: Context, name: string, t: unknown, topArgs: Readonly<Re
     output,
     outputGiven: fo.outputText !== undefined,
     ...(size.size !== undefined ? { size: size.size } : {}),
+    ...(fo.format === 'squashfs' ? { squashfs: squashfs.options ?? DEFAULT_SQUASHFS_OPTIONS } : {}),
     args,
     inputs,
     test,
@@ -328,6 +331,46 @@ function readTargetSize(ctx: Context, name: string, t: Obj, format: Format | und
     usable = false;
   }
   return { usable, ...(size !== undefined ? { size } : {}) };
+}
+
+/** `squashfs`: squashfs only; each bad field is reported at its value (docs/ARCHITECTURE.md, Images). */
+function readTargetSquashfs(ctx: Context, name: string, t: Obj, format: Format | undefined, loc: MutableLocations): { usable: boolean; options?: SquashfsOptions } {
+  const value = t['squashfs'];
+  if (value === undefined) return { usable: true };
+  const at: PathSegment[] = ['targets', name, 'squashfs'];
+  loc.squashfs = ctx.source.valueLocation(at);
+  // A value of the wrong type was reported by the schema.
+  if (!isObj(value)) return { usable: false };
+  if (format !== undefined && format !== 'squashfs') {
+    ctx.diagnostics.push(
+      error('manifest-squashfs-not-squashfs', `'squashfs' applies only to squashfs images, but target '${name}' is ${format}`, {
+        location: ctx.source.entryLocation(at),
+        hint: "remove 'squashfs', or use 'format: squashfs'",
+        related: loc.format ? [{ message: `format ${format} is set here`, location: loc.format }] : [],
+      }),
+    );
+    return { usable: false };
+  }
+  const text = (k: string): string | undefined => (typeof value[k] === 'string' ? value[k] : undefined);
+  const blockSize = typeof value['block_size'] === 'string' || typeof value['block_size'] === 'number' ? parseSize(value['block_size']) : undefined;
+  // Values the schema refused (a wrong type, a pattern) are reported already.
+  const refused =
+    (value['block_size'] !== undefined && blockSize === undefined) ||
+    (value['level'] !== undefined && !Number.isInteger(value['level'])) ||
+    (value['writer'] !== undefined && !(SQUASHFS_WRITERS as readonly unknown[]).includes(value['writer'])) ||
+    (value['compression'] !== undefined && !(SQUASHFS_COMPRESSIONS as readonly unknown[]).includes(value['compression']));
+  if (refused) return { usable: false };
+  const resolved = resolveSquashfsOptions({
+    writer: text('writer'),
+    compression: text('compression'),
+    level: typeof value['level'] === 'number' ? value['level'] : undefined,
+    blockSize,
+  });
+  for (const p of resolved.problems) {
+    const field: PathSegment[] = [...at, p.field];
+    ctx.diagnostics.push(error('manifest-squashfs-option', `target '${name}': ${p.message}`, { location: ctx.source.valueLocation(field), hint: p.hint }));
+  }
+  return resolved.options ? { usable: true, options: resolved.options } : { usable: false };
 }
 
 /** `inputs`: paths and globs (no output may touch them), or `target:NAME` (that target's output, built first). */

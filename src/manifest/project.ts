@@ -1,4 +1,5 @@
 import type { SourceLocation } from '../core/diagnostic.js';
+import type { SquashfsOptions } from './squashfs-options.js';
 
 /**
  * The validated model of an orchestrator.yaml (docs/ARCHITECTURE.md, Manifest and recipes). Everything here has passed the
@@ -63,6 +64,8 @@ export interface Target {
   readonly outputGiven: boolean;
   /** ext3 image size in bytes, when given. */
   readonly size?: number;
+  /** How the squashfs image is written (format squashfs only; defaults filled in). */
+  readonly squashfs?: SquashfsOptions;
   /** The target's own build arguments merged over the top-level ones, values as text. */
   readonly args: Readonly<Record<string, string>>;
   /** Further inputs as written (paths or globs relative to the project folder). */
@@ -82,6 +85,8 @@ export interface TargetLocations {
   readonly format?: SourceLocation;
   readonly output?: SourceLocation;
   readonly size?: SourceLocation;
+  /** The `squashfs:` mapping. */
+  readonly squashfs?: SourceLocation;
   readonly test?: SourceLocation;
   /** Each input's entry. */
   readonly inputs: readonly SourceLocation[];

@@ -1,6 +1,7 @@
 import type { BuildEvent, BuildEventListener } from '../builder/build-events.js';
 import { stepName } from '../builder/build-events.js';
 import { unreachable } from '../core/unreachable.js';
+import { exportReuseText } from './export-progress.js';
 
 export interface PlainBuildReporterOptions {
   /** Pass the output of %setup/%post/%test through (one-shot builds do, as Singularity does). */
@@ -50,8 +51,11 @@ export function plainBuildReporter(out: NodeJS.WritableStream, options: PlainBui
       case 'export-started':
         line(e.target, 'export: writing the image');
         break;
+      case 'export-progress':
+        // One line per export, at its end: a pipe or a log gets no progress stream.
+        break;
       case 'export-done':
-        line(e.target, `export: done in ${seconds(e.ms)}`);
+        line(e.target, `export: done in ${seconds(e.ms)}${exportReuseText(e)}`);
         break;
       default:
         unreachable(e);

@@ -3,6 +3,7 @@ import { stepName } from '../builder/build-events.js';
 import type { UpEvent, UpEventListener } from '../executor/up-events.js';
 import { formatReason } from '../freshness/explain.js';
 import { formatDiagnostic } from './diagnostics.js';
+import { exportProgressText } from './export-progress.js';
 import { summaryLine } from './up-reporter.js';
 
 interface Deferred {
@@ -108,6 +109,9 @@ export function ttyUpReporter(
         break;
       case 'export-started':
         task.output = 'exporting';
+        break;
+      case 'export-progress':
+        task.output = exportProgressText(e);
         break;
       default:
         break;

@@ -3,6 +3,7 @@ import { unreachable } from '../core/unreachable.js';
 import type { UpEvent, UpEventListener, UpSummary } from '../executor/up-events.js';
 import { formatReason } from '../freshness/explain.js';
 import { formatDiagnostic } from './diagnostics.js';
+import { exportReuseText } from './export-progress.js';
 
 function seconds(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
@@ -87,9 +88,10 @@ export function plainUpReporter(out: NodeJS.WritableStream, err: NodeJS.Writable
         line(e.target, `%test passed in ${seconds(e.ms)}`);
         break;
       case 'export-started':
+      case 'export-progress':
         break;
       case 'export-done':
-        line(e.target, e.updatedInPlace ? `sandbox updated in place in ${seconds(e.ms)}` : `exported in ${seconds(e.ms)}`);
+        line(e.target, e.updatedInPlace ? `sandbox updated in place in ${seconds(e.ms)}` : `exported in ${seconds(e.ms)}${exportReuseText(e)}`);
         break;
       default:
         unreachable(e);

@@ -82,6 +82,7 @@ export function plainWatchReporter(out: NodeJS.WritableStream, err: NodeJS.Writa
       case 'test-started':
       case 'test-done':
       case 'export-started':
+      case 'export-progress':
       case 'export-done':
         up(e);
         break;

@@ -8,6 +8,8 @@ export interface PruneOptions {
   readonly olderThanMs?: number;
   /** Remove least recently used entries until the store holds at most this many bytes. */
   readonly keepBytes?: number;
+  /** Block cache entries used since this time (ms) are kept: a project's last export used them (Store.blockUseMark). */
+  readonly blocksUsedSince?: number;
   readonly dryRun?: boolean;
   readonly now?: number;
 }
@@ -17,19 +19,26 @@ export interface PruneResult {
   readonly freedBytes: number;
   readonly keptReferenced: number;
   readonly totalBytesAfter: number;
+  /** The block cache's part of `removed`/`freedBytes`, and the temps its killed writers left (removed whatever the limits). */
+  readonly blocks: { readonly removed: number; readonly freedBytes: number; readonly temps: number };
 }
 
 /**
  * Removes cache entries no project uses, least recently used first (`cache prune`; docs/ARCHITECTURE.md, Store).
  * With neither limit, every unreferenced entry goes; `olderThanMs` keeps recently used ones;
  * `keepBytes` stops once the store is small enough. Temps of live processes are never touched.
+ * Block cache entries (one per file content or fragment block) count as used when their mtime is
+ * from `blocksUsedSince` on; the squashfs writer marks the entries it uses.
  */
 export async function pruneStore(store: Store, options: PruneOptions): Promise<PruneResult> {
   const now = options.now ?? Date.now();
+  const temps = options.dryRun ? 0 : await store.sweepBlockTemps();
   const entries = (await store.list()).filter((e) => e.kind !== 'tmp');
   let total = entries.reduce((n, e) => n + e.bytes, 0);
+  const used = (e: StoreEntry): boolean =>
+    e.kind === 'block' ? options.blocksUsedSince !== undefined && e.mtime.getTime() >= options.blocksUsedSince : options.referenced.has(e.path);
   const candidates = entries
-    .filter((e) => !options.referenced.has(e.path))
+    .filter((e) => !used(e))
     .sort((a, b) => a.mtime.getTime() - b.mtime.getTime());
   const removed: StoreEntry[] = [];
   let freed = 0;
@@ -41,5 +50,12 @@ export async function pruneStore(store: Store, options: PruneOptions): Promise<P
     freed += e.bytes;
     total -= e.bytes;
   }
-  return { removed, freedBytes: freed, keptReferenced: entries.length - candidates.length, totalBytesAfter: total };
+  const blocks = removed.filter((e) => e.kind === 'block');
+  return {
+    removed,
+    freedBytes: freed,
+    keptReferenced: entries.length - candidates.length,
+    totalBytesAfter: total,
+    blocks: { removed: blocks.length, freedBytes: blocks.reduce((n, e) => n + e.bytes, 0), temps },
+  };
 }

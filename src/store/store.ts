@@ -6,11 +6,11 @@ import { digestHex, isDigest, type Digest } from '../core/digest.js';
 import { BlobStore } from './blob-store.js';
 import { resolveCacheRoot, type CacheRootOptions } from './cache-root.js';
 
-export type StoreEntryKind = 'blob' | 'layer' | 'snapshot' | 'tmp';
+export type StoreEntryKind = 'blob' | 'layer' | 'snapshot' | 'block' | 'tmp';
 
 export interface StoreEntry {
   readonly kind: StoreEntryKind;
-  /** `sha256:<hex>` for blobs and layers, the key for snapshots, the file name for tmp. */
+  /** `sha256:<hex>` for blobs and layers, the key for snapshots, `files/<key>` or `fragments/<key>` for blocks, the file name for tmp. */
   readonly id: string;
   readonly path: string;
   /** Apparent size in bytes (a folder: its regular files and symlinks, hard links counted once). */
@@ -28,8 +28,14 @@ const KIND_DIRS: Readonly<Record<StoreEntryKind, string>> = {
   blob: join('blobs', 'sha256'),
   layer: 'layers',
   snapshot: 'snapshots',
+  block: 'blocks',
   tmp: 'tmp',
 };
+
+/** The squashfs writer's block cache: `blocks/<part>/<xx>/<key>` (native/squashfs/README.md, Block cache). */
+const BLOCK_PARTS = ['files', 'fragments'] as const;
+/** The writer's temp names: `<entry>.tmp-<pid>-<n>` beside the entry (its pid is a session's, not ours). */
+const BLOCK_TEMP = /\.tmp-\d+-\d+$/;
 
 async function treeBytes(path: string, seen: Set<string>): Promise<number> {
   const st = await lstat(path);
@@ -53,6 +59,7 @@ async function treeBytes(path: string, seen: Set<string>): Promise<number> {
  *     ROOT/blobs/sha256/<hex>     verified registry blobs (BlobStore)
  *     ROOT/layers/<diffid-hex>/   unpacked layers (overlay format), written by src/layers
  *     ROOT/snapshots/<key>/       a step's overlay upper folder and metadata, written by the engine
+ *     ROOT/blocks/                the squashfs writer's compressed blocks by content (native/squashfs)
  *     ROOT/tmp/                   temp files and folders, same file system, for atomic renames
  *
  * Temp names start with the writer's pid; `open` removes those whose process is gone.
@@ -78,6 +85,11 @@ export class Store {
 
   get layersDir(): string {
     return join(this.root, KIND_DIRS.layer);
+  }
+
+  /** `ROOT/blocks`: the block cache of native/squashfs/orchestrator-mksquashfs (`--block-cache`). */
+  get blocksDir(): string {
+    return join(this.root, KIND_DIRS.block);
   }
 
   get snapshotsDir(): string {
@@ -172,6 +184,10 @@ export class Store {
     const entries: StoreEntry[] = [];
     const seen = new Set<string>();
     for (const kind of Object.keys(KIND_DIRS) as StoreEntryKind[]) {
+      if (kind === 'block') {
+        entries.push(...(await this.listBlocks()));
+        continue;
+      }
       const dir = join(this.root, KIND_DIRS[kind]);
       const names = (await readdir(dir).catch(() => [] as string[])).sort();
       for (const name of names) {
@@ -189,8 +205,63 @@ export class Store {
     return entries;
   }
 
+  /**
+   * What a build records among its references for the blocks its squashfs export used: the writer
+   * marks every entry it reads or writes as used (mtime), so the entries with an mtime from `since`
+   * on include all of them. `cache prune` keeps those (`blockUseSince`).
+   */
+  blockUseMark(since: number): string {
+    return join(this.blocksDir, 'used-since', String(Math.floor(since)));
+  }
+
+  /** The time of a `blockUseMark`, or undefined for any other path. */
+  blockUseSince(reference: string): number | undefined {
+    const m = /^used-since\/(\d+)$/.exec(reference.startsWith(`${this.blocksDir}/`) ? reference.slice(this.blocksDir.length + 1) : '');
+    return m ? Number(m[1]) : undefined;
+  }
+
+  /**
+   * The block cache's entries (each a file; its mtime is when a write last used it) and the temps
+   * its writers left (kind `tmp`, id `blocks/<part>/<name>`).
+   */
+  private async listBlocks(): Promise<StoreEntry[]> {
+    const entries: StoreEntry[] = [];
+    for (const part of BLOCK_PARTS) {
+      const dir = join(this.blocksDir, part);
+      for (const sub of (await readdir(dir).catch(() => [] as string[])).sort()) {
+        for (const name of (await readdir(join(dir, sub)).catch(() => [] as string[])).sort()) {
+          const path = join(dir, sub, name);
+          const temp = BLOCK_TEMP.test(name);
+          if (!temp && !/^[0-9a-f]{64}$/.test(name)) continue;
+          try {
+            const st = await lstat(path);
+            if (!st.isFile()) continue;
+            entries.push({ kind: temp ? 'tmp' : 'block', id: temp ? `blocks/${part}/${name}` : `${part}/${name}`, path, bytes: st.size, mtime: st.mtime });
+          } catch {
+            // Removed while we looked: not there.
+          }
+        }
+      }
+    }
+    return entries;
+  }
+
+  /**
+   * Removes the temps squashfs writers left in `blocks/` (killed mid-write). Only while no other
+   * process uses the store: a writer's temp carries its session's pid, which says nothing here.
+   */
+  async sweepBlockTemps(): Promise<number> {
+    let removed = 0;
+    for (const e of await this.listBlocks()) {
+      if (e.kind !== 'tmp') continue;
+      await rm(e.path, { force: true });
+      removed++;
+    }
+    return removed;
+  }
+
   async usage(): Promise<StoreUsage> {
-    const kinds = { blob: { count: 0, bytes: 0 }, layer: { count: 0, bytes: 0 }, snapshot: { count: 0, bytes: 0 }, tmp: { count: 0, bytes: 0 } };
+    const kinds = { blob: { count: 0, bytes: 0 }, layer: { count: 0, bytes: 0 }, snapshot: { count: 0, bytes: 0 }, block: { count: 0, bytes: 0 }, tmp: { count: 0, bytes: 0 } };
     let totalBytes = 0;
     for (const e of await this.list()) {
       kinds[e.kind].count++;

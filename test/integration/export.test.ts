@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, lstatSync, readlinkSync, mkdirSync, symlinkSync, linkSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { exportExt3 } from '../../src/image/export-ext3.js';
 import { exportSandbox } from '../../src/image/export-sandbox.js';
-import { exportSquashfs } from '../../src/image/export-squashfs.js';
+import { exportSquashfs, type SquashfsProgress } from '../../src/image/export-squashfs.js';
 import { LAUNCH_HEADER } from '../../src/image/launch-header.js';
 
 const sha256 = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
@@ -89,17 +89,75 @@ describe('squashfs export', () => {
     }
   });
 
-  it('fails cleanly and keeps the previous image when the source is missing', async () => {
+  it.each([
+    ['orchestrator', 'orchestrator-mksquashfs'],
+    ['mksquashfs', 'mksquashfs'],
+  ] as const)('fails cleanly and keeps the previous image when the source is missing (%s writer)', async (writer, tool) => {
     const out = join(work, 'img.simg');
     writeFileSync(out, 'previous image');
-    const r = await exportSquashfs({ source: join(work, 'nope'), output: out });
+    const r = await exportSquashfs({ source: join(work, 'nope'), output: out, writer, onProgress: () => undefined });
     expect(r.ok).toBe(false);
     if (!r.ok) {
       expect(r.error.reason).toBe('tool-failed');
-      expect(r.error.message).toMatch(/^squashfs export of .*nope: mksquashfs exited with status 1/);
+      expect(r.error.message.split('\n')[0]).toMatch(new RegExp(`^squashfs export of .*nope: ${tool} exited with status 1$`));
+      // The tail shown is the writer's messages, never its progress lines.
+      expect(r.error.message).not.toContain('{"phase"');
     }
     expect(readFileSync(out, 'utf8')).toBe('previous image');
     expect(readdirSync(work).sort()).toEqual(['img.simg', 'root']);
+  });
+
+  it.each([
+    ['orchestrator', 'zstd', 19, 65536, 6],
+    ['mksquashfs', 'zstd', 19, 65536, 6],
+    ['orchestrator', 'xz', 3, 1048576, 4],
+    ['mksquashfs', 'gzip', 1, 4096, 1],
+  ] as const)('writes with the %s writer, %s level %i and %i-byte blocks, as the superblock says', async (writer, compression, level, blockSize, id) => {
+    const out = join(work, 'img.simg');
+    expect((await exportSquashfs({ source: src, output: out, writer, compression, level, blockSize })).ok).toBe(true);
+    const sb = readFileSync(out).subarray(31, 31 + 96);
+    expect([sb.readUInt32LE(12), sb.readUInt16LE(20)]).toEqual([blockSize, id]);
+    const x = join(work, 'x');
+    execFileSync('unsquashfs', ['-q', '-n', '-o', '31', '-d', x, out]);
+    expect(treeListing(x)).toEqual(treeListing(src));
+  });
+
+  it('reports progress from our writer: bytes and files, compressed, then reused from the block cache', async () => {
+    const cache = join(work, 'cache');
+    const seen: SquashfsProgress[][] = [[], []];
+    for (const i of [0, 1]) {
+      const r = await exportSquashfs({ source: src, output: join(work, `img${i}.simg`), blockCache: cache, onProgress: (p) => seen[i]!.push(p) });
+      expect(r.ok).toBe(true);
+    }
+    const [cold, warm] = seen.map((list) => list.at(-1)!);
+    expect(cold!.phase).toBe('done');
+    expect(cold!.filesTotal).toBeGreaterThan(0);
+    expect([cold!.files, cold!.bytes, cold!.reused]).toEqual([cold!.filesTotal, cold!.bytesTotal, 0]);
+    expect(cold!.compressed).toBe(cold!.bytesTotal);
+    expect([warm!.compressed, warm!.reused]).toEqual([0, warm!.bytesTotal]);
+    expect(sha256(join(work, 'img0.simg'))).toBe(sha256(join(work, 'img1.simg')));
+  });
+
+  it.each(['orchestrator', 'mksquashfs'] as const)('on a full disk (%s writer): one clear error, the previous image kept, no temp left', async (writer) => {
+    const disk = join(work, 'disk');
+    mkdirSync(disk);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', disk]);
+    try {
+      const big = join(src, 'random.bin');
+      writeFileSync(big, randomBytes(1024 * 1024));
+      const out = join(disk, 'img.simg');
+      writeFileSync(out, 'previous image');
+      const r = await exportSquashfs({ source: src, output: out, writer });
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(r.error.reason).toBe('tool-failed');
+        expect(r.error.message).toMatch(/No space left on device/);
+      }
+      expect(readFileSync(out, 'utf8')).toBe('previous image');
+      expect(readdirSync(disk)).toEqual(['img.simg']);
+    } finally {
+      execFileSync('umount', [disk]);
+    }
   });
 });
 

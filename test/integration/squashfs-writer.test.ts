@@ -1,5 +1,5 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, chmodSync, utimesSync, writeFileSync, openSync, writeSync, closeSync, fstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -290,6 +290,37 @@ describe('orchestrator-mksquashfs: block cache', () => {
     expect(sha(join(work, 'shared-b.sqfs'))).toBe(sha(cold));
     const leftovers = readdirSync(cache, { recursive: true }).filter((p) => String(p).includes('.tmp-'));
     expect(leftovers).toEqual([]);
+  });
+});
+
+describe('orchestrator-mksquashfs: the block cache across writes', () => {
+  it('marks the entries a write uses (mtime), and a SIGTERM mid-write leaves no temp entry', async () => {
+    const src = join(work, 'signal-tree');
+    mkdirSync(src);
+    writeFileSync(join(src, 'small.bin'), seeded('signal', 300_000));
+    const cache = join(work, 'cache-signal');
+    write(src, join(work, 'signal-1.sqfs'), ['--block-cache', cache]);
+    const entry = readdirSync(join(cache, 'files'), { recursive: true, withFileTypes: true }).find((e) => e.isFile())!;
+    const path = join(entry.parentPath, entry.name);
+    utimesSync(path, new Date('2020-01-01'), new Date('2020-01-01'));
+    expect(write(src, join(work, 'signal-2.sqfs'), ['--block-cache', cache]).compressed).toBe(0);
+    expect(statSync(path).mtimeMs).toBeGreaterThan(Date.now() - 600_000);
+
+    // Slow: 24 MiB of incompressible data with xz -9. Stopped as soon as data blocks are written.
+    writeFileSync(join(src, 'big.bin'), randomBytes(24 * 1024 * 1024));
+    const child = spawn(writerPath, [src, join(work, 'signal-3.sqfs'), '--comp', 'xz', '--level', '9', '--block-cache', cache, '--progress-fd', '1'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const exit = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    let out = '';
+    await new Promise<void>((resolve) =>
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        // In the middle of big.bin (small.bin comes from the cache): its entry's temp is open.
+        if (/"phase":"data"[^\n]*"compressed":[1-9]/.test(out)) resolve();
+      }),
+    );
+    child.kill('SIGTERM');
+    expect(await exit).toBe('SIGTERM');
+    expect(readdirSync(cache, { recursive: true }).filter((p) => String(p).includes('.tmp-'))).toEqual([]);
   });
 });
 

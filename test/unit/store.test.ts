@@ -28,7 +28,7 @@ describe('resolveCacheRoot', () => {
 describe('Store and BlobStore', () => {
   it('creates the layout and publishes verified blobs only', async () => {
     const store = await Store.open({ dir });
-    expect((await readdir(dir)).sort()).toEqual(['blobs', 'layers', 'snapshots', 'tmp']);
+    expect((await readdir(dir)).sort()).toEqual(['blobs', 'blocks', 'layers', 'snapshots', 'tmp']);
     const data = Buffer.from('hello blob');
     const d = sha256Digest(data);
     const put = await store.blobs.putBytes(data, d);
