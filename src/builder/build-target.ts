@@ -10,6 +10,7 @@ import { inputIdentity } from '../freshness/tree-digest.js';
 import { exportExt3 } from '../image/export-ext3.js';
 import { exportSandbox } from '../image/export-sandbox.js';
 import { exportSquashfs } from '../image/export-squashfs.js';
+import { exportSif } from '../image/sif/export-sif.js';
 import type { Recipe, Stage } from '../recipe/model.js';
 import { scriptOf } from '../recipe/sections.js';
 import type { Store } from '../store/store.js';
@@ -25,7 +26,7 @@ import { runStepSession } from './step-session.js';
 import { nameTable } from '../core/name-table.js';
 import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
 
-export type OutputFormat = 'sandbox' | 'ext3' | 'squashfs';
+export type OutputFormat = 'sandbox' | 'ext3' | 'squashfs' | 'sif';
 
 export interface BuildTargetRequest {
   /** For events and logs: the target name, or the output's name for one-shot builds. */
@@ -487,6 +488,9 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
     case 'squashfs':
       exported = await exportSquashfs({ source: root, output: request.output, epoch, run: runInView, signal: ctx.signal });
       break;
+    case 'sif':
+      exported = await exportSifImage(run, image, { root, tmp, epoch, runInView });
+      break;
     case 'ext3':
       exported = await exportExt3({
         source: root,
@@ -513,6 +517,19 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
   if (!exported.ok) return exported;
   run.emit({ type: 'export-done', target: request.name, ms: Date.now() - t0, ...(updatedInPlace ? { updatedInPlace } : {}) });
   return ok({ updatedInPlace });
+}
+
+/** The `sif` format: the squashfs export wrapped in a SIF (src/image/sif/export-sif.ts). */
+function exportSifImage(run: BuildRun, image: BuiltStage, at: { root: string; tmp: string; epoch: number; runInView: CommandRunner }): Promise<Result<unknown, Diagnostic>> {
+  return exportSif({
+    source: at.root,
+    output: run.request.output,
+    epoch: at.epoch,
+    tempDir: at.tmp,
+    ...(image.config !== undefined ? { ociConfig: image.config } : {}),
+    run: at.runInView,
+    signal: run.ctx.signal,
+  });
 }
 
 /**

@@ -62,8 +62,9 @@ export const command: Command = {
     usage: '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--section S] [--build-arg NAME=VALUE ...] OUT SOURCE',
     description: [
       'SOURCE is a recipe (definition file), docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE,',
-      'or an image file or sandbox folder to convert. OUT is a squashfs .simg by default, a sandbox folder',
-      'with --sandbox, an ext3 .img with --writable. Recipe steps are cached: a rebuild reruns only what changed.',
+      'or an image file (.sif, .simg, .img) or sandbox folder to convert. OUT is a squashfs .simg by default,',
+      'a SIF image when it ends in .sif, a sandbox folder with --sandbox, an ext3 .img with --writable.',
+      'Recipe steps are cached: a rebuild reruns only what changed.',
     ].join('\n'),
     options: [
       { name: 'sandbox', short: 's', type: 'boolean', description: 'build a writable sandbox folder' },
@@ -90,7 +91,7 @@ export const command: Command = {
     if (boolOption(args, 'sandbox') && boolOption(args, 'writable')) {
       return failWith(ctx, [error('usage', '--sandbox and --writable cannot be combined', { hint: 'a sandbox is a folder; --writable makes an ext3 image file' })]);
     }
-    const format: OutputFormat = boolOption(args, 'sandbox') ? 'sandbox' : boolOption(args, 'writable') ? 'ext3' : 'squashfs';
+    const format: OutputFormat = boolOption(args, 'sandbox') ? 'sandbox' : boolOption(args, 'writable') ? 'ext3' : imageFileFormat(outArg);
     // A table without a prototype: `__proto__` and `constructor` are names like any other.
     const buildArgs = nameTable<string>();
     for (const kv of listOption(args, 'build-arg')) {
@@ -152,6 +153,11 @@ export const command: Command = {
     }
   },
 };
+
+/** The image file format OUT names: SIF for `.sif` (as `apptainer build x.sif`), else squashfs. */
+function imageFileFormat(outArg: string): OutputFormat {
+  return outArg.toLowerCase().endsWith('.sif') ? 'sif' : 'squashfs';
+}
 
 /**
  * Whether OUT is, holds or lies inside SOURCE's local path (a recipe, an image, a sandbox, an OCI
