@@ -119,4 +119,35 @@ describe.skipIf(!present)('damaged SIF files', () => {
       'the image was written by a newer SIF tool or is damaged; the known types are 0x4001 (Def.FILE) to 0x400b (OCI.Blob)',
     );
   });
+
+  it('an image without a system partition, one whose partition holds no squashfs, an encrypted one', async () => {
+    const exec = (path: string) => runCliInProcess(['exec', path, 'true']);
+    const empty = join(TESTDATA, 'empty.sif');
+    let r = await exec(empty);
+    expect(r.stderr).toBe(`error: ${empty}: the SIF image has no system partition to run\n  hint: 'orchestrator sif list' shows what it holds\n`);
+    expect(r.code).toBe(2);
+    const noSquashfs = damaged('no-squashfs.sif', (b) => {
+      b.write('XXXX', 36864, 'latin1');
+      return b;
+    });
+    r = await exec(noSquashfs);
+    expect(r.stderr).toBe(`error: ${noSquashfs}: SIF object 2 (FS, bytes 36864-40960) does not hold a squashfs file system\n  hint: the image is damaged; build or pull it again\n`);
+    expect(r.code).toBe(2);
+    const encrypted = damaged('encrypted.sif', (b) => {
+      b.writeInt32LE(5, DESCRIPTORS + DESCRIPTOR + 73 + 128);
+      return b;
+    });
+    r = await exec(encrypted);
+    expect(r.stderr).toBe(
+      `error: ${encrypted}: the root file system of this SIF image is encrypted (Encrypted squashfs, object 2)\n  hint: orchestrator cannot decrypt SIF partitions; decrypt it with apptainer (build a plain image from it) first\n`,
+    );
+    expect(r.code).toBe(2);
+    const damagedMagic = damaged('magic-exec.sif', (b) => {
+      b.writeInt32LE(0x4099, DESCRIPTORS);
+      return b;
+    });
+    r = await exec(damagedMagic);
+    expect(r.stderr).toContain('SIF object 1 has unknown data type 0x4099');
+    expect(r.code).toBe(2);
+  });
 });

@@ -126,7 +126,7 @@ describe('the sif format', () => {
     expect(readFileSync(again).equals(readFileSync(sif))).toBe(true);
   });
 
-  it('a SIF is a source: build a .simg and a sandbox from it', async () => {
+  it('a SIF is a source: build a .simg from it', async () => {
     const simg = join(work, 'from-sif.simg');
     const r = await runCli(['build', '--quiet', simg, sif], { cwd: work, env });
     expect(r.stderr).toContain(`built ${simg} (squashfs)`);
@@ -134,5 +134,36 @@ describe('the sif format', () => {
     const run = await runCli(['run', simg, 'y'], { cwd: work, env });
     expect(run.stdout).toBe('sif runscript: y\n');
     expect(existsSync(simg)).toBe(true);
+  });
+
+  it('converts in every direction: SIF to sandbox and ext3, .simg, sandbox and ext3 to SIF', async () => {
+    const build = async (out: string, source: string, flags: string[] = []): Promise<void> => {
+      const r = await runCli(['build', '--quiet', ...flags, out, source], { cwd: work, env });
+      expect(r.stderr).toContain(`built ${out} (`);
+      expect(r.code).toBe(0);
+    };
+    const runs = async (image: string): Promise<void> => {
+      const r = await runCli(['run', image, 'z'], { cwd: work, env });
+      expect(r.stdout).toBe('sif runscript: z\n');
+    };
+    await build('conv-sandbox', sif, ['--sandbox']);
+    await runs(join(work, 'conv-sandbox'));
+    await build('conv.img', sif, ['--writable']);
+    await runs(join(work, 'conv.img'));
+    for (const from of ['from-sif.simg', 'conv-sandbox', 'conv.img']) {
+      const out = `${from.replace(/\W/g, '-')}.sif`;
+      await build(out, join(work, from));
+      await runs(join(work, out));
+    }
+  });
+
+  it("a manifest target's from: names a SIF", async () => {
+    const project = join(work, 'project');
+    mkdirSync(project);
+    writeFileSync(join(project, 'orchestrator.yaml'), `version: 1\ntargets:\n  child:\n    from: ${sif}\n    output: build/child.sif\n`);
+    const r = await runCli(['up', '--progress', 'plain'], { cwd: project, env });
+    expect(r.code).toBe(0);
+    const run = await runCli(['run', join(project, 'build/child.sif'), 'w'], { cwd: project, env });
+    expect(run.stdout).toBe('sif runscript: w\n');
   });
 });
