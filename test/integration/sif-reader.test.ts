@@ -67,7 +67,7 @@ describe.skipIf(!present)('sif --json', () => {
 
   it('an unknown subcommand is a usage error', async () => {
     const r = await runCliInProcess(['sif', 'lsit', join(TESTDATA, 'empty.sif')]);
-    expect(r.stderr).toBe("error: unknown sif command 'lsit': expected list or header\n  hint: see 'orchestrator sif --help'\n");
+    expect(r.stderr).toBe("error: unknown sif command 'lsit': expected list, header, verify\n  hint: see 'orchestrator sif --help'\n");
     expect(r.code).toBe(2);
   });
 });
