@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSif } from '../../src/image/sif/read-sif.js';
+import { writeSif } from '../../src/image/sif/write-sif.js';
 import { goArch } from '../../src/image/sif/sif-format.js';
 import { makeBusyboxTree, digestOf } from '../helpers/busybox-image.js';
 import { runCli } from '../helpers/cli.js';
@@ -165,5 +166,31 @@ describe('the sif format', () => {
     expect(r.code).toBe(0);
     const run = await runCli(['run', join(project, 'build/child.sif'), 'w'], { cwd: project, env });
     expect(run.stdout).toBe('sif runscript: w\n');
+  });
+
+  it('inspect shows the definition file and labels of the SIF objects; JSON.Generic objects are listed', async () => {
+    const sqfs = join(work, 'base.sqfs');
+    execFileSync('mksquashfs', [join(work, 'base'), sqfs, '-noappend', '-quiet', '-no-progress'], { stdio: 'ignore' });
+    const out = join(work, 'objects.sif');
+    const written = await writeSif({
+      output: out,
+      squashfs: { file: sqfs, offset: 0 },
+      deffile: Buffer.from('Bootstrap: from-the-sif-object\n'),
+      labels: Buffer.from('{"Where": "sif object"}'),
+      genericJson: [{ name: 'oci-config.json', data: Buffer.from('{}') }],
+      arch: 'amd64',
+      epoch: 0,
+    });
+    expect(written.ok).toBe(true);
+    const def = await runCli(['inspect', '--deffile', out], { cwd: work, env });
+    expect(def.stdout).toBe('Bootstrap: from-the-sif-object\n');
+    const labels = await runCli(['inspect', '--labels', out], { cwd: work, env });
+    expect(labels.stdout).toBe('Where: sif object\n');
+    const list = await runCli(['sif', 'list', out], { cwd: work, env });
+    expect(list.stdout.split('\n').slice(3, 7).map((l) => l.slice(l.lastIndexOf('|') + 1))).toEqual(['Def.FILE', 'JSON.Labels', 'JSON.Generic', 'FS (Squashfs/*System/amd64)']);
+    const json = await runCli(['sif', 'list', '--json', out], { cwd: work, env });
+    expect((JSON.parse(json.stdout) as { name: string }[])[2]!.name).toBe('oci-config.json');
+    const header = await runCli(['sif', 'header', out], { cwd: work, env });
+    expect(header.stdout).toContain('Created At:           1970-01-01 00:00:00 +0000 UTC\n');
   });
 });
