@@ -73,6 +73,102 @@ function matches(digest: { hash: string; value: Buffer }, data: Buffer): boolean
   return createHash(digest.hash).update(data).digest().equals(digest.value);
 }
 
+type Checked = Result<VerifiedSignature, Diagnostic>;
+
+/** One signature object's checks: what it covers, or the first failure. */
+interface SignatureCheck {
+  readonly shownAs: string;
+  readonly image: SifImage;
+  readonly sig: SifObject;
+  /** The signed message, as the signer wrote it. */
+  readonly plaintext: Buffer;
+  readonly base: Pick<VerifiedSignature, 'signature' | 'hash' | 'key'>;
+  readonly bad: (message: string, hint?: string) => Checked;
+}
+
+function integrityError(shownAs: string, what: string, signature: number): Checked {
+  return fail(error('sif-integrity', `${shownAs}: ${what} does not match signature object ${signature}`, { hint: 'the image was changed after it was signed; do not trust it' }));
+}
+
+function groupObjects(image: SifImage, group: number): SifObject[] {
+  return image.objects.filter((o) => o.group === group);
+}
+
+/** A legacy signature: "SIFHASH:" and one digest of an object's data (or a group's, concatenated). */
+async function checkLegacy(c: SignatureCheck): Promise<Checked> {
+  const { sig, image } = c;
+  const hash = signatureOf(sig)!.hash;
+  if (!hash) return c.bad('the descriptor names no known hash type');
+  const expected = Buffer.from(c.plaintext.toString('latin1').slice('SIFHASH:\n'.length).trim(), 'hex');
+  const covered = sig.linkIsGroup ? groupObjects(image, sig.link) : image.objects.filter((o) => o.id === sig.link);
+  if (covered.length === 0) return c.bad(`it is linked to ${sig.linkIsGroup ? 'group' : 'object'} ${sig.link}, which the image does not have`);
+  const h = createHash(hash.node);
+  for (const o of covered) h.update(await readSifObject(image, o));
+  if (!h.digest().equals(expected)) return integrityError(c.shownAs, sig.linkIsGroup ? `the data of group ${sig.link}` : `object ${sig.link}`, sig.id);
+  return ok({ ...c.base, legacy: true, ...(sig.linkIsGroup ? { group: sig.link } : {}), header: false, objects: covered.map((o) => o.id) });
+}
+
+/** A current signature: JSON digests of the header and of each object (descriptor, data) of its group. */
+async function checkMetadata(c: SignatureCheck): Promise<Checked> {
+  const { sig, image } = c;
+  let metadata: ImageMetadata;
+  try {
+    metadata = JSON.parse(c.plaintext.toString('utf8')) as ImageMetadata;
+  } catch {
+    return c.bad('the signed message is neither SIF metadata (JSON) nor a legacy SIFHASH');
+  }
+  if (!sig.linkIsGroup) return c.bad('a signature with metadata must be linked to an object group');
+  const objects = groupObjects(image, sig.link);
+  if (objects.length === 0) return c.bad(`it is linked to group ${sig.link}, which the image does not have`);
+  const minId = Math.min(...objects.map((o) => o.id));
+  const header = parseDigest(metadata.header?.digest);
+  if (metadata.version !== 1 || !header || !Array.isArray(metadata.objects)) return c.bad('the signed metadata is not SIF metadata version 1');
+  if (!matches(header, headerIntegrityBytes(image))) return integrityError(c.shownAs, 'the global header', sig.id);
+  const signedIds = metadata.objects.map((m) => minId + m.relativeId).sort((a, b) => a - b);
+  const ids = objects.map((o) => o.id).sort((a, b) => a - b);
+  if (signedIds.join(',') !== ids.join(',')) {
+    return c.bad(`it covers objects ${signedIds.join(', ')}, but group ${sig.link} holds objects ${ids.join(', ')}`, 'an object was added to or removed from the group after signing; do not trust it');
+  }
+  for (const m of metadata.objects) {
+    const object = objects.find((o) => o.id === minId + m.relativeId)!;
+    const descriptor = parseDigest(m.descriptorDigest);
+    const data = parseDigest(m.objectDigest);
+    if (!descriptor || !data) return c.bad('the signed metadata holds a malformed digest');
+    if (!matches(descriptor, descriptorIntegrityBytes(object, m.relativeId))) return integrityError(c.shownAs, `the descriptor of object ${object.id}`, sig.id);
+    if (!(await digestOfObject(image, object, data.hash)).equals(data.value)) return integrityError(c.shownAs, `the data of object ${object.id}`, sig.id);
+  }
+  return ok({ ...c.base, legacy: false, group: sig.link, header: true, objects: ids });
+}
+
+/** The PGP part: the cleartext signature verifies with a key of `keys` that the descriptor names. */
+async function checkSignature(shownAs: string, image: SifImage, sig: SifObject, keys: readonly PgpKey[], keyFile: string): Promise<Checked> {
+  const bad = (message: string, hint?: string): Checked =>
+    fail(error('sif-signature-invalid', `${shownAs}: signature object ${sig.id}: ${message}`, { hint: hint ?? 'the image was changed after it was signed, or signed by someone else' }));
+  const meta = signatureOf(sig)!;
+  let plaintext: Buffer;
+  let key: PgpKey;
+  try {
+    const message = readClearSigned(await readSifObject(image, sig));
+    const signature = readSignature(message.signature);
+    const found = signingKey(signature, keys);
+    if (!found) {
+      const by = (signature.issuerFingerprint ?? signature.issuerKeyId)?.toString('hex').toUpperCase() ?? 'an unnamed key';
+      return bad(`signed by ${by}, which is not a key in ${keyFile}`, "give the signer's public key with --key");
+    }
+    verifySignature(message.signedText, signature, found);
+    plaintext = message.plaintext;
+    key = found;
+  } catch (e) {
+    if (e instanceof PgpError) return bad(e.message);
+    throw e;
+  }
+  if (meta.fingerprint && !meta.fingerprint.equals(key.primary)) {
+    return bad(`the descriptor names key ${meta.fingerprint.toString('hex').toUpperCase()}, but the signature was made with ${key.primary.toString('hex').toUpperCase()}`);
+  }
+  const c: SignatureCheck = { shownAs, image, sig, plaintext, bad, base: { signature: sig.id, hash: meta.hash?.name ?? 'unknown', key: key.primary.toString('hex').toUpperCase() } };
+  return plaintext.toString('latin1').startsWith('SIFHASH:\n') ? checkLegacy(c) : checkMetadata(c);
+}
+
 /**
  * Verifies every signature object of a SIF image with the given PGP keys, as `apptainer verify`
  * does: the cleartext signature over its message, the signer against the descriptor's
@@ -88,85 +184,9 @@ export async function verifySif(shownAs: string, image: SifImage, keys: readonly
   }
   const verified: VerifiedSignature[] = [];
   for (const sig of signatures) {
-    const bad = (message: string, hint?: string): Result<VerifiedSignature[], Diagnostic> =>
-      fail(error('sif-signature-invalid', `${shownAs}: signature object ${sig.id}: ${message}`, { hint: hint ?? 'the image was changed after it was signed, or signed by someone else' }));
-    const meta = signatureOf(sig)!;
-    let plaintext: Buffer;
-    let key: PgpKey;
-    try {
-      const message = readClearSigned(await readSifObject(image, sig));
-      const signature = readSignature(message.signature);
-      const found = signingKey(signature, keys);
-      if (!found) {
-        const by = (signature.issuerFingerprint ?? signature.issuerKeyId)?.toString('hex').toUpperCase() ?? 'an unnamed key';
-        return bad(`signed by ${by}, which is not a key in ${keyFile}`, "give the signer's public key with --key");
-      }
-      verifySignature(message.signedText, signature, found);
-      plaintext = message.plaintext;
-      key = found;
-    } catch (e) {
-      if (e instanceof PgpError) return bad(e.message);
-      throw e;
-    }
-    if (meta.fingerprint && !meta.fingerprint.equals(key.primary)) {
-      return bad(`the descriptor names key ${meta.fingerprint.toString('hex').toUpperCase()}, but the signature was made with ${key.primary.toString('hex').toUpperCase()}`);
-    }
-    const base = { signature: sig.id, hash: meta.hash?.name ?? 'unknown', key: key.primary.toString('hex').toUpperCase() };
-    const groupObjects = (group: number): SifObject[] => image.objects.filter((o) => o.group === group);
-
-    if (plaintext.toString('latin1').startsWith('SIFHASH:\n')) {
-      if (!meta.hash) return bad('the descriptor names no known hash type');
-      const expected = Buffer.from(plaintext.toString('latin1').slice('SIFHASH:\n'.length).trim(), 'hex');
-      const covered = sig.linkIsGroup ? groupObjects(sig.link) : image.objects.filter((o) => o.id === sig.link);
-      if (covered.length === 0) return bad(`it is linked to ${sig.linkIsGroup ? 'group' : 'object'} ${sig.link}, which the image does not have`);
-      const h = createHash(meta.hash.node);
-      for (const o of covered) h.update(await readSifObject(image, o));
-      if (!h.digest().equals(expected)) {
-        return fail(
-          error('sif-integrity', `${shownAs}: ${sig.linkIsGroup ? `the data of group ${sig.link}` : `object ${sig.link}`} does not match signature object ${sig.id}`, {
-            hint: 'the image was changed after it was signed; do not trust it',
-          }),
-        );
-      }
-      verified.push({ ...base, legacy: true, ...(sig.linkIsGroup ? { group: sig.link } : {}), header: false, objects: covered.map((o) => o.id) });
-      continue;
-    }
-
-    let metadata: ImageMetadata;
-    try {
-      metadata = JSON.parse(plaintext.toString('utf8')) as ImageMetadata;
-    } catch {
-      return bad('the signed message is neither SIF metadata (JSON) nor a legacy SIFHASH');
-    }
-    if (!sig.linkIsGroup) return bad('a signature with metadata must be linked to an object group');
-    const objects = groupObjects(sig.link);
-    if (objects.length === 0) return bad(`it is linked to group ${sig.link}, which the image does not have`);
-    const minId = Math.min(...objects.map((o) => o.id));
-    const header = parseDigest(metadata.header?.digest);
-    if (metadata.version !== 1 || !header || !Array.isArray(metadata.objects)) return bad('the signed metadata is not SIF metadata version 1');
-    if (!matches(header, headerIntegrityBytes(image))) {
-      return fail(error('sif-integrity', `${shownAs}: the global header does not match signature object ${sig.id}`, { hint: 'the image was changed after it was signed; do not trust it' }));
-    }
-    const signedIds = metadata.objects.map((m) => minId + m.relativeId).sort((a, b) => a - b);
-    const ids = objects.map((o) => o.id).sort((a, b) => a - b);
-    if (signedIds.join(',') !== ids.join(',')) {
-      return bad(`it covers objects ${signedIds.join(', ')}, but group ${sig.link} holds objects ${ids.join(', ')}`, 'an object was added to or removed from the group after signing; do not trust it');
-    }
-    for (const m of metadata.objects) {
-      const object = objects.find((o) => o.id === minId + m.relativeId)!;
-      const descriptor = parseDigest(m.descriptorDigest);
-      const data = parseDigest(m.objectDigest);
-      if (!descriptor || !data) return bad('the signed metadata holds a malformed digest');
-      const changed = !matches(descriptor, descriptorIntegrityBytes(object, m.relativeId))
-        ? 'descriptor'
-        : !(await digestOfObject(image, object, data.hash)).equals(data.value)
-          ? 'data'
-          : undefined;
-      if (changed) {
-        return fail(error('sif-integrity', `${shownAs}: the ${changed} of object ${object.id} does not match signature object ${sig.id}`, { hint: 'the image was changed after it was signed; do not trust it' }));
-      }
-    }
-    verified.push({ ...base, legacy: false, group: sig.link, header: true, objects: ids });
+    const checked = await checkSignature(shownAs, image, sig, keys, keyFile);
+    if (!checked.ok) return checked;
+    verified.push(checked.value);
   }
   return ok(verified);
 }
