@@ -166,6 +166,16 @@ describe('the sif format', () => {
     expect(r.code).toBe(0);
     const run = await runCli(['run', join(project, 'build/child.sif'), 'w'], { cwd: project, env });
     expect(run.stdout).toBe('sif runscript: w\n');
+    const again = await runCli(['up', '--progress', 'plain'], { cwd: project, env });
+    expect(again.stdout + again.stderr).toContain('built 0, fresh 1, failed 0, skipped 0');
+  });
+
+  it('Bootstrap: localimage takes a SIF', async () => {
+    writeFileSync(join(work, 'on-sif.def'), `Bootstrap: localimage\nFrom: ${sif}\n\n%post\n    echo from-post > /post.txt\n`);
+    const r = await runCli(['build', '--quiet', '--sandbox', 'on-sif', 'on-sif.def'], { cwd: work, env });
+    expect(r.code).toBe(0);
+    expect(readFileSync(join(work, 'on-sif/post.txt'), 'utf8')).toBe('from-post\n');
+    expect(readFileSync(join(work, 'on-sif/etc/os-release'), 'utf8')).toBe('NAME="Busybox Test"\nID=busybox-test\n');
   });
 
   it('inspect shows the definition file and labels of the SIF objects; JSON.Generic objects are listed', async () => {
