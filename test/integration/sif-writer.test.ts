@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -202,5 +202,19 @@ describe('the sif format', () => {
     expect((JSON.parse(json.stdout) as { name: string }[])[2]!.name).toBe('oci-config.json');
     const header = await runCli(['sif', 'header', out], { cwd: work, env });
     expect(header.stdout).toContain('Created At:           1970-01-01 00:00:00 +0000 UTC\n');
+  });
+
+  it('a failed SIF write leaves the previous image and no temporary file', async () => {
+    const dir = join(work, 'failing');
+    mkdirSync(dir);
+    const out = join(dir, 'img.sif');
+    copyFileSync(sif, out);
+    const before = readFileSync(out);
+    const bad = await writeSif({ output: out, squashfs: { file: join(work, 'no-such.sqfs'), offset: 0 }, arch: 'amd64', epoch: 0 });
+    expect(bad.ok ? undefined : [bad.error.reason, bad.error.message.startsWith(`could not write ${out}: ENOENT`)]).toEqual(['system-error', true]);
+    const arch = await writeSif({ output: out, squashfs: { file: sif, offset: 0 }, arch: 'sparc64', epoch: 0 });
+    expect(arch.ok ? undefined : arch.error.message).toBe(`${out}: SIF has no code for the architecture 'sparc64'`);
+    expect(readFileSync(out).equals(before)).toBe(true);
+    expect(readdirSync(dir)).toEqual(['img.sif']);
   });
 });
