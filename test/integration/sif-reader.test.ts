@@ -1,7 +1,8 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT, runCliInProcess } from '../helpers/cli.js';
+import { REPO_ROOT, runCli, runCliInProcess } from '../helpers/cli.js';
 
 // The SIF test images of apptainer/sif and siftool's output for each (../shared/sif-testdata,
 // beside the repository; its README says where they come from). SIF_TESTDATA names another copy
@@ -69,5 +70,21 @@ describe.skipIf(!present)('sif --json', () => {
     const r = await runCliInProcess(['sif', 'lsit', join(TESTDATA, 'empty.sif')]);
     expect(r.stderr).toBe("error: unknown sif command 'lsit': expected list, header, verify\n  hint: see 'orchestrator sif --help'\n");
     expect(r.code).toBe(2);
+  });
+});
+
+describe.skipIf(!present)("a SIF written by apptainer/sif's own code", () => {
+  it('is a build source: its primary squashfs partition (after a raw one, for 386) becomes a sandbox', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'orch-sif-source-'));
+    try {
+      const sif = join(TESTDATA, 'two-groups.sif');
+      const r = await runCli(['build', '--sandbox', join(work, 'out'), sif], { cwd: work, env: { ...process.env, ORCHESTRATOR_CACHE: join(work, 'cache') } });
+      expect(r.code).toBe(0);
+      expect(readdirSync(join(work, 'out')).filter((n) => !n.startsWith('.') && n !== 'environment' && n !== 'singularity')).toContain('hello.txt');
+      const inspect = await runCli(['inspect', '--json', sif], { cwd: work });
+      expect(JSON.parse(inspect.stdout)).toEqual({ data: { attributes: { labels: null } }, type: 'container' });
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 });
