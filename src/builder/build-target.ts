@@ -526,6 +526,8 @@ function exportSifImage(run: BuildRun, image: BuiltStage, at: { root: string; tm
     output: run.request.output,
     epoch: at.epoch,
     tempDir: at.tmp,
+    // The platform's architecture ("linux/arm64/v8" → arm64): OCI and SIF both use Go's names.
+    ...(run.platform.split('/')[1] ? { arch: run.platform.split('/')[1]! } : {}),
     ...(image.config !== undefined ? { ociConfig: image.config } : {}),
     run: at.runInView,
     signal: run.ctx.signal,
