@@ -150,4 +150,35 @@ describe.skipIf(!present)('damaged SIF files', () => {
     expect(r.stderr).toContain('SIF object 1 has unknown data type 0x4099');
     expect(r.code).toBe(2);
   });
+
+  it('an ext3 primary partition is checked as an ext3 file system that fits in its object', async () => {
+    // two-groups.sif with the ext3 object (3, bytes 40960-303104) made the primary partition.
+    const primaryExt3 = (b: Buffer): Buffer => {
+      b.writeInt32LE(1, DESCRIPTORS + DESCRIPTOR + 73 + 128 + 4);
+      b.writeInt32LE(2, DESCRIPTORS + 2 * DESCRIPTOR + 73 + 128 + 4);
+      return b;
+    };
+    const copy = (name: string, damage: (b: Buffer) => Buffer): string => {
+      const path = join(work, name);
+      writeFileSync(path, damage(primaryExt3(readFileSync(join(TESTDATA, 'two-groups.sif')))));
+      return path;
+    };
+    const good = copy('ext3.sif', (b) => b);
+    let r = await runCliInProcess(['inspect', '--json', good]);
+    expect(JSON.parse(r.stdout)).toEqual({ data: { attributes: { labels: null } }, type: 'container' });
+    expect(r.code).toBe(0);
+    const noExt3 = copy('no-ext3.sif', (b) => {
+      b.writeUInt16LE(0, 40960 + 1024 + 56);
+      return b;
+    });
+    r = await runCliInProcess(['inspect', noExt3]);
+    expect(r.stderr).toBe(`error: ${noExt3}: SIF object 3 (FS, bytes 40960-303104) does not hold an ext3 file system\n  hint: the image is damaged; build or pull it again\n`);
+    const tooBig = copy('big-ext3.sif', (b) => {
+      b.writeUInt32LE(65, 40960 + 1024 + 4);
+      return b;
+    });
+    r = await runCliInProcess(['inspect', tooBig]);
+    expect(r.stderr).toBe(`error: ${tooBig}: the ext3 file system in SIF object 3 says 266240 bytes, the object holds 262144\n  hint: the image is damaged; build or pull it again\n`);
+    expect(r.code).toBe(2);
+  });
 });

@@ -14,8 +14,9 @@ export interface SifRootPartition {
 /**
  * The partition a container runs from, as Apptainer picks it: the primary system partition
  * (`*System`), else the first system partition. Encrypted partitions are refused (we hold no
- * key), as are file systems we cannot mount (Raw, Archive). A squashfs partition is checked to
- * hold a squashfs super block that fits inside it, so nothing mounts the wrong bytes.
+ * key), as are file systems we cannot mount (Raw, Archive). A squashfs or ext3 partition is
+ * checked to hold a super block of its type whose size fits inside it, so nothing mounts the
+ * wrong bytes.
  */
 export async function sifRootPartition(shownAs: string, image: SifImage): Promise<Result<SifRootPartition, Diagnostic>> {
   const partitions = image.objects.flatMap((o) => {
@@ -34,25 +35,41 @@ export async function sifRootPartition(shownAs: string, image: SifImage): Promis
       }),
     );
   }
-  if (p.fsType === FS_EXT3) return ok({ object: o, format: 'ext3', offset: o.offset, size: o.size });
-  if (p.fsType !== FS_SQUASHFS) {
+  if (p.fsType !== FS_SQUASHFS && p.fsType !== FS_EXT3) {
     return fail(error('image-unsupported', `${shownAs}: the root file system of this SIF image is ${fsTypeName(p.fsType)} (object ${o.id}), not squashfs or ext3`));
   }
-  const sb = Buffer.alloc(96);
-  const handle = await open(image.path, 'r');
-  try {
-    await handle.read(sb, 0, Math.min(96, o.size), o.offset);
-  } finally {
-    await handle.close();
+  const damaged = { hint: 'the image is damaged; build or pull it again' };
+  if (p.fsType === FS_EXT3) {
+    const sb = await readAt(image.path, o.offset + 1024, Math.min(1024, Math.max(0, o.size - 1024)));
+    if (sb.length < 58 || sb.readUInt16LE(56) !== 0xef53) {
+      return fail(error('image-unrecognized', `${shownAs}: SIF object ${o.id} (FS, bytes ${o.offset}-${o.offset + o.size}) does not hold an ext3 file system`, damaged));
+    }
+    const bytes = sb.readUInt32LE(4) * 1024 * 2 ** sb.readUInt32LE(24);
+    if (bytes > o.size) {
+      return fail(error('image-truncated', `${shownAs}: the ext3 file system in SIF object ${o.id} says ${bytes} bytes, the object holds ${o.size}`, damaged));
+    }
+    return ok({ object: o, format: 'ext3', offset: o.offset, size: o.size });
   }
-  if (o.size < 96 || sb.toString('latin1', 0, 4) !== 'hsqs') {
-    return fail(error('image-unrecognized', `${shownAs}: SIF object ${o.id} (FS, bytes ${o.offset}-${o.offset + o.size}) does not hold a squashfs file system`, { hint: 'the image is damaged; build or pull it again' }));
+  const sb = await readAt(image.path, o.offset, Math.min(96, o.size));
+  if (sb.length < 96 || sb.toString('latin1', 0, 4) !== 'hsqs') {
+    return fail(error('image-unrecognized', `${shownAs}: SIF object ${o.id} (FS, bytes ${o.offset}-${o.offset + o.size}) does not hold a squashfs file system`, damaged));
   }
   const bytesUsed = Number(sb.readBigUInt64LE(40));
   if (bytesUsed > o.size) {
     return fail(
-      error('image-truncated', `${shownAs}: the squashfs file system in SIF object ${o.id} says ${bytesUsed} bytes, the object holds ${o.size}`, { hint: 'the image is damaged; build or pull it again' }),
+      error('image-truncated', `${shownAs}: the squashfs file system in SIF object ${o.id} says ${bytesUsed} bytes, the object holds ${o.size}`, damaged),
     );
   }
   return ok({ object: o, format: 'squashfs', offset: o.offset, size: o.size });
+}
+
+async function readAt(path: string, position: number, length: number): Promise<Buffer> {
+  const b = Buffer.alloc(length);
+  const handle = await open(path, 'r');
+  try {
+    const { bytesRead } = await handle.read(b, 0, length, position);
+    return b.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
 }
