@@ -11,6 +11,7 @@ import { exportExt3 } from '../image/export-ext3.js';
 import { exportSandbox } from '../image/export-sandbox.js';
 import { exportSquashfs, type SquashfsProgress } from '../image/export-squashfs.js';
 import { DEFAULT_SQUASHFS_OPTIONS, type SquashfsOptions } from '../manifest/squashfs-options.js';
+import { exportSif, type ExportSifOptions } from '../image/sif/export-sif.js';
 import type { Recipe, Stage } from '../recipe/model.js';
 import { scriptOf } from '../recipe/sections.js';
 import type { Store } from '../store/store.js';
@@ -26,7 +27,7 @@ import { runStepSession } from './step-session.js';
 import { nameTable } from '../core/name-table.js';
 import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
 
-export type OutputFormat = 'sandbox' | 'ext3' | 'squashfs';
+export type OutputFormat = 'sandbox' | 'ext3' | 'squashfs' | 'sif';
 
 export interface BuildTargetRequest {
   /** For events and logs: the target name, or the output's name for one-shot builds. */
@@ -488,27 +489,27 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
   let updatedInPlace = false;
   let last: SquashfsProgress | undefined;
   switch (request.format) {
-    case 'squashfs': {
+    case 'squashfs':
+    case 'sif': {
       const o = request.squashfs ?? DEFAULT_SQUASHFS_OPTIONS;
       const ours = o.writer === 'orchestrator';
       // The writer marks the block cache entries it uses from now on: cache prune keeps them.
       if (ours) run.references.add(ctx.store.blockUseMark(Date.now() - 2000));
-      exported = await exportSquashfs({
-        source: root,
-        output: request.output,
-        epoch,
+      const squashfs = {
         writer: o.writer,
         compression: o.compression,
         ...(o.level !== undefined ? { level: o.level } : {}),
         blockSize: o.blockSize,
         ...(ours ? { blockCache: ctx.store.blocksDir } : {}),
-        onProgress: (p) => {
+        onProgress: (p: SquashfsProgress) => {
           last = p;
           run.emit({ type: 'export-progress', target: request.name, phase: p.phase, files: p.files, filesTotal: p.filesTotal, bytes: p.bytes, bytesTotal: p.bytesTotal, compressedBytes: p.compressed, reusedBytes: p.reused });
         },
-        run: runInView,
-        signal: ctx.signal,
-      });
+      };
+      exported =
+        request.format === 'sif'
+          ? await exportSifImage(run, image, { root, tmp, epoch, runInView, squashfs })
+          : await exportSquashfs({ source: root, output: request.output, epoch, ...squashfs, run: runInView, signal: ctx.signal });
       break;
     }
     case 'ext3':
@@ -538,6 +539,26 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
   const squashfs = last ? { squashfs: { compressedBytes: last.compressed, reusedBytes: last.reused } } : {};
   run.emit({ type: 'export-done', target: request.name, ms: Date.now() - t0, ...(updatedInPlace ? { updatedInPlace } : {}), ...squashfs });
   return ok({ updatedInPlace });
+}
+
+/** The `sif` format: the squashfs export wrapped in a SIF (src/image/sif/export-sif.ts). */
+function exportSifImage(
+  run: BuildRun,
+  image: BuiltStage,
+  at: { root: string; tmp: string; epoch: number; runInView: CommandRunner; squashfs: NonNullable<ExportSifOptions['squashfs']> },
+): Promise<Result<unknown, Diagnostic>> {
+  return exportSif({
+    source: at.root,
+    output: run.request.output,
+    epoch: at.epoch,
+    tempDir: at.tmp,
+    // The platform's architecture ("linux/arm64/v8" → arm64): OCI and SIF both use Go's names.
+    ...(run.platform.split('/')[1] ? { arch: run.platform.split('/')[1]! } : {}),
+    ...(image.config !== undefined ? { ociConfig: image.config } : {}),
+    squashfs: at.squashfs,
+    run: at.runInView,
+    signal: run.ctx.signal,
+  });
 }
 
 /**

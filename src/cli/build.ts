@@ -65,10 +65,11 @@ export const command: Command = {
       '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--section S] [--build-arg NAME=VALUE ...] [--squashfs-writer W] [--compression C] [--compression-level N] [--block-size SIZE] OUT SOURCE',
     description: [
       'SOURCE is a recipe (definition file), docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE,',
-      'or an image file or sandbox folder to convert. OUT is a squashfs .simg by default, a sandbox folder',
-      'with --sandbox, an ext3 .img with --writable. Recipe steps are cached: a rebuild reruns only what changed.',
-      "A .simg is written by orchestrator's own squashfs writer, which reuses the compressed blocks of unchanged",
-      'files from the cache; --squashfs-writer mksquashfs uses squashfs-tools instead.',
+      'or an image file (.sif, .simg, .img) or sandbox folder to convert. OUT is a squashfs .simg by default,',
+      'a SIF image when it ends in .sif, a sandbox folder with --sandbox, an ext3 .img with --writable.',
+      'Recipe steps are cached: a rebuild reruns only what changed.',
+      "A .simg (and a SIF's partition) is written by orchestrator's own squashfs writer, which reuses the",
+      'compressed blocks of unchanged files from the cache; --squashfs-writer mksquashfs uses squashfs-tools instead.',
     ].join('\n'),
     options: [
       { name: 'sandbox', short: 's', type: 'boolean', description: 'build a writable sandbox folder' },
@@ -99,7 +100,7 @@ export const command: Command = {
     if (boolOption(args, 'sandbox') && boolOption(args, 'writable')) {
       return failWith(ctx, [error('usage', '--sandbox and --writable cannot be combined', { hint: 'a sandbox is a folder; --writable makes an ext3 image file' })]);
     }
-    const format: OutputFormat = boolOption(args, 'sandbox') ? 'sandbox' : boolOption(args, 'writable') ? 'ext3' : 'squashfs';
+    const format: OutputFormat = boolOption(args, 'sandbox') ? 'sandbox' : boolOption(args, 'writable') ? 'ext3' : imageFileFormat(outArg);
     // A table without a prototype: `__proto__` and `constructor` are names like any other.
     const buildArgs = nameTable<string>();
     for (const kv of listOption(args, 'build-arg')) {
@@ -178,10 +179,10 @@ function squashfsOptions(args: ParsedArgs, format: OutputFormat): Result<Squashf
   const levelText = stringOption(args, 'compression-level');
   const blockText = stringOption(args, 'block-size');
   const given = Object.entries({ writer, compression, level: levelText, block_size: blockText }).filter(([, v]) => v !== undefined);
-  if (format !== 'squashfs') {
+  if (format !== 'squashfs' && format !== 'sif') {
     if (given.length === 0) return ok(undefined);
     const flag = SQUASHFS_FLAGS[given[0]![0] as keyof typeof SQUASHFS_FLAGS];
-    return fail([error('usage', `${flag} applies to squashfs images, not to ${format === 'sandbox' ? '--sandbox' : '--writable'}`, { hint: `leave ${flag} out, or build a .simg` })]);
+    return fail([error('usage', `${flag} applies to squashfs and SIF images, not to ${format === 'sandbox' ? '--sandbox' : '--writable'}`, { hint: `leave ${flag} out, or build a .simg or .sif` })]);
   }
   const level = levelText === undefined ? undefined : /^\d+$/.test(levelText) ? Number(levelText) : NaN;
   if (Number.isNaN(level)) return fail([error('usage', `--compression-level '${levelText}' is not a whole number`, { hint: 'e.g. --compression-level 19 with zstd' })]);
@@ -190,6 +191,11 @@ function squashfsOptions(args: ParsedArgs, format: OutputFormat): Result<Squashf
   const r = resolveSquashfsOptions({ writer, compression, level, blockSize });
   if (r.problems.length > 0) return fail(r.problems.map((p) => error('usage', `${SQUASHFS_FLAGS[p.field]}: ${p.message}`, { hint: p.hint })));
   return ok(r.options);
+}
+
+/** The image file format OUT names: SIF for `.sif` (as `apptainer build x.sif`), else squashfs. */
+function imageFileFormat(outArg: string): OutputFormat {
+  return outArg.toLowerCase().endsWith('.sif') ? 'sif' : 'squashfs';
 }
 
 /**

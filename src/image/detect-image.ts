@@ -2,6 +2,9 @@ import { open, realpath, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { error, type Diagnostic, type Reason } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
+import { readSif } from './sif/read-sif.js';
+import { SIF_MAGIC } from './sif/sif-format.js';
+import { sifRootPartition } from './sif/sif-partition.js';
 
 /** The three Singularity image formats (docs/ARCHITECTURE.md, Images). */
 export type ImageFormat = 'sandbox' | 'squashfs' | 'ext3';
@@ -16,6 +19,8 @@ export interface DetectedImage {
   readonly header: boolean;
   /** File size in bytes; 0 for sandboxes. */
   readonly size: number;
+  /** For a SIF file: the root partition (`offset` is its start); the format is the partition's. */
+  readonly sif?: { readonly partitionSize: number; readonly objectId: number };
 }
 
 /** The line Singularity 2.4 writes in front of image files. */
@@ -55,7 +60,6 @@ export function describeContent(head: Uint8Array, size: number): string {
   if (b.length >= 3 && b.toString('latin1', 0, 3) === 'BZh') return 'bzip2-compressed data';
   if (b.length >= 4 && b.toString('latin1', 0, 4) === 'PK\x03\x04') return 'a zip archive';
   if (b.length >= 262 && b.toString('latin1', 257, 262) === 'ustar') return 'a tar archive';
-  if (b.length >= 41 && b.toString('latin1', 32, 41) === 'SIF_MAGIC') return 'a SIF image (not supported yet)';
   const sample = b.subarray(0, Math.min(b.length, 4096));
   const text = sample.every((c) => c === 9 || c === 10 || c === 13 || (c >= 32 && c !== 127));
   if (text) {
@@ -63,6 +67,16 @@ export function describeContent(head: Uint8Array, size: number): string {
     return `a text file (starting '${first}')`;
   }
   return 'unrecognized binary data';
+}
+
+/** A SIF file: its root partition, checked (src/image/sif/sif-partition.ts). */
+async function detectSif(path: string, real: string, size: number): Promise<Result<DetectedImage>> {
+  const sif = await readSif(real, path);
+  if (!sif.ok) return sif;
+  const root = await sifRootPartition(path, sif.value);
+  if (!root.ok) return root;
+  const { format, offset, size: partitionSize, object } = root.value;
+  return ok({ path: real, format, offset, header: sif.value.header.launchScript !== '', size, sif: { partitionSize, objectId: object.id } });
 }
 
 /**
@@ -98,6 +112,7 @@ export async function detectImage(path: string, options: { cwd?: string; signal?
     const { offset, header } = fileSystemOffset(probe);
     const size = st.size;
     const fsSize = size - offset;
+    if (bytesRead >= 42 && probe.toString('latin1', 32, 42) === SIF_MAGIC) return await detectSif(path, real, size);
 
     if (bytesRead >= offset + 4 && probe.toString('latin1', offset, offset + 4) === SQUASHFS_MAGIC) {
       if (bytesRead < offset + 96) return fail(imageError(path, 'image-truncated', 'truncated squashfs image: the superblock is incomplete'));

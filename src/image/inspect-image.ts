@@ -1,5 +1,6 @@
 import type { DetectedImage } from './detect-image.js';
 import { listImageFiles, readImageFile } from './image-files.js';
+import { sifMetadataObject } from './sif/sif-metadata.js';
 
 /** The parts `inspect` can show, named as in Apptainer's JSON. */
 export type InspectPart = 'labels' | 'deffile' | 'runscript' | 'test' | 'environment' | 'helpfile';
@@ -24,12 +25,16 @@ const FILES: Readonly<Record<Exclude<InspectPart, 'labels' | 'environment'>, str
   helpfile: '/.singularity.d/runscript.help',
 };
 
-/** Reads the requested parts of an image's metadata. Labels that are not a JSON object are shown as null. */
+/**
+ * Reads the requested parts of an image's metadata. Labels that are not a JSON object are shown
+ * as null. A SIF image's definition file and labels come from its `Def.FILE` and `JSON.Labels`
+ * objects when it has them, as Apptainer reads them.
+ */
 export async function inspectImage(image: DetectedImage, parts: readonly InspectPart[], options: { signal?: AbortSignal } = {}): Promise<InspectAttributes> {
   const out: InspectAttributes = {};
   for (const part of parts) {
     if (part === 'labels') {
-      const raw = await readImageFile(image, '/.singularity.d/labels.json', options);
+      const raw = (image.sif && (await sifMetadataObject(image.path, 'labels'))) || (await readImageFile(image, '/.singularity.d/labels.json', options));
       let labels: Record<string, unknown> | null = null;
       if (raw) {
         try {
@@ -50,7 +55,8 @@ export async function inspectImage(image: DetectedImage, parts: readonly Inspect
       }
       out.environment = Object.keys(env).length > 0 ? env : null;
     } else {
-      const raw = await readImageFile(image, FILES[part], options);
+      const fromSif = part === 'deffile' && image.sif ? await sifMetadataObject(image.path, 'deffile') : undefined;
+      const raw = fromSif ?? (await readImageFile(image, FILES[part], options));
       out[part] = raw ? raw.toString('utf8') : null;
     }
   }

@@ -190,7 +190,7 @@ function readTarget(ctx: Context, name: string, t: unknown, topArgs: Readonly<Re
     output,
     outputGiven: fo.outputText !== undefined,
     ...(size.size !== undefined ? { size: size.size } : {}),
-    ...(fo.format === 'squashfs' ? { squashfs: squashfs.options ?? DEFAULT_SQUASHFS_OPTIONS } : {}),
+    ...(fo.format === 'squashfs' || fo.format === 'sif' ? { squashfs: squashfs.options ?? DEFAULT_SQUASHFS_OPTIONS } : {}),
     args,
     inputs,
     test,
@@ -341,11 +341,11 @@ function readTargetSquashfs(ctx: Context, name: string, t: Obj, format: Format |
   loc.squashfs = ctx.source.valueLocation(at);
   // A value of the wrong type was reported by the schema.
   if (!isObj(value)) return { usable: false };
-  if (format !== undefined && format !== 'squashfs') {
+  if (format !== undefined && format !== 'squashfs' && format !== 'sif') {
     ctx.diagnostics.push(
-      error('manifest-squashfs-not-squashfs', `'squashfs' applies only to squashfs images, but target '${name}' is ${format}`, {
+      error('manifest-squashfs-not-squashfs', `'squashfs' applies only to squashfs and SIF images, but target '${name}' is ${format}`, {
         location: ctx.source.entryLocation(at),
-        hint: "remove 'squashfs', or use 'format: squashfs'",
+        hint: "remove 'squashfs', or use 'format: squashfs' or 'format: sif'",
         related: loc.format ? [{ message: `format ${format} is set here`, location: loc.format }] : [],
       }),
     );

@@ -36,9 +36,9 @@ export interface ProjectLocations {
   readonly args: Readonly<Record<string, SourceLocation>>;
 }
 
-export type Format = 'sandbox' | 'ext3' | 'squashfs';
+export type Format = 'sandbox' | 'ext3' | 'squashfs' | 'sif';
 
-export const FORMATS: readonly Format[] = ['sandbox', 'ext3', 'squashfs'];
+export const FORMATS: readonly Format[] = ['sandbox', 'ext3', 'squashfs', 'sif'];
 
 /** Where an image starts (`from:`), parsed. `text` is the value as written. */
 export type SourceRef =

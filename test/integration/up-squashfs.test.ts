@@ -146,7 +146,7 @@ targets:
     expect(r.stderr).toContain("orchestrator.yaml:10:28: error: target 'b': block size 100000 is not a power of two from 4 KiB to 1 MiB");
     expect(r.stderr).toContain("orchestrator.yaml:14:29: error: target 'c': the orchestrator squashfs writer has no lzo compressor");
     expect(r.stderr).toContain("  hint: use gzip, xz, zstd or lz4, or 'writer: mksquashfs'");
-    expect(r.stderr).toContain("orchestrator.yaml:18:5: error: 'squashfs' applies only to squashfs images, but target 'd' is sandbox");
+    expect(r.stderr).toContain("orchestrator.yaml:18:5: error: 'squashfs' applies only to squashfs and SIF images, but target 'd' is sandbox");
     expect(r.stderr).toContain("orchestrator.yaml:22:60: error: target 'e': mksquashfs takes no compression level for xz");
     expect(r.stderr.endsWith('\n5 errors\n')).toBe(true);
     expect(existsSync(rig.path('dist'))).toBe(false);
@@ -274,7 +274,7 @@ targets:
     const size = await rig.spawn(['build', '--block-size', '3000', 'd.simg', 'rootfs'], { env });
     expect(size.stderr).toBe('error: --block-size: block size 3000 is not a power of two from 4 KiB to 1 MiB\n  hint: use 4KiB, 8KiB, ... 128KiB (the default), 256KiB, 512KiB or 1MiB\n');
     const sandbox = await rig.spawn(['build', '--sandbox', '--compression', 'xz', 'd', 'rootfs'], { env });
-    expect([sandbox.code, sandbox.stderr]).toEqual([2, 'error: --compression applies to squashfs images, not to --sandbox\n  hint: leave --compression out, or build a .simg\n']);
+    expect([sandbox.code, sandbox.stderr]).toEqual([2, 'error: --compression applies to squashfs and SIF images, not to --sandbox\n  hint: leave --compression out, or build a .simg or .sif\n']);
     expect(existsSync(rig.path('d.simg')) || existsSync(rig.path('d'))).toBe(false);
   });
 });

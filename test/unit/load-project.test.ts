@@ -96,7 +96,7 @@ describe('loadProject', () => {
     const bad = await loadProject({ cwd: rig.dir, dir: 'proj', file: 'bad.yaml' });
     expect(formatDiagnostics(bad.diagnostics)).toBe(
       [
-        "proj/bad.yaml:3:38: error: invalid format 'sandbx' for target 'a': expected sandbox, ext3 or squashfs",
+        "proj/bad.yaml:3:38: error: invalid format 'sandbx' for target 'a': expected sandbox, ext3, squashfs or sif",
         '    a: {from: docker://alpine, format: sandbx}',
         '                                       ^~~~~~',
         "  hint: did you mean 'sandbox'?",

@@ -9,7 +9,7 @@ const FIXTURES = fileURLToPath(new URL('../fixtures/manifests/', import.meta.url
  * (run in the fixture's folder, so the file is named `orchestrator.yaml`).
  */
 const EXPECTED: Record<string, string> = {
-  'bad-format': `orchestrator.yaml:5:13: error: invalid format 'squahsfs' for target 'app': expected sandbox, ext3 or squashfs
+  'bad-format': `orchestrator.yaml:5:13: error: invalid format 'squahsfs' for target 'app': expected sandbox, ext3, squashfs or sif
       format: squahsfs
               ^~~~~~~~
   hint: did you mean 'squashfs'?
@@ -128,7 +128,7 @@ orchestrator.yaml:9:13: error: recipe file 'recipes/app.def' not found
       recipe: recipes/app.def
               ^~~~~~~~~~~~~~~
   hint: the folder 'recipes' does not exist either
-orchestrator.yaml:10:13: error: invalid format 'squahsfs' for target 'app': expected sandbox, ext3 or squashfs
+orchestrator.yaml:10:13: error: invalid format 'squahsfs' for target 'app': expected sandbox, ext3, squashfs or sif
       format: squahsfs
               ^~~~~~~~
   hint: did you mean 'squashfs'?

@@ -219,7 +219,7 @@ describe('outputs over the project\'s own sources', () => {
       expect(r.code).toBe(2);
     }
     expect(rig.files()).toEqual(before);
-    rig.write({ 'orchestrator.yaml': manifest('targets:', '  app:', '    recipe: recipes/app.def', '    format: squashfs', '    output: recipes/base.sif') });
+    rig.write({ 'orchestrator.yaml': manifest('targets:', '  app:', '    recipe: recipes/app.def', '    format: sif', '    output: recipes/base.sif') });
     const r = await rig.cli(['validate']);
     expect(r.stderr).toContain("error: output 'recipes/base.sif' of target 'app' is the source 'base.sif' of recipe recipes/app.def\n");
   });
