@@ -22,6 +22,9 @@ import { version } from './version.js';
 import { nameTable } from '../core/name-table.js';
 import { buildNeedsRoot } from '../builder/needs-root.js';
 import { RealPaths, within } from '../manifest/check-outputs.js';
+import { parseSourceRef } from '../manifest/parse-source-ref.js';
+import type { SourceRef } from '../manifest/project.js';
+import { reasonKind } from '../core/reasons.js';
 
 const SECTION_CHOICES: readonly string[] = ['all', 'none', 'pre', 'setup', 'files', 'post', 'environment', 'runscript', 'startscript', 'test', 'labels', 'help'];
 
@@ -32,7 +35,7 @@ interface BuildSource {
 }
 
 /** SOURCE as `singularity build` reads it: a registry or OCI reference, an image or folder, or a recipe. */
-async function classify(ctx: CommandContext, text: string, buildArgs: Record<string, string>): Promise<Result<BuildSource, Diagnostic[]>> {
+async function classify(ctx: CommandContext, text: string, buildArgs: Record<string, string>, fromGiven: boolean): Promise<Result<BuildSource, Diagnostic[]>> {
   const cwd = ctx.cwd;
   if (text.startsWith('docker://')) return ok({ source: { kind: 'layers', key: null, layers: [], description: text }, recipeDir: cwd });
   for (const scheme of ['oci-archive:', 'docker-archive:', 'oci:'] as const) {
@@ -50,7 +53,8 @@ async function classify(ctx: CommandContext, text: string, buildArgs: Record<str
   const errors = parsed.diagnostics.filter((d) => d.severity === 'error');
   if (errors.length > 0) return fail([...parsed.diagnostics]);
   const resolved = resolveRecipe(parsed.recipe, { args: buildArgs });
-  const problems = [...resolved.diagnostics, ...checkSupported(resolved.recipe)];
+  // --from takes the header's place, as a manifest `from:` does: the header's agent is not used.
+  const problems = [...resolved.diagnostics, ...(fromGiven ? [] : checkSupported(resolved.recipe))];
   if (problems.some((d) => d.severity === 'error')) return fail(problems);
   return ok({ recipe: resolved.recipe, recipeDir: dirname(path) });
 }
@@ -59,11 +63,12 @@ export const command: Command = {
   spec: {
     name: 'build',
     summary: 'build one image from a recipe, an image or a registry (singularity build)',
-    usage: '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--section S] [--build-arg NAME=VALUE ...] OUT SOURCE',
+    usage: '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--section S] [--build-arg NAME=VALUE ...] [--from REF] OUT SOURCE',
     description: [
       'SOURCE is a recipe (definition file), docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE,',
       'or an image file or sandbox folder to convert. OUT is a squashfs .simg by default, a sandbox folder',
       'with --sandbox, an ext3 .img with --writable. Recipe steps are cached: a rebuild reruns only what changed.',
+      "--from REF builds a recipe on another source than its header's, as a manifest's 'from:' does.",
     ].join('\n'),
     options: [
       { name: 'sandbox', short: 's', type: 'boolean', description: 'build a writable sandbox folder' },
@@ -80,6 +85,7 @@ export const command: Command = {
       },
       { name: 'size', type: 'string', value: 'MiB', description: 'size of a --writable image in MiB (default: content x 1.25, at least 10)' },
       { name: 'build-arg', type: 'string', multiple: true, value: 'NAME=VALUE', description: 'a value for {{ NAME }} in the recipe' },
+      { name: 'from', type: 'string', value: 'REF', description: "the recipe's source instead of its header's: docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, or an image path" },
       { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
       { name: 'quiet', short: 'q', type: 'boolean', description: "don't show the output of the recipe's scripts" },
     ],
@@ -126,9 +132,23 @@ export const command: Command = {
     if (sections.length === 0 && !boolOption(args, 'force') && outputExists) {
       return failWith(ctx, [error('output-exists', `${outArg} already exists`, { hint: `add --force to replace it, or choose another name` })]);
     }
-    let classified = await classify(ctx, sourceArg, buildArgs);
+    const fromText = stringOption(args, 'from');
+    const fromRef = fromText === undefined ? undefined : parseSourceRef(fromText, ctx.cwd);
+    if (fromText !== undefined && (fromRef === undefined || fromRef.kind === 'target')) {
+      return failWith(ctx, [
+        error('usage', `--from '${fromText}' is not a source`, { hint: 'give docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, or the path of an image or sandbox' }),
+      ]);
+    }
+    let classified = await classify(ctx, sourceArg, buildArgs, fromRef !== undefined);
     if (!classified.ok) {
-      return failWith(ctx, classified.error);
+      return failWith(ctx, classified.error.map((d) => withBuildHint(d, false)));
+    }
+    if (fromRef !== undefined && (!classified.value.recipe || sections.length > 0)) {
+      return failWith(ctx, [
+        error('usage', sections.length > 0 ? '--from and --section cannot be combined' : `--from replaces a recipe's source, and ${sourceArg} is not a recipe`, {
+          hint: sections.length > 0 ? '--section builds on the existing OUT' : `build ${fromText} directly: orchestrator build ${outArg} ${fromText}`,
+        }),
+      ]);
     }
     if (sections.length > 0) {
       // Singularity 2.4's --section: run only these sections of the recipe, on top of the image
@@ -146,12 +166,25 @@ export const command: Command = {
     const store = await Store.open({ dir: stringOption(args, 'cache-dir'), base: ctx.cwd, env: ctx.env });
     const releaseStore = await store.markActive();
     try {
-      return await buildWith(ctx, args, { store, classified: classified.value, format, output, outArg, sourceArg, sizeMiB });
+      return await buildWith(ctx, args, { store, classified: classified.value, format, output, outArg, sourceArg, sizeMiB, ...(fromRef ? { fromRef } : {}) });
     } finally {
       await releaseStore();
     }
   },
 };
+
+/**
+ * A failure's hint as it applies to one-shot `build`: the manifest's `from:` is `--from` here, and
+ * a recipe header's source that cannot be pulled may be replaced with `--from REF`.
+ */
+function withBuildHint(d: Diagnostic, fromHeader: boolean): Diagnostic {
+  const manifestFrom = "give the target a 'from:' in orchestrator.yaml";
+  if (d.hint?.includes(manifestFrom)) return { ...d, hint: d.hint.replace(manifestFrom, 'give --from REF') };
+  if (fromHeader && reasonKind(d.reason) === 'registry') {
+    return { ...d, hint: `${d.hint ?? 'the source could not be pulled'}; or build on another source with --from REF (docker://, oci:, an image path)` };
+  }
+  return d;
+}
 
 /**
  * Whether OUT is, holds or lies inside SOURCE's local path (a recipe, an image, a sandbox, an OCI
@@ -174,7 +207,7 @@ function outputOverSource(cwd: string, output: string, sourceArg: string): 'is' 
 async function buildWith(
   ctx: CommandContext,
   args: ParsedArgs,
-  o: { store: Store; classified: BuildSource; format: OutputFormat; output: string; outArg: string; sourceArg: string; sizeMiB: number | undefined },
+  o: { store: Store; classified: BuildSource; format: OutputFormat; output: string; outArg: string; sourceArg: string; sizeMiB: number | undefined; fromRef?: SourceRef },
 ): Promise<number> {
   const { store, format, output, outArg, sourceArg, sizeMiB } = o;
   const classified = { ok: true as const, value: o.classified };
@@ -194,7 +227,14 @@ async function buildWith(
     signal: ctx.signal,
   });
   let source = classified.value.source;
-  if (source?.kind === 'layers') {
+  if (o.fromRef) {
+    const r = await resolver.fromRef(o.fromRef);
+    if (!r.ok) {
+      await client?.close();
+      return failWith(ctx, [r.error]);
+    }
+    source = r.value;
+  } else if (source?.kind === 'layers') {
     const text = sourceArg;
     let r: Result<SourceSpec, Diagnostic>;
     if (text.startsWith('docker://')) r = await resolver.fromRef({ kind: 'docker', text, ref: text.slice('docker://'.length) });
@@ -238,7 +278,7 @@ async function buildWith(
       },
     );
     if (!r.ok) {
-      return failWith(ctx, [r.error]);
+      return failWith(ctx, [withBuildHint(r.error, o.fromRef === undefined && classified.value.recipe !== undefined)]);
     }
     const counted = r.value.steps.filter((s) => s.label.kind !== 'source');
     const built = counted.filter((s) => !s.cached).length;

@@ -4,12 +4,16 @@ import type { ParsedArgs, OptionSpec } from './args.js';
 import { boolOption, listOption, stringOption } from './args.js';
 import { EXIT, type CommandContext, failWith } from './command.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
+import { fail, ok, type Result } from '../core/result.js';
 import { requireImage } from './resolve-target-image.js';
 import type { ContainerAction } from '../runtime/action-script.js';
 import { parseBindSpecs, type BindSpec } from '../runtime/bind-spec.js';
 import { runContainer, type ContainerMode } from '../runtime/container-session.js';
 import { defaultCacheDir } from '../runtime/cache-dir.js';
 import { holdWritableLock } from '../runtime/writable-lock.js';
+import { readEnvFile } from '../runtime/env-file.js';
+import { requireApp } from '../runtime/image-apps.js';
+
 
 /** The options shell/exec/run/test share (docs/ARCHITECTURE.md, Runtime). */
 export const CONTAINER_OPTIONS: readonly OptionSpec[] = [
@@ -22,7 +26,36 @@ export const CONTAINER_OPTIONS: readonly OptionSpec[] = [
   { name: 'cleanenv', short: 'e', type: 'boolean', description: 'do not pass the host environment' },
   { name: 'pwd', type: 'string', value: 'DIR', description: 'working folder inside the container' },
   { name: 'home', short: 'H', type: 'string', value: 'SRC[:DST]', description: 'home folder to bind (default: $HOME)' },
+  { name: 'app', type: 'string', value: 'NAME', description: "the SCIF app to run: its runscript/test, environment and folders (see 'inspect --list-apps')" },
+  { name: 'env', type: 'string', multiple: true, value: 'KEY=VALUE', description: 'set a variable inside (repeatable, comma lists; like SINGULARITYENV_KEY)' },
+  { name: 'env-file', type: 'string', value: 'FILE', description: 'set the variables a file of KEY=VALUE lines assigns (read by bash, as Apptainer reads it; also APPTAINER_ENV_FILE)' },
+  { name: 'legacy-env', type: 'boolean', description: "Singularity 2.4's environment rules: the host's PATH and LD_LIBRARY_PATH pass in" },
 ];
+
+/**
+ * `--env` values as Apptainer's flag reads them: comma-separated KEY=VALUE items, a piece without
+ * `=` belonging to the value before it (`--env A=1,2` sets A to `1,2`).
+ */
+export function parseEnvOption(values: readonly string[]): Result<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const text of values) {
+    let last: string | undefined;
+    for (const piece of text.split(',')) {
+      const eq = piece.indexOf('=');
+      if (eq === -1 && last !== undefined) {
+        out[last] += `,${piece}`;
+        continue;
+      }
+      const key = piece.slice(0, eq);
+      if (eq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+        return fail(error('usage', `--env: '${piece}' is not KEY=VALUE`, { hint: 'give --env NAME=VALUE, NAME of letters, digits and _' }));
+      }
+      out[key] = piece.slice(eq + 1);
+      last = key;
+    }
+  }
+  return ok(out);
+}
 
 export const CONTAINER_DESCRIPTION = `IMAGE is a sandbox folder, a squashfs image (.simg) or an ext3 image (.img), with or without
 the '#!/usr/bin/env run-singularity' line.
@@ -81,8 +114,24 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
     const source = resolve(ctx.cwd, src);
     home = { source, target: dst !== undefined && dst !== '' ? resolve('/', dst) : source };
   }
+  const userEnv = parseEnvOption(listOption(args, 'env'));
+  if (!userEnv.ok) return failWith(ctx, [userEnv.error]);
+  // APPTAINER_ENV_FILE as Apptainer has it; also the way round Node 20, which takes a script's
+  // `--env-file` argument as its own (nodejs/node#54232).
+  const envFilePath = stringOption(args, 'env-file') ?? ctx.env['APPTAINER_ENV_FILE'] ?? ctx.env['SINGULARITY_ENV_FILE'];
+  let envFile: Record<string, string> | undefined;
+  if (envFilePath !== undefined) {
+    const read = readEnvFile(resolve(ctx.cwd, envFilePath));
+    if (!read.ok) return failWith(ctx, [read.error]);
+    envFile = read.value;
+  }
   const image = await requireImage(ctx, imageArg!);
   if (image === undefined) return EXIT.usage;
+  const app = stringOption(args, 'app');
+  if (app !== undefined) {
+    const found = await requireApp(image, app, { signal: ctx.signal });
+    if (!found.ok) return failWith(ctx, [found.error]);
+  }
   const containAll = boolOption(args, 'containall');
   const pwd = stringOption(args, 'pwd');
   // On a terminal the session stays in the foreground process group and gets the terminal's
@@ -103,6 +152,10 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
     ...(pwd !== undefined ? { pwd } : {}),
     ...(home ? { home } : {}),
     hostEnv: ctx.env,
+    legacyEnv: boolOption(args, 'legacy-env'),
+    userEnv: userEnv.value,
+    ...(envFile ? { envFile } : {}),
+    ...(app !== undefined ? { app } : {}),
     cwd: ctx.cwd,
     cacheDir: defaultCacheDir(ctx.env),
     stdio: 'inherit',
