@@ -8,7 +8,7 @@ import { fail, ok, type Result } from '../core/result.js';
 import { requireImage } from './resolve-target-image.js';
 import type { ContainerAction } from '../runtime/action-script.js';
 import { parseBindSpecs, type BindSpec } from '../runtime/bind-spec.js';
-import { runContainer, type ContainerMode } from '../runtime/container-session.js';
+import { containerEnvironment, runContainer, type ContainerMode, type ContainerOptions } from '../runtime/container-session.js';
 import { defaultCacheDir } from '../runtime/cache-dir.js';
 import { holdWritableLock } from '../runtime/writable-lock.js';
 import { readEnvFile } from '../runtime/env-file.js';
@@ -86,9 +86,35 @@ function ignoreInterrupts(): () => void {
   };
 }
 
-/** Runs one of the four actions for the CLI. */
-export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, action: ContainerAction): Promise<number> {
-  const [imageArg, ...rest] = args.positionals;
+/** What the environment of a command joining an instance is made of. */
+type JoinEnv = Pick<ContainerOptions, 'hostEnv' | 'cleanEnv' | 'legacyEnv' | 'userEnv' | 'envFile'>;
+
+/** `exec|shell|run instance://NAME`: the action inside a running instance (docs/ARCHITECTURE.md, Runtime). */
+async function joinAction(ctx: CommandContext, name: string, envOptions: JoinEnv, action: 'exec' | 'run' | 'shell', rest: readonly string[]): Promise<number> {
+  const { findInstance, instanceDir, joinInstance } = await import('../runtime/instances.js');
+  const dir = instanceDir(ctx.env);
+  if (!dir.ok) return failWith(ctx, [dir.error]);
+  const record = findInstance(dir.value, name);
+  if (!record.ok) return failWith(ctx, [record.error]);
+  const env = containerEnvironment(envOptions, { home: ctx.env['HOME'] ?? '/', container: record.value.image });
+  const r = await joinInstance(record.value, { action, args: rest, env, cwd: ctx.cwd, stdio: 'inherit' });
+  if (!r.ok) return failWith(ctx, [r.error]);
+  return r.value.exitCode;
+}
+
+/** A session as the command line describes it, before the action is chosen. */
+export type SessionOptions = Omit<ContainerOptions, 'action' | 'args' | 'stdio' | 'detached' | 'forwardSignals'>;
+
+/**
+ * Reads the options every container command shares (binds, home, environment, mode, app) and
+ * the IMAGE argument (`instance://NAME` is returned as is, for the caller to join). A number is
+ * the exit status after printing why the input is bad.
+ */
+export async function prepareSession(
+  ctx: CommandContext,
+  args: ParsedArgs,
+  imageArg: string,
+): Promise<number | { readonly instance: string; readonly env: JoinEnv } | { readonly instance?: undefined; readonly options: SessionOptions }> {
   const mode = containerMode(ctx, args);
   if (typeof mode !== 'string') {
     return failWith(ctx, [mode]);
@@ -125,43 +151,58 @@ export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, 
     if (!read.ok) return failWith(ctx, [read.error]);
     envFile = read.value;
   }
-  const image = await requireImage(ctx, imageArg!);
+  const containAll = boolOption(args, 'containall');
+  const envOptions = {
+    hostEnv: ctx.env,
+    cleanEnv: containAll || boolOption(args, 'cleanenv'),
+    legacyEnv: boolOption(args, 'legacy-env'),
+    userEnv: userEnv.value,
+    ...(envFile ? { envFile } : {}),
+  };
+  if (imageArg.startsWith('instance://')) return { instance: imageArg.slice('instance://'.length), env: envOptions };
+  const image = await requireImage(ctx, imageArg);
   if (image === undefined) return EXIT.usage;
   const app = stringOption(args, 'app');
   if (app !== undefined) {
     const found = await requireApp(image, app, { signal: ctx.signal });
     if (!found.ok) return failWith(ctx, [found.error]);
   }
-  const containAll = boolOption(args, 'containall');
   const pwd = stringOption(args, 'pwd');
+  return {
+    options: {
+      root: { kind: 'image', image },
+      mode,
+      binds,
+      contain: containAll || boolOption(args, 'contain'),
+      pidNamespace: containAll,
+      ...(pwd !== undefined ? { pwd } : {}),
+      ...(home ? { home } : {}),
+      ...envOptions,
+      ...(app !== undefined ? { app } : {}),
+      cwd: ctx.cwd,
+      cacheDir: defaultCacheDir(ctx.env),
+    },
+  };
+}
+
+/** Runs one of the four actions for the CLI. */
+export async function runContainerAction(ctx: CommandContext, args: ParsedArgs, action: Exclude<ContainerAction, 'raw' | 'start'>): Promise<number> {
+  const [imageArg, ...rest] = args.positionals;
+  const session = await prepareSession(ctx, args, imageArg!);
+  if (typeof session === 'number') return session;
+  if (session.instance !== undefined) {
+    if (action === 'test') return failWith(ctx, [error('usage', "'test' does not take an instance", { hint: 'give the image: orchestrator test IMAGE' })]);
+    return joinAction(ctx, session.instance, session.env, action, rest);
+  }
+  const { options } = session;
+  const image = options.root.kind === 'image' ? options.root.image : undefined;
   // On a terminal the session stays in the foreground process group and gets the terminal's
   // signals itself; this process ignores SIGINT meanwhile (a shell's Ctrl-C is the shell's).
   const interactive = isatty(0);
   // A writable session keeps `up` and `clean` from replacing its image under it, while it runs.
-  const lock = mode === 'writable' && image.format !== 'squashfs' ? holdWritableLock(image.path, action) : undefined;
+  const lock = options.mode === 'writable' && image && image.format !== 'squashfs' ? holdWritableLock(image.path, action) : undefined;
   const restore = interactive ? ignoreInterrupts() : (): void => undefined;
-  const result = await runContainer({
-    root: { kind: 'image', image },
-    action,
-    args: rest,
-    mode,
-    binds,
-    contain: containAll || boolOption(args, 'contain'),
-    pidNamespace: containAll,
-    cleanEnv: containAll || boolOption(args, 'cleanenv'),
-    ...(pwd !== undefined ? { pwd } : {}),
-    ...(home ? { home } : {}),
-    hostEnv: ctx.env,
-    legacyEnv: boolOption(args, 'legacy-env'),
-    userEnv: userEnv.value,
-    ...(envFile ? { envFile } : {}),
-    ...(app !== undefined ? { app } : {}),
-    cwd: ctx.cwd,
-    cacheDir: defaultCacheDir(ctx.env),
-    stdio: 'inherit',
-    detached: !interactive,
-    forwardSignals: true,
-  });
+  const result = await runContainer({ ...options, action, args: rest, stdio: 'inherit', detached: !interactive, forwardSignals: true });
   if (interactive) restore();
   lock?.release();
   if (!result.ok) {

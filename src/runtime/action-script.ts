@@ -1,7 +1,7 @@
 import { unreachable } from '../core/unreachable.js';
 
-/** What a container session runs: the four Singularity actions, or an argv as is (build steps). */
-export type ContainerAction = 'exec' | 'run' | 'shell' | 'test' | 'raw';
+/** What a container session runs: the four Singularity actions, an instance's startscript, or an argv as is (build steps). */
+export type ContainerAction = 'exec' | 'run' | 'shell' | 'test' | 'start' | 'raw';
 
 /**
  * The launcher, run as `SHELL -c LAUNCHER ACTION ARGS...` by the image's bash when it has one,
@@ -43,6 +43,9 @@ test)
   if [ -x /.singularity.d/test ]; then exec /.singularity.d/test "$@"; fi
   echo "No test script found in container, exiting" >&2
   exit 0 ;;
+start)
+  if [ -x /.singularity.d/startscript ]; then exec /.singularity.d/startscript "$@"; fi
+  exit 0 ;;
 shell)
   if [ -n "\${SINGULARITY_SHELL:-}" ] && [ -x "\${SINGULARITY_SHELL}" ]; then exec "$SINGULARITY_SHELL" "$@"; fi
   if [ -x /bin/bash ]; then SHELL=/bin/bash; PS1="Singularity> "; export SHELL PS1; exec /bin/bash --norc "$@"; fi
@@ -57,7 +60,7 @@ exit 255
  * to /bin/bash when the image has it, so env files are read by a bash-compatible shell as
  * Apptainer's built-in interpreter reads them (README, Environment); else to /bin/sh.
  */
-const SHELL_CHOICE = 'if [ -x /bin/bash ]; then exec /bin/bash -c "$0" "$@"; fi; exec /bin/sh -c "$0" "$@"';
+export const SHELL_CHOICE = 'if [ -x /bin/bash ]; then exec /bin/bash -c "$0" "$@"; fi; exec /bin/sh -c "$0" "$@"';
 
 /** The command vector for an action, and what to exec when the image has no /bin/sh. */
 export function actionCommand(action: ContainerAction, args: readonly string[], env: Readonly<Record<string, string>>): { command: string[]; fallback?: string[] } {
@@ -72,6 +75,8 @@ export function actionCommand(action: ContainerAction, args: readonly string[], 
       return { command: launch, fallback: [app !== undefined ? `/scif/apps/${app}/scif/runscript` : '/.singularity.d/runscript', ...args] };
     case 'test':
       return { command: launch, fallback: [app !== undefined ? `/scif/apps/${app}/scif/test` : '/.singularity.d/test', ...args] };
+    case 'start':
+      return { command: launch, fallback: ['/.singularity.d/startscript', ...args] };
     case 'shell':
       return { command: launch, fallback: [env['SINGULARITY_SHELL'] ?? '/bin/bash', ...args] };
     default:

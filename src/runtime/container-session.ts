@@ -151,7 +151,10 @@ function setUserVariable(env: Record<string, string>, key: string, value: string
  * starts as the default one and the image's env files build on it. `legacyEnv` keeps Singularity
  * 2.4's: every host variable passes (PATH too, the default only when the host has none).
  */
-export function containerEnvironment(options: ContainerOptions, extra: { home: string; container: string }): Record<string, string> {
+export function containerEnvironment(
+  options: Pick<ContainerOptions, 'hostEnv' | 'cleanEnv' | 'legacyEnv' | 'envFile' | 'userEnv' | 'app' | 'env'>,
+  extra: { home: string; container: string },
+): Record<string, string> {
   const env: Record<string, string> = {};
   const host = options.hostEnv;
   const legacy = options.legacyEnv === true;
