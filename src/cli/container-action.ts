@@ -87,7 +87,7 @@ function ignoreInterrupts(): () => void {
 }
 
 /** What the environment of a command joining an instance is made of. */
-type JoinEnv = Pick<ContainerOptions, 'hostEnv' | 'cleanEnv' | 'legacyEnv' | 'userEnv' | 'envFile'>;
+type JoinEnv = Pick<ContainerOptions, 'hostEnv' | 'cleanEnv' | 'legacyEnv' | 'userEnv' | 'envFile' | 'app'>;
 
 /** `exec|shell|run instance://NAME`: the action inside a running instance (docs/ARCHITECTURE.md, Runtime). */
 async function joinAction(ctx: CommandContext, name: string, envOptions: JoinEnv, action: 'exec' | 'run' | 'shell', rest: readonly string[]): Promise<number> {
@@ -159,10 +159,11 @@ export async function prepareSession(
     userEnv: userEnv.value,
     ...(envFile ? { envFile } : {}),
   };
-  if (imageArg.startsWith('instance://')) return { instance: imageArg.slice('instance://'.length), env: envOptions };
+  const app = stringOption(args, 'app');
+  // In an instance, the image's 95-apps.sh says when the app is not there.
+  if (imageArg.startsWith('instance://')) return { instance: imageArg.slice('instance://'.length), env: { ...envOptions, ...(app !== undefined ? { app } : {}) } };
   const image = await requireImage(ctx, imageArg);
   if (image === undefined) return EXIT.usage;
-  const app = stringOption(args, 'app');
   if (app !== undefined) {
     const found = await requireApp(image, app, { signal: ctx.signal });
     if (!found.ok) return failWith(ctx, [found.error]);
