@@ -45,11 +45,22 @@ export interface PreviousMetadata {
   readonly dockerEnv?: string;
 }
 
+/**
+ * Sources the env files in order. The variables the user set (--env, --env-file,
+ * SINGULARITYENV_X) come as assignments in ORCHESTRATOR_USER_ENV and are applied after the image's
+ * own files and before 99-runtimevars.sh, so they win over %environment, as in Apptainer.
+ */
 const ENV_LOOP = `for script in /.singularity.d/env/*.sh; do
+    if [ "$script" = /.singularity.d/env/99-runtimevars.sh ]; then
+        eval "\${ORCHESTRATOR_USER_ENV:-}"
+        ORCHESTRATOR_USER_ENV=
+    fi
     if [ -f "$script" ]; then
         . "$script"
     fi
 done
+eval "\${ORCHESTRATOR_USER_ENV:-}"
+unset ORCHESTRATOR_USER_ENV
 `;
 
 const APPNAME = '${SINGULARITY_APPNAME:-${APPTAINER_APPNAME:-}}';

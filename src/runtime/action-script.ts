@@ -8,15 +8,19 @@ export type ContainerAction = 'exec' | 'run' | 'shell' | 'test' | 'start' | 'raw
  * else its /bin/sh (see SHELL_CHOICE). An image's own `/.singularity.d/actions/ACTION` wins (as in
  * 2.4, where the runtime execs it), run by the same shell, so the env files it sources are read by
  * bash too; otherwise the launcher does what those scripts do: source `/.singularity.d/env/*.sh`
- * in order, apply the PATH asked for on the command line, then the action (the SCIF app's
+ * in order (the user's --env/SINGULARITYENV_ variables, in ORCHESTRATOR_USER_ENV, after the
+ * image's own files), apply the PATH asked for on the command line, then the action (the SCIF app's
  * runscript or test when SINGULARITY_APPNAME is set).
  */
 export const ACTION_LAUNCHER = `action="$0"
 if [ -n "\${BASH_VERSION:-}" ]; then launcher_shell=/bin/bash; else launcher_shell=/bin/sh; fi
 if [ -f "/.singularity.d/actions/$action" ]; then exec "$launcher_shell" "/.singularity.d/actions/$action" "$@"; fi
 for script in /.singularity.d/env/*.sh; do
+  if [ "$script" = /.singularity.d/env/99-runtimevars.sh ]; then eval "\${ORCHESTRATOR_USER_ENV:-}"; ORCHESTRATOR_USER_ENV=; fi
   if [ -f "$script" ]; then . "$script"; fi
 done
+eval "\${ORCHESTRATOR_USER_ENV:-}"
+unset ORCHESTRATOR_USER_ENV
 if [ -n "\${SING_USER_DEFINED_PREPEND_PATH:-}" ]; then PATH="$SING_USER_DEFINED_PREPEND_PATH:$PATH"; fi
 if [ -n "\${SING_USER_DEFINED_APPEND_PATH:-}" ]; then PATH="$PATH:$SING_USER_DEFINED_APPEND_PATH"; fi
 if [ -n "\${SING_USER_DEFINED_PATH:-}" ]; then PATH="$SING_USER_DEFINED_PATH"; fi

@@ -170,15 +170,23 @@ export function containerEnvironment(
     }
   }
   if (!legacy || env['PATH'] === undefined) env['PATH'] = DEFAULT_PATH;
+  const userSet: Record<string, string> = {};
   const set = (k: string, v: string): void => {
     if (legacy) env[k] = v;
-    else setUserVariable(env, k, v);
+    else setUserVariable(userSet, k, v);
   };
   for (const [k, v] of Object.entries(options.envFile ?? {})) set(k, v);
   for (const prefix of ['SINGULARITYENV_', 'APPTAINERENV_']) {
     for (const [k, v] of Object.entries(host)) if (v !== undefined && k.startsWith(prefix) && k.length > prefix.length) set(k.slice(prefix.length), v);
   }
   for (const [k, v] of Object.entries(options.userEnv ?? {})) set(k, v);
+  Object.assign(env, userSet);
+  // Applied again after the image's env files (ENV_LOOP, ACTION_LAUNCHER): they win over
+  // %environment. `$NAME` in a value is expanded there, as Apptainer evaluates `--env PATH=\$PATH:/x`.
+  const assignments = Object.entries(userSet)
+    .filter(([k]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k) && !k.startsWith('SING_USER_DEFINED_'))
+    .map(([k, v]) => `export ${k}="${v.replace(/[\\"`]/g, (c) => `\\${c}`)}"`);
+  if (assignments.length > 0) env['ORCHESTRATOR_USER_ENV'] = assignments.join('\n');
   const shell = host['APPTAINER_SHELL'] ?? host['SINGULARITY_SHELL'];
   if (shell !== undefined) env['SINGULARITY_SHELL'] = shell;
   if (options.app !== undefined) {

@@ -58,7 +58,8 @@ function addBash(tree: string): void {
   }
 }
 
-const cli = (argv: string[], env: Record<string, string> = {}): ReturnType<typeof runCli> => runCli(argv, { cwd: work, env: { ...process.env, ...env } });
+const cli = (argv: string[], env: Record<string, string> = {}): ReturnType<typeof runCli> =>
+  runCli(argv, { cwd: work, env: { ...process.env, ORCHESTRATOR_CACHE: join(work, 'cache'), ...env } });
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'orchestrator-apps-'));
@@ -149,6 +150,13 @@ describe('environment', () => {
     expect(p.stdout).toBe('/opt/x:/bin\n');
     const pre = await cli(['exec', image, 'sh', '-c', 'echo "$PATH"'], { SINGULARITYENV_PREPEND_PATH: '/pre' });
     expect(pre.stdout).toBe('/pre:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n');
+  });
+
+  it('--env and SINGULARITYENV_ win over %environment and %appenv; a $NAME in a value is expanded inside', async () => {
+    const r = await cli(['exec', '--app', 'foo', '--env', 'BASHY=from-flag,WHO=flag-who,MINE=$SCIF_APPNAME-$HOME', image, 'sh', '-c', 'echo "$BASHY|$WHO|$MINE|${ORCHESTRATOR_USER_ENV:-gone}"'], { SINGULARITYENV_HOSTY: 'h' });
+    expect(r.stdout).toBe(`from-flag|flag-who|foo-${process.env['HOME'] ?? ''}|gone\n`);
+    const host = await cli(['exec', image, 'sh', '-c', 'echo "$BASHY"'], { BASHY: 'from-host' });
+    expect(host.stdout).toBe('one-3\n');
   });
 
   it('a bad --env or --env-file is one error before the container starts', async () => {

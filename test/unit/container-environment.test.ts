@@ -29,6 +29,7 @@ describe('containerEnvironment', () => {
       MY_VAR: 'mine',
       FROM_PREFIX: 'yes',
       SING_USER_DEFINED_PATH: '/prefixed/bin',
+      ORCHESTRATOR_USER_ENV: 'export FROM_PREFIX="yes"',
       PATH: DEFAULT_PATH,
       HOME: '/home/me',
       SINGULARITY_CONTAINER: '/images/app.simg',
@@ -50,6 +51,10 @@ describe('containerEnvironment', () => {
     );
     expect([env['A'], env['B'], env['C'], env['LD_LIBRARY_PATH'], env['HOME'], env['SING_USER_DEFINED_APPEND_PATH']]).toEqual(['host', 'flag', 'file', '/opt/lib', '/home/me', '/after']);
     expect([env['SINGULARITY_APPNAME'], env['APPTAINER_APPNAME']]).toEqual(['tool', 'tool']);
+    // Applied again after the image's env files, quoted for "..." (a $NAME is expanded there, as in Apptainer).
+    expect(env['ORCHESTRATOR_USER_ENV']).toBe('export A="host"\nexport B="flag"\nexport C="file"\nexport LD_LIBRARY_PATH="/opt/lib"');
+    const odd = containerEnvironment({ hostEnv: {}, userEnv: { Q: 'a"b\\c`d$HOME' } }, extra);
+    expect(odd['ORCHESTRATOR_USER_ENV']).toBe('export Q="a\\"b\\\\c\\`d$HOME"');
   });
 
   it("--legacy-env: Singularity 2.4's rules pass the host PATH and LD_LIBRARY_PATH, and SINGULARITYENV_PATH sets PATH", () => {
