@@ -174,6 +174,27 @@ export const command: Command = {
 };
 
 /**
+ * The source SOURCE or `--from` names: `--from REF` replaces the recipe's header; a registry or
+ * OCI SOURCE is resolved (pulled, read) here; a local image or folder is as classify() found it.
+ */
+async function cliSource(
+  ctx: CommandContext,
+  resolver: SourceResolver,
+  o: { given: SourceSpec | undefined; sourceArg: string; fromRef?: SourceRef },
+): Promise<Result<SourceSpec | undefined, Diagnostic>> {
+  if (o.fromRef) return resolver.fromRef(o.fromRef);
+  if (o.given?.kind !== 'layers') return ok(o.given);
+  const text = o.sourceArg;
+  if (text.startsWith('docker://')) return resolver.fromRef({ kind: 'docker', text, ref: text.slice('docker://'.length) });
+  if (text.startsWith('oci:')) {
+    const [dir, tag] = splitTag(text.slice('oci:'.length));
+    return resolver.fromRef({ kind: 'oci', text, dir: resolve(ctx.cwd, dir), ...(tag !== undefined ? { tag } : {}) });
+  }
+  const kind = text.startsWith('oci-archive:') ? 'oci-archive' : 'docker-archive';
+  return resolver.fromRef({ kind, text, file: resolve(ctx.cwd, text.slice(kind.length + 1)) });
+}
+
+/**
  * A failure's hint as it applies to one-shot `build`: the manifest's `from:` is `--from` here, and
  * a recipe header's source that cannot be pulled may be replaced with `--from REF`.
  */
@@ -226,31 +247,12 @@ async function buildWith(
     },
     signal: ctx.signal,
   });
-  let source = classified.value.source;
-  if (o.fromRef) {
-    const r = await resolver.fromRef(o.fromRef);
-    if (!r.ok) {
-      await client?.close();
-      return failWith(ctx, [r.error]);
-    }
-    source = r.value;
-  } else if (source?.kind === 'layers') {
-    const text = sourceArg;
-    let r: Result<SourceSpec, Diagnostic>;
-    if (text.startsWith('docker://')) r = await resolver.fromRef({ kind: 'docker', text, ref: text.slice('docker://'.length) });
-    else if (text.startsWith('oci:')) {
-      const [dir, tag] = splitTag(text.slice('oci:'.length));
-      r = await resolver.fromRef({ kind: 'oci', text, dir: resolve(ctx.cwd, dir), ...(tag !== undefined ? { tag } : {}) });
-    } else {
-      const kind = text.startsWith('oci-archive:') ? 'oci-archive' : 'docker-archive';
-      r = await resolver.fromRef({ kind, text, file: resolve(ctx.cwd, text.slice(kind.length + 1)) });
-    }
-    if (!r.ok) {
-      await client?.close();
-      return failWith(ctx, [r.error]);
-    }
-    source = r.value;
+  const resolved = await cliSource(ctx, resolver, { given: classified.value.source, sourceArg, ...(o.fromRef ? { fromRef: o.fromRef } : {}) });
+  if (!resolved.ok) {
+    await client?.close();
+    return failWith(ctx, [resolved.error]);
   }
+  const source = resolved.value;
   const epochText = ctx.env['SOURCE_DATE_EPOCH'];
   const epoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
   try {

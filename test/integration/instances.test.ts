@@ -162,6 +162,9 @@ describe('instances', () => {
     expect([stopUnknown.code, stopUnknown.stderr]).toEqual([2, "error: no instance named 'onse' is running\n  hint: did you mean 'once'?\n"]);
     const badName = await cli(['instance', 'start', images.sandbox, '../x']);
     expect([badName.code, badName.stderr]).toEqual([2, "error: '../x' is not an instance name\n  hint: use letters, digits, ., _ and -, starting with a letter or digit\n"]);
+    const badBind = await cli(['instance', 'start', '-B', join(work, 'missing'), images.sandbox, 'nobind']);
+    expect([badBind.code, badBind.stderr]).toEqual([2, `error: bind source ${join(work, 'missing')} does not exist\n  hint: create it, or fix the path in -B ${join(work, 'missing')}\n`]);
+    expect(existsSync(join(xdg, 'orchestrator-instances', 'nobind.json'))).toBe(false);
     const neither = await cli(['instance', 'stop']);
     expect([neither.code, neither.stderr]).toEqual([2, "error: 'instance stop' needs a NAME or --all\n  hint: orchestrator instance stop NAME|--all\n"]);
     expect((await cli(['instance', 'stop', '--all'])).code).toBe(0);
