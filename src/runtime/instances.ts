@@ -209,7 +209,15 @@ export async function startInstance(dir: string, options: StartInstanceOptions):
     if (supervisor === undefined) return fail(error('instance-start-failed', `could not start /bin/sh for instance '${name}'`));
     // Wait for the startscript: the starter's process 1 forks it after the mounts and the pivot.
     for (;;) {
-      if (options.signal?.aborted) return fail(error('interrupted', `instance start ${name}: interrupted`));
+      if (options.signal?.aborted) {
+        // Nothing is left running without a record: the supervisor's group goes (the starter with it).
+        try {
+          process.kill(-supervisor, 'SIGKILL');
+        } catch {
+          // gone
+        }
+        return fail(error('interrupted', `instance start ${name}: interrupted`));
+      }
       const pidText = (() => {
         try {
           return readFileSync(pidFile, 'utf8').trim();
