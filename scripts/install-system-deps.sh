@@ -5,7 +5,9 @@ packages=(
   squashfs-tools   # mksquashfs / unsquashfs: squashfs images
   e2fsprogs        # mkfs.ext3 -d, debugfs: ext3 images
   debootstrap      # Bootstrap: debootstrap
-  util-linux       # losetup, setpriv, unshare, mount
+  util-linux       # losetup, setpriv, unshare, mount, nsenter (instance://NAME)
+  coreutils        # env --default-signal (instance start), and the basics
+  bash             # --env-file is read by bash
   docker-registry  # a real OCI registry for the tests (distribution v2)
   apache2-utils    # htpasswd for the registry auth tests
   busybox-static   # test images are made from it

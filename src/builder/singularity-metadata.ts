@@ -45,11 +45,22 @@ export interface PreviousMetadata {
   readonly dockerEnv?: string;
 }
 
+/**
+ * Sources the env files in order. The variables the user set (--env, --env-file,
+ * SINGULARITYENV_X) come as assignments in ORCHESTRATOR_USER_ENV and are applied after the image's
+ * own files and before 99-runtimevars.sh, so they win over %environment, as in Apptainer.
+ */
 const ENV_LOOP = `for script in /.singularity.d/env/*.sh; do
+    if [ "$script" = /.singularity.d/env/99-runtimevars.sh ]; then
+        eval "\${ORCHESTRATOR_USER_ENV:-}"
+        ORCHESTRATOR_USER_ENV=
+    fi
     if [ -f "$script" ]; then
         . "$script"
     fi
 done
+eval "\${ORCHESTRATOR_USER_ENV:-}"
+unset ORCHESTRATOR_USER_ENV
 `;
 
 const APPNAME = '${SINGULARITY_APPNAME:-${APPTAINER_APPNAME:-}}';
@@ -126,16 +137,20 @@ const ENV_01 = `#!/bin/sh
 # Base environment of every Singularity image (sourced first).
 `;
 
+/**
+ * The active SCIF app (`--app NAME` sets SINGULARITY_APPNAME): its folders come first on PATH and
+ * LD_LIBRARY_PATH, then its own env files (scif/env/*.sh: 01-base.sh with the SCIF variables, then
+ * 90-environment.sh from %appenv) are sourced in order, as Apptainer's 95-apps.sh does.
+ */
 const ENV_95 = `#!/bin/sh
-# The active SCIF app (--app NAME): its folders come first on PATH and LD_LIBRARY_PATH.
+# The active SCIF app (--app NAME).
 app="${APPNAME}"
 if test -n "$app"; then
     if test -d "/scif/apps/$app/"; then
+        SINGULARITY_APPNAME="$app"
+        APPTAINER_APPNAME="$app"
         SCIF_APPS=/scif/apps
-        SCIF_APPNAME="$app"
-        SCIF_APPROOT="/scif/apps/$app"
-        SCIF_APPDATA="/scif/data/$app"
-        export SCIF_APPS SCIF_APPNAME SCIF_APPROOT SCIF_APPDATA
+        export SINGULARITY_APPNAME APPTAINER_APPNAME SCIF_APPS
         PATH="/scif/apps/$app:$PATH"
         if test -d "/scif/apps/$app/bin"; then
             PATH="/scif/apps/$app/bin:$PATH"
@@ -144,16 +159,58 @@ if test -n "$app"; then
             LD_LIBRARY_PATH="/scif/apps/$app/lib\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
             export LD_LIBRARY_PATH
         fi
-        if test -f "/scif/apps/$app/scif/env/90-environment.sh"; then
-            . "/scif/apps/$app/scif/env/90-environment.sh"
-        fi
+        for appenv in "/scif/apps/$app/scif/env/"*.sh; do
+            if test -f "$appenv"; then
+                . "$appenv"
+            fi
+        done
+        unset appenv
         export PATH
     else
         echo "Could not locate the container application: $app" 1>&2
         exit 1
     fi
 fi
+unset app
 `;
+
+/** An app's scif/env/01-base.sh: the SCIF variables of the app (the SCIF spec, Apptainer's layout). */
+export function appBaseEnv(app: string): string {
+  const q = shellQuote;
+  return [
+    '#!/bin/sh',
+    `SCIF_APPNAME=${q(app)}`,
+    `SCIF_APPROOT=${q(`/scif/apps/${app}`)}`,
+    `SCIF_APPMETA=${q(`/scif/apps/${app}/scif`)}`,
+    'SCIF_DATA=/scif/data',
+    `SCIF_APPDATA=${q(`/scif/data/${app}`)}`,
+    `SCIF_APPINPUT=${q(`/scif/data/${app}/input`)}`,
+    `SCIF_APPOUTPUT=${q(`/scif/data/${app}/output`)}`,
+    'export SCIF_APPNAME SCIF_APPROOT SCIF_APPMETA SCIF_DATA SCIF_APPDATA SCIF_APPINPUT SCIF_APPOUTPUT',
+  ].join('\n') + '\n';
+}
+
+/** 94-appsbase.sh: every app's folders as SCIF_APP*_NAME (name with other characters as `_`). */
+function appsBaseEnv(apps: readonly { name: string; env: boolean; run: boolean }[]): string {
+  const lines = ['#!/bin/sh', '# SCIF apps of this image.'];
+  for (const app of apps) {
+    const v = app.name.replace(/[^A-Za-z0-9_]/g, '_');
+    const vars: [string, string][] = [
+      ['APPDATA', `/scif/data/${app.name}`],
+      ['APPMETA', `/scif/apps/${app.name}/scif`],
+      ['APPROOT', `/scif/apps/${app.name}`],
+      ['APPBIN', `/scif/apps/${app.name}/bin`],
+      ['APPLIB', `/scif/apps/${app.name}/lib`],
+      ...(app.env ? [['APPENV', `/scif/apps/${app.name}/scif/env/90-environment.sh`] as [string, string]] : []),
+      ['APPLABELS', `/scif/apps/${app.name}/scif/labels.json`],
+      ...(app.run ? [['APPRUN', `/scif/apps/${app.name}/scif/runscript`] as [string, string]] : []),
+    ];
+    lines.push(`## App Global Exports For: ${app.name}`);
+    for (const [k, path] of vars) lines.push(`SCIF_${k}_${v}=${shellQuote(path)}`);
+    lines.push(`export ${vars.map(([k]) => `SCIF_${k}_${v}`).join(' ')}`);
+  }
+  return lines.join('\n') + '\n';
+}
 
 const ENV_99 = `#!/bin/sh
 # Sourced last: libraries bound in by the runtime, and the prompt.
@@ -260,20 +317,7 @@ export function singularityMetadata(input: MetadataInput): TreeEntry[] {
   file('.singularity.d/env/90-environment.sh', env90);
 
   const apps = stage ? appNames(stage) : [];
-  const appsBase = ['#!/bin/sh', '# SCIF apps of this image.'];
-  for (const app of apps) {
-    const v = app.replace(/[^A-Za-z0-9_]/g, '_');
-    appsBase.push(
-      `SCIF_APPDATA_${v}=/scif/data/${app}`,
-      `SCIF_APPROOT_${v}=/scif/apps/${app}`,
-      `SCIF_APPMETA_${v}=/scif/apps/${app}/scif`,
-      `SCIF_APPBIN_${v}=/scif/apps/${app}/bin`,
-      `SCIF_APPLIB_${v}=/scif/apps/${app}/lib`,
-      `SCIF_APPRUN_${v}=/scif/apps/${app}/scif/runscript`,
-      `export SCIF_APPDATA_${v} SCIF_APPROOT_${v} SCIF_APPMETA_${v} SCIF_APPBIN_${v} SCIF_APPLIB_${v} SCIF_APPRUN_${v}`,
-    );
-  }
-  file('.singularity.d/env/94-appsbase.sh', appsBase.join('\n') + '\n');
+  file('.singularity.d/env/94-appsbase.sh', appsBaseEnv(apps.map((name) => ({ name, env: stage !== undefined && scriptOf(stage, 'appenv', name) !== undefined, run: stage !== undefined && scriptOf(stage, 'apprun', name) !== undefined }))));
   file('.singularity.d/env/95-apps.sh', ENV_95);
   file('.singularity.d/env/99-base.sh', ENV_99);
   file('.singularity.d/env/99-runtimevars.sh', ENV_99_RUNTIME);
@@ -327,6 +371,7 @@ export function singularityMetadata(input: MetadataInput): TreeEntry[] {
       const run = scriptOf(stage, 'apprun', app);
       if (run) file(`${base}/scif/runscript`, scriptFile(run));
       const env = scriptOf(stage, 'appenv', app);
+      file(`${base}/scif/env/01-base.sh`, appBaseEnv(app));
       if (env) file(`${base}/scif/env/90-environment.sh`, `${ENV_90_HEAD}${env.text}\n`);
       const appTest = scriptOf(stage, 'apptest', app);
       if (appTest) file(`${base}/scif/test`, scriptFile(appTest));
@@ -334,8 +379,8 @@ export function singularityMetadata(input: MetadataInput): TreeEntry[] {
       if (start) file(`${base}/scif/startscript`, scriptFile(start));
       const appHelp = scriptOf(stage, 'apphelp', app);
       if (appHelp) file(`${base}/scif/runscript.help`, `${appHelp.text}\n`, 0o644);
-      const appLabels = labelsFromStage(stage, app);
-      if (Object.keys(appLabels).length > 0) file(`${base}/scif/labels.json`, json(appLabels), 0o644);
+      // Every app has labels.json, with SCIF_APP_NAME first set (Apptainer's writeLabels).
+      file(`${base}/scif/labels.json`, json({ SCIF_APP_NAME: app, ...labelsFromStage(stage, app) }), 0o644);
     }
   }
   return entries;

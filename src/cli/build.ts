@@ -24,6 +24,9 @@ import { buildNeedsRoot } from '../builder/needs-root.js';
 import { RealPaths, within } from '../manifest/check-outputs.js';
 import { parseSize } from '../manifest/parse-size.js';
 import { resolveSquashfsOptions, SQUASHFS_COMPRESSIONS, SQUASHFS_WRITERS, type SquashfsOptions } from '../manifest/squashfs-options.js';
+import { parseSourceRef } from '../manifest/parse-source-ref.js';
+import type { SourceRef } from '../manifest/project.js';
+import { reasonKind } from '../core/reasons.js';
 
 const SECTION_CHOICES: readonly string[] = ['all', 'none', 'pre', 'setup', 'files', 'post', 'environment', 'runscript', 'startscript', 'test', 'labels', 'help'];
 
@@ -34,7 +37,7 @@ interface BuildSource {
 }
 
 /** SOURCE as `singularity build` reads it: a registry or OCI reference, an image or folder, or a recipe. */
-async function classify(ctx: CommandContext, text: string, buildArgs: Record<string, string>): Promise<Result<BuildSource, Diagnostic[]>> {
+async function classify(ctx: CommandContext, text: string, buildArgs: Record<string, string>, fromGiven: boolean): Promise<Result<BuildSource, Diagnostic[]>> {
   const cwd = ctx.cwd;
   if (text.startsWith('docker://')) return ok({ source: { kind: 'layers', key: null, layers: [], description: text }, recipeDir: cwd });
   for (const scheme of ['oci-archive:', 'docker-archive:', 'oci:'] as const) {
@@ -52,7 +55,8 @@ async function classify(ctx: CommandContext, text: string, buildArgs: Record<str
   const errors = parsed.diagnostics.filter((d) => d.severity === 'error');
   if (errors.length > 0) return fail([...parsed.diagnostics]);
   const resolved = resolveRecipe(parsed.recipe, { args: buildArgs });
-  const problems = [...resolved.diagnostics, ...checkSupported(resolved.recipe)];
+  // --from takes the header's place, as a manifest `from:` does: the header's agent is not used.
+  const problems = [...resolved.diagnostics, ...(fromGiven ? [] : checkSupported(resolved.recipe))];
   if (problems.some((d) => d.severity === 'error')) return fail(problems);
   return ok({ recipe: resolved.recipe, recipeDir: dirname(path) });
 }
@@ -62,7 +66,7 @@ export const command: Command = {
     name: 'build',
     summary: 'build one image from a recipe, an image or a registry (singularity build)',
     usage:
-      '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--section S] [--build-arg NAME=VALUE ...] [--squashfs-writer W] [--compression C] [--compression-level N] [--block-size SIZE] OUT SOURCE',
+      '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--section S] [--build-arg NAME=VALUE ...] [--from REF] [--squashfs-writer W] [--compression C] [--compression-level N] [--block-size SIZE] OUT SOURCE',
     description: [
       'SOURCE is a recipe (definition file), docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE,',
       'or an image file (.sif, .simg, .img) or sandbox folder to convert. OUT is a squashfs .simg by default,',
@@ -70,6 +74,7 @@ export const command: Command = {
       'Recipe steps are cached: a rebuild reruns only what changed.',
       "A .simg (and a SIF's partition) is written by orchestrator's own squashfs writer, which reuses the",
       'compressed blocks of unchanged files from the cache; --squashfs-writer mksquashfs uses squashfs-tools instead.',
+      "--from REF builds a recipe on another source than its header's, as a manifest's 'from:' does.",
     ].join('\n'),
     options: [
       { name: 'sandbox', short: 's', type: 'boolean', description: 'build a writable sandbox folder' },
@@ -86,6 +91,7 @@ export const command: Command = {
       },
       { name: 'size', type: 'string', value: 'MiB', description: 'size of a --writable image in MiB (default: content x 1.25, at least 10)' },
       { name: 'build-arg', type: 'string', multiple: true, value: 'NAME=VALUE', description: 'a value for {{ NAME }} in the recipe' },
+      { name: 'from', type: 'string', value: 'REF', description: "the recipe's source instead of its header's: docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, or an image path" },
       { name: 'squashfs-writer', type: 'string', value: 'W', choices: [...SQUASHFS_WRITERS], description: "who writes a .simg: orchestrator (default, reuses cached blocks) or mksquashfs" },
       { name: 'compression', type: 'string', value: 'C', choices: [...SQUASHFS_COMPRESSIONS], description: 'squashfs compressor: gzip (default), xz, zstd, lz4; lzo with mksquashfs' },
       { name: 'compression-level', type: 'string', value: 'N', description: 'squashfs compression level: gzip 1-9 (9), xz 0-9 (6), zstd 1-22 (15), lz4 0-12 (0)' },
@@ -138,9 +144,23 @@ export const command: Command = {
     if (sections.length === 0 && !boolOption(args, 'force') && outputExists) {
       return failWith(ctx, [error('output-exists', `${outArg} already exists`, { hint: `add --force to replace it, or choose another name` })]);
     }
-    let classified = await classify(ctx, sourceArg, buildArgs);
+    const fromText = stringOption(args, 'from');
+    const fromRef = fromText === undefined ? undefined : parseSourceRef(fromText, ctx.cwd);
+    if (fromText !== undefined && (fromRef === undefined || fromRef.kind === 'target')) {
+      return failWith(ctx, [
+        error('usage', `--from '${fromText}' is not a source`, { hint: 'give docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, or the path of an image or sandbox' }),
+      ]);
+    }
+    let classified = await classify(ctx, sourceArg, buildArgs, fromRef !== undefined);
     if (!classified.ok) {
-      return failWith(ctx, classified.error);
+      return failWith(ctx, classified.error.map((d) => withBuildHint(d, false)));
+    }
+    if (fromRef !== undefined && (!classified.value.recipe || sections.length > 0)) {
+      return failWith(ctx, [
+        error('usage', sections.length > 0 ? '--from and --section cannot be combined' : `--from replaces a recipe's source, and ${sourceArg} is not a recipe`, {
+          hint: sections.length > 0 ? '--section builds on the existing OUT' : `build ${fromText} directly: orchestrator build ${outArg} ${fromText}`,
+        }),
+      ]);
     }
     if (sections.length > 0) {
       // Singularity 2.4's --section: run only these sections of the recipe, on top of the image
@@ -158,7 +178,7 @@ export const command: Command = {
     const store = await Store.open({ dir: stringOption(args, 'cache-dir'), base: ctx.cwd, env: ctx.env });
     const releaseStore = await store.markActive();
     try {
-      return await buildWith(ctx, args, { store, classified: classified.value, format, output, outArg, sourceArg, sizeMiB, squashfs: squashfs.value });
+      return await buildWith(ctx, args, { store, classified: classified.value, format, output, outArg, sourceArg, sizeMiB, squashfs: squashfs.value, ...(fromRef ? { fromRef } : {}) });
     } finally {
       await releaseStore();
     }
@@ -199,6 +219,40 @@ function imageFileFormat(outArg: string): OutputFormat {
 }
 
 /**
+ * The source SOURCE or `--from` names: `--from REF` replaces the recipe's header; a registry or
+ * OCI SOURCE is resolved (pulled, read) here; a local image or folder is as classify() found it.
+ */
+async function cliSource(
+  ctx: CommandContext,
+  resolver: SourceResolver,
+  o: { given: SourceSpec | undefined; sourceArg: string; fromRef?: SourceRef },
+): Promise<Result<SourceSpec | undefined, Diagnostic>> {
+  if (o.fromRef) return resolver.fromRef(o.fromRef);
+  if (o.given?.kind !== 'layers') return ok(o.given);
+  const text = o.sourceArg;
+  if (text.startsWith('docker://')) return resolver.fromRef({ kind: 'docker', text, ref: text.slice('docker://'.length) });
+  if (text.startsWith('oci:')) {
+    const [dir, tag] = splitTag(text.slice('oci:'.length));
+    return resolver.fromRef({ kind: 'oci', text, dir: resolve(ctx.cwd, dir), ...(tag !== undefined ? { tag } : {}) });
+  }
+  const kind = text.startsWith('oci-archive:') ? 'oci-archive' : 'docker-archive';
+  return resolver.fromRef({ kind, text, file: resolve(ctx.cwd, text.slice(kind.length + 1)) });
+}
+
+/**
+ * A failure's hint as it applies to one-shot `build`: the manifest's `from:` is `--from` here, and
+ * a recipe header's source that cannot be pulled may be replaced with `--from REF`.
+ */
+function withBuildHint(d: Diagnostic, fromHeader: boolean): Diagnostic {
+  const manifestFrom = "give the target a 'from:' in orchestrator.yaml";
+  if (d.hint?.includes(manifestFrom)) return { ...d, hint: d.hint.replace(manifestFrom, 'give --from REF') };
+  if (fromHeader && reasonKind(d.reason) === 'registry') {
+    return { ...d, hint: `${d.hint ?? 'the source could not be pulled'}; or build on another source with --from REF (docker://, oci:, an image path)` };
+  }
+  return d;
+}
+
+/**
  * Whether OUT is, holds or lies inside SOURCE's local path (a recipe, an image, a sandbox, an OCI
  * layout or archive), compared by real paths: `build --sandbox --force sb/inner sb` would copy
  * the sandbox into itself. Registry sources have no local path.
@@ -228,6 +282,7 @@ async function buildWith(
     sourceArg: string;
     sizeMiB: number | undefined;
     squashfs: SquashfsOptions | undefined;
+    fromRef?: SourceRef;
   },
 ): Promise<number> {
   const { store, format, output, outArg, sourceArg, sizeMiB, squashfs } = o;
@@ -247,24 +302,12 @@ async function buildWith(
     },
     signal: ctx.signal,
   });
-  let source = classified.value.source;
-  if (source?.kind === 'layers') {
-    const text = sourceArg;
-    let r: Result<SourceSpec, Diagnostic>;
-    if (text.startsWith('docker://')) r = await resolver.fromRef({ kind: 'docker', text, ref: text.slice('docker://'.length) });
-    else if (text.startsWith('oci:')) {
-      const [dir, tag] = splitTag(text.slice('oci:'.length));
-      r = await resolver.fromRef({ kind: 'oci', text, dir: resolve(ctx.cwd, dir), ...(tag !== undefined ? { tag } : {}) });
-    } else {
-      const kind = text.startsWith('oci-archive:') ? 'oci-archive' : 'docker-archive';
-      r = await resolver.fromRef({ kind, text, file: resolve(ctx.cwd, text.slice(kind.length + 1)) });
-    }
-    if (!r.ok) {
-      await client?.close();
-      return failWith(ctx, [r.error]);
-    }
-    source = r.value;
+  const resolved = await cliSource(ctx, resolver, { given: classified.value.source, sourceArg, ...(o.fromRef ? { fromRef: o.fromRef } : {}) });
+  if (!resolved.ok) {
+    await client?.close();
+    return failWith(ctx, [resolved.error]);
   }
+  const source = resolved.value;
   const epochText = ctx.env['SOURCE_DATE_EPOCH'];
   const epoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
   try {
@@ -293,7 +336,7 @@ async function buildWith(
       },
     );
     if (!r.ok) {
-      return failWith(ctx, [r.error]);
+      return failWith(ctx, [withBuildHint(r.error, o.fromRef === undefined && classified.value.recipe !== undefined)]);
     }
     const counted = r.value.steps.filter((s) => s.label.kind !== 'source');
     const built = counted.filter((s) => !s.cached).length;

@@ -20,5 +20,6 @@ export const COMMANDS: Readonly<Record<string, { summary: string; load: () => Pr
   test: { summary: "run a container's test script", load: async () => (await import('./test.js')).command },
   inspect: { summary: "show an image's metadata", load: async () => (await import('./inspect.js')).command },
   sif: { summary: 'list the objects, show the header or verify the signatures of a SIF image', load: async () => (await import('./sif.js')).command },
+  instance: { summary: 'start, list and stop instances (startscripts in the background)', load: async () => (await import('./instance.js')).command },
   'run-help': { summary: "show an image's runscript help", load: async () => (await import('./run-help.js')).command },
 };

@@ -112,6 +112,11 @@ export const REASONS = {
     'bind-target-in-bind',
     'bind-source-not-found',
     'home-not-found',
+    'app-not-found',
+    'instance-not-found',
+    'instance-exists',
+    'env-file-not-found',
+    'env-file-invalid',
     'source-not-found',
     'output-exists',
     'build-output-overlaps-source',
@@ -172,7 +177,7 @@ export const REASONS = {
   ],
 
   /** Running a container or mounting an image failed. Exit 1. */
-  runtime: ['session-dir-unavailable', 'starter-missing', 'starter-failed', 'mount-failed', 'overlay-bad-stack', 'image-not-a-file', 'image-extract-failed'],
+  runtime: ['session-dir-unavailable', 'starter-missing', 'starter-failed', 'mount-failed', 'overlay-bad-stack', 'image-not-a-file', 'image-extract-failed', 'instance-start-failed', 'instance-stop-failed', 'instance-join-failed'],
 
   /** Ctrl-C (SIGINT) or SIGTERM stopped the work. Exit 130. */
   interrupted: ['interrupted', 'aborted'],

@@ -52,6 +52,16 @@ export interface ContainerOptions {
   readonly home?: { readonly source: string; readonly target: string };
   /** The caller's environment: passed through (unless cleanEnv), and SINGULARITYENV_X/APPTAINERENV_X. */
   readonly hostEnv: Readonly<Record<string, string | undefined>>;
+  /**
+   * Singularity 2.4's environment rules (`--legacy-env`): the host's PATH and LD_LIBRARY_PATH pass
+   * in. Default: Apptainer's (docs/ARCHITECTURE.md, Runtime).
+   */
+  readonly legacyEnv?: boolean;
+  /** `--env-file`'s variables, then SINGULARITYENV_X, then `--env`'s (each wins over the one before). */
+  readonly envFile?: Readonly<Record<string, string>>;
+  readonly userEnv?: Readonly<Record<string, string>>;
+  /** The SCIF app (`--app NAME`): SINGULARITY_APPNAME and APPTAINER_APPNAME inside. */
+  readonly app?: string;
   /** Set last, over everything (build steps: DEBIAN_FRONTEND and the like). */
   readonly env?: Readonly<Record<string, string>>;
   /** The caller's working folder (host path). */
@@ -118,24 +128,71 @@ function groupEntry(gid: number): { name: string; line: string } {
   return { name: `group${gid}`, line: `group${gid}:x:${gid}:` };
 }
 
-/** The container's environment (Singularity's rules; docs/ARCHITECTURE.md, Runtime). */
-export function containerEnvironment(options: ContainerOptions, extra: { home: string; container: string }): Record<string, string> {
+/** Host variables Apptainer passes even with --cleanenv. */
+const ALWAYS_PASSED = ['TERM', 'http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY', 'all_proxy', 'ALL_PROXY', 'ftp_proxy', 'FTP_PROXY'];
+/** Host variables Apptainer never passes; `true`: SINGULARITYENV_X/--env may still set them. */
+const NEVER_PASSED: Readonly<Record<string, boolean>> = { HOME: false, PATH: false, LD_LIBRARY_PATH: true, SINGULARITY_SHELL: false, APPTAINER_SHELL: false, SINGULARITY_APPNAME: false, APPTAINER_APPNAME: false, SHELL: true };
+
+/**
+ * Sets one variable asked for with SINGULARITYENV_X, APPTAINERENV_X, --env or --env-file, with
+ * Apptainer's rules: PATH, PREPEND_PATH and APPEND_PATH go to the image's 99-runtimevars.sh (which
+ * applies them after the image's own env files); HOME, the shell and the app cannot be set.
+ */
+function setUserVariable(env: Record<string, string>, key: string, value: string): void {
+  if (key === 'PATH') env['SING_USER_DEFINED_PATH'] = value;
+  else if (key === 'PREPEND_PATH') env['SING_USER_DEFINED_PREPEND_PATH'] = value;
+  else if (key === 'APPEND_PATH') env['SING_USER_DEFINED_APPEND_PATH'] = value;
+  else if (NEVER_PASSED[key] !== false) env[key] = value;
+}
+
+/**
+ * The container's environment (docs/ARCHITECTURE.md, Runtime). Apptainer's rules by default: the
+ * host's PATH, LD_LIBRARY_PATH, HOME and SINGULARITY_ and APPTAINER_ variables stay outside, PATH
+ * starts as the default one and the image's env files build on it. `legacyEnv` keeps Singularity
+ * 2.4's: every host variable passes (PATH too, the default only when the host has none).
+ */
+export function containerEnvironment(
+  options: Pick<ContainerOptions, 'hostEnv' | 'cleanEnv' | 'legacyEnv' | 'envFile' | 'userEnv' | 'app' | 'env'>,
+  extra: { home: string; container: string },
+): Record<string, string> {
   const env: Record<string, string> = {};
   const host = options.hostEnv;
-  if (!options.cleanEnv) {
+  const legacy = options.legacyEnv === true;
+  const userPrefix = (k: string) => k.startsWith('SINGULARITYENV_') || k.startsWith('APPTAINERENV_');
+  if (options.cleanEnv) {
+    for (const k of legacy ? ['TERM', 'LANG'] : ALWAYS_PASSED) if (host[k] !== undefined) env[k] = host[k];
+    if (!legacy) env['LANG'] = 'C';
+  } else {
     for (const [k, v] of Object.entries(host)) {
-      if (v === undefined || k.startsWith('SINGULARITYENV_') || k.startsWith('APPTAINERENV_')) continue;
+      if (v === undefined || userPrefix(k)) continue;
+      if (!legacy && (k in NEVER_PASSED || k.startsWith('SINGULARITY_') || k.startsWith('APPTAINER_'))) continue;
       env[k] = v;
     }
-  } else {
-    for (const k of ['TERM', 'LANG']) if (host[k] !== undefined) env[k] = host[k];
   }
-  if (env['PATH'] === undefined) env['PATH'] = DEFAULT_PATH;
+  if (!legacy || env['PATH'] === undefined) env['PATH'] = DEFAULT_PATH;
+  const userSet: Record<string, string> = {};
+  const set = (k: string, v: string): void => {
+    if (legacy) env[k] = v;
+    else setUserVariable(userSet, k, v);
+  };
+  for (const [k, v] of Object.entries(options.envFile ?? {})) set(k, v);
   for (const prefix of ['SINGULARITYENV_', 'APPTAINERENV_']) {
-    for (const [k, v] of Object.entries(host)) if (v !== undefined && k.startsWith(prefix) && k.length > prefix.length) env[k.slice(prefix.length)] = v;
+    for (const [k, v] of Object.entries(host)) if (v !== undefined && k.startsWith(prefix) && k.length > prefix.length) set(k.slice(prefix.length), v);
   }
+  for (const [k, v] of Object.entries(options.userEnv ?? {})) set(k, v);
+  Object.assign(env, userSet);
+  // Applied again after the image's env files (ENV_LOOP, ACTION_LAUNCHER): they win over
+  // %environment. `$NAME` in a value is expanded there, as Apptainer evaluates `--env PATH=\$PATH:/x`.
+  const assignments = Object.entries(userSet)
+    .filter(([k]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k) && !k.startsWith('SING_USER_DEFINED_'))
+    .map(([k, v]) => `export ${k}="${v.replace(/[\\"`]/g, (c) => `\\${c}`)}"`);
+  if (assignments.length > 0) env['ORCHESTRATOR_USER_ENV'] = assignments.join('\n');
   const shell = host['APPTAINER_SHELL'] ?? host['SINGULARITY_SHELL'];
   if (shell !== undefined) env['SINGULARITY_SHELL'] = shell;
+  if (options.app !== undefined) {
+    env['SINGULARITY_APPNAME'] = options.app;
+    env['APPTAINER_APPNAME'] = options.app;
+  }
   env['HOME'] = extra.home;
   env['SINGULARITY_CONTAINER'] = extra.container;
   env['APPTAINER_CONTAINER'] = extra.container;

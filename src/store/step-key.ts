@@ -2,9 +2,10 @@ import { canonicalJson, sha256Digest, type Digest } from '../core/digest.js';
 
 /**
  * Bumped whenever what a step produces for the same inputs changes (a new metadata layout, a
- * different %post environment): old snapshots are then simply not found.
+ * different %post environment): old snapshots are then simply not found. 2: SCIF apps get
+ * scif/env/01-base.sh and labels.json, env files apply the user's --env after the image's own.
  */
-export const CACHE_SCHEMA_VERSION = 1;
+export const CACHE_SCHEMA_VERSION = 2;
 
 declare const stepKeyBrand: unique symbol;
 /** sha256 of a step's canonical inputs (docs/ARCHITECTURE.md, Keys). Made only by stepKey(). */

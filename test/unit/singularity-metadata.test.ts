@@ -102,6 +102,16 @@ describe('singularityMetadata', () => {
     expect(byPath.get('environment')).toMatchObject({ target: '.singularity.d/env/90-environment.sh' });
   });
 
+  it("lays out a SCIF app as Apptainer does: 01-base.sh with the SCIF variables, labels.json with SCIF_APP_NAME, 94-appsbase.sh", () => {
+    const base = content('scif/apps/tool/scif/env/01-base.sh')!;
+    const out = sh(`${base}\necho "$SCIF_APPNAME|$SCIF_APPROOT|$SCIF_APPMETA|$SCIF_DATA|$SCIF_APPDATA|$SCIF_APPINPUT|$SCIF_APPOUTPUT"`, [], {});
+    expect(out).toBe('tool|/scif/apps/tool|/scif/apps/tool/scif|/scif/data|/scif/data/tool|/scif/data/tool/input|/scif/data/tool/output\n');
+    expect(JSON.parse(content('scif/apps/tool/scif/labels.json')!)).toEqual({ SCIF_APP_NAME: 'tool' });
+    const appsBase = sh(`${content('.singularity.d/env/94-appsbase.sh')!}\necho "$SCIF_APPRUN_tool|$SCIF_APPBIN_tool|\${SCIF_APPENV_tool:-none}"`, [], {});
+    expect(appsBase).toBe('/scif/apps/tool/scif/runscript|/scif/apps/tool/bin|none\n');
+    for (const d of ['scif/data/tool/input', 'scif/data/tool/output', 'scif/apps/tool/bin', 'scif/apps/tool/lib']) expect(byPath.get(d)?.type, d).toBe('dir');
+  });
+
   it('writes the recipe sections where the runtime reads them', () => {
     expect(content('.singularity.d/runscript')).toBe('#!/bin/bash\n\n  echo "$GREETING $@"\n');
     expect(content('.singularity.d/env/90-environment.sh')).toContain('  export GREETING=hello\n');
