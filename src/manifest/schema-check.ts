@@ -3,10 +3,11 @@ import { createRequire } from 'node:module';
 import type { Ajv2020 as Ajv2020Class, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { didYouMean, didYouMeanHint } from '../core/did-you-mean.js';
-import type { PathSegment, YamlSource } from './yaml-source.js';
+import type { ManifestSource } from './manifest-source.js';
+import type { PathSegment } from './yaml-source.js';
 
 /** Keys a later wave adds to a target; until then they get a clearer message than "unknown key". */
-const FUTURE_TARGET_KEYS: ReadonlySet<string> = new Set(['inherits', 'matrix', 'cache']);
+const FUTURE_TARGET_KEYS: ReadonlySet<string> = new Set(['cache']);
 
 const SOURCE_SCHEMES = ['docker', 'oci', 'oci-archive', 'docker-archive', 'target'] as const;
 const SCHEME_SYNTAX: Readonly<Record<(typeof SOURCE_SCHEMES)[number], string>> = {
@@ -55,12 +56,15 @@ function pointerSegments(pointer: string): string[] {
 export function describePath(path: readonly PathSegment[]): string {
   const [a, b, c, d] = path.map(String);
   if (a === undefined) return 'the manifest';
-  if (a === 'targets') {
-    if (b === undefined) return "'targets'";
-    if (c === undefined) return `target '${b}'`;
-    if (c === 'args' && d !== undefined) return `arg '${d}' of target '${b}'`;
-    if (c === 'inputs' && d !== undefined) return `input ${Number(d) + 1} of target '${b}'`;
-    return `'${c}' of target '${b}'`;
+  if (a === 'targets' || a === 'templates') {
+    const kind = a === 'targets' ? 'target' : 'template';
+    if (b === undefined) return `'${a}'`;
+    if (c === undefined) return `${kind} '${b}'`;
+    if (c === 'args' && d !== undefined) return `arg '${d}' of ${kind} '${b}'`;
+    if (c === 'inputs' && d !== undefined) return `input ${Number(d) + 1} of ${kind} '${b}'`;
+    if (c === 'inherits' && d !== undefined) return `entry ${Number(d) + 1} of 'inherits' of ${kind} '${b}'`;
+    if (c === 'matrix' && d !== undefined) return `'matrix.${path.slice(3).map(String).join('.')}' of ${kind} '${b}'`;
+    return `'${c}' of ${kind} '${b}'`;
   }
   if (a === 'groups') {
     if (b === undefined) return "'groups'";
@@ -140,7 +144,7 @@ function fromPatternDiagnostic(value: string, label: string): { message: string;
  * Validates the manifest's data against schemas/manifest.schema.json and turns each failure into
  * one diagnostic at the YAML text it concerns.
  */
-export function checkSchema(data: unknown, source: YamlSource): Diagnostic[] {
+export function checkSchema(data: unknown, source: ManifestSource): Diagnostic[] {
   const validate = validator();
   if (validate(data)) return [];
   const out: Diagnostic[] = [];
@@ -158,7 +162,7 @@ export function checkSchema(data: unknown, source: YamlSource): Diagnostic[] {
 
 // Long on purpose: one case per JSON Schema keyword ajv reports, each its message and location: a
 // table of cases, not a flow.
-function mapError(e: ErrorObject, source: YamlSource): Diagnostic | undefined {
+function mapError(e: ErrorObject, source: ManifestSource): Diagnostic | undefined {
   const path = pointerSegments(e.instancePath);
   const parent = (e.parentSchema ?? {}) as Record<string, unknown>;
   const label = describePath(path);
@@ -204,7 +208,7 @@ function mapError(e: ErrorObject, source: YamlSource): Diagnostic | undefined {
       if (e.data === null) {
         return error('manifest-type', `expected ${list} for ${label}, got nothing`, { location: source.valueLocation(path), hint: 'the key has no value' });
       }
-      const what = path.length === 3 && path[0] === 'targets' ? `${String(field)} ${show(e.data)} for target '${path[1]}'` : `${label} ${show(e.data)}`;
+      const what = path.length === 3 && (path[0] === 'targets' || path[0] === 'templates') ? `${String(field)} ${show(e.data)} for ${path[0] === 'targets' ? 'target' : 'template'} '${path[1]}'` : `${label} ${show(e.data)}`;
       return error('manifest-invalid-value', `invalid ${what}: expected ${list}`, {
         location: source.valueLocation(path),
         hint: typeof e.data === 'string' ? didYouMeanHint(e.data, allowed) : undefined,
@@ -232,11 +236,11 @@ function mapError(e: ErrorObject, source: YamlSource): Diagnostic | undefined {
         });
       }
       const value = String(e.data);
-      if (path.length === 3 && path[0] === 'targets' && path[2] === 'from') {
+      if (path.length === 3 && (path[0] === 'targets' || path[0] === 'templates') && path[2] === 'from') {
         const { message, hint } = fromPatternDiagnostic(value, label);
         return error('manifest-invalid-source', message, { location: source.valueLocation(path), hint });
       }
-      if (path.length === 3 && path[0] === 'targets' && path[2] === 'size') {
+      if (path.length === 3 && (path[0] === 'targets' || path[0] === 'templates') && path[2] === 'size') {
         const m = /^(\d+)\s*([KMGT])$/i.exec(value);
         const hint = m
           ? `write ${m[1]}${m[2]!.toUpperCase()}iB (powers of 1024) or ${m[1]}${m[2]!.toUpperCase()}B (powers of 1000)`
