@@ -5,7 +5,7 @@ import { runWatch } from '../watch/run-watch.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { jobsOption, plainReporterOptions, upRunOptions } from './up-run-options.js';
 import { EXIT, type CommandContext, failWith } from './command.js';
-import { requireProject } from './project-options.js';
+import { requireProject, setOption } from './project-options.js';
 
 /** The default quiet time after the last change before a rebuild starts. */
 /** Keep in step with the `--debounce` help of src/cli/up.ts. */
@@ -41,6 +41,8 @@ export async function runUpWatch(ctx: CommandContext, args: ParsedArgs): Promise
       cwd: ctx.cwd,
       dir: stringOption(args, 'directory'),
       file: stringOption(args, 'file'),
+      env: ctx.env,
+      set: setOption(args),
       selection: args.positionals,
       up: { ...run.options, jobs },
       debounceMs,

@@ -14,6 +14,9 @@ export interface WatchOptions {
   readonly cwd: string;
   readonly dir?: string | undefined;
   readonly file?: string | undefined;
+  /** As for loadProject: the environment `${NAME}` reads, and the `--set` values. */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+  readonly set?: readonly string[] | undefined;
   /** Targets and groups as named on the command line (none: the default group). */
   readonly selection: readonly string[];
   /** The settings of every iteration's `up`. */
@@ -97,7 +100,7 @@ export async function runWatch(options: WatchOptions): Promise<Result<WatchSumma
   return ok(await new Watcher(options, first).watch());
 }
 
-const planOptions = (options: WatchOptions) => ({ cwd: options.cwd, dir: options.dir, file: options.file, selection: options.selection, storeDir: options.up.store.root });
+const planOptions = (options: WatchOptions) => ({ cwd: options.cwd, dir: options.dir, file: options.file, env: options.env, set: options.set, selection: options.selection, storeDir: options.up.store.root });
 
 /**
  * The loop of `up --watch` as a state machine (WatchState): each event that moves it (a change,
