@@ -44,6 +44,8 @@ export async function runUpWatch(ctx: CommandContext, args: ParsedArgs): Promise
       env: ctx.env,
       set: setOption(args),
       selection: args.positionals,
+      // --cache-dir wins over the manifest's cache.dir; without it, a cache.dir edit takes effect.
+      ...(stringOption(args, 'cache-dir') === undefined ? { storeFor: (dir: string | undefined) => Store.open({ dir, base: project.dir, env: ctx.env }) } : {}),
       up: { ...run.options, jobs },
       debounceMs,
       onEvent,
