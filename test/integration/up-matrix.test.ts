@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeBusyboxTree } from '../helpers/busybox-image.js';
 import { Rig } from '../helpers/rig.js';
@@ -80,5 +80,26 @@ describe('a matrix of variants', () => {
     expect(built(second.stdout)).toEqual(['app-3.11-none']);
     expect(readFileSync(rig.path('build/3.11-none/args'), 'utf8')).toBe('py=3.11 cuda=none extra=b\n');
     expect(readFileSync(rig.path('build/3.12-none/args'), 'utf8')).toBe('py=3.12 cuda=none extra=none\n');
+  });
+
+  it('keeps the no-op witness to the same --set values, and leaves none when the manifest reads a variable', async () => {
+    rig.write({ 'orchestrator.yaml': manifest('a'), 'app.def': RECIPE });
+    const summary = async (args: string[], extra: NodeJS.ProcessEnv = {}) => {
+      const r = await rig.spawn(['up', '--progress', 'json', ...args], { env: { ...env, ...extra } });
+      expect(r.code).toBe(0);
+      return events(r.stdout).find((e) => e.type === 'run-done') as unknown as { summary: { built: number; fresh: number; fromWitness?: boolean } };
+    };
+    await summary(['app-3.10-none']);
+    expect((await summary(['app-3.10-none'])).summary).toMatchObject({ built: 0, fresh: 1, fromWitness: true });
+    // Another --set is another manifest: checked in full (and the witness of the plain one kept apart).
+    expect((await summary(['app-3.10-none', '--set', 'app.args.extra=c'])).summary).toMatchObject({ built: 1 });
+    expect((await summary(['app-3.10-none', '--set', 'app.args.extra=c'])).summary).toMatchObject({ built: 0, fresh: 1, fromWitness: true });
+
+    // A variable: every up checks in full, and sees a new value.
+    rig.write({ 'orchestrator.yaml': manifest('a').replace('output: build/{{ py }}-{{ cuda }}/', 'output: build/${FLAVOUR:-plain}/{{ py }}-{{ cuda }}/') });
+    expect((await summary(['app-3.10-none'], { FLAVOUR: 'x' })).summary).toMatchObject({ built: 1 });
+    expect((await summary(['app-3.10-none'], { FLAVOUR: 'x' })).summary.fromWitness).toBeUndefined();
+    expect((await summary(['app-3.10-none'], { FLAVOUR: 'y' })).summary).toMatchObject({ built: 1 });
+    expect(existsSync(rig.path('build/y/3.10-none/args'))).toBe(true);
   });
 });
