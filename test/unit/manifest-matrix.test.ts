@@ -427,3 +427,30 @@ describe('config', () => {
     expect(readFileSync(join(dir, 'expanded2.yaml'), 'utf8')).toContain('  app-py3.10-none:\n');
   });
 });
+
+describe('recipes of variants', () => {
+  it('names the variant where a value is missing for the recipe', async () => {
+    writeFileSync(join(dir, 'app.def'), 'Bootstrap: docker\nFrom: busybox\n%post\n    echo {{ py }} {{ gpu }}\n');
+    expect(
+      await validate(`version: 1
+targets:
+  app:
+    recipe: app.def
+    format: sandbox
+    matrix:
+      py: ["1", "2"]
+      include:
+        - py: "2"
+          gpu: "yes"
+`),
+    ).toBe(`app.def:4:19: error: build argument 'gpu' is not defined
+      echo {{ py }} {{ gpu }}
+                    ^~~~~~~~~
+orchestrator.yaml:3:3: note: in target 'app-1' (py=1), a variant of 'app'
+    app:
+    ^~~
+  hint: give it a default in %arguments (gpu=...) or a value in orchestrator.yaml 'args'
+1 error
+`);
+  });
+});
