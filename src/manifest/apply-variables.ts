@@ -59,6 +59,10 @@ function add(map: Map<string, string[]>, key: string | undefined, value: string)
  * names it. Runs before the schema check, which then sees the values as they will be used.
  */
 export function applyVariables(options: ApplyVariablesOptions): AppliedVariables {
+  // Nothing to do (most manifests): no copy and no walk of a manifest of many thousand targets.
+  if (options.set.length === 0 && !options.yaml.text.includes('${')) {
+    return { data: options.data, overrides: new Map(), env: {}, envUse: new Map(), setUse: new Map(), diagnostics: [] };
+  }
   const diagnostics: Diagnostic[] = [];
   const data = structuredClone(options.data);
   const overrides = new Map<string, SourceLocation>();
@@ -147,11 +151,14 @@ function applySet(entry: string, data: unknown, overrides: Map<string, SourceLoc
   }
   const loc = setLocation(entry, valueColumn, value.length);
   for (const [kind, name] of names) {
-    const t = (kind === 'targets' ? targets : templates)[name];
-    if (!isObj(t)) continue;
+    const container = kind === 'targets' ? targets : templates;
+    const shared = container[name];
+    if (!isObj(shared)) continue;
+    // A copy: a YAML alias may share this mapping with another target.
+    const t: Obj = (container[name] = { ...shared });
     const base = `${kind}/${name}`;
     if (isArgs) {
-      const args = isObj(t['args']) ? t['args'] : (t['args'] = {});
+      const args = isObj(t['args']) ? (t['args'] = { ...t['args'] }) : (t['args'] = {});
       (args as Obj)[sub] = value;
       overrides.set(`${base}/args/${sub}`, loc);
       add(setUse, base, `args.${sub}`);
