@@ -267,6 +267,26 @@ describe('orchestrator up --watch', () => {
     expect(await w.stop()).toBe(130);
   });
 
+  it('reports a target stopped on its own in the JSON progress: watch-restart names it, its target-failed says interrupted', async () => {
+    const post = (name: string, rest: string) => `%post\n    echo started-${name}; ${rest}\n`;
+    rig.write({
+      'orchestrator.yaml': `${MANIFEST.replace('  app:', '  one:').replace('app.def', 'one.def')}  two:\n    from: ./rootfs\n    recipe: two.def\n    format: sandbox\n`,
+      'one.def': post('one', 'sleep 60'),
+      'two.def': post('two', 'sleep 4'),
+    });
+    const w = startWatch(['-j', '2', '--progress', 'json']);
+    await w.waitFor('started-one');
+    await w.waitFor('started-two');
+    const edit = w.out.length;
+    rig.write({ 'one.def': post('one', 'echo fast') });
+    await w.waitFor('"type":"watch-restart","paths":["one.def"],"targets":["one"]', edit);
+    await w.waitFor(/"type":"target-failed","target":"one","error":\{"severity":"error","reason":"interrupted"/, edit);
+    await w.waitFor('"type":"target-done","target":"two"', edit);
+    await w.waitFor('"type":"watch-waiting"', edit);
+    expect(w.out).not.toMatch(/"type":"target-failed","target":"two"/);
+    expect(await w.stop()).toBe(130);
+  });
+
   it.each([
     ['a %files glob', { 'app.def': '%files\n    extra/*/*.txt /opt/\n%runscript\n    echo v1\n' }],
     ['an inputs glob', { 'app.def': '%runscript\n    echo v1\n', 'orchestrator.yaml': `${MANIFEST}    inputs: ["extra/*/*.txt"]\n` }],
