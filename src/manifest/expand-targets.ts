@@ -442,7 +442,8 @@ function combinations(ctx: Context, name: string, matrix: Obj): Array<Map<string
       original.push(new Set());
     }
   }
-  if (combos.length === 0) {
+  // An axis without values is the schema's error already.
+  if (combos.length === 0 && !axes.some((a) => (matrix[a] as unknown[]).length === 0)) {
     ctx.diagnostics.push(
       error('manifest-matrix-empty', `the matrix of target '${name}' makes no targets`, {
         location: ctx.source.entryLocation(['targets', name, 'matrix']),

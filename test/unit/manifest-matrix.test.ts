@@ -181,6 +181,26 @@ orchestrator.yaml:12:13: note: format squashfs is set here
 `);
   });
 
+  it('reports a matrix whose every combination is excluded', async () => {
+    expect(
+      await validate(`version: 1
+targets:
+  app:
+    recipe: app.def
+    format: sandbox
+    matrix:
+      py: ["1"]
+      exclude:
+        - py: "1"
+`),
+    ).toBe(`orchestrator.yaml:6:5: error: the matrix of target 'app' makes no targets
+      matrix:
+      ^~~~~~
+  hint: give each axis at least one value, or exclude fewer combinations; 'include' entries add combinations
+1 error
+`);
+  });
+
   it("reports a name template's unknown key once, with did-you-mean", async () => {
     expect(
       await validate(`version: 1
