@@ -87,6 +87,8 @@ const kindOf = (ctx: Context, name: string): Kind | undefined =>
  * as args and put into `{{ NAME }}` of its strings. The source it returns maps every expanded
  * field back to the text that wrote it, so the checks that follow point there.
  */
+// Long on purpose: one pass over the targets in file order that keeps the expanded names, their
+// origins, the groups of matrix targets and the name collisions in step.
 export function expandTargets(options: ExpandTargetsOptions): ExpandedTargets {
   const { source } = options;
   const data: Obj = isObj(options.data) ? options.data : {};
@@ -96,28 +98,7 @@ export function expandTargets(options: ExpandTargetsOptions): ExpandedTargets {
   const targetNames = (source.keysAt(['targets']) ?? []).filter((n) => Object.hasOwn(targets, n));
   const templateNames = (source.keysAt(['templates']) ?? []).filter((n) => Object.hasOwn(templates, n));
 
-  for (const name of templateNames) {
-    if (!Object.hasOwn(targets, name)) continue;
-    diagnostics.push(
-      error('manifest-name-conflict', `template '${name}' has the name of a target`, {
-        location: source.entryLocation(['templates', name]),
-        hint: "targets and templates share one namespace for 'inherits'; rename the template",
-        related: [{ message: `target '${name}' is declared here`, location: source.entryLocation(['targets', name]) }],
-      }),
-    );
-  }
-  for (const name of templateNames) {
-    const t = templates[name];
-    for (const key of ['matrix', 'name']) {
-      if (!isObj(t) || t[key] === undefined) continue;
-      diagnostics.push(
-        error('manifest-invalid-value', `'${key}' applies only to targets, not to template '${name}'`, {
-          location: source.entryLocation(['templates', name, key]),
-          hint: `move '${key}' to the targets that inherit '${name}'`,
-        }),
-      );
-    }
-  }
+  checkTemplates(source, templates, templateNames, targets, diagnostics);
   const ctx: Context = { source, dir: options.dir, targets, templates, options, diagnostics, resolved: new Map(), inCycle: new Set(), argsFiles: new Set() };
   const inCycle = checkInherits(ctx, [...targetNames, ...templateNames.filter((n) => !Object.hasOwn(targets, n))]);
   const full: Context = { ...ctx, inCycle };
@@ -205,6 +186,32 @@ export function expandTargets(options: ExpandTargetsOptions): ExpandedTargets {
     argsFiles: [...ctx.argsFiles],
     diagnostics,
   };
+}
+
+/** Templates: names apart from the targets', and no `matrix` or `name` (they belong to targets). */
+function checkTemplates(source: ManifestSource, templates: Obj, templateNames: readonly string[], targets: Obj, diagnostics: Diagnostic[]): void {
+  for (const name of templateNames) {
+    if (!Object.hasOwn(targets, name)) continue;
+    diagnostics.push(
+      error('manifest-name-conflict', `template '${name}' has the name of a target`, {
+        location: source.entryLocation(['templates', name]),
+        hint: "targets and templates share one namespace for 'inherits'; rename the template",
+        related: [{ message: `target '${name}' is declared here`, location: source.entryLocation(['targets', name]) }],
+      }),
+    );
+  }
+  for (const name of templateNames) {
+    const t = templates[name];
+    for (const key of ['matrix', 'name']) {
+      if (!isObj(t) || t[key] === undefined) continue;
+      diagnostics.push(
+        error('manifest-invalid-value', `'${key}' applies only to targets, not to template '${name}'`, {
+          location: source.entryLocation(['templates', name, key]),
+          hint: `move '${key}' to the targets that inherit '${name}'`,
+        }),
+      );
+    }
+  }
 }
 
 /** What a target is made of besides its own keys; undefined for a plain target. */
