@@ -9,6 +9,7 @@ import { parseReference } from '../registry/reference.js';
 import { checkOutputs, fixedPart, type OutsideFolder, type ProtectedPath } from './check-outputs.js';
 import { defaultOutput, outputFor, outputFormat } from './output-format.js';
 import { parseSize } from './parse-size.js';
+import { fromPatternDiagnostic } from './schema-check.js';
 import { NAME_PATTERN, parseSourceRef } from './parse-source-ref.js';
 import { FORMATS, type Format, type Group, type Project, type ProjectExpansion, type SourceRef, type Target, type TargetLocations, type TargetOrigin } from './project.js';
 import type { ManifestSource } from './manifest-source.js';
@@ -233,6 +234,11 @@ function readSource(ctx: Context, name: string, t: Obj, loc: MutableLocations, m
   if (t['from'] !== undefined) {
     loc.from = source.valueLocation(['targets', name, 'from']);
     from = typeof t['from'] === 'string' ? parseSourceRef(t['from'], ctx.dir) : undefined;
+    if (from === undefined && typeof t['from'] === 'string' && ctx.origins.get(name)?.matrix !== undefined) {
+      // Filled in from the matrix, so the schema saw only the placeholder: checked here.
+      const { message, hint } = fromPatternDiagnostic(t['from'], `'from' of target '${name}'`);
+      diagnostics.push(error('manifest-invalid-source', message, { location: loc.from, hint }));
+    }
     const ref = from?.kind === 'docker' ? parseReference(from.ref, { location: loc.from }) : undefined;
     if (ref && !ref.ok) diagnostics.push(ref.error);
     if (from === undefined || (ref && !ref.ok)) usable = false;

@@ -111,7 +111,7 @@ function show(value: unknown): string {
   return typeof value === 'string' ? `'${value}'` : String(value);
 }
 
-function fromPatternDiagnostic(value: string, label: string): { message: string; hint?: string } {
+export function fromPatternDiagnostic(value: string, label: string): { message: string; hint?: string } {
   if (/\s/.test(value)) return { message: `invalid source '${value}' in ${label}: it contains whitespace` };
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(value)?.[1];
   if (scheme === 'target') {
@@ -150,6 +150,7 @@ export function checkSchema(data: unknown, source: ManifestSource): Diagnostic[]
   const out: Diagnostic[] = [];
   const seen = new Set<string>();
   for (const e of validate.errors ?? []) {
+    if (filledLater(e, data)) continue;
     const d = mapError(e, source);
     if (d === undefined) continue;
     const key = `${d.location?.line}:${d.location?.column}:${d.reason}`;
@@ -158,6 +159,19 @@ export function checkSchema(data: unknown, source: ManifestSource): Diagnostic[]
     out.push(d);
   }
   return out;
+}
+
+/**
+ * A pattern error on a matrix target's value that holds a `{{ KEY }}` placeholder (`from:
+ * docker://python:{{ py }}`): the value is checked once filled in, for each variant (build-project).
+ */
+function filledLater(e: ErrorObject, data: unknown): boolean {
+  if (e.keyword !== 'pattern' || typeof e.data !== 'string' || !/\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}/.test(e.data)) return false;
+  const [kind, name] = pointerSegments(e.instancePath);
+  if (kind !== 'targets' || name === undefined) return false;
+  const targets = (data as { targets?: Record<string, unknown> } | null)?.targets;
+  const target = targets !== undefined && Object.hasOwn(targets, name) ? targets[name] : undefined;
+  return typeof target === 'object' && target !== null && 'matrix' in target;
 }
 
 // Long on purpose: one case per JSON Schema keyword ajv reports, each its message and location: a

@@ -181,6 +181,33 @@ orchestrator.yaml:12:13: note: format squashfs is set here
 `);
   });
 
+  it("fills {{ KEY }} in 'from' and checks the source of each variant", async () => {
+    const yaml = (bad: string) => `version: 1
+targets:
+  app:
+    from: docker://busybox:{{ tag }}
+    recipe: plain.def
+    format: sandbox
+    matrix:
+      n: ["1", "2"]
+      include:
+        - n: "1"
+          tag: "1.36"
+        - n: "2"
+          tag: "${bad}"
+    name: app-{{ n }}
+`;
+    expect(Object.fromEntries(Object.entries((await config(yaml('1.37'))).targets).map(([k, v]) => [k, v['from']]))).toEqual({
+      'app-1': 'docker://busybox:1.36',
+      'app-2': 'docker://busybox:1.37',
+    });
+    expect(await validate(yaml('bad tag'))).toBe(`orchestrator.yaml:4:11: error: invalid source 'docker://busybox:bad tag' in 'from' of target 'app-2': it contains whitespace
+      from: docker://busybox:{{ tag }}
+            ^~~~~~~~~~~~~~~~~~~~~~~~~~
+1 error
+`);
+  });
+
   it('reports a matrix whose every combination is excluded', async () => {
     expect(
       await validate(`version: 1
