@@ -9,6 +9,7 @@ export const COMMANDS: Readonly<Record<string, { summary: string; load: () => Pr
   build: { summary: 'build one image from a recipe, image or registry (singularity build)', load: async () => (await import('./build.js')).command },
   plan: { summary: 'show the targets to build, in build order', load: async () => (await import('./plan.js')).command },
   graph: { summary: 'print the dependency graph of the targets', load: async () => (await import('./graph.js')).command },
+  config: { summary: 'print the manifest with matrix, inherits and variables expanded', load: async () => (await import('./config.js')).command },
   validate: { summary: 'check the manifest and recipes', load: async () => (await import('./validate.js')).command },
   clean: { summary: 'remove outputs and their recorded state', load: async () => (await import('./clean.js')).command },
   pull: { summary: 'fetch and verify an image into the cache', load: async () => (await import('./pull.js')).command },

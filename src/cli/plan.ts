@@ -45,6 +45,19 @@ function planEntry(project: Project, t: Target) {
   };
 }
 
+/** The plan's lines on what made a target: the matrix variant, parents, args files, variables, --set. */
+function originLines(t: Target): string[] {
+  const o = t.origin;
+  if (o === undefined) return [];
+  const lines: string[] = [];
+  if (o.matrix) lines.push(`     variant: ${Object.entries(o.matrix).map(([k, v]) => `${k}=${v}`).join(', ')} (matrix of '${o.base}')`);
+  if (o.inherits) lines.push(`     inherits: ${o.inherits.join(', ')}`);
+  if (o.argsFiles) lines.push(`     args file: ${o.argsFiles.join(', ')}`);
+  if (o.env) lines.push(`     env:     ${o.env.map((v) => `$${v}`).join(', ')}`);
+  if (o.set) lines.push(`     --set:   ${o.set.join(', ')}`);
+  return lines;
+}
+
 export const command: Command = {
   spec: {
     name: 'plan',
@@ -107,7 +120,9 @@ export const command: Command = {
         targets: order.map((t) => {
           const { display: _display, ...rest } = planEntry(project, t);
           const st = status.get(t.name);
-          return { ...rest, status: st?.status ?? 'fresh', reasons: st?.reasons ?? [] };
+          // What made the target (matrix values, parents, args files, variables, --set) and the
+          // args it builds with: everything that can change its key besides the files it reads.
+          return { ...rest, args: { ...t.args }, ...(t.origin ? { origin: t.origin } : {}), status: st?.status ?? 'fresh', reasons: st?.reasons ?? [] };
         }),
       };
       ctx.stdout.write(JSON.stringify(json, null, 2) + '\n');
@@ -119,6 +134,7 @@ export const command: Command = {
       const st = status.get(t.name);
       lines.push(`${i + 1}. ${t.name}: ${st?.status === 'stale' ? 'stale' : st?.status === 'kept' ? 'modified by hand, used as it is' : 'fresh'}`);
       for (const r of st?.reasons ?? []) lines.push(`     why:     ${formatReason(r)}`);
+      lines.push(...originLines(t));
       lines.push(`     source:  ${t.from?.text ?? '(the recipe\'s Bootstrap header)'}`);
       if (e.display.recipe) lines.push(`     recipe:  ${e.display.recipe}`);
       lines.push(`     format:  ${t.format}${t.size !== undefined ? `, ${showSize(t.size)}` : ''}`);

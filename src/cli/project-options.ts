@@ -9,12 +9,19 @@ import { printDiagnostics, type CommandContext } from './command.js';
 export const PROJECT_OPTIONS: readonly OptionSpec[] = [
   { name: 'file', short: 'f', type: 'string', value: 'FILE', description: 'the manifest (default: orchestrator.yaml)' },
   { name: 'directory', short: 'C', type: 'string', value: 'DIR', description: 'the project folder (default: the current folder)' },
+  { name: 'set', type: 'string', multiple: true, value: 'T.KEY=VALUE', description: "set a target's key (from, recipe, format, output, size, test, inputs, args_file, args.NAME); T may be a template or '*'" },
 ];
+
+/** The `--set` values, in order. */
+export function setOption(args: ParsedArgs): string[] {
+  const v = args.options['set'];
+  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+}
 
 /** Loads the project named by -f/-C. The manifest code (and the YAML parser) loads on first use. */
 export async function loadProjectFromArgs(ctx: CommandContext, args: ParsedArgs): Promise<LoadProjectResult> {
   const { loadProject } = await import('../manifest/load-project.js');
-  return loadProject({ cwd: ctx.cwd, file: stringOption(args, 'file'), dir: stringOption(args, 'directory'), signal: ctx.signal });
+  return loadProject({ cwd: ctx.cwd, file: stringOption(args, 'file'), dir: stringOption(args, 'directory'), env: ctx.env, set: setOption(args), signal: ctx.signal });
 }
 
 /**

@@ -5,7 +5,7 @@ import { runWatch } from '../watch/run-watch.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { jobsOption, plainReporterOptions, upRunOptions } from './up-run-options.js';
 import { EXIT, type CommandContext, failWith } from './command.js';
-import { requireProject } from './project-options.js';
+import { requireProject, setOption } from './project-options.js';
 
 /** The default quiet time after the last change before a rebuild starts. */
 /** Keep in step with the `--debounce` help of src/cli/up.ts. */
@@ -41,7 +41,11 @@ export async function runUpWatch(ctx: CommandContext, args: ParsedArgs): Promise
       cwd: ctx.cwd,
       dir: stringOption(args, 'directory'),
       file: stringOption(args, 'file'),
+      env: ctx.env,
+      set: setOption(args),
       selection: args.positionals,
+      // --cache-dir wins over the manifest's cache.dir; without it, a cache.dir edit takes effect.
+      ...(stringOption(args, 'cache-dir') === undefined ? { storeFor: (dir: string | undefined) => Store.open({ dir, base: project.dir, env: ctx.env }) } : {}),
       up: { ...run.options, jobs },
       debounceMs,
       onEvent,

@@ -2,7 +2,7 @@ import { error } from '../core/diagnostic.js';
 import { UpWitness } from '../executor/up-witness.js';
 import { boolOption, stringOption } from './args.js';
 import { EXIT, type Command, failWith } from './command.js';
-import { PROJECT_OPTIONS } from './project-options.js';
+import { PROJECT_OPTIONS, setOption } from './project-options.js';
 import { jobsOption, makeUpReporter } from './up-run-options.js';
 import { version } from './version.js';
 
@@ -10,7 +10,7 @@ export const command: Command = {
   spec: {
     name: 'up',
     summary: 'build what is stale, in dependency order and in parallel',
-    usage: '[TARGET|GROUP ...] [--watch [--debounce MS]] [-j N] [--keep-going] [--force] [--pull] [--no-cache] [--notest] [--dry-run] [--progress P] [-f FILE] [-C DIR]',
+    usage: '[TARGET|GROUP ...] [--watch [--debounce MS]] [-j N] [--keep-going] [--force] [--pull] [--no-cache] [--notest] [--dry-run] [--progress P] [--set T.KEY=VALUE] [-f FILE] [-C DIR]',
     description: [
       "Builds the named targets and groups (default: the group 'default', else all targets) and what they",
       'are built from. A target whose key and output are unchanged does no work; a stale one says why and',
@@ -55,6 +55,8 @@ export const command: Command = {
       dir: stringOption(args, 'directory'),
       file: stringOption(args, 'file'),
       targets: args.positionals,
+      set: setOption(args),
+      env: ctx.env,
       force: boolOption(args, 'force'),
       pull: boolOption(args, 'pull'),
       dryRun: boolOption(args, 'dry-run'),

@@ -47,6 +47,13 @@ export const REASONS = {
     'manifest-output-overwrites-source',
     'manifest-recipe-not-found',
     'manifest-recipe-not-a-file',
+    'manifest-unset-variable',
+    'manifest-invalid-set',
+    'manifest-duplicate-target',
+    'manifest-unknown-parent',
+    'manifest-args-file-not-found',
+    'manifest-args-file-syntax',
+    'manifest-matrix-empty',
     'bad-lock-file',
   ],
 

@@ -52,6 +52,12 @@ export interface UpOptions {
   readonly toolVersion: string;
   readonly onEvent: UpEventListener;
   readonly signal: AbortSignal;
+  /**
+   * A target's own stop (`up --watch`: its inputs changed while it builds): that target's build is
+   * stopped and cleaned up as an interrupted one, reported as `interrupted`, and its dependents are
+   * skipped; the other targets go on. Undefined: only `signal` stops targets.
+   */
+  readonly targetSignal?: (target: string) => AbortSignal | undefined;
   /** Every path the run reads to decide what is fresh is added here (the no-op witness). */
   readonly reads?: ReadSet;
 }
@@ -300,22 +306,37 @@ function explain(run: Run, target: Target, status: TargetStatus): StaleReason[] 
   return reasons;
 }
 
+/**
+ * A target stopped on its own (UpOptions.targetSignal): reported as interrupted, as a stopped run's
+ * targets are, but the run goes on (no `stopped`, whatever keepGoing says).
+ */
+function stoppedAlone(run: Run, name: string, ms: number): Outcome {
+  run.options.onEvent({ type: 'target-failed', target: name, error: error('interrupted', `building ${name} was stopped: its inputs changed`), ms });
+  run.summary.failed++;
+  return 'failed';
+}
+
 /** A target's build, once the queue lets it run: temps of killed runs swept, built, recorded. */
 async function buildQueued(run: Run, target: Target, recipe: Recipe | undefined, status: TargetStatus): Promise<Outcome> {
   const { options } = run;
   if (run.stopped || options.signal.aborted) return skip(run, target.name, options.signal.aborted ? 'interrupted' : 'an earlier target failed');
+  const own = options.targetSignal?.(target.name);
+  const alone = (): boolean => own?.aborted === true && !options.signal.aborted;
+  if (alone()) return stoppedAlone(run, target.name, 0);
   options.onEvent({ type: 'target-started', target: target.name });
   run.phase.set(target.name, 'source');
   const t0 = Date.now();
   try {
     await sweepDeadTemps(target.output);
-    const r = await buildOne(run.build, target, recipe, status);
-    if (!r.ok) return failed(run, target.name, r.error, Date.now() - t0);
+    const context = own ? { ...run.build, signal: AbortSignal.any([options.signal, own]) } : run.build;
+    const r = await buildOne(context, target, recipe, status);
+    if (!r.ok) return alone() ? stoppedAlone(run, target.name, Date.now() - t0) : failed(run, target.name, r.error, Date.now() - t0);
     run.summary.built++;
     run.summary.stepsCached += r.value.stepsCached;
     options.onEvent({ type: 'target-done', target: target.name, ms: Date.now() - t0, stepsRun: r.value.stepsRun, stepsCached: r.value.stepsCached, key: r.value.key });
     return 'ok';
   } catch (e) {
+    if (alone()) return stoppedAlone(run, target.name, Date.now() - t0);
     return caught(run, target.name, e, run.phase.get(target.name) ?? 'building', Date.now() - t0);
   }
 }

@@ -24,6 +24,10 @@ export interface UpWitnessRequest {
   readonly file?: string | undefined;
   /** The targets and groups asked for. */
   readonly targets: readonly string[];
+  /** `--set` values (they change the manifest's targets). */
+  readonly set?: readonly string[];
+  /** The environment the manifest's `${NAME}` read (a parsed manifest holds only while those are the same). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
   readonly force: boolean;
   readonly pull: boolean;
   readonly dryRun: boolean;
@@ -68,11 +72,14 @@ export class UpWitness {
   /** Taken before anything is read: what changes from then on cannot hide in a witness of this run. */
   #probeMs: number | undefined;
   #onlyFresh = true;
+  /** The manifest read environment variables: no witness can vouch for them (it is checked before the manifest is read). */
+  #readsEnv = false;
 
   private constructor(
     readonly paths: StateDir,
     readonly key: WitnessKey,
     readonly parsedKey: ParsedKey,
+    readonly env: Readonly<Record<string, string | undefined>>,
   ) {}
 
   /**
@@ -91,13 +98,14 @@ export class UpWitness {
       {
         tool,
         manifest,
-        targets: request.targets,
+        targets: request.set !== undefined && request.set.length > 0 ? [...request.targets, ...request.set.map((s) => `--set ${s}`)] : request.targets,
         noCache: request.noCache,
         noTest: request.noTest,
         home,
         platform: formatPlatform(DEFAULT_PLATFORM),
       },
-      { tool, manifest, home, cwd: request.cwd },
+      { tool, manifest, home, cwd: request.cwd, set: JSON.stringify(request.set ?? []) },
+      request.env ?? process.env,
     );
   }
 
@@ -114,7 +122,7 @@ export class UpWitness {
    */
   async loadParsed(): Promise<ParsedProject | undefined> {
     this.#probeMs = takeProbe(this.paths);
-    return readParsedCache(this.paths, this.parsedKey);
+    return readParsedCache(this.paths, this.parsedKey, this.env);
   }
 
   /** After a full load: keeps it for the next run when it was quiet, and notes the files read. */
@@ -124,6 +132,8 @@ export class UpWitness {
     }
     this.reads.add(project.file);
     for (const t of project.targets) if (t.recipe !== undefined) this.reads.add(t.recipe);
+    for (const f of project.expansion?.argsFiles ?? []) this.reads.add(f);
+    if (Object.keys(project.expansion?.env ?? {}).length > 0) this.#readsEnv = true;
   }
 
   /** Every event of the run goes through here: one that is not "fresh" means work was done. */
@@ -136,7 +146,7 @@ export class UpWitness {
    * succeeded is checked again (witnessAfterBuild).
    */
   async afterRun(run: UpRunOutcome): Promise<void> {
-    if (!run.quiet) return;
+    if (!run.quiet || this.#readsEnv) return;
     if (this.#onlyFresh && run.result.fresh === run.order.length) {
       await recordWitness(this.paths, this.key, { reads: this.reads, targets: run.order, probeMs: this.#probeMs, seen: this.#seen });
     } else if (this.#probeMs !== undefined && run.result.built > 0 && run.result.failed === 0 && run.result.skipped === 0) {

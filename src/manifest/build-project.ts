@@ -1,6 +1,5 @@
 import { statSync, readdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { isMap, isScalar } from 'yaml';
 import { error, type Diagnostic, type Reason, type RelatedInformation, type SourceLocation } from '../core/diagnostic.js';
 import { didYouMeanHint } from '../core/did-you-mean.js';
 import { expandHome, userHome } from '../core/expand-home.js';
@@ -11,18 +10,24 @@ import { checkOutputs, fixedPart, type OutsideFolder, type ProtectedPath } from 
 import { defaultOutput, outputFor, outputFormat } from './output-format.js';
 import { parseSize } from './parse-size.js';
 import { DEFAULT_SQUASHFS_OPTIONS, resolveSquashfsOptions, SQUASHFS_COMPRESSIONS, SQUASHFS_WRITERS, type SquashfsOptions } from './squashfs-options.js';
+import { fromPatternDiagnostic } from './schema-check.js';
 import { NAME_PATTERN, parseSourceRef } from './parse-source-ref.js';
-import { FORMATS, type Format, type Group, type Project, type SourceRef, type Target, type TargetLocations } from './project.js';
-import type { PathSegment, YamlSource } from './yaml-source.js';
+import { FORMATS, type Format, type Group, type Project, type ProjectExpansion, type SourceRef, type Target, type TargetLocations, type TargetOrigin } from './project.js';
+import type { ManifestSource } from './manifest-source.js';
+import type { PathSegment } from './yaml-source.js';
 
 export interface BuildProjectOptions {
   /** Absolute path of the manifest. */
   readonly file: string;
-  readonly source: YamlSource;
+  readonly source: ManifestSource;
   /** The manifest's data (YAML → JS); may hold schema errors, which were reported already. */
   readonly data: unknown;
   /** For `~/` in cache.dir and outputs.outside; default the user's home. */
   readonly homedir?: string;
+  /** What made each expanded target (expandTargets), attached to it. */
+  readonly origins?: ReadonlyMap<string, TargetOrigin>;
+  /** What the expansion read besides the text (variables, args files, --set), when anything. */
+  readonly expansion?: ProjectExpansion;
 }
 
 type Obj = Record<string, unknown>;
@@ -43,7 +48,7 @@ interface TargetRef {
 
 /** What the steps of buildProject share: the manifest, what was read so far, and the problems found. */
 interface Context {
-  readonly source: YamlSource;
+  readonly source: ManifestSource;
   readonly file: string;
   readonly dir: string;
   readonly home: string;
@@ -56,13 +61,12 @@ interface Context {
   readonly refs: Map<string, TargetRef[]>;
   /** The manifest, recipes, inputs and local sources: no output may touch them. */
   readonly protectedPaths: ProtectedPath[];
+  readonly origins: ReadonlyMap<string, TargetOrigin>;
 }
 
-/** Keys of the mapping at `path`, in file order (JS objects put integer-like keys first). */
-function keysInOrder(source: YamlSource, path: readonly string[]): string[] {
-  const node = source.node(path);
-  if (!isMap(node)) return [];
-  return node.items.flatMap((p) => (isScalar(p.key) ? [String(p.key.value)] : []));
+/** Keys of the mapping at `path`, in file order (JS objects put integer-like keys first); an expanded target's, in the data's order. */
+function keysInOrder(source: ManifestSource, path: readonly string[], value?: unknown): string[] {
+  return source.keysAt(path) ?? (isObj(value) ? Object.keys(value) : []);
 }
 
 /**
@@ -89,6 +93,7 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
     groupNames,
     groupSet: new Set(groupNames),
     refs: new Map(),
+    origins: options.origins ?? new Map(),
     protectedPaths: [
       { path: file, what: `the manifest '${relative(dir, file)}'` },
       { path: join(dir, STATE_DIR_NAME), what: `the project's state folder '${STATE_DIR_NAME}/'` },
@@ -122,6 +127,7 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
       ...(cacheDir !== undefined ? { cacheDir: source.valueLocation(['cache', 'dir']) } : {}),
       args: top.locations,
     },
+    ...(options.expansion !== undefined ? { expansion: options.expansion } : {}),
   };
   return { project, diagnostics: ctx.diagnostics };
 }
@@ -131,7 +137,7 @@ function readArgs(ctx: Context, value: unknown, path: readonly string[]): { args
   const args = nameTable<string>();
   const locations = nameTable<SourceLocation>();
   if (!isObj(value)) return { args, locations };
-  for (const k of keysInOrder(ctx.source, path)) {
+  for (const k of keysInOrder(ctx.source, path, value)) {
     const v = argText(value[k]);
     if (v === undefined) continue;
     args[k] = v;
@@ -181,6 +187,7 @@ function readTarget(ctx: Context, name: string, t: unknown, topArgs: Readonly<Re
   const test = typeof t['test'] === 'boolean' ? t['test'] : true;
 
   if (!src.usable || !fo.usable || !size.usable || !squashfs.usable || fo.format === undefined) return undefined;
+  const origin = ctx.origins.get(name);
   const output = resolve(ctx.dir, fo.outputText ?? defaultOutput(name, fo.format)).replace(/\/+$/, '') || '/';
   return {
     name,
@@ -194,6 +201,7 @@ function readTarget(ctx: Context, name: string, t: unknown, topArgs: Readonly<Re
     args,
     inputs,
     test,
+    ...(origin !== undefined ? { origin } : {}),
     dependencies: [...new Set((ctx.refs.get(name) ?? []).map((r) => r.ref))],
     locations: loc,
   };
@@ -229,6 +237,11 @@ function readSource(ctx: Context, name: string, t: Obj, loc: MutableLocations, m
   if (t['from'] !== undefined) {
     loc.from = source.valueLocation(['targets', name, 'from']);
     from = typeof t['from'] === 'string' ? parseSourceRef(t['from'], ctx.dir) : undefined;
+    if (from === undefined && typeof t['from'] === 'string' && ctx.origins.get(name)?.matrix !== undefined) {
+      // Filled in from the matrix, so the schema saw only the placeholder: checked here.
+      const { message, hint } = fromPatternDiagnostic(t['from'], `'from' of target '${name}'`);
+      diagnostics.push(error('manifest-invalid-source', message, { location: loc.from, hint }));
+    }
     const ref = from?.kind === 'docker' ? parseReference(from.ref, { location: loc.from }) : undefined;
     if (ref && !ref.ok) diagnostics.push(ref.error);
     if (from === undefined || (ref && !ref.ok)) usable = false;
@@ -442,7 +455,7 @@ function readGroups(ctx: Context): Group[] {
         );
       }
     });
-    groups.push({ name, members: names, locations: { name: nameLoc, members: memberLocs } });
+    groups.push({ name, ...(ctx.source.groups.has(name) ? { matrix: true as const } : {}), members: names, locations: { name: nameLoc, members: memberLocs } });
   }
   return groups;
 }

@@ -1,10 +1,13 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { parseDocument } from 'yaml';
 import { error, hasErrors, sortDiagnostics, type Diagnostic } from '../core/diagnostic.js';
+import { applyVariables } from './apply-variables.js';
 import { buildProject } from './build-project.js';
+import { expandTargets } from './expand-targets.js';
+import { ManifestSource } from './manifest-source.js';
 import type { Project } from './project.js';
 import { MANIFEST_NAME, manifestPath } from './manifest-name.js';
 import { checkSchema } from './schema-check.js';
@@ -22,6 +25,10 @@ export interface LoadProjectOptions {
   readonly file?: string | undefined;
   /** For `~/` in cache.dir (default: the user's home). */
   readonly homedir?: string | undefined;
+  /** The environment `${NAME}` reads (default: process.env). */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+  /** `--set TARGET.KEY=VALUE` values, in order. */
+  readonly set?: readonly string[] | undefined;
   /**
    * Stops a long load (a manifest of many thousand targets): it then ends at once with an
    * `interrupted` diagnostic. Not passed to the worker (it cannot be cloned).
@@ -151,10 +158,37 @@ export async function loadManifestFile(options: LoadProjectOptions & { readonly 
     return { diagnostics: [error('manifest-yaml', `cannot read the manifest: ${message}`, { location: source.fileLocation() })] };
   }
 
-  const schema = checkSchema(data, source);
-  const { project, diagnostics: semantic } = buildProject({ file, source, data, ...(options.homedir !== undefined ? { homedir: options.homedir } : {}) });
-  const diagnostics = sortDiagnostics([...schema, ...semantic]);
+  // Variables first, so that the schema sees values as they will be used; then the schema on the
+  // manifest as written; then templates, inherits and matrix, before the semantic checks.
+  const set = options.set ?? [];
+  const vars = applyVariables({ yaml: source, data, env: options.env ?? process.env, set });
+  const written = new ManifestSource(source, vars.overrides);
+  const schema = checkSchema(vars.data, written);
+  const expanded = expandTargets({ source: written, data: vars.data, dir: dirname(file), envUse: vars.envUse, setUse: vars.setUse });
+  const expansion =
+    Object.keys(vars.env).length > 0 || expanded.argsFiles.length > 0 || set.length > 0 ? { env: { ...vars.env }, argsFiles: expanded.argsFiles, set: [...set] } : undefined;
+  const { project, diagnostics: semantic } = buildProject({
+    file,
+    source: expanded.source,
+    data: expanded.data,
+    origins: expanded.origins,
+    ...(expansion !== undefined ? { expansion } : {}),
+    ...(options.homedir !== undefined ? { homedir: options.homedir } : {}),
+  });
+  // An error in a field of a template shows once, not once per target that inherits it.
+  const diagnostics = dedupe(sortDiagnostics([...vars.diagnostics, ...schema, ...expanded.diagnostics, ...semantic]));
   return hasErrors(diagnostics) ? { diagnostics } : { project, diagnostics };
+}
+
+/** The same error at the same place with the same words, once. */
+function dedupe(diagnostics: readonly Diagnostic[]): Diagnostic[] {
+  const seen = new Set<string>();
+  return diagnostics.filter((d) => {
+    const key = JSON.stringify([d.reason, d.message, d.location?.file, d.location?.line, d.location?.column]);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** The yaml package's message without its own position and excerpt (we print those ourselves). */

@@ -22,6 +22,14 @@ export interface LoadedRecipes {
   readonly diagnostics: readonly Diagnostic[];
 }
 
+/** A templating error of a matrix variant names the variant (the first one it is found in; each error is reported once). */
+function namingVariant(d: Diagnostic, target: Project['targets'][number]): Diagnostic {
+  const values = Object.entries(target.origin?.matrix ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+  return { ...d, related: [...(d.related ?? []), { message: `in target '${target.name}' (${values}), a variant of '${target.origin?.base ?? target.name}'`, location: target.locations.name }] };
+}
+
 /**
  * Reads, parses and templates the recipe of every target (docs/ARCHITECTURE.md, Manifest and recipes). Each file's syntax
  * errors are reported once, however many targets use it; templating errors (an undefined
@@ -66,7 +74,7 @@ export function loadRecipes(project: Project, options: { cwd: string }): LoadedR
     }
     if (recipe === null) continue;
     const resolved = resolveRecipe(recipe, { args: target.args });
-    report(resolved.diagnostics);
+    report(target.origin?.matrix ? resolved.diagnostics.map((d) => namingVariant(d, target)) : resolved.diagnostics);
     if (resolved.diagnostics.some((d) => d.severity === 'error')) continue;
     // Header values a build would refuse (a debootstrap suite or mirror that cannot be right).
     for (const [i, stage] of resolved.recipe.stages.entries()) {

@@ -25,6 +25,34 @@ export interface Project {
   readonly groups: readonly Group[];
   /** Where top-level fields were written (`version`, `cache.dir`, `args.NAME`, ...). */
   readonly locations: ProjectLocations;
+  /** What the manifest read besides its text, when it read anything: a cached parse holds only while these are the same. */
+  readonly expansion?: ProjectExpansion;
+}
+
+/** What besides the manifest's text went into the targets (docs/ARCHITECTURE.md, Manifest and recipes). */
+export interface ProjectExpansion {
+  /** Each environment variable `${NAME}` read, with its value (null: unset). */
+  readonly env: Readonly<Record<string, string | null>>;
+  /** Absolute paths of the `args_file`s read. */
+  readonly argsFiles: readonly string[];
+  /** The `--set` values, as given. */
+  readonly set: readonly string[];
+}
+
+/** What made a target that is not written out plainly: a matrix, parents, args files, variables, --set. */
+export interface TargetOrigin {
+  /** The target as written (for a matrix variant, the base name). */
+  readonly base: string;
+  /** The matrix values of this variant. */
+  readonly matrix?: Readonly<Record<string, string>>;
+  /** The templates and targets it inherits from, nearest first. */
+  readonly inherits?: readonly string[];
+  /** The args files it took args from, as written. */
+  readonly argsFiles?: readonly string[];
+  /** The environment variables its values read. */
+  readonly env?: readonly string[];
+  /** The keys `--set` gave it (`format`, `args.PY`). */
+  readonly set?: readonly string[];
 }
 
 export interface ProjectLocations {
@@ -72,6 +100,8 @@ export interface Target {
   readonly inputs: readonly string[];
   /** Run the recipe's %test after the build (default true). */
   readonly test: boolean;
+  /** What made it, when it is not written out plainly (a matrix variant, inherits, variables). */
+  readonly origin?: TargetOrigin;
   /** The names of targets this one is built from (`from: target:X`); at most one for now. */
   readonly dependencies: readonly string[];
   readonly locations: TargetLocations;
@@ -96,6 +126,8 @@ export interface TargetLocations {
 
 export interface Group {
   readonly name: string;
+  /** Made by a matrix target: its base name stands for all its variants. */
+  readonly matrix?: true;
   /** Target or group names, as written. */
   readonly members: readonly string[];
   readonly locations: { readonly name: SourceLocation; readonly members: readonly SourceLocation[] };

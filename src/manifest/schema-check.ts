@@ -3,10 +3,11 @@ import { createRequire } from 'node:module';
 import type { Ajv2020 as Ajv2020Class, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { didYouMean, didYouMeanHint } from '../core/did-you-mean.js';
-import type { PathSegment, YamlSource } from './yaml-source.js';
+import type { ManifestSource } from './manifest-source.js';
+import type { PathSegment } from './yaml-source.js';
 
 /** Keys a later wave adds to a target; until then they get a clearer message than "unknown key". */
-const FUTURE_TARGET_KEYS: ReadonlySet<string> = new Set(['inherits', 'matrix', 'cache']);
+const FUTURE_TARGET_KEYS: ReadonlySet<string> = new Set(['cache']);
 
 const SOURCE_SCHEMES = ['docker', 'oci', 'oci-archive', 'docker-archive', 'target'] as const;
 const SCHEME_SYNTAX: Readonly<Record<(typeof SOURCE_SCHEMES)[number], string>> = {
@@ -55,12 +56,15 @@ function pointerSegments(pointer: string): string[] {
 export function describePath(path: readonly PathSegment[]): string {
   const [a, b, c, d] = path.map(String);
   if (a === undefined) return 'the manifest';
-  if (a === 'targets') {
-    if (b === undefined) return "'targets'";
-    if (c === undefined) return `target '${b}'`;
-    if (c === 'args' && d !== undefined) return `arg '${d}' of target '${b}'`;
-    if (c === 'inputs' && d !== undefined) return `input ${Number(d) + 1} of target '${b}'`;
-    return `'${c}' of target '${b}'`;
+  if (a === 'targets' || a === 'templates') {
+    const kind = a === 'targets' ? 'target' : 'template';
+    if (b === undefined) return `'${a}'`;
+    if (c === undefined) return `${kind} '${b}'`;
+    if (c === 'args' && d !== undefined) return `arg '${d}' of ${kind} '${b}'`;
+    if (c === 'inputs' && d !== undefined) return `input ${Number(d) + 1} of ${kind} '${b}'`;
+    if (c === 'inherits' && d !== undefined) return `entry ${Number(d) + 1} of 'inherits' of ${kind} '${b}'`;
+    if (c === 'matrix' && d !== undefined) return `'matrix.${path.slice(3).map(String).join('.')}' of ${kind} '${b}'`;
+    return `'${c}' of ${kind} '${b}'`;
   }
   if (a === 'groups') {
     if (b === undefined) return "'groups'";
@@ -107,7 +111,7 @@ function show(value: unknown): string {
   return typeof value === 'string' ? `'${value}'` : String(value);
 }
 
-function fromPatternDiagnostic(value: string, label: string): { message: string; hint?: string } {
+export function fromPatternDiagnostic(value: string, label: string): { message: string; hint?: string } {
   if (/\s/.test(value)) return { message: `invalid source '${value}' in ${label}: it contains whitespace` };
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(value)?.[1];
   if (scheme === 'target') {
@@ -140,12 +144,13 @@ function fromPatternDiagnostic(value: string, label: string): { message: string;
  * Validates the manifest's data against schemas/manifest.schema.json and turns each failure into
  * one diagnostic at the YAML text it concerns.
  */
-export function checkSchema(data: unknown, source: YamlSource): Diagnostic[] {
+export function checkSchema(data: unknown, source: ManifestSource): Diagnostic[] {
   const validate = validator();
   if (validate(data)) return [];
   const out: Diagnostic[] = [];
   const seen = new Set<string>();
   for (const e of validate.errors ?? []) {
+    if (filledLater(e, data)) continue;
     const d = mapError(e, source);
     if (d === undefined) continue;
     const key = `${d.location?.line}:${d.location?.column}:${d.reason}`;
@@ -156,9 +161,22 @@ export function checkSchema(data: unknown, source: YamlSource): Diagnostic[] {
   return out;
 }
 
+/**
+ * A pattern error on a matrix target's value that holds a `{{ KEY }}` placeholder (`from:
+ * docker://python:{{ py }}`): the value is checked once filled in, for each variant (build-project).
+ */
+function filledLater(e: ErrorObject, data: unknown): boolean {
+  if (e.keyword !== 'pattern' || typeof e.data !== 'string' || !/\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}/.test(e.data)) return false;
+  const [kind, name] = pointerSegments(e.instancePath);
+  if (kind !== 'targets' || name === undefined) return false;
+  const targets = (data as { targets?: Record<string, unknown> } | null)?.targets;
+  const target = targets !== undefined && Object.hasOwn(targets, name) ? targets[name] : undefined;
+  return typeof target === 'object' && target !== null && 'matrix' in target;
+}
+
 // Long on purpose: one case per JSON Schema keyword ajv reports, each its message and location: a
 // table of cases, not a flow.
-function mapError(e: ErrorObject, source: YamlSource): Diagnostic | undefined {
+function mapError(e: ErrorObject, source: ManifestSource): Diagnostic | undefined {
   const path = pointerSegments(e.instancePath);
   const parent = (e.parentSchema ?? {}) as Record<string, unknown>;
   const label = describePath(path);
@@ -204,7 +222,7 @@ function mapError(e: ErrorObject, source: YamlSource): Diagnostic | undefined {
       if (e.data === null) {
         return error('manifest-type', `expected ${list} for ${label}, got nothing`, { location: source.valueLocation(path), hint: 'the key has no value' });
       }
-      const what = path.length === 3 && path[0] === 'targets' ? `${String(field)} ${show(e.data)} for target '${path[1]}'` : `${label} ${show(e.data)}`;
+      const what = path.length === 3 && (path[0] === 'targets' || path[0] === 'templates') ? `${String(field)} ${show(e.data)} for ${path[0] === 'targets' ? 'target' : 'template'} '${path[1]}'` : `${label} ${show(e.data)}`;
       return error('manifest-invalid-value', `invalid ${what}: expected ${list}`, {
         location: source.valueLocation(path),
         hint: typeof e.data === 'string' ? didYouMeanHint(e.data, allowed) : undefined,
@@ -232,11 +250,11 @@ function mapError(e: ErrorObject, source: YamlSource): Diagnostic | undefined {
         });
       }
       const value = String(e.data);
-      if (path.length === 3 && path[0] === 'targets' && path[2] === 'from') {
+      if (path.length === 3 && (path[0] === 'targets' || path[0] === 'templates') && path[2] === 'from') {
         const { message, hint } = fromPatternDiagnostic(value, label);
         return error('manifest-invalid-source', message, { location: source.valueLocation(path), hint });
       }
-      if (path.length === 3 && path[0] === 'targets' && path[2] === 'size') {
+      if (path.length === 3 && (path[0] === 'targets' || path[0] === 'templates') && path[2] === 'size') {
         const m = /^(\d+)\s*([KMGT])$/i.exec(value);
         const hint = m
           ? `write ${m[1]}${m[2]!.toUpperCase()}iB (powers of 1024) or ${m[1]}${m[2]!.toUpperCase()}B (powers of 1000)`

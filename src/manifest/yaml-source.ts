@@ -53,6 +53,13 @@ export class YamlSource {
     return byKey.get(String(key));
   }
 
+  /** Keys of the mapping at `path`, in file order (JS objects put integer-like keys first). */
+  keysAt(path: readonly PathSegment[]): string[] {
+    const node = this.node(path);
+    if (!isMap(node)) return [];
+    return node.items.flatMap((p) => (isScalar(p.key) ? [String(p.key.value)] : []));
+  }
+
   /** The node at `path`, following aliases. */
   node(path: readonly PathSegment[]): Node | undefined {
     let node: unknown = this.doc.contents;

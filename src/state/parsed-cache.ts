@@ -9,7 +9,8 @@ import type { StateDir } from './state-dir.js';
 
 /**
  * The manifest and recipes as `up` last loaded them (`.orchestrator/parsed.json`), with the stat
- * signature of each file they came from. While those files are exactly as they were (and the tool,
+ * signature of each file they came from (the args files too), and the values of the environment
+ * variables its `${NAME}` read (the `--set` values are part of the key). While those files are exactly as they were (and the tool,
  * the folder the paths are shown from and $HOME are the same), loading them again would give the
  * same project and the same recipes: they are read from here instead, without the YAML parser, the
  * schema validator or the recipe parser. Kept only for loads that said nothing (no warning, no
@@ -50,10 +51,16 @@ function reviver(_key: string, value: unknown): unknown {
 }
 
 /** The project and recipes last loaded, when nothing they came from has changed; never throws. */
-export async function readParsedCache(paths: StateDir, key: ParsedKey): Promise<ParsedProject | undefined> {
+export async function readParsedCache(
+  paths: StateDir,
+  key: ParsedKey,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<ParsedProject | undefined> {
   try {
     const data = JSON.parse(readFileSync(paths.parsed, 'utf8'), reviver) as ParsedFile;
     if (data.version !== VERSION || data.key !== JSON.stringify(key)) return undefined;
+    // The variables the manifest's ${NAME} read must have the values they had.
+    for (const [name, value] of Object.entries(data.project.expansion?.env ?? {})) if ((env[name] ?? null) !== value) return undefined;
     const now = await signatures(
       data.files.map((f) => f[0]),
       new Uint8Array(data.files.length).fill(FOLLOW),
@@ -73,7 +80,10 @@ export async function readParsedCache(paths: StateDir, key: ParsedKey): Promise<
 export async function writeParsedCache(paths: StateDir, key: ParsedKey, parsed: ParsedProject, probeMs: number): Promise<boolean> {
   const file = paths.parsed;
   try {
-    const paths = [parsed.project.file, ...new Set(parsed.project.targets.flatMap((t) => (t.recipe !== undefined ? [t.recipe] : [])))];
+    const paths = [
+      parsed.project.file,
+      ...new Set([...parsed.project.targets.flatMap((t) => (t.recipe !== undefined ? [t.recipe] : [])), ...(parsed.project.expansion?.argsFiles ?? [])]),
+    ];
     const now = await signatures(paths, new Uint8Array(paths.length).fill(FOLLOW));
     if (!settledBefore(probeMs, now.newestCtimeMs, now.coarse) || now.signatures.some((s) => !/^[0-9a-f]{32}$/.test(s))) throw new Error('racy');
     const data: ParsedFile = {

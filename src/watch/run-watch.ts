@@ -9,15 +9,26 @@ import type { WatchEventListener } from './watch-events.js';
 import { loadPlan, withDependents, type Loaded, type Plan } from './watch-plan.js';
 import type { WatchSet } from './watch-set.js';
 
+/** The cache store a run uses (src/store's Store; the watch layer takes it from the executor's options). */
+type Store = UpOptions['store'];
+
 export interface WatchOptions {
   /** The working folder; `dir` and `file` are as for loadProject (-C, -f). */
   readonly cwd: string;
   readonly dir?: string | undefined;
   readonly file?: string | undefined;
+  /** As for loadProject: the environment `${NAME}` reads, and the `--set` values. */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+  readonly set?: readonly string[] | undefined;
   /** Targets and groups as named on the command line (none: the default group). */
   readonly selection: readonly string[];
   /** The settings of every iteration's `up`. */
   readonly up: Omit<UpOptions, 'project' | 'recipes' | 'order' | 'requested' | 'dryRun' | 'onEvent' | 'signal'>;
+  /**
+   * Opens the store of a manifest's `cache.dir` (undefined: the default one): a manifest edit that
+   * changes `cache.dir` takes effect at the next run. Absent (`--cache-dir`), `up.store` is kept.
+   */
+  readonly storeFor?: (cacheDir: string | undefined) => Promise<Store>;
   /** Quiet time after the last change before a build starts (trailing debounce). */
   readonly debounceMs: number;
   readonly onEvent: WatchEventListener;
@@ -32,7 +43,10 @@ export interface WatchSummary {
 
 /** One `up` run of the loop. */
 interface Iteration {
+  /** Stops the whole run (Ctrl-C). */
   readonly controller: AbortController;
+  /** Stops one target of the run (its inputs changed while it builds); the others go on. */
+  readonly targets: ReadonlyMap<string, AbortController>;
   /** Targets not fresh, built, failed or skipped yet. */
   readonly unfinished: Set<string>;
   /** Targets that ended fresh, built or kept. */
@@ -62,11 +76,11 @@ interface Iteration {
  *   once). Errors are printed and the loop goes back to watching, the broken files included, until
  *   they are fixed. Changes that come meanwhile are kept for the next round.
  * - `running`: an `up` run is building the changed targets and those built from them.
- * - `queued`: an `up` run is building and changes came in. If a change touches a target of the run
- *   that has not finished (its inputs, or the inputs of a target it is built from), the run is
- *   aborted (runUp turns that into "interrupted" and cleans up: no mounts, temp folders or
- *   processes are left); otherwise it goes on. When it has settled, the changes are debounced and
- *   the next run starts.
+ * - `queued`: an `up` run is building and changes came in. Each target of the run that a change
+ *   touches and that has not finished (its inputs, or the inputs of a target it is built from) is
+ *   stopped on its own (runUp reports it "interrupted" and cleans it up: no mounts, temp folders or
+ *   processes are left); the other targets of the run go on and finish once. When the run has
+ *   settled, the changes are debounced and the next run builds what was stopped.
  * - `stopping`: Ctrl-C during a load or a run: the run is aborted, the loop ends once it settled.
  * - `stopped`: the watcher is closed; runWatch returns.
  *
@@ -97,7 +111,7 @@ export async function runWatch(options: WatchOptions): Promise<Result<WatchSumma
   return ok(await new Watcher(options, first).watch());
 }
 
-const planOptions = (options: WatchOptions) => ({ cwd: options.cwd, dir: options.dir, file: options.file, selection: options.selection, storeDir: options.up.store.root });
+const planOptions = (options: WatchOptions) => ({ cwd: options.cwd, dir: options.dir, file: options.file, env: options.env, set: options.set, selection: options.selection, storeDir: options.up.store.root });
 
 /**
  * The loop of `up --watch` as a state machine (WatchState): each event that moves it (a change,
@@ -116,6 +130,9 @@ class Watcher {
   /** Targets a change touched that have not been built since (a broken recipe, a failure). */
   readonly #pending = new Set<string>();
   #iterations = 0;
+  /** The store the runs use, and the `cache.dir` it was opened for. */
+  #store: Store;
+  #cacheDir: string | undefined;
   #state: WatchState = { kind: 'watching' };
   #files!: FSWatcher;
   #warned = false;
@@ -127,6 +144,8 @@ class Watcher {
     this.#first = first;
     this.#plan = first.plan;
     this.#watching = first.plan ? first.plan.watch : first.watch!;
+    this.#store = options.up.store;
+    this.#cacheDir = first.plan?.project.cacheDir;
   }
 
   /** Runs the loop until Ctrl-C, and returns once nothing runs any more. */
@@ -303,7 +322,7 @@ class Watcher {
   /** `loading`: reads the plan again, then starts a run of what the changes touched (all at first). */
   async #load(changed: ReadonlySet<string> | undefined): Promise<void> {
     const previous = this.#watching;
-    const loaded = changed === undefined ? this.#first : await loadPlan(planOptions(this.#options));
+    const loaded = changed === undefined ? this.#first : await loadPlan({ ...planOptions(this.#options), storeDir: this.#store.root });
     if (loaded.diagnostics.length > 0) this.#emit({ type: 'watch-diagnostics', diagnostics: loaded.diagnostics, valid: loaded.plan !== undefined });
     const impact = changed === undefined ? undefined : (loaded.plan ? loaded.plan.watch.union(previous) : previous).impact(changed);
     if (impact) for (const t of impact.targets) this.#pending.add(t);
@@ -317,6 +336,11 @@ class Watcher {
     }
     const everything = impact === undefined || impact.manifest || this.#plan === undefined;
     const current = (this.#plan = loaded.plan);
+    if (this.#options.storeFor && current.project.cacheDir !== this.#cacheDir) {
+      // cache.dir changed: the runs from now on use that store (and never watch it).
+      this.#store = await this.#options.storeFor(current.project.cacheDir);
+      this.#cacheDir = current.project.cacheDir;
+    }
     this.#syncWatcher(current.watch);
     const wanted = everything ? new Set(current.order) : withDependents(current.graph, [...this.#pending].filter((t) => current.order.includes(t)));
     const order = current.order.filter((t) => wanted.has(t));
@@ -341,6 +365,7 @@ class Watcher {
   /** Starts one `up` of `order`; its events go to the listener and keep the iteration's tally. */
   #startRun(plan: Plan, order: readonly string[]): Iteration {
     const controller = new AbortController();
+    const targets = new Map(order.map((t) => [t, new AbortController()]));
     const unfinished = new Set(order);
     const succeeded = new Set<string>();
     const onEvent = (e: UpEvent): void => {
@@ -363,6 +388,7 @@ class Watcher {
     this.#iterations++;
     const done = runUp({
       ...this.#options.up,
+      store: this.#store,
       project: plan.project,
       recipes: plan.recipes,
       order,
@@ -370,6 +396,7 @@ class Watcher {
       dryRun: false,
       onEvent,
       signal: controller.signal,
+      targetSignal: (t) => targets.get(t)?.signal,
     }).then(
       (r) => {
         if (!r.ok) this.#emit({ type: 'watch-diagnostics', diagnostics: [r.error], valid: true });
@@ -380,7 +407,7 @@ class Watcher {
         this.#emit({ type: 'watch-diagnostics', diagnostics: [error('unexpected', `the build failed unexpectedly: ${detail}`)], valid: true });
       },
     );
-    return { controller, unfinished, succeeded, done };
+    return { controller, targets, unfinished, succeeded, done };
   }
 
   /** Watches `next` from now on: adds what is new to the file watcher, drops what is gone. */
@@ -402,14 +429,14 @@ class Watcher {
     return [...paths].map((p) => displayPath(this.#options.cwd, p));
   }
 
-  /** Aborts the run when `paths` touch targets of it that have not finished. */
+  /** Stops the targets of the run that `paths` touch and that have not finished; the others go on. */
   #restartIfTouched(iteration: Iteration, paths: readonly string[]): void {
     if (iteration.controller.signal.aborted || !this.#plan) return;
     const impact = this.#watching.impact(paths);
     const touched = impact.manifest ? new Set(this.#plan.order) : withDependents(this.#plan.graph, impact.targets);
-    const stale = [...iteration.unfinished].filter((t) => touched.has(t));
+    const stale = [...iteration.unfinished].filter((t) => touched.has(t) && iteration.targets.get(t)?.signal.aborted === false);
     if (stale.length === 0) return;
     this.#emit({ type: 'watch-restart', paths: this.#shown(paths), targets: stale });
-    iteration.controller.abort(new Error('inputs changed'));
+    for (const t of stale) iteration.targets.get(t)!.abort(new Error('inputs changed'));
   }
 }

@@ -13,6 +13,9 @@ export interface PlanOptions {
   readonly cwd: string;
   readonly dir?: string | undefined;
   readonly file?: string | undefined;
+  /** The environment `${NAME}` in the manifest reads, and the `--set` values (as for loadProject). */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
+  readonly set?: readonly string[] | undefined;
   /** Targets and groups as named on the command line (none: the default group). */
   readonly selection: readonly string[];
   /** The cache folder (never watched). */
@@ -42,7 +45,7 @@ export interface Loaded {
 
 /** Reads the manifest and recipes as they are now: the plan, or what is wrong and what to watch. */
 export async function loadPlan(options: PlanOptions): Promise<Loaded> {
-  const { project, diagnostics } = await loadProject({ cwd: options.cwd, dir: options.dir, file: options.file });
+  const { project, diagnostics } = await loadProject({ cwd: options.cwd, dir: options.dir, file: options.file, env: options.env, set: options.set });
   if (!project) return { diagnostics, fatal: true };
   const recipes = loadRecipes(project, { cwd: options.cwd });
   const all = [...diagnostics, ...recipes.diagnostics];

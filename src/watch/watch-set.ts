@@ -94,6 +94,8 @@ export class WatchSet {
     const byName = new Map(project.targets.map((t) => [t.name, t]));
     const excluded = [join(project.dir, '.orchestrator'), ...project.targets.map((t) => t.output), ...(options.storeDir ? [options.storeDir] : [])];
     const entries: WatchEntry[] = [{ path: project.file, role: 'manifest', targets: [...wanted] }];
+    // An args file is a part of the manifest: a change to it may change any target.
+    for (const f of project.expansion?.argsFiles ?? []) entries.push({ path: f, role: 'manifest', targets: [...wanted] });
     const add = (path: string, role: WatchRole, target: Target, matches?: (p: string) => boolean): void => {
       entries.push({ path, role, targets: [target.name], ...(matches ? { matches } : {}) });
     };

@@ -225,7 +225,8 @@ describe('orchestrator up --watch', () => {
     const restart = await w.waitFor('watch: data/a.txt changed while building app; stopping that build to start again', running);
     const interrupted = await w.waitFor('app: %post interrupted', restart);
     await w.waitFor('app: interrupted', interrupted);
-    await w.waitFor(/interrupted: built 0, fresh 0, failed 0, skipped 1/, interrupted);
+    // Only this target was stopped: the run itself ends as a run does, the stopped target counted as skipped.
+    await w.waitFor(/built 0, fresh 0, failed 0, skipped 1/, interrupted);
     const next = await w.waitFor('watch: 1 file changed (data/a.txt); rebuilding app', interrupted);
     const end = await w.waitFor('watch: waiting for changes', next);
     const second = w.out.slice(next, end);
@@ -236,6 +237,84 @@ describe('orchestrator up --watch', () => {
     expect(readFileSync(rig.path('build/app/copy.txt'), 'utf8')).toBe('fast\n');
     expect(w.err).toBe('');
     expect(readdirSync(rig.path('cache/tmp'))).toEqual([]);
+    expect(await w.stop()).toBe(130);
+  });
+
+  it('stops only the target whose recipe changes during a build; the other one goes on and is built once', async () => {
+    const post = (name: string, rest: string) => `%post\n    echo started-${name}; ${rest}\n`;
+    rig.write({
+      'orchestrator.yaml': `${MANIFEST.replace('  app:', '  one:').replace('app.def', 'one.def')}  two:\n    from: ./rootfs\n    recipe: two.def\n    format: sandbox\n`,
+      // one is slow until its recipe is edited; two takes a few seconds, so that it is still
+      // building when one is stopped (were it done before, the assertions below hold all the same).
+      'one.def': post('one', 'sleep 60'),
+      'two.def': post('two', 'sleep 4; echo two-done > /two.txt'),
+    });
+    const w = startWatch(['-j', '2']);
+    await w.waitFor('one: | started-one');
+    await w.waitFor('two: | started-two');
+    const edit = w.out.length;
+    rig.write({ 'one.def': post('one', 'echo fast') });
+    const restart = await w.waitFor('watch: one.def changed while building one; stopping that build to start again', edit);
+    await w.waitFor('one: interrupted', restart);
+    await w.waitFor('two: built', edit);
+    const next = await w.waitFor('watch: 1 file changed (one.def); rebuilding one\n', restart);
+    await w.waitFor('watch: waiting for changes', next);
+    expect(count(w.out, 'two: | started-two')).toBe(1);
+    expect(w.out).not.toContain('two: interrupted');
+    expect(count(w.out.slice(next), 'one: | started-one')).toBe(1);
+    expect(readFileSync(rig.path('build/two/two.txt'), 'utf8')).toBe('two-done\n');
+    expect(w.err).toBe('');
+    expect(await w.stop()).toBe(130);
+  });
+
+  it('reports a target stopped on its own in the JSON progress: watch-restart names it, its target-failed says interrupted', async () => {
+    const post = (name: string, rest: string) => `%post\n    echo started-${name}; ${rest}\n`;
+    rig.write({
+      'orchestrator.yaml': `${MANIFEST.replace('  app:', '  one:').replace('app.def', 'one.def')}  two:\n    from: ./rootfs\n    recipe: two.def\n    format: sandbox\n`,
+      'one.def': post('one', 'sleep 60'),
+      'two.def': post('two', 'sleep 4'),
+    });
+    const w = startWatch(['-j', '2', '--progress', 'json']);
+    await w.waitFor('started-one');
+    await w.waitFor('started-two');
+    const edit = w.out.length;
+    rig.write({ 'one.def': post('one', 'echo fast') });
+    await w.waitFor('"type":"watch-restart","paths":["one.def"],"targets":["one"]', edit);
+    await w.waitFor(/"type":"target-failed","target":"one","error":\{"severity":"error","reason":"interrupted"/, edit);
+    await w.waitFor('"type":"target-done","target":"two"', edit);
+    await w.waitFor('"type":"watch-waiting"', edit);
+    expect(w.out).not.toMatch(/"type":"target-failed","target":"two"/);
+    expect(await w.stop()).toBe(130);
+  });
+
+  it.each([
+    ['a %files glob', { 'app.def': '%files\n    extra/*/*.txt /opt/\n%runscript\n    echo v1\n' }],
+    ['an inputs glob', { 'app.def': '%runscript\n    echo v1\n', 'orchestrator.yaml': `${MANIFEST}    inputs: ["extra/*/*.txt"]\n` }],
+  ])('sees a new file in a folder made after the watch started, under %s: one rebuild', async (_, files: Record<string, string>) => {
+    rig.write({ ...files, 'extra/a/1.txt': '1\n' });
+    const w = startWatch();
+    const at = await w.waitFor('watch: waiting for changes');
+    mkdirSync(rig.path('extra/b'));
+    writeFileSync(rig.path('extra/b/2.txt'), '2\n');
+    const start = await w.waitFor('watch: 1 file changed (extra/b/2.txt); rebuilding app\n', at);
+    const end = await w.waitFor('watch: waiting for changes', start);
+    expect(count(w.out.slice(at), 'rebuilding app')).toBe(1);
+    expect(w.out.slice(start, end)).toMatch(/built 1, fresh 0, failed 0, skipped 0/);
+    expect(await w.stop()).toBe(130);
+  });
+
+  it('takes a cache.dir edit without a restart: the next build uses the new cache', async () => {
+    rig.write({ 'orchestrator.yaml': `${MANIFEST}cache:\n  dir: cache-one\n` });
+    const w = startWatch();
+    const at = await w.waitFor('watch: waiting for changes');
+    expect(readdirSync(rig.path('cache-one/snapshots')).length).toBeGreaterThan(0);
+    rig.write({ 'orchestrator.yaml': `${MANIFEST}cache:\n  dir: cache-two\n`, 'app.def': recipe({ runscript: 'echo v2' }) });
+    const start = await w.waitFor(/watch: 2 files changed \([^)]*\); rebuilding app\n/, at);
+    const end = await w.waitFor('watch: waiting for changes', start);
+    // Nothing of cache-one is found there: every step runs again, into cache-two.
+    expect(w.out.slice(start, end)).toMatch(/app: built in [^(]*\(3 steps run, 0 from cache\)/);
+    expect(readdirSync(rig.path('cache-two/snapshots')).length).toBeGreaterThan(0);
+    expect(w.err).toBe('');
     expect(await w.stop()).toBe(130);
   });
 

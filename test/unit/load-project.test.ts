@@ -186,9 +186,19 @@ describe('loadProject', () => {
   });
 
   it('names unsupported future keys as such', async () => {
+    rig.write({ 'orchestrator.yaml': 'version: 1\ntargets:\n  a:\n    from: docker://alpine\n    format: sandbox\n    cache: {}\n' });
+    const r = await loadProject({ cwd: rig.dir });
+    expect(r.diagnostics.map((d) => d.message)).toEqual(["'cache' in target 'a' is not supported yet"]);
+  });
+
+  it('expands a matrix (no longer a reserved key) into one target per value', async () => {
     rig.write({ 'orchestrator.yaml': 'version: 1\ntargets:\n  a:\n    from: docker://alpine\n    format: sandbox\n    matrix: {PY: [1, 2]}\n' });
     const r = await loadProject({ cwd: rig.dir });
-    expect(r.diagnostics.map((d) => d.message)).toEqual(["'matrix' in target 'a' is not supported yet"]);
+    expect(r.diagnostics).toEqual([]);
+    expect(r.project!.targets.map((t) => [t.name, t.args])).toEqual([
+      ['a-1', { PY: '1' }],
+      ['a-2', { PY: '2' }],
+    ]);
   });
 });
 

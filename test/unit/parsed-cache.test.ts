@@ -74,4 +74,28 @@ describe('the parsed manifest cache', () => {
     expect(await writeParsedCache(state, key, parsed, probe)).toBe(false);
     expect(existsSync(state.parsed)).toBe(false);
   });
+
+  it('holds only while the variables, the args file and the --set values the expansion read are the same', async () => {
+    writeFileSync(
+      join(dir, 'orchestrator.yaml'),
+      'version: 1\ntargets:\n  a:\n    from: ./rootfs\n    recipe: a.def\n    format: sandbox\n    output: build/${FLAVOUR:-plain}/\n    args_file: versions.env\n',
+    );
+    writeFileSync(join(dir, 'versions.env'), 'x=1\n');
+    const env = { FLAVOUR: 'dev' };
+    const { project } = await loadProject({ cwd: dir, env, set: ['a.args.y=2'] });
+    expect(project!.expansion).toEqual({ env: { FLAVOUR: 'dev' }, argsFiles: [join(dir, 'versions.env')], set: ['a.args.y=2'] });
+    const parsed = { project: project!, byTarget: loadRecipes(project!, { cwd: dir }).byTarget };
+    const setKey = { ...key, set: JSON.stringify(['a.args.y=2']) };
+    await tick();
+    expect(await writeParsedCache(state, setKey, parsed, takeProbe(state)!)).toBe(true);
+    expect((await readParsedCache(state, setKey, env))?.project).toEqual(project);
+    // Another value of the variable, the variable unset, other --set values: a full load.
+    expect(await readParsedCache(state, setKey, { FLAVOUR: 'prod' })).toBeUndefined();
+    expect(await readParsedCache(state, setKey, {})).toBeUndefined();
+    expect(await readParsedCache(state, { ...key, set: JSON.stringify(['a.args.y=3']) }, env)).toBeUndefined();
+    // The args file edited.
+    await tick();
+    writeFileSync(join(dir, 'versions.env'), 'x=2\n');
+    expect(await readParsedCache(state, setKey, env)).toBeUndefined();
+  });
 });

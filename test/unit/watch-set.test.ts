@@ -69,4 +69,21 @@ describe('WatchSet', () => {
       rig.cleanup();
     }
   });
+
+  it('watches an args file as a part of the manifest', async () => {
+    const rig = await Rig.create();
+    try {
+      rig.write({
+        'orchestrator.yaml': 'version: 1\ntemplates:\n  base:\n    args_file: versions.env\ntargets:\n  app:\n    inherits: [base]\n    recipe: app.def\n    format: sandbox\n',
+        'versions.env': 'A=1\n',
+        'app.def': 'Bootstrap: docker\nFrom: busybox\n',
+      });
+      const { project } = await loadProject({ cwd: rig.dir });
+      const set = WatchSet.of({ project: project!, recipes: loadRecipes(project!, { cwd: rig.dir }).byTarget, targets: ['app'] });
+      expect(set.paths()).toContain(rig.path('versions.env'));
+      expect(set.impact([rig.path('versions.env')]).manifest).toBe(true);
+    } finally {
+      rig.cleanup();
+    }
+  });
 });
