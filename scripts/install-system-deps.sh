@@ -18,6 +18,7 @@ packages=(
   liblz4-dev       # native/squashfs: lz4
   libssl-dev       # native/squashfs: sha256 (libcrypto)
   squashfs-tools-ng  # sqfsdiff: the squashfs writer tests compare images
+  skopeo           # the push tests read pushed manifests back with another client
 )
 missing=()
 for p in "${packages[@]}"; do
