@@ -22,6 +22,7 @@ import type { Store } from '../store/store.js';
 import { buildOne, type BuildContext } from './build-one.js';
 import { LockPins } from './lock-pins.js';
 import { claimOutput, clearTakenOver } from './output-claim.js';
+import type { RemoteStepCache } from '../builder/remote-cache.js';
 import { sweepDeadTemps } from './stale-temps.js';
 import { handModified, targetFailure } from './target-failure.js';
 import { targetStatus, type TargetStatus } from './target-status.js';
@@ -54,6 +55,8 @@ export interface UpOptions {
   readonly signal: AbortSignal;
   /** Every path the run reads to decide what is fresh is added here (the no-op witness). */
   readonly reads?: ReadSet;
+  /** The remote step cache: asked before a step runs, given the steps built; its pushes are waited for before `run-done`. */
+  readonly remoteCache?: RemoteStepCache;
 }
 
 type Outcome = 'ok' | 'failed' | 'skipped';
@@ -93,7 +96,9 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
   } finally {
     await run.close();
   }
-  const result: UpSummary = { ...run.summary, ms: Date.now() - started, interrupted: options.signal.aborted };
+  // Pushes ran alongside the builds; the summary reports them, so the run ends when they do.
+  const remote = await options.remoteCache?.settle();
+  const result: UpSummary = { ...run.summary, ms: Date.now() - started, interrupted: options.signal.aborted, ...(remote ? { remoteCache: remote } : {}) };
   options.onEvent({ type: 'run-done', summary: result });
   return ok(result);
 }
@@ -134,6 +139,7 @@ async function openRun(options: UpOptions): Promise<Result<Run, Diagnostic>> {
     ...(options.epoch !== undefined ? { epoch: options.epoch } : {}),
     resolver: sourceResolver(options, stateDir, pins, platform),
     inflight: new Map(),
+    ...(options.remoteCache && !options.dryRun ? { remoteCache: options.remoteCache } : {}),
     memo: new Map(),
     filter,
     emit: (e) => {
