@@ -37,7 +37,11 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
     reporter.listener(e);
   };
   const run = upRunOptions(ctx, args, store);
-  const remote = await remoteCacheFromArgs(ctx, args, { store, client: run.options.client });
+  const remote = await remoteCacheFromArgs(ctx, args, {
+    store,
+    client: run.options.client,
+    ...(project.cacheRemote ? { manifest: { remote: project.cacheRemote.repository, push: project.cacheRemote.push } } : {}),
+  });
   if (!remote.ok) {
     await run.close();
     return failWith(ctx, remote.error);

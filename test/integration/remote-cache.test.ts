@@ -212,6 +212,38 @@ describe('the cache is an optimisation, never a failure', () => {
   });
 });
 
+describe('the manifest keys cache.remote and cache.push', () => {
+  it('push: true writes every step; cache.remote alone reads and writes nothing', async () => {
+    const repo = `${registry.host}/team/manifest-cache`;
+    const a = await machine('a', recipe('echo hello'));
+    a.rig.write({ 'orchestrator.yaml': `version: 1\ncache:\n  remote: ${repo}\n  push: true\n${MANIFEST.slice('version: 1\n'.length)}` });
+    const pushed = await a.rig.spawn(['up', '--progress', 'json'], { env: a.env });
+    expect(pushed.code).toBe(0);
+    expect(summary(events(pushed.stdout))['remoteCache']).toMatchObject({ pulled: 0, pushed: 2 });
+
+    const b = await machine('b', recipe('echo hello'), a.rig);
+    b.rig.write({ 'orchestrator.yaml': `version: 1\ncache:\n  remote: ${repo}\n${MANIFEST.slice('version: 1\n'.length)}` });
+    const pulled = await b.rig.spawn(['up', '--progress', 'json'], { env: b.env });
+    expect(pulled.code).toBe(0);
+    const ev = events(pulled.stdout);
+    expect(started(ev)).toEqual([]);
+    expect(summary(ev)['remoteCache']).toMatchObject({ pulled: 2, pushed: 0 });
+    expect(runs()).toBe(1);
+  });
+
+  it('refuse a repository with a tag, and push without a remote, at their place in the manifest', async () => {
+    const a = await machine('a', recipe('echo hello'));
+    a.rig.write({ 'orchestrator.yaml': `version: 1\ncache:\n  remote: ${registry.host}/team/cache:v1\n${MANIFEST.slice('version: 1\n'.length)}` });
+    const tagged = await a.rig.spawn(['validate'], { env: a.env });
+    expect(tagged.code).toBe(2);
+    expect(tagged.stderr).toContain(`orchestrator.yaml:3:11: error: cache.remote '${registry.host}/team/cache:v1' is not a registry repository (it names a tag or digest)`);
+    a.rig.write({ 'orchestrator.yaml': `version: 1\ncache:\n  push: true\n${MANIFEST.slice('version: 1\n'.length)}` });
+    const lonely = await a.rig.spawn(['validate'], { env: a.env });
+    expect(lonely.code).toBe(2);
+    expect(lonely.stderr).toContain('orchestrator.yaml:3:9: error: cache.push needs cache.remote: the repository to push steps to');
+  });
+});
+
 describe('command line', () => {
   it('refuses a cache reference with a tag, before building anything', async () => {
     const a = await machine('a', recipe('echo hello'));
