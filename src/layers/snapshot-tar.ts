@@ -35,6 +35,12 @@ export interface SnapshotTarOptions {
   /** The file to write (replaced); on failure it is removed. */
   readonly output: string;
   readonly compression: SnapshotCompression;
+  /**
+   * The root entry's mtime (seconds) instead of the folder's own: the builder touches a snapshot
+   * folder each time it reuses it (least recently used first in `cache prune`), so an image pushed
+   * twice needs a fixed one to give the same layer.
+   */
+  readonly rootMtime?: number | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -143,7 +149,7 @@ function addEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }
 
 /** Walks the folder in byte order of paths and feeds the pack. Returns the number of entries. */
 // Long on purpose: one case per file type, each with overlay's translation beside it.
-async function packFolder(pack: tar.Pack, folder: string, signal: AbortSignal | undefined): Promise<number> {
+async function packFolder(pack: tar.Pack, folder: string, rootMtime: number | undefined, signal: AbortSignal | undefined): Promise<number> {
   const links = new Map<string, string>();
   let entries = 0;
   const visit = async (rel: string): Promise<void> => {
@@ -155,11 +161,12 @@ async function packFolder(pack: tar.Pack, folder: string, signal: AbortSignal | 
       mode: Number(st.mode & 0o7777n),
       uid: Number(st.uid),
       gid: Number(st.gid),
-      mtime: new Date(Number(st.mtimeMs)),
+      mtime: rel === '' && rootMtime !== undefined ? new Date(rootMtime * 1000) : new Date(Number(st.mtimeMs)),
       uname: '',
       gname: '',
     };
-    const pax = (): Record<string, string> => ({ mtime: paxTime(st), ...xattrRecords(path, rel === '' ? '.' : rel) });
+    const mtime = rel === '' && rootMtime !== undefined ? String(Math.floor(rootMtime)) : paxTime(st);
+    const pax = (): Record<string, string> => ({ mtime, ...xattrRecords(path, rel === '' ? '.' : rel) });
     entries += 1;
     if (st.isDirectory()) {
       await addEntry(pack, { ...base, name: rel === '' ? './' : `${rel}/`, type: 'directory', pax: pax() });
@@ -216,7 +223,7 @@ export async function writeSnapshotTar(options: SnapshotTarOptions): Promise<Res
   const written = pipeline(pack, raw, z.value, packed, createWriteStream(output), signal ? { signal } : {});
   let entries = 0;
   try {
-    entries = await packFolder(pack, folder, signal);
+    entries = await packFolder(pack, folder, options.rootMtime, signal);
     pack.finalize();
     await written;
   } catch (e) {
