@@ -22,7 +22,7 @@ import type { Store } from '../store/store.js';
 import { buildOne, type BuildContext } from './build-one.js';
 import { LockPins } from './lock-pins.js';
 import { claimOutput, clearTakenOver } from './output-claim.js';
-import type { RemoteStepCache } from '../builder/remote-cache.js';
+import type { RemoteCacheSummary, RemoteStepCache } from '../builder/remote-cache.js';
 import { sweepDeadTemps } from './stale-temps.js';
 import { handModified, targetFailure } from './target-failure.js';
 import { targetStatus, type TargetStatus } from './target-status.js';
@@ -89,15 +89,17 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
   const opened = await openRun(options);
   if (!opened.ok) return opened;
   const run = opened.value;
+  let remote: RemoteCacheSummary | undefined;
   try {
     for (const name of options.order) run.outcome.set(name, runTarget(run, name));
     await Promise.all(run.outcome.values());
     await run.queue.onIdle();
+    // Pushes ran alongside the builds; the summary reports them, so the run (and its mark on the
+    // store, which keeps `cache prune` off the snapshots being pushed) ends when they do.
+    remote = await options.remoteCache?.settle();
   } finally {
     await run.close();
   }
-  // Pushes ran alongside the builds; the summary reports them, so the run ends when they do.
-  const remote = await options.remoteCache?.settle();
   const result: UpSummary = { ...run.summary, ms: Date.now() - started, interrupted: options.signal.aborted, ...(remote ? { remoteCache: remote } : {}) };
   options.onEvent({ type: 'run-done', summary: result });
   return ok(result);

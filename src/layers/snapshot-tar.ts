@@ -14,8 +14,8 @@
  * group names and no access times, so the same folder always gives the same tar.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, readdir, readlink, rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -57,6 +57,7 @@ export interface SnapshotTar {
 }
 
 const OPAQUE = '.wh..wh..opq';
+const SMALL_FILE = 1 << 20;
 const WHITEOUT_PREFIX = '.wh.';
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -134,28 +135,59 @@ function devNumbers(rdev: bigint): { devmajor: number; devminor: number } {
   return { devmajor: ((r >>> 8) & 0xfff) | (Math.floor(r / 2 ** 32) & ~0xfff), devminor: (r & 0xff) | ((r >>> 12) & ~0xff) };
 }
 
-/** Adds one entry (and its content) to the pack, waiting for tar-stream to take it. */
-function addEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, content?: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (content === undefined) {
-      // With a body (empty here), tar-stream writes the entry at once instead of waiting for a stream.
-      pack.entry(header as tar.Header, Buffer.alloc(0), (e) => (e ? reject(e) : resolve()));
+/**
+ * Feeds tar-stream, which queues entries in order. The file system calls are synchronous, as in
+ * layer-writer.ts: short calls on a local file system, cheaper than a thread-pool round trip each. Waiting for each entry would wait for the
+ * compressor once per entry (a thread-pool round trip: milliseconds for thousands of small
+ * files), so small entries are only waited for in batches (8 MiB or 512 entries), and a large
+ * file, streamed from disk, after everything before it.
+ */
+class Feeder {
+  #pending: Array<Promise<void>> = [];
+  #bytes = 0;
+  constructor(readonly pack: tar.Pack) {}
+
+  #entry(header: Partial<tar.Header> & { name: string }, body: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => this.pack.entry(header as tar.Header, body, (e) => (e ? reject(e) : resolve())));
+  }
+
+  async add(header: Partial<tar.Header> & { name: string }, content?: string): Promise<void> {
+    const size = header.size ?? 0;
+    if (content !== undefined && size > SMALL_FILE) {
+      await this.flush();
+      await new Promise<void>((resolve, reject) => {
+        const sink = this.pack.entry(header as tar.Header, (e) => (e ? reject(e) : resolve()));
+        pipeline(createReadStream(content), sink).catch(reject);
+      });
       return;
     }
-    const sink = pack.entry(header as tar.Header, (e) => (e ? reject(e) : resolve()));
-    pipeline(createReadStream(content), sink).catch(reject);
-  });
+    // With a body (empty for everything but files), tar-stream writes the entry at once.
+    const body = content === undefined ? Buffer.alloc(0) : readFileSync(content);
+    if (body.length !== size) throw new SnapshotTarError(`'${header.name}' changed size while it was packed`);
+    this.#pending.push(this.#entry(header, body));
+    this.#bytes += body.length + 512;
+    if (this.#bytes > 8 * SMALL_FILE || this.#pending.length >= 512) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    const pending = this.#pending;
+    this.#pending = [];
+    this.#bytes = 0;
+    await Promise.all(pending);
+  }
 }
 
 /** Walks the folder in byte order of paths and feeds the pack. Returns the number of entries. */
 // Long on purpose: one case per file type, each with overlay's translation beside it.
 async function packFolder(pack: tar.Pack, folder: string, rootMtime: number | undefined, signal: AbortSignal | undefined): Promise<number> {
+  const feeder = new Feeder(pack);
+  const addEntry = (_pack: tar.Pack, header: Partial<tar.Header> & { name: string }, content?: string): Promise<void> => feeder.add(header, content);
   const links = new Map<string, string>();
   let entries = 0;
   const visit = async (rel: string): Promise<void> => {
     signal?.throwIfAborted();
     const path = rel === '' ? folder : `${folder}/${rel}`;
-    const st = await lstat(path, { bigint: true });
+    const st = lstatSync(path, { bigint: true });
     const base = {
       name: rel === '' ? './' : rel,
       mode: Number(st.mode & 0o7777n),
@@ -174,7 +206,7 @@ async function packFolder(pack: tar.Pack, folder: string, rootMtime: number | un
         entries += 1;
         await addEntry(pack, { ...base, name: rel === '' ? OPAQUE : `${rel}/${OPAQUE}`, mode: 0, uid: 0, gid: 0, type: 'file', size: 0 });
       }
-      const names = (await readdir(path)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      const names = readdirSync(path).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
       for (const name of names) {
         if (name.startsWith(WHITEOUT_PREFIX)) throw new SnapshotTarError(`'${rel === '' ? name : `${rel}/${name}`}' has a name that OCI layers reserve for whiteouts`);
         await visit(rel === '' ? name : `${rel}/${name}`);
@@ -198,13 +230,14 @@ async function packFolder(pack: tar.Pack, folder: string, rootMtime: number | un
       links.set(id, rel);
     }
     if (st.isFile()) await addEntry(pack, { ...base, type: 'file', size: Number(st.size), pax: pax() }, path);
-    else if (st.isSymbolicLink()) await addEntry(pack, { ...base, type: 'symlink', linkname: await readlink(path), pax: pax() });
+    else if (st.isSymbolicLink()) await addEntry(pack, { ...base, type: 'symlink', linkname: readlinkSync(path), pax: pax() });
     else if (st.isFIFO()) await addEntry(pack, { ...base, type: 'fifo', pax: pax() });
     else if (st.isCharacterDevice()) await addEntry(pack, { ...base, type: 'character-device', ...devNumbers(st.rdev), pax: pax() });
     else if (st.isBlockDevice()) await addEntry(pack, { ...base, type: 'block-device', ...devNumbers(st.rdev), pax: pax() });
     else throw new SnapshotTarError(`'${rel}' is a socket, which a layer cannot hold`);
   };
   await visit('');
+  await feeder.flush();
   return entries;
 }
 

@@ -126,6 +126,25 @@ describe('a step cache shared between two machines', () => {
   });
 });
 
+describe('concurrent writers', () => {
+  it('two machines pushing the same steps at once both succeed, and a third machine uses them', async () => {
+    const repo = `${registry.host}/team/race`;
+    const a1 = await machine('a1', recipe('echo hello'));
+    const a2 = await machine('a2', recipe('echo hello'), a1.rig);
+    const [r1, r2] = await Promise.all([a1.rig.spawn(['up', '--progress', 'json', '--cache-to', repo], { env: a1.env }), a2.rig.spawn(['up', '--progress', 'json', '--cache-to', repo], { env: a2.env })]);
+    for (const r of [r1, r2]) {
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe('');
+      expect(summary(events(r.stdout))['remoteCache']).toMatchObject({ pushed: 2, pushFailed: 0, warnings: 0 });
+    }
+    const b = await machine('b', recipe('echo hello'), a1.rig);
+    const pulled = await b.rig.spawn(['up', '--progress', 'json', '--cache-from', repo], { env: b.env });
+    expect(pulled.code).toBe(0);
+    expect(started(events(pulled.stdout))).toEqual([]);
+    expect(runs()).toBe(2);
+  });
+});
+
 describe('the cache is an optimisation, never a failure', () => {
   let proxy: TestProxy | undefined;
   afterEach(async () => {
