@@ -215,7 +215,7 @@ async function buildWith(
   }
   const epochText = ctx.env['SOURCE_DATE_EPOCH'];
   const epoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
-  const remote = await remoteCacheFromArgs(ctx, args, { store, client: async () => (client ??= await makeRegistryClient(ctx.env)) });
+  const remote = await remoteCacheFromArgs(ctx, args, { store });
   if (!remote.ok) {
     await client?.close();
     return failWith(ctx, remote.error);
@@ -241,12 +241,12 @@ async function buildWith(
         toolVersion: version(),
         resolveHeader: (stage, dir) => resolver.header(stage, dir),
         onEvent: plainBuildReporter(ctx.stderr, { showOutput: !boolOption(args, 'quiet'), prefix: false }),
-        ...(remote.value ? { remoteCache: remote.value } : {}),
+        ...(remote.value ? { remoteCache: remote.value.cache } : {}),
         signal: ctx.signal,
       },
     );
     // Pushes run alongside the build; the summary line reports them.
-    const pushed = await remote.value?.settle();
+    const pushed = await remote.value?.cache.settle();
     if (!r.ok) {
       return failWith(ctx, [r.error]);
     }
@@ -257,6 +257,7 @@ async function buildWith(
     return EXIT.ok;
   } finally {
     await client?.close();
+    await remote.value?.close();
     await index.save().catch(() => undefined);
   }
 }

@@ -7,6 +7,7 @@ import { formatBytes } from '../report/format-bytes.js';
 import type { Store } from '../store/store.js';
 import { listOption, type OptionSpec, type ParsedArgs } from './args.js';
 import type { CommandContext } from './command.js';
+import { makeRegistryClient } from './registry-client-factory.js';
 import { version } from './version.js';
 
 /** `--cache-from` and `--cache-to` of `up` and `build` (README, "Sharing a step cache"). */
@@ -47,8 +48,8 @@ export function parseCacheRepository(text: string, what: string): Result<ImageRe
 export async function remoteCacheFromArgs(
   ctx: CommandContext,
   args: ParsedArgs,
-  o: { store: Store; client: () => Promise<RegistryClient>; manifest?: { readonly remote?: string | undefined; readonly push?: boolean | undefined } },
-): Promise<Result<RemoteStepCache | undefined, Diagnostic[]>> {
+  o: { store: Store; manifest?: { readonly remote?: string | undefined; readonly push?: boolean | undefined } },
+): Promise<Result<{ readonly cache: RemoteStepCache; readonly close: () => Promise<void> } | undefined, Diagnostic[]>> {
   const errors: Diagnostic[] = [];
   const parse = (texts: readonly string[], what: string): ImageReference[] =>
     texts.flatMap((t) => {
@@ -62,19 +63,21 @@ export async function remoteCacheFromArgs(
   if (errors.length > 0) return fail(errors);
   if (from.length === 0 && to.length === 0) return ok(undefined);
   const { RemoteStepCache: Cache } = await import('../builder/remote-cache.js');
-  return ok(
-    new Cache({
-      client: o.client,
-      store: o.store,
-      from,
-      to: to.filter((r, i) => to.findIndex((x) => x.canonical === r.canonical) === i),
-      toolVersion: version(),
-      onEvent: (e) => {
-        if (e.type === 'remote-cache-warning') ctx.stderr.write(`warning: remote cache ${e.where}: ${e.message}; steps build locally\n`);
-      },
-      signal: ctx.signal,
-    }),
-  );
+  // A client of its own, with fewer and shorter retries than a pull's: a cache that does not
+  // answer should cost a second or two before the step builds locally, not half a minute.
+  let client: RegistryClient | undefined;
+  const cache = new Cache({
+    client: async () => (client ??= await makeRegistryClient(ctx.env, { retry: { attempts: 3, baseMs: 200, maxMs: 2000 } })),
+    store: o.store,
+    from,
+    to: to.filter((r, i) => to.findIndex((x) => x.canonical === r.canonical) === i),
+    toolVersion: version(),
+    onEvent: (e) => {
+      if (e.type === 'remote-cache-warning') ctx.stderr.write(`warning: remote cache ${e.where}: ${e.message}; steps build locally\n`);
+    },
+    signal: ctx.signal,
+  });
+  return ok({ cache, close: async () => await client?.close() });
 }
 
 /** `, 2 from remote cache (1.2 MiB), pushed 3 to remote cache (4.5 MiB uploaded)` for a one-shot build's last line. */

@@ -39,7 +39,6 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
   const run = upRunOptions(ctx, args, store);
   const remote = await remoteCacheFromArgs(ctx, args, {
     store,
-    client: run.options.client,
     ...(project.cacheRemote ? { manifest: { remote: project.cacheRemote.repository, push: project.cacheRemote.push } } : {}),
   });
   if (!remote.ok) {
@@ -58,7 +57,7 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
       onEvent: listener,
       signal: ctx.signal,
       ...(readSet ? { reads: readSet } : {}),
-      ...(remote.value && !dryRun ? { remoteCache: remote.value } : {}),
+      ...(remote.value && !dryRun ? { remoteCache: remote.value.cache } : {}),
     });
   try {
     const r = await upOn(boolOption(args, 'dry-run'), onEvent, witness?.reads);
@@ -71,5 +70,6 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
     return r.value.failed > 0 ? EXIT.failed : EXIT.ok;
   } finally {
     await run.close();
+    await remote.value?.close();
   }
 }
