@@ -263,6 +263,23 @@ describe('the manifest keys cache.remote and cache.push', () => {
   });
 });
 
+describe('orchestrator build', () => {
+  it('pushes with --cache-to and pulls with --cache-from, and says so in its last line', async () => {
+    const repo = `${registry.host}/team/oneshot`;
+    const oneShot = `Bootstrap: localimage\nFrom: rootfs\n\n${recipe('echo hello')}`;
+    const a = await machine('a', oneShot);
+    const pushed = await a.rig.spawn(['build', '-q', 'out.simg', 'app.def', '--cache-to', repo], { env: a.env });
+    expect(pushed.code).toBe(0);
+    expect(pushed.stderr).toMatch(/^built out\.simg \(squashfs\): 2 steps run, 0 from cache, pushed 2 to remote cache \([\d.]+ [KM]?i?B uploaded\)$/m);
+    const b = await machine('b', oneShot, a.rig);
+    const pulled = await b.rig.spawn(['build', '-q', 'out.simg', 'app.def', '--cache-from', repo], { env: b.env });
+    expect(pulled.code).toBe(0);
+    expect(pulled.stderr).toMatch(/^%post: from remote cache 127\.0\.0\.1:\d+\/team\/oneshot \(/m);
+    expect(pulled.stderr).toMatch(/^built out\.simg \(squashfs\): 0 steps run, 2 from cache, 2 from remote cache \(/m);
+    expect(runs()).toBe(1);
+  });
+});
+
 describe('command line', () => {
   it('refuses a cache reference with a tag, before building anything', async () => {
     const a = await machine('a', recipe('echo hello'));
