@@ -20,6 +20,8 @@ packages=(
   liblz4-dev       # native/squashfs: lz4
   libssl-dev       # native/squashfs: sha256 (libcrypto)
   squashfs-tools-ng  # sqfsdiff: the squashfs writer tests compare images
+  skopeo           # the push tests read pushed manifests back with another client
+  umoci            # the push tests unpack pushed images with another tool
 )
 missing=()
 for p in "${packages[@]}"; do

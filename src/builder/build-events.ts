@@ -4,7 +4,8 @@ import type { StepKind } from '../store/step-key.js';
 /** What a build reports as it goes; reporters in src/report render these, core code never prints. */
 export type BuildEvent =
   | { readonly type: 'source-ready'; readonly target: string; readonly description: string; readonly ms: number }
-  | { readonly type: 'step-cached'; readonly target: string; readonly step: StepLabel; readonly key: string }
+  /** `remote`: pulled from a remote step cache (`where` is REGISTRY/REPOSITORY), with the bytes moved. */
+  | { readonly type: 'step-cached'; readonly target: string; readonly step: StepLabel; readonly key: string; readonly remote?: { readonly where: string; readonly bytes: number } }
   | { readonly type: 'step-started'; readonly target: string; readonly step: StepLabel; readonly key: string }
   | { readonly type: 'step-output'; readonly target: string; readonly step: StepLabel; readonly chunk: string }
   | { readonly type: 'step-done'; readonly target: string; readonly step: StepLabel; readonly key: string; readonly ms: number }

@@ -22,6 +22,7 @@ import type { ImageConfig } from './image-config.js';
 import { LayerStack } from './layer-stack.js';
 import { hostFileInputs, planSteps, type PlannedStep } from './plan-steps.js';
 import { runStep, runTest } from './run-step.js';
+import type { RemoteStepCache } from './remote-cache.js';
 import { claimStep, type StepClaim } from './step-claims.js';
 import { runStepSession } from './step-session.js';
 import { nameTable } from '../core/name-table.js';
@@ -78,6 +79,8 @@ export interface BuildTargetContext {
    * failed in this run fails its other claimants at once (step-claims.ts). One map a run.
    */
   readonly inflight?: Map<string, Promise<void>>;
+  /** Registries asked for steps the store lacks, and given the steps of this build (remote-cache.ts). */
+  readonly remoteCache?: RemoteStepCache;
   readonly signal: AbortSignal;
 }
 
@@ -85,6 +88,8 @@ export interface StepRecord {
   readonly label: StepLabel;
   readonly key: string;
   readonly cached: boolean;
+  /** Pulled from a remote cache in this build (a `cached` step). */
+  readonly remote?: boolean;
   readonly ms: number;
 }
 
@@ -317,6 +322,7 @@ async function makeStep(run: BuildRun, step: PlannedStep, where: StageContext, l
     run.claims.push(claim);
   }
   const snapshot = ctx.store.snapshotPath(step.key);
+  const pushStep = (): void => ctx.remoteCache?.push({ key: step.key, parent: step.components.parent, kind: step.kind, snapshot });
   if (!request.noCache && (await isDir(snapshot))) {
     claim?.release();
     run.emit({ type: 'step-cached', target: request.name, step: label, key: step.key });
@@ -325,7 +331,20 @@ async function makeStep(run: BuildRun, step: PlannedStep, where: StageContext, l
     const now = new Date();
     await utimes(snapshot, now, now).catch(() => undefined);
     run.steps.push({ label, key: step.key, cached: true, ms: 0 });
+    pushStep();
     return ok([snapshot, ...lowers]);
+  }
+  if (!request.noCache && ctx.remoteCache) {
+    const t0 = Date.now();
+    const hit = await ctx.remoteCache.fetch(step.key, { signal: ctx.signal });
+    if (hit && (await isDir(snapshot))) {
+      claim?.release();
+      run.emit({ type: 'step-cached', target: request.name, step: label, key: step.key, remote: { where: hit.where, bytes: hit.bytes } });
+      run.references.add(snapshot);
+      run.steps.push({ label, key: step.key, cached: true, remote: true, ms: Date.now() - t0 });
+      pushStep();
+      return ok([snapshot, ...lowers]);
+    }
   }
   ctx.signal.throwIfAborted();
   run.emit({ type: 'step-started', target: request.name, step: label, key: step.key });
@@ -339,6 +358,7 @@ async function makeStep(run: BuildRun, step: PlannedStep, where: StageContext, l
   }
   const published = await publishSnapshot(run, made.value, snapshot);
   claim?.release();
+  if (published === snapshot) pushStep();
   const ms = Date.now() - t0;
   run.emit({ type: 'step-done', target: request.name, step: label, key: step.key, ms });
   run.steps.push({ label, key: step.key, cached: false, ms });

@@ -18,6 +18,7 @@ import { StatIndex } from '../freshness/stat-index.js';
 import { boolOption, listOption, stringOption, type ParsedArgs } from './args.js';
 import { EXIT, type Command, type CommandContext, failWith } from './command.js';
 import { makeRegistryClient } from './registry-client-factory.js';
+import { remoteCacheFromArgs, remoteSummary, REMOTE_CACHE_OPTIONS } from './remote-cache-options.js';
 import { version } from './version.js';
 import { nameTable } from '../core/name-table.js';
 import { buildNeedsRoot } from '../builder/needs-root.js';
@@ -66,7 +67,7 @@ export const command: Command = {
     name: 'build',
     summary: 'build one image from a recipe, an image or a registry (singularity build)',
     usage:
-      '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--section S] [--build-arg NAME=VALUE ...] [--from REF] [--squashfs-writer W] [--compression C] [--compression-level N] [--block-size SIZE] OUT SOURCE',
+      '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--section S] [--build-arg NAME=VALUE ...] [--from REF] [--squashfs-writer W] [--compression C] [--compression-level N] [--block-size SIZE] [--cache-from REG/REPO ...] [--cache-to REG/REPO ...] OUT SOURCE',
     description: [
       'SOURCE is a recipe (definition file), docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE,',
       'or an image file (.sif, .simg, .img) or sandbox folder to convert. OUT is a squashfs .simg by default,',
@@ -98,6 +99,7 @@ export const command: Command = {
       { name: 'block-size', type: 'string', value: 'SIZE', description: 'squashfs block size: a power of two from 4KiB to 1MiB (default 128KiB)' },
       { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
       { name: 'quiet', short: 'q', type: 'boolean', description: "don't show the output of the recipe's scripts" },
+      ...REMOTE_CACHE_OPTIONS,
     ],
     positionals: { min: 2, max: 2 },
   },
@@ -310,6 +312,11 @@ async function buildWith(
   const source = resolved.value;
   const epochText = ctx.env['SOURCE_DATE_EPOCH'];
   const epoch = epochText !== undefined && /^\d+$/.test(epochText) ? Number(epochText) : undefined;
+  const remote = await remoteCacheFromArgs(ctx, args, { store });
+  if (!remote.ok) {
+    await client?.close();
+    return failWith(ctx, remote.error);
+  }
   try {
     const r = await buildTarget(
       {
@@ -332,18 +339,23 @@ async function buildWith(
         toolVersion: version(),
         resolveHeader: (stage, dir) => resolver.header(stage, dir),
         onEvent: plainBuildReporter(ctx.stderr, { showOutput: !boolOption(args, 'quiet'), prefix: false }),
+        ...(remote.value ? { remoteCache: remote.value.cache } : {}),
         signal: ctx.signal,
       },
     );
+    // Pushes run alongside the build; the summary line reports them.
+    const pushed = await remote.value?.cache.settle();
     if (!r.ok) {
       return failWith(ctx, [withBuildHint(r.error, o.fromRef === undefined && classified.value.recipe !== undefined)]);
     }
     const counted = r.value.steps.filter((s) => s.label.kind !== 'source');
     const built = counted.filter((s) => !s.cached).length;
-    ctx.stderr.write(`built ${outArg} (${format}): ${built} step${built === 1 ? '' : 's'} run, ${counted.length - built} from cache\n`);
+    const remoteText = pushed ? remoteSummary(pushed) : '';
+    ctx.stderr.write(`built ${outArg} (${format}): ${built} step${built === 1 ? '' : 's'} run, ${counted.length - built} from cache${remoteText}\n`);
     return EXIT.ok;
   } finally {
     await client?.close();
+    await remote.value?.close();
     await index.save().catch(() => undefined);
   }
 }

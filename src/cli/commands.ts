@@ -13,6 +13,7 @@ export const COMMANDS: Readonly<Record<string, { summary: string; load: () => Pr
   validate: { summary: 'check the manifest and recipes', load: async () => (await import('./validate.js')).command },
   clean: { summary: 'remove outputs and their recorded state', load: async () => (await import('./clean.js')).command },
   pull: { summary: 'fetch and verify an image into the cache', load: async () => (await import('./pull.js')).command },
+  push: { summary: 'publish an output or image to a registry as an OCI image', load: async () => (await import('./push.js')).command },
   lock: { summary: 'pin registry tags to digests in orchestrator.lock', load: async () => (await import('./lock.js')).command },
   cache: { summary: 'list, measure or prune the cache', load: async () => (await import('./cache.js')).command },
   shell: { summary: 'start a shell in a container', load: async () => (await import('./shell.js')).command },

@@ -8,6 +8,7 @@ import { Store } from '../store/store.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { EXIT, type CommandContext, failWith } from './command.js';
 import { requireProjectAndRecipes } from './project-options.js';
+import { remoteCacheFromArgs } from './remote-cache-options.js';
 import { makeUpReporter, upRunOptions } from './up-run-options.js';
 
 /**
@@ -36,6 +37,14 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
     reporter.listener(e);
   };
   const run = upRunOptions(ctx, args, store);
+  const remote = await remoteCacheFromArgs(ctx, args, {
+    store,
+    ...(project.cacheRemote ? { manifest: { remote: project.cacheRemote.repository, push: project.cacheRemote.push } } : {}),
+  });
+  if (!remote.ok) {
+    await run.close();
+    return failWith(ctx, remote.error);
+  }
   const upOn = (dryRun: boolean, listener: (e: UpEvent) => void, readSet: ReadSet | undefined): ReturnType<typeof runUp> =>
     runUp({
       ...run.options,
@@ -48,6 +57,7 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
       onEvent: listener,
       signal: ctx.signal,
       ...(readSet ? { reads: readSet } : {}),
+      ...(remote.value && !dryRun ? { remoteCache: remote.value.cache } : {}),
     });
   try {
     const r = await upOn(boolOption(args, 'dry-run'), onEvent, witness?.reads);
@@ -60,5 +70,6 @@ export async function runUpFull(ctx: CommandContext, args: ParsedArgs, options: 
     return r.value.failed > 0 ? EXIT.failed : EXIT.ok;
   } finally {
     await run.close();
+    await remote.value?.close();
   }
 }

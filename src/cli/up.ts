@@ -1,8 +1,9 @@
 import { error } from '../core/diagnostic.js';
 import { UpWitness } from '../executor/up-witness.js';
-import { boolOption, stringOption } from './args.js';
+import { boolOption, listOption, stringOption } from './args.js';
 import { EXIT, type Command, failWith } from './command.js';
 import { PROJECT_OPTIONS, setOption } from './project-options.js';
+import { REMOTE_CACHE_OPTIONS } from './remote-cache-options.js';
 import { jobsOption, makeUpReporter } from './up-run-options.js';
 import { version } from './version.js';
 
@@ -10,7 +11,8 @@ export const command: Command = {
   spec: {
     name: 'up',
     summary: 'build what is stale, in dependency order and in parallel',
-    usage: '[TARGET|GROUP ...] [--watch [--debounce MS]] [-j N] [--keep-going] [--force] [--pull] [--no-cache] [--notest] [--dry-run] [--progress P] [--set T.KEY=VALUE] [-f FILE] [-C DIR]',
+    usage:
+      '[TARGET|GROUP ...] [--watch [--debounce MS]] [-j N] [--keep-going] [--force] [--pull] [--no-cache] [--notest] [--dry-run] [--progress P] [--set T.KEY=VALUE] [--cache-from REG/REPO ...] [--cache-to REG/REPO ...] [-f FILE] [-C DIR]',
     description: [
       "Builds the named targets and groups (default: the group 'default', else all targets) and what they",
       'are built from. A target whose key and output are unchanged does no work; a stale one says why and',
@@ -35,6 +37,7 @@ export const command: Command = {
       { name: 'dry-run', short: 'n', type: 'boolean', description: 'say what would be built, and why, without building' },
       { name: 'progress', type: 'string', value: 'P', choices: ['auto', 'tty', 'plain', 'json'], description: 'how to show progress' },
       { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default: the manifest\'s cache.dir, $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
+      ...REMOTE_CACHE_OPTIONS,
       ...PROJECT_OPTIONS,
     ],
     positionals: { min: 0 },
@@ -42,7 +45,12 @@ export const command: Command = {
   async run(ctx, args) {
     const started = Date.now();
     // The watcher (chokidar and friends) loads only for --watch.
-    if (boolOption(args, 'watch')) return (await import('./up-watch.js')).runUpWatch(ctx, args);
+    if (boolOption(args, 'watch')) {
+      if (listOption(args, 'cache-from').length > 0 || listOption(args, 'cache-to').length > 0) {
+        return failWith(ctx, [error('usage', '--cache-from and --cache-to do not apply with --watch', { hint: 'share steps with a plain up, e.g. in CI' })]);
+      }
+      return (await import('./up-watch.js')).runUpWatch(ctx, args);
+    }
     if (stringOption(args, 'debounce') !== undefined) {
       return failWith(ctx, [error('usage', '--debounce only applies with --watch')]);
     }

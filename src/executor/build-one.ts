@@ -17,6 +17,7 @@ import type { Recipe } from '../recipe/model.js';
 import type { Platform } from '../registry/media-types.js';
 import { formatPlatform } from '../registry/platform.js';
 import type { ProjectState } from '../state/project-state.js';
+import type { RemoteStepCache } from '../builder/remote-cache.js';
 import type { Store } from '../store/store.js';
 import type { LockPins } from './lock-pins.js';
 import { outputIdentity, type TargetStatus } from './target-status.js';
@@ -37,6 +38,8 @@ export interface BuildContext {
   readonly resolver: (target: string, targetOutputs: Record<string, string>) => Promise<SourceResolver>;
   /** Steps being built now, shared by the run's targets (buildTarget). */
   readonly inflight: Map<string, Promise<void>>;
+  /** Registries of the remote step cache (`--cache-from`, `--cache-to`, `cache.remote`). */
+  readonly remoteCache?: RemoteStepCache;
   /** Digests remembered during the run (targetFingerprint). */
   readonly memo: Map<string, Promise<string>>;
   /** What is never read as an input: the state folder, the cache, every output; .orchestratorignore. */
@@ -103,6 +106,7 @@ export async function buildOne(ctx: BuildContext, target: Target, recipe: Recipe
       resolveHeader: (stage, dir) => res.header(stage, dir),
       onEvent: ctx.emit,
       inflight: ctx.inflight,
+      ...(ctx.remoteCache ? { remoteCache: ctx.remoteCache } : {}),
       signal: ctx.signal,
     },
   );

@@ -22,6 +22,7 @@ import type { Store } from '../store/store.js';
 import { buildOne, type BuildContext } from './build-one.js';
 import { LockPins } from './lock-pins.js';
 import { claimOutput, clearTakenOver } from './output-claim.js';
+import type { RemoteCacheSummary, RemoteStepCache } from '../builder/remote-cache.js';
 import { sweepDeadTemps } from './stale-temps.js';
 import { handModified, targetFailure } from './target-failure.js';
 import { targetStatus, type TargetStatus } from './target-status.js';
@@ -60,6 +61,8 @@ export interface UpOptions {
   readonly targetSignal?: (target: string) => AbortSignal | undefined;
   /** Every path the run reads to decide what is fresh is added here (the no-op witness). */
   readonly reads?: ReadSet;
+  /** The remote step cache: asked before a step runs, given the steps built; its pushes are waited for before `run-done`. */
+  readonly remoteCache?: RemoteStepCache;
 }
 
 type Outcome = 'ok' | 'failed' | 'skipped';
@@ -92,14 +95,18 @@ export async function runUp(options: UpOptions): Promise<Result<UpSummary, Diagn
   const opened = await openRun(options);
   if (!opened.ok) return opened;
   const run = opened.value;
+  let remote: RemoteCacheSummary | undefined;
   try {
     for (const name of options.order) run.outcome.set(name, runTarget(run, name));
     await Promise.all(run.outcome.values());
     await run.queue.onIdle();
+    // Pushes ran alongside the builds; the summary reports them, so the run (and its mark on the
+    // store, which keeps `cache prune` off the snapshots being pushed) ends when they do.
+    remote = await options.remoteCache?.settle();
   } finally {
     await run.close();
   }
-  const result: UpSummary = { ...run.summary, ms: Date.now() - started, interrupted: options.signal.aborted };
+  const result: UpSummary = { ...run.summary, ms: Date.now() - started, interrupted: options.signal.aborted, ...(remote ? { remoteCache: remote } : {}) };
   options.onEvent({ type: 'run-done', summary: result });
   return ok(result);
 }
@@ -140,6 +147,7 @@ async function openRun(options: UpOptions): Promise<Result<Run, Diagnostic>> {
     ...(options.epoch !== undefined ? { epoch: options.epoch } : {}),
     resolver: sourceResolver(options, stateDir, pins, platform),
     inflight: new Map(),
+    ...(options.remoteCache && !options.dryRun ? { remoteCache: options.remoteCache } : {}),
     memo: new Map(),
     filter,
     emit: (e) => {

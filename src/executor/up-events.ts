@@ -1,4 +1,5 @@
 import type { BuildEvent } from '../builder/build-events.js';
+import type { RemoteCacheSummary } from '../builder/remote-cache.js';
 import type { Diagnostic } from '../core/diagnostic.js';
 import type { StaleReason } from '../freshness/explain.js';
 
@@ -25,6 +26,8 @@ export interface UpSummary {
   readonly interrupted: boolean;
   /** Answered from the no-op witness of the last all-fresh run (src/freshness/witness.ts): nothing it read has changed. */
   readonly fromWitness?: boolean;
+  /** What the remote step cache pulled and pushed (with `--cache-from`/`--cache-to` or `cache.remote`). */
+  readonly remoteCache?: RemoteCacheSummary;
 }
 
 export type UpEventListener = (event: UpEvent) => void;

@@ -102,6 +102,7 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
 
   const top = readArgs(ctx, data['args'], ['args']);
   const cacheDir = readCacheDir(ctx);
+  const cacheRemote = readCacheRemote(ctx);
   const outside = readOutsideFolders(ctx);
   const targetsData: Obj = isObj(data['targets']) ? data['targets'] : {};
   const targets = targetNames.flatMap((name) => readTarget(ctx, name, targetsData[name], top.args) ?? []);
@@ -117,6 +118,7 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
     dir,
     version: 1,
     ...(cacheDir !== undefined ? { cacheDir } : {}),
+    ...(cacheRemote !== undefined ? { cacheRemote } : {}),
     ...(outside.length > 0 ? { outputsOutside: outside.map((f) => f.path) } : {}),
     args: top.args,
     targets,
@@ -125,6 +127,7 @@ export function buildProject(options: BuildProjectOptions): { project: Project; 
       file: source.fileLocation(),
       ...(data['version'] !== undefined ? { version: source.valueLocation(['version']) } : {}),
       ...(cacheDir !== undefined ? { cacheDir: source.valueLocation(['cache', 'dir']) } : {}),
+      ...(cacheRemote !== undefined ? { cacheRemote: source.valueLocation(['cache', 'remote']) } : {}),
       args: top.locations,
     },
     ...(options.expansion !== undefined ? { expansion: options.expansion } : {}),
@@ -152,6 +155,40 @@ function readCacheDir(ctx: Context): string | undefined {
   if (!isObj(cache) || typeof cache['dir'] !== 'string' || cache['dir'] === '') return undefined;
   const d = expandHome(cache['dir'], ctx.home);
   return isAbsolute(d) ? d : resolve(ctx.dir, d);
+}
+
+/**
+ * `cache.remote` and `cache.push` (README, "Sharing a step cache"): a registry repository without
+ * a tag or digest; `push: true` needs it.
+ */
+function readCacheRemote(ctx: Context): { repository: string; push: boolean } | undefined {
+  const cache = ctx.data['cache'];
+  if (!isObj(cache)) return undefined;
+  const push = cache['push'] === true;
+  const text = cache['remote'];
+  if (typeof text !== 'string' || text === '') {
+    if (push) {
+      ctx.diagnostics.push(
+        error('manifest-missing-key', 'cache.push needs cache.remote: the repository to push steps to', {
+          location: ctx.source.valueLocation(['cache', 'push']),
+          hint: 'add cache.remote: REGISTRY/REPOSITORY, or remove cache.push',
+        }),
+      );
+    }
+    return undefined;
+  }
+  const bare = text.replace(/^docker:\/\//, '');
+  const parsed = parseReference(bare);
+  if (!parsed.ok || bare.includes('@') || bare.slice(bare.lastIndexOf('/') + 1).includes(':')) {
+    ctx.diagnostics.push(
+      error('manifest-invalid-value', `cache.remote '${text}' is not a registry repository${parsed.ok ? ' (it names a tag or digest)' : `: ${parsed.error.message}`}`, {
+        location: ctx.source.valueLocation(['cache', 'remote']),
+        hint: 'write REGISTRY/REPOSITORY, e.g. registry.example.com/team/steps: each step is a tag of its own there',
+      }),
+    );
+    return undefined;
+  }
+  return { repository: text, push };
 }
 
 /** `outputs.outside`: absolute folders (`~/` expanded); entries the schema refused are left out. */

@@ -15,6 +15,8 @@ export interface Project {
   readonly version: 1;
   /** The `cache.dir` setting, absolute (`~/` expanded), when the manifest gives one. */
   readonly cacheDir?: string;
+  /** `cache.remote` (a registry repository, as written) and `cache.push`, when the manifest gives a remote step cache. */
+  readonly cacheRemote?: { readonly repository: string; readonly push: boolean };
   /** `outputs.outside`: folders outside the project where outputs may be written, absolute (`~/` expanded). */
   readonly outputsOutside?: readonly string[];
   /** Top-level build arguments, values as text (`3.12`, `true`). */
@@ -60,6 +62,7 @@ export interface ProjectLocations {
   readonly file: SourceLocation;
   readonly version?: SourceLocation;
   readonly cacheDir?: SourceLocation;
+  readonly cacheRemote?: SourceLocation;
   /** Each top-level arg's value. */
   readonly args: Readonly<Record<string, SourceLocation>>;
 }

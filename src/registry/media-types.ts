@@ -41,6 +41,9 @@ export interface ImageManifest {
   readonly mediaType: string;
   readonly config: Descriptor;
   readonly layers: readonly Descriptor[];
+  /** OCI 1.1 artifacts say what they are here. */
+  readonly artifactType?: string;
+  readonly annotations?: Readonly<Record<string, string>>;
 }
 
 export interface ImageIndex {
@@ -82,6 +85,12 @@ function descriptor(value: unknown, where: string, what: string): Result<Descrip
     ...(urls ? { urls } : {}),
     ...(v['annotations'] && typeof v['annotations'] === 'object' ? { annotations: v['annotations'] as Record<string, string> } : {}),
   });
+}
+
+/** A JSON object whose values are all strings (annotations), else undefined. */
+function stringRecord(value: unknown): Record<string, string> | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  return Object.values(value).every((v) => typeof v === 'string') ? (value as Record<string, string>) : undefined;
 }
 
 /**
@@ -130,7 +139,14 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
       if (!r.ok) return r;
       layers.push(r.value);
     }
-    return ok({ kind: 'manifest', mediaType, config: config.value, layers });
+    return ok({
+      kind: 'manifest',
+      mediaType,
+      config: config.value,
+      layers,
+      ...(typeof m['artifactType'] === 'string' ? { artifactType: m['artifactType'] } : {}),
+      ...(stringRecord(m['annotations']) ? { annotations: stringRecord(m['annotations']) as Record<string, string> } : {}),
+    });
   }
   return fail(
     error('unsupported-manifest', `${what}: unsupported manifest media type '${mediaType}'`, {

@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { Agent, request } from './http-agent.js';
@@ -76,7 +79,55 @@ export interface FetchBlobOptions extends RequestOptions {
   readonly store: Store;
 }
 
+/**
+ * Bytes to upload, with the digest and size they must have: in memory, or a file (read again from
+ * the right offset when a transfer is retried). Checked before anything is sent.
+ */
+export type BlobSource =
+  | { readonly digest: Digest; readonly size: number; readonly bytes: Uint8Array }
+  | { readonly digest: Digest; readonly size: number; readonly path: string };
+
+export interface PushBlobOptions extends RequestOptions {
+  /**
+   * Repositories of the same registry that may hold the blob: each is tried as a cross-repository
+   * mount (`POST ...?mount=DIGEST&from=REPO`) before anything is uploaded.
+   */
+  readonly mountFrom?: readonly string[] | undefined;
+  /** Upload in `PATCH` chunks of this many bytes; default (or 0): one monolithic `PUT`. */
+  readonly chunkSize?: number | undefined;
+  /** Bytes the registry has acknowledged so far (monotonic per attempt; restarts go back). */
+  readonly onProgress?: ((bytes: number, total: number) => void) | undefined;
+}
+
+/** How a blob came to be on the registry: there already (HEAD), mounted, or uploaded. */
+export type BlobPushMethod = 'exists' | 'mounted' | 'uploaded';
+
+export interface PushedBlob {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly how: BlobPushMethod;
+  /** Bytes sent over the network for this blob (0 unless uploaded; retries count again). */
+  readonly bytesSent: number;
+}
+
+export interface PushManifestOptions extends RequestOptions {
+  /** The manifest's media type (its `Content-Type`). */
+  readonly mediaType: string;
+}
+
 type Scope = 'pull' | 'pull,push';
+
+/** What a request's token must allow: `scope` on the reference's repository, and pull on `from`. */
+interface Access {
+  readonly scope: Scope;
+  /** A repository a blob is mounted from. */
+  readonly from?: string | undefined;
+}
+
+type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH';
+
+/** A request body: bytes, or a stream made anew for each attempt (and each redirect or auth round). */
+type Body = Uint8Array | (() => Readable);
 
 interface Response {
   readonly status: number;
@@ -162,7 +213,8 @@ function isLoopback(host: string): boolean {
  * A client of the OCI distribution API over undici. Anonymous, Basic and Bearer-token auth (tokens
  * cached per scope until they expire), retries with exponential backoff on 5xx, 429 (honouring
  * Retry-After) and connection resets, resumable verified blob downloads into a Store, one download
- * per digest however many callers ask at once, and monolithic push. Credentials are only ever put
+ * per digest however many callers ask at once, and push (HEAD checks, cross-repository mounts,
+ * monolithic and chunked uploads, manifests of any media type). Credentials are only ever put
  * into request headers; errors and events name hosts, repositories and paths, nothing more.
  */
 export class RegistryClient {
@@ -219,12 +271,18 @@ export class RegistryClient {
 
   // ---- auth --------------------------------------------------------------------------------
 
-  #scopeKey(ref: ImageReference, scope: Scope): string {
-    return `${ref.apiHost} repository:${ref.repository}:${scope}`;
+  #scopes(ref: ImageReference, access: Access): string[] {
+    const scopes = [`repository:${ref.repository}:${access.scope}`];
+    if (access.from !== undefined && access.from !== ref.repository) scopes.push(`repository:${access.from}:pull`);
+    return scopes;
   }
 
-  #authorization(ref: ImageReference, scope: Scope): string | undefined {
-    const t = this.#tokens.get(this.#scopeKey(ref, scope));
+  #scopeKey(ref: ImageReference, access: Access): string {
+    return `${ref.apiHost} ${this.#scopes(ref, access).join(' ')}`;
+  }
+
+  #authorization(ref: ImageReference, access: Access): string | undefined {
+    const t = this.#tokens.get(this.#scopeKey(ref, access));
     if (t && t.expires > Date.now()) return `Bearer ${t.token}`;
     if (this.#basicHosts.has(ref.apiHost)) {
       const cred = this.#credentials.lookup(ref.registry) ?? this.#credentials.lookup(ref.apiHost);
@@ -250,7 +308,7 @@ export class RegistryClient {
   }
 
   /** Answers a challenge: fetches a Bearer token, or switches the host to Basic. */
-  async #authenticate(ref: ImageReference, challenge: AuthChallenge, scope: Scope, signal: AbortSignal | undefined): Promise<void> {
+  async #authenticate(ref: ImageReference, challenge: AuthChallenge, access: Access, signal: AbortSignal | undefined): Promise<void> {
     const cred = this.#credentials.lookup(ref.registry) ?? this.#credentials.lookup(ref.apiHost);
     if (challenge.scheme === 'basic') {
       if (cred?.kind !== 'basic') throw this.#authRequired(ref);
@@ -267,7 +325,8 @@ export class RegistryClient {
     }
     const url = new URL(realm);
     if (challenge.params['service'] !== undefined) url.searchParams.set('service', challenge.params['service']);
-    url.searchParams.set('scope', `repository:${ref.repository}:${scope}`);
+    const scopes = this.#scopes(ref, access);
+    for (const scope of scopes) url.searchParams.append('scope', scope);
     const headers: Record<string, string> = { accept: 'application/json' };
     let method: 'GET' | 'POST' = 'GET';
     let body: string | undefined;
@@ -275,7 +334,7 @@ export class RegistryClient {
     else if (cred?.kind === 'identity-token') {
       method = 'POST';
       headers['content-type'] = 'application/x-www-form-urlencoded';
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.token, client_id: 'orchestrator', scope: `repository:${ref.repository}:${scope}` });
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.token, client_id: 'orchestrator', scope: scopes.join(' ') });
       if (challenge.params['service'] !== undefined) form.set('service', challenge.params['service']);
       body = form.toString();
     }
@@ -307,7 +366,7 @@ export class RegistryClient {
       throw new DiagnosticError(error('auth-failed', `the token service of registry ${ref.registry} gave no token`));
     }
     const seconds = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : 60;
-    this.#tokens.set(this.#scopeKey(ref, scope), { token, expires: Date.now() + Math.max(1, seconds - 5) * 1000 });
+    this.#tokens.set(this.#scopeKey(ref, access), { token, expires: Date.now() + Math.max(1, seconds - 5) * 1000 });
   }
 
   // ---- transport ---------------------------------------------------------------------------
@@ -318,22 +377,22 @@ export class RegistryClient {
    */
   async #send(
     ref: ImageReference,
-    method: 'GET' | 'HEAD' | 'PUT' | 'POST',
+    method: Method,
     pathOrUrl: string,
-    options: { headers?: Record<string, string>; body?: Uint8Array; scope?: Scope; signal?: AbortSignal | undefined },
+    options: { headers?: Record<string, string>; body?: Body; scope?: Scope; from?: string | undefined; signal?: AbortSignal | undefined },
   ): Promise<Response> {
-    const scope = options.scope ?? 'pull';
+    const access: Access = { scope: options.scope ?? 'pull', from: options.from };
     const origin = this.#base(ref);
     let url = new URL(pathOrUrl, origin);
     let authRound = 0;
     for (let hop = 0; hop < 6; hop++) {
       const headers: Record<string, string> = { 'user-agent': 'orchestrator', ...options.headers };
-      const auth = url.origin === new URL(origin).origin ? this.#authorization(ref, scope) : undefined;
+      const auth = url.origin === new URL(origin).origin ? this.#authorization(ref, access) : undefined;
       if (auth !== undefined) headers['authorization'] = auth;
       const r = await request(url, {
         method,
         headers,
-        body: options.body ?? null,
+        body: typeof options.body === 'function' ? options.body() : (options.body ?? null),
         dispatcher: this.#agent,
         signal: options.signal,
       });
@@ -346,7 +405,7 @@ export class RegistryClient {
           throw cred ? this.#authFailed(ref) : this.#authRequired(ref);
         }
         authRound++;
-        await this.#authenticate(ref, challenge, scope, options.signal);
+        await this.#authenticate(ref, challenge, access, options.signal);
         continue;
       }
       if ([301, 302, 303, 307, 308].includes(res.status)) {
@@ -406,13 +465,14 @@ export class RegistryClient {
   /** A request retried on 5xx/429/resets that must end in one of `expect`. */
   async #call(
     ref: ImageReference,
-    method: 'GET' | 'HEAD' | 'PUT' | 'POST',
+    method: Method,
     path: string,
     options: {
       expect: readonly number[];
       headers?: Record<string, string>;
-      body?: Uint8Array;
+      body?: Body;
       scope?: Scope;
+      from?: string | undefined;
       notFound?: Diagnostic;
       signal?: AbortSignal | undefined;
     },
@@ -645,4 +705,290 @@ export class RegistryClient {
       }
     }
   }
+
+  // ---- push --------------------------------------------------------------------------------
+
+  /** Whether the repository has the blob (`HEAD`); a size it reports must match `size`. */
+  blobExists(ref: ImageReference, blob: Pick<Descriptor, 'digest' | 'size'>, options: RequestOptions = {}): Promise<Result<boolean>> {
+    return this.#guard(options.signal, () => this.#blobExists(ref, blob, 'pull', options.signal));
+  }
+
+  async #blobExists(ref: ImageReference, blob: Pick<Descriptor, 'digest' | 'size'>, scope: Scope, signal: AbortSignal | undefined): Promise<boolean> {
+    const res = await this.#call(ref, 'HEAD', `/v2/${ref.repository}/blobs/${blob.digest}`, { expect: [200, 404], scope, signal });
+    await res.body.dump();
+    if (res.status === 404) return false;
+    // A registry that names another digest or size for it does not have this blob.
+    const served = header(res, 'docker-content-digest');
+    if (served !== undefined && served !== blob.digest) return false;
+    const length = header(res, 'content-length');
+    return length === undefined || Number(length) === blob.size;
+  }
+
+  /**
+   * Puts a blob into a repository unless it is there already: `HEAD` first, then a
+   * cross-repository mount from each of `mountFrom`, then an upload (one monolithic `PUT`, or
+   * `PATCH` chunks with `chunkSize`). The source is checked against its digest and size before
+   * anything is sent, and the registry's `Docker-Content-Digest` against it after. A failed
+   * transfer is retried: a chunk from the offset the registry acknowledged, else a new upload.
+   */
+  pushBlob(ref: ImageReference, blob: BlobSource, options: PushBlobOptions = {}): Promise<Result<PushedBlob>> {
+    return this.#guard(options.signal, () => this.#pushBlob(ref, blob, options));
+  }
+
+  async #pushBlob(ref: ImageReference, blob: BlobSource, options: PushBlobOptions): Promise<PushedBlob> {
+    const { signal } = options;
+    await checkSource(blob, signal);
+    const base = { digest: blob.digest, size: blob.size };
+    if (await this.#blobExists(ref, blob, 'pull,push', signal)) return { ...base, how: 'exists', bytesSent: 0 };
+    let session: string | undefined;
+    for (const from of options.mountFrom ?? []) {
+      if (from === ref.repository) continue;
+      const path = `/v2/${ref.repository}/blobs/uploads/?mount=${blob.digest}&from=${encodeURIComponent(from)}`;
+      const res = await this.#call(ref, 'POST', path, { expect: [201, 202], scope: 'pull,push', from, signal });
+      await res.body.dump();
+      if (res.status === 201) {
+        this.#checkServedDigest(ref, res, blob.digest, 'mounted');
+        return { ...base, how: 'mounted', bytesSent: 0 };
+      }
+      // Not mountable: the registry started an upload instead, which the upload below uses.
+      session = uploadLocation(ref, res);
+    }
+    const what = `upload of blob ${shortDigest(blob.digest)} to ${ref.repository}`;
+    const chunkSize = options.chunkSize !== undefined && options.chunkSize > 0 ? options.chunkSize : 0;
+    const sent = { bytes: 0 };
+    for (let attempt = 1; ; attempt++) {
+      signal?.throwIfAborted();
+      try {
+        const location = session ?? (await this.#startUpload(ref, signal));
+        session = undefined;
+        const done =
+          chunkSize > 0 && blob.size > 0
+            ? await this.#uploadChunks(ref, location, blob, chunkSize, sent, options)
+            : await this.#uploadWhole(ref, location, blob, sent, options);
+        this.#checkServedDigest(ref, done, blob.digest, 'uploaded');
+        return { ...base, how: 'uploaded', bytesSent: sent.bytes };
+      } catch (e) {
+        if (signal?.aborted || !isRetryable(e)) throw e;
+        if (attempt >= this.#retry.attempts) throw this.#unavailable(ref.registry, what, e, attempt);
+        const delayMs = this.#delay(attempt, e instanceof RetryableStatus ? e.retryAfterMs : undefined);
+        this.#emit({ type: 'retry', what, attempt, delayMs, reason: describeFailure(e) });
+        await sleep(delayMs, undefined, signal ? { signal } : {});
+      }
+    }
+  }
+
+  /** `POST /blobs/uploads/`: a new upload session's URL. */
+  async #startUpload(ref: ImageReference, signal: AbortSignal | undefined): Promise<string> {
+    const res = await this.#call(ref, 'POST', `/v2/${ref.repository}/blobs/uploads/`, { expect: [202], scope: 'pull,push', signal });
+    await res.body.dump();
+    return uploadLocation(ref, res);
+  }
+
+  /** One `PUT ?digest=` with the whole blob. */
+  async #uploadWhole(ref: ImageReference, location: string, blob: BlobSource, sent: { bytes: number }, options: PushBlobOptions): Promise<Response> {
+    sent.bytes += blob.size;
+    const res = await this.#send(ref, 'PUT', withDigestParam(location, blob.digest), {
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
+      body: sourceBody(blob, 0, blob.size),
+      scope: 'pull,push',
+      signal: options.signal,
+    });
+    await this.#expectUploadStatus(ref, res, 201, 'PUT');
+    options.onProgress?.(blob.size, blob.size);
+    return res;
+  }
+
+  /**
+   * `PATCH` chunks, each with its `Content-Range`, then `PUT ?digest=`. A failed chunk asks the
+   * registry where the upload stands (`GET` on the session) and goes on from there; when the
+   * session is gone the error goes up, and the caller starts a new upload.
+   */
+  async #uploadChunks(
+    ref: ImageReference,
+    location: string,
+    blob: BlobSource,
+    chunkSize: number,
+    sent: { bytes: number },
+    options: PushBlobOptions,
+  ): Promise<Response> {
+    const { signal } = options;
+    let url = location;
+    let offset = 0;
+    let failures = 0;
+    while (offset < blob.size) {
+      const end = Math.min(blob.size, offset + chunkSize);
+      try {
+        sent.bytes += end - offset;
+        const res = await this.#send(ref, 'PATCH', url, {
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - offset), 'content-range': `${offset}-${end - 1}` },
+          body: sourceBody(blob, offset, end),
+          scope: 'pull,push',
+          signal,
+        });
+        await this.#expectUploadStatus(ref, res, 202, 'PATCH');
+        url = uploadLocation(ref, res, url);
+        const acknowledged = rangeEnd(header(res, 'range'));
+        // Trust the registry's count only when it moved forward (`0-0` is ambiguous) and stays in the chunk.
+        offset = acknowledged !== undefined && acknowledged > offset && acknowledged <= end ? acknowledged : end;
+        failures = 0;
+        options.onProgress?.(offset, blob.size);
+      } catch (e) {
+        failures += 1;
+        if (signal?.aborted || !isRetryable(e) || failures >= this.#retry.attempts) throw e;
+        const delayMs = this.#delay(failures, e instanceof RetryableStatus ? e.retryAfterMs : undefined);
+        this.#emit({ type: 'retry', what: `PATCH /v2/${ref.repository}/blobs/uploads/`, attempt: failures, delayMs, reason: describeFailure(e) });
+        await sleep(delayMs, undefined, signal ? { signal } : {});
+        const status = await this.#send(ref, 'GET', url, { scope: 'pull,push', signal });
+        await status.body.dump();
+        if (status.status !== 204) throw e;
+        url = uploadLocation(ref, status, url);
+        offset = rangeEnd(header(status, 'range')) ?? 0;
+      }
+    }
+    const res = await this.#send(ref, 'PUT', withDigestParam(url, blob.digest), {
+      headers: { 'content-type': 'application/octet-stream', 'content-length': '0' },
+      body: new Uint8Array(0),
+      scope: 'pull,push',
+      signal,
+    });
+    await this.#expectUploadStatus(ref, res, 201, 'PUT');
+    return res;
+  }
+
+  /** The status an upload request must end in; retryable ones are thrown as such, the rest as diagnostics. */
+  async #expectUploadStatus(ref: ImageReference, res: Response, expected: number, method: Method): Promise<void> {
+    if (res.status === expected) return;
+    const text = await res.body.text().catch(() => '');
+    if (res.status >= 500 || res.status === 429 || res.status === 408 || res.status === 416) {
+      throw new RetryableStatus(res.status, parseRetryAfter(header(res, 'retry-after')));
+    }
+    const what = `${method} /v2/${ref.repository}/blobs/uploads/`;
+    if (res.status === 400 && /DIGEST_INVALID|SIZE_INVALID/.test(text)) {
+      throw new DiagnosticError(
+        error('digest-mismatch', `registry ${ref.registry} refused the upload to ${ref.repository}: the bytes it received do not match the digest (${what})`, {
+          hint: 'something between orchestrator and the registry altered the upload; try again',
+        }),
+      );
+    }
+    throw this.#statusError(ref, res, what, undefined);
+  }
+
+  #checkServedDigest(ref: ImageReference, res: Response, digest: Digest, how: string): void {
+    const served = header(res, 'docker-content-digest');
+    if (served !== undefined && served !== digest) {
+      throw new DiagnosticError(
+        error('digest-mismatch', `registry ${ref.registry} ${how} blob ${shortDigest(digest)} in ${ref.repository} as ${served.slice(0, 19)}`, {
+          hint: 'the registry (or something between it and you) altered the blob; nothing that refers to it was pushed',
+        }),
+      );
+    }
+  }
+
+  /**
+   * Puts a manifest (any media type: image manifest, index, artifact) under the reference's tag,
+   * or its digest when it has no tag. The registry's `Docker-Content-Digest` must be the bytes'
+   * digest. Push its blobs first: registries refuse a manifest whose blobs they lack.
+   */
+  pushManifest(ref: ImageReference, bytes: Uint8Array, options: PushManifestOptions): Promise<Result<{ readonly digest: Digest }>> {
+    return this.#guard(options.signal, async () => {
+      const digest = sha256Digest(bytes);
+      if (ref.digest !== undefined && ref.digest !== digest) {
+        throw new DiagnosticError(
+          error('manifest-digest-mismatch', `${formatReference(ref)}: the manifest to push hashes to ${shortDigest(digest)}, not ${shortDigest(ref.digest)}`, {
+            hint: 'push it by tag, or name the digest of these bytes',
+          }),
+        );
+      }
+      const tagOrDigest = ref.tag ?? digest;
+      const res = await this.#call(ref, 'PUT', `/v2/${ref.repository}/manifests/${tagOrDigest}`, {
+        expect: [200, 201],
+        headers: { 'content-type': options.mediaType, 'content-length': String(bytes.length) },
+        body: bytes,
+        scope: 'pull,push',
+        signal: options.signal,
+      });
+      await res.body.dump();
+      const served = header(res, 'docker-content-digest');
+      if (served !== undefined && served !== digest) {
+        throw new DiagnosticError(
+          error('manifest-digest-mismatch', `${formatReference(ref)}: registry ${ref.registry} stored the manifest as ${served.slice(0, 19)}, not ${shortDigest(digest)}`, {
+            hint: 'the registry (or something between it and you) altered the manifest',
+          }),
+        );
+      }
+      return { digest };
+    });
+  }
 }
+
+/** The source's digest and size, checked by reading it; a difference is a `digest-mismatch` before any upload. */
+async function checkSource(blob: BlobSource, signal: AbortSignal | undefined): Promise<void> {
+  let size = 0;
+  let actual: Digest;
+  if ('bytes' in blob) {
+    size = blob.bytes.length;
+    actual = sha256Digest(blob.bytes);
+  } else {
+    const hash = createHash('sha256');
+    try {
+      for await (const chunk of createReadStream(blob.path, { signal }) as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        hash.update(chunk);
+      }
+    } catch (e) {
+      if (signal?.aborted) throw e;
+      const code = (e as { code?: unknown }).code;
+      throw new DiagnosticError(
+        error('layer-read-failed', `cannot read the blob ${shortDigest(blob.digest)} to push from ${blob.path}: ${typeof code === 'string' ? code : String(e)}`, {
+          hint: 'the file was removed or is unreadable; build again',
+        }),
+      );
+    }
+    actual = `sha256:${hash.digest('hex')}` as Digest;
+  }
+  if (size !== blob.size) {
+    throw new DiagnosticError(
+      error('blob-size-mismatch', `the blob ${shortDigest(blob.digest)} to push has ${size} bytes, not the ${blob.size} its descriptor says`, {
+        hint: 'the source changed after its descriptor was made; nothing was uploaded',
+      }),
+    );
+  }
+  if (actual !== blob.digest) {
+    throw new DiagnosticError(
+      error('digest-mismatch', `the blob to push hashes to ${shortDigest(actual)}, not the ${shortDigest(blob.digest)} its descriptor says`, {
+        hint: 'the source changed after its descriptor was made; nothing was uploaded',
+      }),
+    );
+  }
+}
+
+/** The bytes `[start, end)` of a source, as a request body. */
+function sourceBody(blob: BlobSource, start: number, end: number): Body {
+  if ('bytes' in blob) return blob.bytes.subarray(start, end);
+  if (end <= start) return new Uint8Array(0);
+  const path = blob.path;
+  return () => createReadStream(path, { start, end: end - 1 });
+}
+
+/** An upload response's `Location` (relative or absolute), or `fallback`. */
+function uploadLocation(ref: ImageReference, res: Response, fallback?: string): string {
+  const location = header(res, 'location');
+  if (location !== undefined && location !== '') return new URL(location, res.url).toString();
+  if (fallback !== undefined) return fallback;
+  throw new DiagnosticError(error('registry-error', `registry ${ref.registry} started an upload to ${ref.repository} without a Location`));
+}
+
+function withDigestParam(location: string, digest: Digest): string {
+  const url = new URL(location);
+  url.searchParams.set('digest', digest);
+  return url.toString();
+}
+
+/** `Range: 0-N` (inclusive, as distribution sends it) → N + 1 bytes received; `0-0` is taken as none. */
+function rangeEnd(range: string | undefined): number | undefined {
+  const m = /^(?:bytes=)?0-(\d+)$/.exec(range?.trim() ?? '');
+  if (!m) return undefined;
+  const last = Number(m[1]);
+  return last === 0 ? 0 : last + 1;
+}
+

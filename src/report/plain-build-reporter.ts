@@ -2,6 +2,7 @@ import type { BuildEvent, BuildEventListener } from '../builder/build-events.js'
 import { stepName } from '../builder/build-events.js';
 import { unreachable } from '../core/unreachable.js';
 import { exportReuseText } from './export-progress.js';
+import { formatBytes } from './format-bytes.js';
 
 export interface PlainBuildReporterOptions {
   /** Pass the output of %setup/%post/%test through (one-shot builds do, as Singularity does). */
@@ -28,7 +29,7 @@ export function plainBuildReporter(out: NodeJS.WritableStream, options: PlainBui
         line(e.target, `source ${e.description} ready${e.ms > 50 ? ` in ${seconds(e.ms)}` : ''}`);
         break;
       case 'step-cached':
-        line(e.target, `${stepName(e.step)}: cached`);
+        line(e.target, e.remote ? `${stepName(e.step)}: from remote cache ${e.remote.where} (${formatBytes(e.remote.bytes)})` : `${stepName(e.step)}: cached`);
         break;
       case 'step-started':
         line(e.target, `${stepName(e.step)}: running`);

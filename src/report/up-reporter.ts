@@ -4,6 +4,7 @@ import type { UpEvent, UpEventListener, UpSummary } from '../executor/up-events.
 import { formatReason } from '../freshness/explain.js';
 import { formatDiagnostic } from './diagnostics.js';
 import { exportReuseText } from './export-progress.js';
+import { formatBytes } from './format-bytes.js';
 
 function seconds(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
@@ -12,6 +13,9 @@ function seconds(ms: number): string {
 /** `built 2, from cache 5 steps, fresh 3, failed 0, skipped 0 in 4.2 s` */
 export function summaryLine(s: UpSummary): string {
   const parts = [`built ${s.built}`, `fresh ${s.fresh}`, `failed ${s.failed}`, `skipped ${s.skipped}`, `steps from cache ${s.stepsCached}`];
+  const r = s.remoteCache;
+  if (r && r.pulled > 0) parts.push(`${r.pulled} from remote cache (${formatBytes(r.pulledBytes)})`);
+  if (r && (r.pushed > 0 || r.pushFailed > 0)) parts.push(`pushed ${r.pushed} to remote cache (${formatBytes(r.pushedBytes)} uploaded)${r.pushFailed > 0 ? `, ${r.pushFailed} not pushed` : ''}`);
   return `${s.interrupted ? 'interrupted: ' : ''}${parts.join(', ')} in ${seconds(s.ms)}`;
 }
 
@@ -63,6 +67,7 @@ export function plainUpReporter(out: NodeJS.WritableStream, err: NodeJS.Writable
         if (e.ms > 200) line(e.target, `source ${e.description} ready in ${seconds(e.ms)}`);
         break;
       case 'step-cached':
+        if (e.remote) line(e.target, `${stepName(e.step)} from remote cache ${e.remote.where} (${formatBytes(e.remote.bytes)})`);
         break;
       case 'step-started':
         line(e.target, `${stepName(e.step)} running`);

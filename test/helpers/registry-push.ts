@@ -1,7 +1,8 @@
 /**
  * Pushes to the test registry (test/helpers/registry.ts) over plain HTTP: what the tests need to
- * put images there. orchestrator itself never pushes, so this lives with the tests, not in
- * src/registry. Basic auth only, as the test registry's htpasswd mode asks for.
+ * put images there. Deliberately independent of src/registry's own upload path (pushBlob,
+ * pushImage), so that pull tests do not depend on the code that push tests check. Basic auth
+ * only, as the test registry's htpasswd mode asks for.
  */
 import { request } from 'undici';
 import { sha256Digest, type Digest } from '../../src/core/digest.js';

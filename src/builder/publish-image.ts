@@ -1,0 +1,111 @@
+import { rm } from 'node:fs/promises';
+import { error, type Diagnostic } from '../core/diagnostic.js';
+import { sha256Digest, type Digest } from '../core/digest.js';
+import { fail, ok, type Result } from '../core/result.js';
+import { writeSnapshotTar } from '../layers/snapshot-tar.js';
+import { MEDIA_TYPES } from '../registry/media-types.js';
+import { pushImage, type PushBlobInput, type PushedImage } from '../registry/push-image.js';
+import type { ImageReference } from '../registry/reference.js';
+import type { PushedBlob, RegistryClient } from '../registry/registry-client.js';
+import type { Store } from '../store/store.js';
+import { LayerStack } from './layer-stack.js';
+import { previousMetadata } from './run-step.js';
+import type { PreviousMetadata } from './singularity-metadata.js';
+
+export interface PublishImageOptions {
+  readonly client: RegistryClient;
+  readonly store: Store;
+  /** The image's folders, top first (an overlay stack: store snapshots and layers, or one plain folder). */
+  readonly lowers: readonly string[];
+  /** `amd64`, `arm64`. */
+  readonly architecture: string;
+  readonly onBlob?: (blob: PushedBlob) => void;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface PublishedImage extends PushedImage {
+  /** Layers in the manifest (bottom first), and how many of them were uploaded. */
+  readonly layers: number;
+  readonly uploadedLayers: number;
+}
+
+/** `export NAME="VALUE"` and `export NAME="${NAME:-"VALUE"}"` lines of the env scripts we write (singularity-metadata.ts). */
+function envFromScript(script: string | undefined): string[] {
+  const out: string[] = [];
+  for (const line of (script ?? '').split('\n')) {
+    const plain = /^export ([A-Za-z_][A-Za-z0-9_]*)="([^"$`\\]*)"$/.exec(line.trim());
+    const defaulted = /^export ([A-Za-z_][A-Za-z0-9_]*)="\$\{\1:-"([^"$`\\]*)"\}"$/.exec(line.trim());
+    const m = plain ?? defaulted;
+    if (m) out.push(`${m[1]}=${m[2]}`);
+  }
+  return out;
+}
+
+/**
+ * The OCI image config of a Singularity image, mapped back as Apptainer maps Docker's forward:
+ * `Env` from the base image's environment script (`10-docker2singularity.sh`), `Cmd` the
+ * runscript, `Labels` from `labels.json`. No times beyond the build date the labels carry, so the
+ * same image gives the same config.
+ */
+function imageConfig(meta: PreviousMetadata | undefined, diffIds: readonly Digest[], architecture: string): Uint8Array {
+  const env = envFromScript(meta?.dockerEnv);
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  const labels = meta?.labels ?? {};
+  const created = labels['org.label-schema.build-date'];
+  const config = {
+    ...(created !== undefined ? { created } : {}),
+    architecture,
+    os: 'linux',
+    config: {
+      Env: env,
+      ...(meta?.runscript !== undefined ? { Cmd: ['/.singularity.d/runscript'] } : { Cmd: ['/bin/sh'] }),
+      ...(Object.keys(labels).length > 0 ? { Labels: Object.fromEntries(Object.keys(labels).sort().map((k) => [k, labels[k]])) } : {}),
+      WorkingDir: '/',
+    },
+    rootfs: { type: 'layers', diff_ids: diffIds },
+  };
+  return new Uint8Array(Buffer.from(JSON.stringify(config)));
+}
+
+/**
+ * Publishes an image as a standard OCI image (README, "Publishing images"): one gzip layer per
+ * folder of its stack, bottom first (written by writeSnapshotTar: reproducible, so an unchanged
+ * step gives the same blob and is not uploaded again), and a config from its Singularity metadata.
+ */
+export async function publishImage(ref: ImageReference, options: PublishImageOptions): Promise<Result<PublishedImage, Diagnostic>> {
+  const { store, signal } = options;
+  const files: string[] = [];
+  try {
+    const meta = await previousMetadata(new LayerStack(options.lowers));
+    // Snapshot folders' own times change when they are reused: the root entries get fixed ones,
+    // 0 below and the image's time in the top layer (whose root is the image's root), so that an
+    // unchanged step gives the same layer in every push.
+    const created = Date.parse(meta?.labels?.['org.label-schema.build-date'] ?? '');
+    const imageTime = Number.isFinite(created) ? Math.floor(created / 1000) : 0;
+    const layers: PushBlobInput[] = [];
+    const diffIds: Digest[] = [];
+    for (const [i, folder] of [...options.lowers].reverse().entries()) {
+      const rootMtime = i === options.lowers.length - 1 ? imageTime : 0;
+      const file = store.tempPath('push-layer.tar.gz');
+      files.push(file);
+      const tar = await writeSnapshotTar({ folder, output: file, compression: 'gzip', rootMtime, signal });
+      if (!tar.ok) return tar;
+      layers.push({ source: { digest: tar.value.digest, size: tar.value.size, path: file }, mediaType: tar.value.mediaType });
+      diffIds.push(tar.value.diffId);
+    }
+    if (layers.length === 0) return fail(error('unexpected', 'an image without layers'));
+    const config = imageConfig(meta, diffIds, options.architecture);
+    const pushed = await pushImage(ref, {
+      client: options.client,
+      config: { source: { digest: sha256Digest(config), size: config.length, bytes: config }, mediaType: MEDIA_TYPES.ociConfig },
+      layers,
+      onBlob: options.onBlob,
+      signal,
+    });
+    if (!pushed.ok) return pushed;
+    const layerBlobs = pushed.value.blobs.slice(1);
+    return ok({ ...pushed.value, layers: layerBlobs.length, uploadedLayers: layerBlobs.filter((b) => b.how === 'uploaded').length });
+  } finally {
+    for (const f of files) await rm(f, { force: true });
+  }
+}

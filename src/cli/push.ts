@@ -1,0 +1,129 @@
+import { existsSync } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { error } from '../core/diagnostic.js';
+import { shortDigest } from '../core/digest.js';
+import { fail, ok, type Result } from '../core/result.js';
+import { lastLines, runCommand } from '../core/run-command.js';
+import type { DetectedImage } from '../image/detect-image.js';
+import { resolveImage } from '../image/resolve-image.js';
+import { formatReference, parseReference } from '../registry/reference.js';
+import { formatBytes } from '../report/format-bytes.js';
+import { Store } from '../store/store.js';
+import { stringOption, type ParsedArgs } from './args.js';
+import { EXIT, failWith, type Command, type CommandContext } from './command.js';
+import { makeRegistryClient } from './registry-client-factory.js';
+import { targetImageResolver } from './resolve-target-image.js';
+
+const ARCH = process.arch === 'x64' ? 'amd64' : process.arch === 'arm64' ? 'arm64' : process.arch;
+
+const isDir = (p: string): Promise<boolean> => stat(p).then((s) => s.isDirectory(), () => false);
+
+/**
+ * What to push, as an overlay stack (top first): a target's recorded stack of cached steps when
+ * its last build's folders are all still in the cache (one layer per step), else the image alone
+ * (a sandbox folder as it is; an image file extracted once into the cache).
+ */
+async function stackOf(
+  ctx: CommandContext,
+  arg: string,
+  args: ParsedArgs,
+): Promise<Result<{ lowers: readonly string[]; what: string; cacheDir: string | undefined; file?: DetectedImage }>> {
+  const name = arg.startsWith('target:') ? arg.slice('target:'.length) : !arg.includes('/') && !existsSync(arg) ? arg : undefined;
+  let cacheDir: string | undefined;
+  if (name !== undefined) {
+    const { loadProject } = await import('../manifest/load-project.js');
+    const { project } = await loadProject({ cwd: ctx.cwd, ...(stringOption(args, 'directory') !== undefined ? { dir: stringOption(args, 'directory')! } : {}), ...(stringOption(args, 'file') !== undefined ? { file: stringOption(args, 'file')! } : {}) });
+    const target = project?.targets.find((t) => t.name === name);
+    if (project && target) {
+      cacheDir = project.cacheDir;
+      const { ProjectState } = await import('../state/project-state.js');
+      const record = (await ProjectState.load(project.dir)).get(name);
+      const lowers = record?.output === target.output ? record.lowers : undefined;
+      if (lowers && lowers.length > 0 && (await Promise.all(lowers.map(isDir))).every(Boolean)) return ok({ lowers, what: `target ${name}`, cacheDir });
+    }
+  }
+  const image = await resolveImage(name !== undefined ? `target:${name}` : arg, { cwd: ctx.cwd, resolveTarget: targetImageResolver(ctx), signal: ctx.signal });
+  if (!image.ok) return image;
+  return ok({ lowers: [image.value.path], what: image.value.path, cacheDir, ...(image.value.format !== 'sandbox' ? { file: image.value } : {}) });
+}
+
+/** An image file's tree, exactly (owners, modes, xattrs), in a temp folder of the store. */
+async function extractExactly(image: DetectedImage, store: Store, signal: AbortSignal): Promise<Result<string>> {
+  const dir = await store.makeTempDir('push-extract');
+  const root = join(dir, 'root');
+  const tool = image.format === 'squashfs' ? 'unsquashfs' : 'debugfs';
+  const argv =
+    image.format === 'squashfs'
+      ? ['-n', '-q', '-d', root, '-o', String(image.offset), image.path]
+      : ['-R', `rdump / ${dir}`, image.offset > 0 ? `${image.path}?offset=${image.offset}` : image.path];
+  const r = await runCommand(tool, argv, { signal });
+  if (r.kind !== 'exited' || r.code !== 0) {
+    await rm(dir, { recursive: true, force: true });
+    return fail(error('image-extract-failed', `could not extract ${image.path} with ${tool}: ${lastLines(r.output, 1) || r.kind}`, { hint: `is ${tool} installed (scripts/install-system-deps.sh)?` }));
+  }
+  // debugfs dumps the root's entries into the folder itself.
+  return ok(image.format === 'squashfs' ? root : dir);
+}
+
+export const command: Command = {
+  spec: {
+    name: 'push',
+    summary: 'publish an output or image to a registry as an OCI image',
+    usage: 'TARGET|IMAGE docker://REG/REPO:TAG [--cache-dir DIR] [-f FILE | -C DIR]',
+    description: [
+      'Pushes a target (its name, or target:NAME) or an image (a sandbox folder, a squashfs or ext3 image file) as an OCI image:',
+      "one layer per cached step when the target's last build is in the cache (a second push uploads only the steps that changed),",
+      'else one layer; a config with Env, Cmd (the runscript) and Labels from the Singularity metadata. Blobs the registry has are',
+      'never uploaded again. Credentials come from ~/.docker/config.json or $REGISTRY_AUTH_FILE.',
+    ].join('\n'),
+    options: [
+      { name: 'cache-dir', type: 'string', value: 'DIR', description: "the cache folder (default: the manifest's cache.dir, $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)" },
+      { name: 'file', short: 'f', type: 'string', value: 'FILE', description: 'the manifest, for target names (default ./orchestrator.yaml)' },
+      { name: 'directory', short: 'C', type: 'string', value: 'DIR', description: 'the project folder, for target names' },
+    ],
+    positionals: { min: 2, max: 2 },
+  },
+  async run(ctx, args) {
+    const [imageArg, destArg] = args.positionals as [string, string];
+    if (!destArg.startsWith('docker://')) {
+      return failWith(ctx, [error('usage', `'${destArg}' is not a registry reference`, { hint: 'write docker://REGISTRY/REPOSITORY:TAG' })]);
+    }
+    const ref = parseReference(destArg);
+    if (!ref.ok) return failWith(ctx, [ref.error]);
+    if (ref.value.digest !== undefined) {
+      return failWith(ctx, [error('usage', `'${destArg}' names a digest; push to a tag`, { hint: 'the digest is what the registry computes from what is pushed' })]);
+    }
+    const stack = await stackOf(ctx, imageArg, args);
+    if (!stack.ok) return failWith(ctx, [stack.error]);
+    const store = await Store.open({ dir: stringOption(args, 'cache-dir') ?? stack.value.cacheDir, base: ctx.cwd, env: ctx.env });
+    let lowers = stack.value.lowers;
+    let extracted: string | undefined;
+    if (stack.value.file) {
+      const root = await extractExactly(stack.value.file, store, ctx.signal);
+      if (!root.ok) return failWith(ctx, [root.error]);
+      extracted = root.value;
+      lowers = [root.value];
+    }
+    const client = await makeRegistryClient(ctx.env);
+    try {
+      const { publishImage } = await import('../builder/publish-image.js');
+      const r = await publishImage(ref.value, {
+        client,
+        store,
+        lowers,
+        architecture: ARCH,
+        onBlob: (b) => ctx.stderr.write(`${shortDigest(b.digest)}: ${b.how === 'uploaded' ? `uploaded ${formatBytes(b.size)}` : b.how === 'exists' ? 'already there' : 'mounted'}\n`),
+        signal: ctx.signal,
+      });
+      if (!r.ok) return failWith(ctx, [r.error]);
+      ctx.stdout.write(
+        `pushed ${stack.value.what} to ${formatReference(ref.value)}@${r.value.digest}: ${r.value.layers} layer${r.value.layers === 1 ? '' : 's'}, ${r.value.uploadedLayers} uploaded (${formatBytes(r.value.bytesSent)})\n`,
+      );
+      return EXIT.ok;
+    } finally {
+      await client.close();
+      if (extracted !== undefined) await rm(extracted.endsWith('/root') ? dirname(extracted) : extracted, { recursive: true, force: true });
+    }
+  },
+};
