@@ -57,8 +57,8 @@ export function parseEnvOption(values: readonly string[]): Result<Record<string,
   return ok(out);
 }
 
-export const CONTAINER_DESCRIPTION = `IMAGE is a sandbox folder, a squashfs image (.simg) or an ext3 image (.img), with or without
-the '#!/usr/bin/env run-singularity' line.
+export const CONTAINER_DESCRIPTION = `IMAGE is a sandbox folder, a squashfs image (.simg), an ext3 image (.img) or a SIF image (.sif),
+with or without the '#!/usr/bin/env run-singularity' line.
 
 Exit status: the container command's own status (128+n when it died of signal n); 2 for bad input
 found before the container starts (a missing or unrecognized image, a bind source that does not

@@ -141,7 +141,7 @@ export async function detectImage(path: string, options: { cwd?: string; signal?
 
     const what = header ? `a run-singularity header followed by ${describeContent(probe.subarray(offset), fsSize)}` : describeContent(probe, size);
     return fail(
-      imageError(path, 'image-unrecognized', `not a Singularity image: ${what}`, 'expected a sandbox folder, a squashfs image (.simg) or an ext3 image (.img)'),
+      imageError(path, 'image-unrecognized', `not a Singularity image: ${what}`, 'expected a sandbox folder, a squashfs image (.simg), an ext3 image (.img) or a SIF image (.sif)'),
     );
   } finally {
     await handle.close();

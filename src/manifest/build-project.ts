@@ -351,7 +351,7 @@ function readFormatAndOutput(
   if (format === undefined && !formatBad) {
     if (implied !== undefined) format = implied;
     else if (!outputBad && !misspelt) {
-      const hint = "add 'format: sandbox', 'format: ext3' or 'format: squashfs', or end the output with '/' (sandbox), '.img' (ext3) or '.simg' (squashfs)";
+      const hint = "add 'format: sandbox', 'format: ext3', 'format: squashfs' or 'format: sif', or end the output with '/' (sandbox), '.img' (ext3), '.simg' (squashfs) or '.sif' (SIF)";
       diagnostics.push(
         outputText !== undefined
           ? error('manifest-missing-format', `cannot tell the format of target '${name}' from its output '${outputText}'`, { location: loc.output, hint })

@@ -51,7 +51,7 @@ describe('bad input', () => {
     writeFileSync(p, Buffer.from(Array.from({ length: 65536 }, (_, i) => (i * 7919 + 13) % 256)));
     const r = await runCli(['shell', p], { cwd: work });
     expect(r.stderr).toBe(
-      `error: ${p}: not a Singularity image: unrecognized binary data\n  hint: expected a sandbox folder, a squashfs image (.simg) or an ext3 image (.img)\n`,
+      `error: ${p}: not a Singularity image: unrecognized binary data\n  hint: expected a sandbox folder, a squashfs image (.simg), an ext3 image (.img) or a SIF image (.sif)\n`,
     );
     expect(r.code).toBe(2);
     unchanged();

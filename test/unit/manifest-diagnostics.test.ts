@@ -79,11 +79,11 @@ orchestrator.yaml:5:13: note: format sandbox is set here
   'missing-format': `orchestrator.yaml:3:3: error: target 'app' needs a format
     app:
     ^~~
-  hint: add 'format: sandbox', 'format: ext3' or 'format: squashfs', or end the output with '/' (sandbox), '.img' (ext3) or '.simg' (squashfs)
+  hint: add 'format: sandbox', 'format: ext3', 'format: squashfs' or 'format: sif', or end the output with '/' (sandbox), '.img' (ext3), '.simg' (squashfs) or '.sif' (SIF)
 orchestrator.yaml:7:13: error: cannot tell the format of target 'tool' from its output 'dist/tool'
       output: dist/tool
               ^~~~~~~~~
-  hint: add 'format: sandbox', 'format: ext3' or 'format: squashfs', or end the output with '/' (sandbox), '.img' (ext3) or '.simg' (squashfs)
+  hint: add 'format: sandbox', 'format: ext3', 'format: squashfs' or 'format: sif', or end the output with '/' (sandbox), '.img' (ext3), '.simg' (squashfs) or '.sif' (SIF)
 2 errors
 `,
   'missing-recipe': `orchestrator.yaml:4:13: error: recipe file 'recipes/ap.def' not found

@@ -296,7 +296,7 @@ describe('inherits', () => {
   });
 
   it('reports a bad value at the template line where it is written, once', async () => {
-    expect(await validate(FAMILY.replace('format: squashfs', 'format: squahsfs'))).toBe(`orchestrator.yaml:17:13: error: invalid format 'squahsfs' for template 'prod': expected sandbox, ext3 or squashfs
+    expect(await validate(FAMILY.replace('format: squashfs', 'format: squahsfs'))).toBe(`orchestrator.yaml:17:13: error: invalid format 'squahsfs' for template 'prod': expected sandbox, ext3, squashfs or sif
       format: squahsfs
               ^~~~~~~~
   hint: did you mean 'squashfs'?
@@ -445,7 +445,7 @@ command line:1:11: error: --set cannot set 'fromat' of a target
   --set app.fromat=x
             ^~~~~~
   hint: did you mean 'format'?
-command line:1:18: error: invalid format 'squahsfs' for target 'app': expected sandbox, ext3 or squashfs
+command line:1:18: error: invalid format 'squahsfs' for target 'app': expected sandbox, ext3, squashfs or sif
   --set app.format=squahsfs
                    ^~~~~~~~
   hint: did you mean 'squashfs'?
