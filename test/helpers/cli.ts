@@ -44,7 +44,8 @@ export function runCli(
   options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; signal?: AbortSignal } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...argv], {
+    // `--`: Node 20 would take an argument `--env-file FILE` after the script as its own (nodejs/node#54232).
+    const child = spawn(process.execPath, ['--', BIN, ...argv], {
       cwd: options.cwd ?? process.cwd(),
       env: { ...(options.env ?? process.env), NO_COLOR: '1' },
       stdio: ['pipe', 'pipe', 'pipe'],

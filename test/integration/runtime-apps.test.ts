@@ -1,10 +1,10 @@
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusyboxTree } from '../helpers/busybox-image.js';
-import { runCli, runCliInProcess } from '../helpers/cli.js';
+import { BIN, runCli, runCliInProcess } from '../helpers/cli.js';
 
 /** A SCIF recipe with two apps (issue 21), an %environment only bash reads, over a busybox base with the host's bash. */
 const RECIPE = `Bootstrap: localimage
@@ -142,10 +142,13 @@ describe('environment', () => {
 
   it('--env and --env-file set variables; SINGULARITYENV_PATH and --env PATH replace PATH after the env files', async () => {
     writeFileSync(join(work, 'vars.env'), 'A=from-file\nB="two words"\nC=${A}-c\nARR=(x y); D=${ARR[1]}\n');
-    // APPTAINER_ENV_FILE: Node 20 itself takes a script's `--env-file FILE` (nodejs/node#54232); the flag is checked in-process below.
     const r = await cli(['exec', '--env', 'A=from-flag,E=1,2', image, 'sh', '-c', 'echo "$A|$B|$C|$D|$E|$F"'], { SINGULARITYENV_F: 'from-host', APPTAINER_ENV_FILE: 'vars.env' });
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('from-flag|two words|from-file-c|y|1,2|from-host\n');
+    // The flag through the installed command itself: its `#!/usr/bin/env -S node --` line keeps Node 20
+    // from taking `--env-file FILE` as its own option (nodejs/node#54232).
+    const flag = spawnSync(BIN, ['exec', '--env-file', 'vars.env', image, 'sh', '-c', 'echo "$B|$D"'], { cwd: work, env: { ...process.env, ORCHESTRATOR_CACHE: join(work, 'cache') }, encoding: 'utf8' });
+    expect([flag.status, flag.stderr, flag.stdout]).toEqual([0, '', 'two words|y\n']);
     const p = await cli(['exec', '--env', 'PATH=/opt/x:/bin', image, 'sh', '-c', 'echo "$PATH"']);
     expect(p.stdout).toBe('/opt/x:/bin\n');
     const pre = await cli(['exec', image, 'sh', '-c', 'echo "$PATH"'], { SINGULARITYENV_PREPEND_PATH: '/pre' });
