@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writableSessionHolder } from '../../src/runtime/writable-lock.js';
@@ -23,11 +24,25 @@ beforeEach(async () => {
 });
 afterEach(() => rig.cleanup());
 
+/** Resolves once the child's stdout holds `text`; rejects with what it wrote if it ends first. */
+function untilOutput(child: ChildProcessWithoutNullStreams | ChildProcessByStdio<null, Readable, Readable>, text: string): Promise<string> {
+  let out = '';
+  let err = '';
+  return new Promise((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes(text)) resolve(out);
+    });
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('close', (code) => reject(new Error(`ended (${code}) before printing '${text}'\nstdout: ${out}\nstderr: ${err}`)));
+  });
+}
+
 /** `exec --writable build/dev sh -c ...` in the background: it says "started", waits for a line on stdin, then writes /late.txt. */
 async function openWritableSession(): Promise<{ pid: number; finish: () => Promise<number | null> }> {
   const child = spawn(process.execPath, [BIN, 'exec', '--writable', 'build/dev', 'sh', '-c', 'echo started; read x; echo late > /late.txt'], { cwd: rig.dir, env, stdio: ['pipe', 'pipe', 'pipe'] });
   const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
-  await new Promise<void>((resolve) => child.stdout.on('data', (c: Buffer) => c.toString().includes('started') && resolve()));
+  await untilOutput(child, 'started');
   return {
     pid: child.pid!,
     finish: () => {
@@ -77,16 +92,10 @@ describe('writable sessions and up/clean', () => {
     // %setup runs on the host: it waits there until the session is open.
     rig.write({ 'dev.def': `%setup\n    echo started; while [ ! -e ${rig.path('go')} ]; do sleep 0.1; done\n%post\n    echo built > /built.txt\n` });
     const up = spawn(process.execPath, [BIN, 'up', '--progress', 'plain'], { cwd: rig.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
     let err = '';
     up.stderr.on('data', (c: Buffer) => (err += c.toString()));
     const upDone = new Promise<number | null>((resolve) => up.on('close', resolve));
-    await new Promise<void>((resolve) =>
-      up.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        if (out.includes('| started')) resolve();
-      }),
-    );
+    await untilOutput(up, '| started');
     const session = await openWritableSession();
     rig.write({ go: '' });
     expect(await upDone).toBe(1);
