@@ -98,7 +98,12 @@ describe('writable sessions and up/clean', () => {
     await untilOutput(up, '| started');
     const session = await openWritableSession();
     rig.write({ go: '' });
-    expect(await upDone).toBe(1);
+    // A hang names where it is and what up said (the file's timeout alone would say nothing).
+    const hang = setTimeout(() => up.kill('SIGKILL'), 90_000);
+    const upCode = await upDone;
+    clearTimeout(hang);
+    expect(err).not.toBe('');
+    expect(upCode).toBe(1);
     expect(err).toBe(
       `error: sandbox ${rig.path('build/dev')}/ is open in a writable exec (pid ${session.pid})\n` +
         '  hint: end that session first; --force does not override this (it would pull the image from under it)\n',
