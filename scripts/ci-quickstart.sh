@@ -55,6 +55,7 @@ work=$(mktemp -d)
 cp -a orchestrator.yaml recipes "$work/"
 cd "$work"
 log="$work/watch.log"
+: >"$log"
 orchestrator up --watch > "$log" 2>&1 &
 watcher=$!
 # wait_for TEXT [N]: until TEXT is in the log N times (default 1); 5 minutes at most.
