@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { sha256Digest, type Digest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -9,6 +9,7 @@ import type { ImageReference } from '../registry/reference.js';
 import type { PushedBlob, RegistryClient } from '../registry/registry-client.js';
 import type { Store } from '../store/store.js';
 import { LayerStack } from './layer-stack.js';
+import { PackedLayers } from './packed-layers.js';
 import { previousMetadata } from './run-step.js';
 import type { PreviousMetadata } from './singularity-metadata.js';
 
@@ -68,6 +69,30 @@ function imageConfig(meta: PreviousMetadata | undefined, diffIds: readonly Diges
 }
 
 /**
+ * A folder's layer without packing it, from its record (packed-layers.ts): a pulled layer's
+ * stored original blob (mounted from its repository when that is on the same registry), or a
+ * packed snapshot's blob when the registry has it already (one `HEAD`). Undefined: pack it.
+ */
+async function storedBlob(
+  packed: PackedLayers,
+  folder: string,
+  rootMtime: number,
+  ref: ImageReference,
+  options: PublishImageOptions,
+): Promise<(PushBlobInput & { readonly diffId: Digest }) | undefined> {
+  const layer = await packed.read(folder, rootMtime);
+  if (!layer) return undefined;
+  const base = { mediaType: layer.mediaType, diffId: layer.diffId };
+  const path = options.store.blobPath(layer.digest);
+  if (layer.rootMtime === undefined && (await stat(path).then((st) => st.isFile() && st.size === layer.size, () => false))) {
+    const mountFrom = layer.registry === ref.registry && layer.repository !== undefined ? [layer.repository] : undefined;
+    return { ...base, source: { digest: layer.digest, size: layer.size, path }, mountFrom };
+  }
+  const there = await options.client.blobExists(ref, layer, { signal: options.signal });
+  return there.ok && there.value ? { ...base, source: { digest: layer.digest, size: layer.size, path }, present: true } : undefined;
+}
+
+/**
  * Publishes an image as a standard OCI image (README, "Publishing images"): one gzip layer per
  * folder of its stack, bottom first (written by writeSnapshotTar: reproducible, so an unchanged
  * step gives the same blob and is not uploaded again), and a config from its Singularity metadata.
@@ -82,16 +107,24 @@ export async function publishImage(ref: ImageReference, options: PublishImageOpt
     // unchanged step gives the same layer in every push.
     const created = Date.parse(meta?.labels?.['org.label-schema.build-date'] ?? '');
     const imageTime = Number.isFinite(created) ? Math.floor(created / 1000) : 0;
+    const packed = new PackedLayers(store);
     const layers: PushBlobInput[] = [];
     const diffIds: Digest[] = [];
     for (const [i, folder] of [...options.lowers].reverse().entries()) {
       const rootMtime = i === options.lowers.length - 1 ? imageTime : 0;
+      const known = await storedBlob(packed, folder, rootMtime, ref, options);
+      if (known) {
+        layers.push(known);
+        diffIds.push(known.diffId);
+        continue;
+      }
       const file = store.tempPath('push-layer.tar.gz');
       files.push(file);
       const tar = await writeSnapshotTar({ folder, output: file, compression: 'gzip', rootMtime, signal });
       if (!tar.ok) return tar;
       layers.push({ source: { digest: tar.value.digest, size: tar.value.size, path: file }, mediaType: tar.value.mediaType });
       diffIds.push(tar.value.diffId);
+      await packed.write(folder, { digest: tar.value.digest, size: tar.value.size, mediaType: tar.value.mediaType, diffId: tar.value.diffId, rootMtime });
     }
     if (layers.length === 0) return fail(error('unexpected', 'an image without layers'));
     const config = imageConfig(meta, diffIds, options.architecture);
