@@ -49,6 +49,11 @@ export class PackedLayers {
     return join(this.store.root, 'packed', `${basename(parent)}-${basename(folder)}.json`);
   }
 
+  /** Whether `folder` can have a record: a folder of the store's layers or snapshots. */
+  recordable(folder: string): boolean {
+    return this.file(folder) !== undefined;
+  }
+
   /** The layer type to record for a pulled blob's media type; undefined for foreign or unknown layers. */
   static mediaTypeOf(mediaType: string): string | undefined {
     return LAYER_TYPES[mediaType];

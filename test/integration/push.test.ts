@@ -153,8 +153,8 @@ describe('orchestrator push', () => {
     const appLayers = layersOf(`${registry.host}/other/app:v1`);
     expect(appLayers.slice(0, 3)).toEqual(baseLayers);
 
-    // Each packed step is recorded beside the store's snapshots, so the next push is HEADs only
-    // and gives the same layers (reproducible).
+    // Each packed step is recorded (and its blob kept in the store), so the next push packs
+    // nothing and gives the same layers (reproducible).
     const records = readdirSync(rig.path('cache/packed')).filter((n) => n.startsWith('snapshots-'));
     const recorded = records.map((n) => (JSON.parse(readFileSync(rig.path(`cache/packed/${n}`), 'utf8')) as { digest: string }).digest);
     expect(recorded).toEqual(expect.arrayContaining(appLayers.slice(3)));
@@ -162,6 +162,12 @@ describe('orchestrator push', () => {
     expect(second.code).toBe(0);
     expect(second.stdout).toMatch(/: 5 layers, 0 uploaded \(/);
     expect(layersOf(`${registry.host}/other/app:v2`)).toEqual(appLayers);
+    // A new repository on the same registry: every layer mounted, none packed or sent (the config is).
+    const third = await rig.spawn(['push', 'app', `docker://${registry.host}/third/app:v1`], { env });
+    expect(third.code).toBe(0);
+    expect(third.stdout).toMatch(/: 5 layers, 0 uploaded \(/);
+    expect(third.stderr.match(/: mounted/g)).toHaveLength(5);
+    expect(layersOf(`${registry.host}/third/app:v1`)).toEqual(appLayers);
     execFileSync('skopeo', ['copy', '--src-tls-verify=false', `docker://${registry.host}/other/app:v2`, `oci:${rig.path('layout')}:v2`], { stdio: 'ignore' });
     execFileSync('umoci', ['unpack', '--image', `${rig.path('layout')}:v2`, rig.path('bundle')], { stdio: 'ignore' });
     expect(tree(rig.path('bundle/rootfs'))).toEqual(tree(rig.path('build/app')));
