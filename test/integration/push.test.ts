@@ -3,6 +3,8 @@
  * become one layer each, skopeo and umoci read the image back, its tree is the sandbox output's
  * entry by entry (owners, modes, xattrs, links, deletions applied), `build --sandbox` from the
  * pushed reference gives that tree again, and a push after a %runscript edit uploads one layer.
+ * An ext3 `.img` keeps its setuid and sticky bits and links' owners; a docker:// base goes up as
+ * its pulled blobs (mounted), and a step packed once is never packed again.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
