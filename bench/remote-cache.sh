@@ -4,7 +4,8 @@
 # project target (Bootstrap docker, %post making ~500 files and 8 MiB, %environment, %runscript):
 #   machine B - `up --cache-from` with an empty cache, the steps pushed by machine A, vs machine A's
 #               cold `up --cache-to` (empty cache; it pulls the base, runs %post and pushes);
-#   push      - `orchestrator push dev docker://...` (one layer per step) to a new repository, vs
+#   push      - `orchestrator push dev docker://...` (one layer per step) to a new repository, after a
+#               first push elsewhere on the registry (so every layer is a mount, nothing packed), vs
 #               `skopeo copy oci:LAYOUT docker://...` of the same image (a layout skopeo made of our
 #               push) to a new repository.
 # Goals: (information) for both; the note of issue 17 quotes them.
@@ -64,6 +65,8 @@ orch_push() { (cd "$WORK/a" && ORCHESTRATOR_CACHE="$WORK/cache-a" "${ORCH[@]}" p
 skopeo_push() { skopeo copy --dest-tls-verify=false "oci:$WORK/layout:v1" "docker://$REG_HOST/bench/copy$1:v1"; }
 for i in $(seq 1 "$RUNS"); do
   time_ms "$WORK/t-push" orch_push "$i"
+  # Nothing packed or sent: the base layers mount from bench/base, the steps from bench/first.
+  grep -q ' 0 uploaded' "$WORK/last.log" || { echo "bench: push uploaded layers:" >&2; cat "$WORK/last.log" >&2; exit 1; }
   time_ms "$WORK/t-skopeo" skopeo_push "$i"
 done
 record --id push --figure "push of a 3-step sandbox target (~12 MiB) to a new repository" --ours "$WORK/t-push" \

@@ -1,4 +1,5 @@
-import { rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { sha256Digest, type Digest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -9,6 +10,7 @@ import type { ImageReference } from '../registry/reference.js';
 import type { PushedBlob, RegistryClient } from '../registry/registry-client.js';
 import type { Store } from '../store/store.js';
 import { LayerStack } from './layer-stack.js';
+import { PackedLayers, type PackedLayer } from './packed-layers.js';
 import { previousMetadata } from './run-step.js';
 import type { PreviousMetadata } from './singularity-metadata.js';
 
@@ -68,6 +70,45 @@ function imageConfig(meta: PreviousMetadata | undefined, diffIds: readonly Diges
 }
 
 /**
+ * A folder's layer without packing it, from its record (packed-layers.ts): a pulled layer's
+ * stored original blob (mounted from its repository when that is on the same registry), or a
+ * packed snapshot's blob when the registry has it already (one `HEAD`). Undefined: pack it.
+ */
+async function storedBlob(
+  packed: PackedLayers,
+  folder: string,
+  rootMtime: number,
+  ref: ImageReference,
+  options: PublishImageOptions,
+): Promise<(PushBlobInput & { readonly diffId: Digest }) | undefined> {
+  const layer = await packed.read(folder, rootMtime);
+  if (!layer) return undefined;
+  const base = { mediaType: layer.mediaType, diffId: layer.diffId };
+  const path = options.store.blobPath(layer.digest);
+  if (await stat(path).then((st) => st.isFile() && st.size === layer.size, () => false)) {
+    const mountFrom = layer.registry === ref.registry && layer.repository !== undefined ? [layer.repository] : undefined;
+    return { ...base, source: { digest: layer.digest, size: layer.size, path }, mountFrom };
+  }
+  // Its blob was pruned from the store: the registry may have it still.
+  const there = await options.client.blobExists(ref, layer, { signal: options.signal });
+  return there.ok && there.value ? { ...base, source: { digest: layer.digest, size: layer.size, path }, present: true } : undefined;
+}
+
+/** A packed layer kept among the store's blobs (fsync, rename: the writer computed its digest as it wrote it). */
+async function keepBlob(store: Store, file: string, digest: Digest): Promise<string> {
+  const handle = await open(file, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  const path = store.blobPath(digest);
+  await mkdir(dirname(path), { recursive: true });
+  await rename(file, path);
+  return path;
+}
+
+/**
  * Publishes an image as a standard OCI image (README, "Publishing images"): one gzip layer per
  * folder of its stack, bottom first (written by writeSnapshotTar: reproducible, so an unchanged
  * step gives the same blob and is not uploaded again), and a config from its Singularity metadata.
@@ -82,16 +123,30 @@ export async function publishImage(ref: ImageReference, options: PublishImageOpt
     // unchanged step gives the same layer in every push.
     const created = Date.parse(meta?.labels?.['org.label-schema.build-date'] ?? '');
     const imageTime = Number.isFinite(created) ? Math.floor(created / 1000) : 0;
+    const packed = new PackedLayers(store);
+    const recorded: Array<{ folder: string; layer: PackedLayer }> = [];
     const layers: PushBlobInput[] = [];
     const diffIds: Digest[] = [];
     for (const [i, folder] of [...options.lowers].reverse().entries()) {
       const rootMtime = i === options.lowers.length - 1 ? imageTime : 0;
+      const known = await storedBlob(packed, folder, rootMtime, ref, options);
+      if (known) {
+        layers.push(known);
+        diffIds.push(known.diffId);
+        const layer = await packed.read(folder, rootMtime);
+        if (layer?.rootMtime !== undefined) recorded.push({ folder, layer });
+        continue;
+      }
       const file = store.tempPath('push-layer.tar.gz');
       files.push(file);
       const tar = await writeSnapshotTar({ folder, output: file, compression: 'gzip', rootMtime, signal });
       if (!tar.ok) return tar;
-      layers.push({ source: { digest: tar.value.digest, size: tar.value.size, path: file }, mediaType: tar.value.mediaType });
-      diffIds.push(tar.value.diffId);
+      const { digest, size, mediaType, diffId } = tar.value;
+      // A store folder's blob is kept (and recorded), so that its next push packs nothing.
+      const path = packed.recordable(folder) ? await keepBlob(store, file, digest) : file;
+      layers.push({ source: { digest, size, path }, mediaType });
+      diffIds.push(diffId);
+      recorded.push({ folder, layer: { digest, size, mediaType, diffId, rootMtime } });
     }
     if (layers.length === 0) return fail(error('unexpected', 'an image without layers'));
     const config = imageConfig(meta, diffIds, options.architecture);
@@ -103,6 +158,8 @@ export async function publishImage(ref: ImageReference, options: PublishImageOpt
       signal,
     });
     if (!pushed.ok) return pushed;
+    // The steps' blobs are now in this repository too: the next push elsewhere on this registry mounts them.
+    for (const r of recorded) await packed.write(r.folder, { ...r.layer, registry: ref.registry, repository: ref.repository });
     const layerBlobs = pushed.value.blobs.slice(1);
     return ok({ ...pushed.value, layers: layerBlobs.length, uploadedLayers: layerBlobs.filter((b) => b.how === 'uploaded').length });
   } finally {

@@ -9,6 +9,7 @@ import type { RegistryClient } from '../registry/registry-client.js';
 import type { RegistryEventListener } from '../registry/registry-events.js';
 import type { Store } from '../store/store.js';
 import type { SourceSpec } from './build-source.js';
+import { PackedLayers } from './packed-layers.js';
 import { storedImage } from './stored-image.js';
 import { DEFAULT_PLATFORM } from '../registry/platform.js';
 import { imageConfigFromOci } from './image-config.js';
@@ -79,6 +80,13 @@ export async function registrySource(text: string, options: RegistrySourceOption
     ),
   );
   for (const r of results) if (r && !r.ok) return fail(r.error);
+  // What each layer folder is as a blob, so that a push sends (or mounts) this blob (publish-image.ts).
+  const packed = new PackedLayers(options.store);
+  for (const l of image.layers) {
+    const mediaType = PackedLayers.mediaTypeOf(l.mediaType);
+    if (mediaType === undefined) continue;
+    await packed.write(options.store.layerPath(l.diffId), { digest: l.digest, size: l.size, mediaType, diffId: l.diffId, registry: ref.registry, repository: ref.repository });
+  }
   const lowers = image.layers.map((l) => options.store.layerPath(l.diffId)).reverse();
   return ok({
     kind: 'layers',

@@ -6,6 +6,7 @@ import { shortDigest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { lastLines, runCommand } from '../core/run-command.js';
 import type { DetectedImage } from '../image/detect-image.js';
+import { restoreExt3Metadata } from '../image/ext3-metadata.js';
 import { resolveImage } from '../image/resolve-image.js';
 import { formatReference, parseReference } from '../registry/reference.js';
 import { formatBytes } from '../report/format-bytes.js';
@@ -62,8 +63,14 @@ async function extractExactly(image: DetectedImage, store: Store, signal: AbortS
     await rm(dir, { recursive: true, force: true });
     return fail(error('image-extract-failed', `could not extract ${image.path} with ${tool}: ${lastLines(r.output, 1) || r.kind}`, { hint: `is ${tool} installed (scripts/install-system-deps.sh)?` }));
   }
-  // debugfs dumps the root's entries into the folder itself.
-  return ok(image.format === 'squashfs' ? root : dir);
+  if (image.format === 'squashfs') return ok(root);
+  // debugfs dumps the root's entries into the folder itself, with less than their owners and modes.
+  const restored = await restoreExt3Metadata(image, dir, { signal });
+  if (!restored.ok) {
+    await rm(dir, { recursive: true, force: true });
+    return restored;
+  }
+  return ok(dir);
 }
 
 export const command: Command = {

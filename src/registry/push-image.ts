@@ -12,6 +12,10 @@ export interface PushBlobInput {
   readonly source: BlobSource;
   readonly mediaType: string;
   readonly annotations?: Readonly<Record<string, string>> | undefined;
+  /** The caller found the blob in the repository just now (`blobExists`): it is not pushed, and `source` is not read. */
+  readonly present?: boolean | undefined;
+  /** Repositories of the same registry to mount this blob from (default the image's `mountFrom`). */
+  readonly mountFrom?: readonly string[] | undefined;
 }
 
 export interface PushImageOptions {
@@ -66,7 +70,12 @@ export async function pushImage(ref: ImageReference, options: PushImageOptions):
     inputs.map((input) =>
       queue.add(async () => {
         if (signal?.aborted) return undefined;
-        const r = await client.pushBlob(ref, input.source, { mountFrom: options.mountFrom, chunkSize: options.chunkSize, signal });
+        if (input.present) {
+          const blob: PushedBlob = { digest: input.source.digest, size: input.source.size, how: 'exists', bytesSent: 0 };
+          options.onBlob?.(blob);
+          return ok(blob);
+        }
+        const r = await client.pushBlob(ref, input.source, { mountFrom: input.mountFrom ?? options.mountFrom, chunkSize: options.chunkSize, signal });
         if (r.ok) options.onBlob?.(r.value);
         return r;
       }),

@@ -1,0 +1,54 @@
+import { chmod, lchown, lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { error, type Diagnostic } from '../core/diagnostic.js';
+import { fail, ok, type Result } from '../core/result.js';
+import { lastLines, runCommand } from '../core/run-command.js';
+import type { DetectedImage } from './detect-image.js';
+
+/** The folders of a tree, relative (`''` is the root), parents first. */
+async function folders(root: string, rel = ''): Promise<string[]> {
+  const out = [rel];
+  for (const e of await readdir(join(root, rel), { withFileTypes: true })) if (e.isDirectory()) out.push(...(await folders(root, rel === '' ? e.name : `${rel}/${e.name}`)));
+  return out;
+}
+
+/**
+ * Gives a tree that `debugfs rdump` extracted from an ext3 image the owners and modes of the
+ * image: rdump drops setuid, setgid and sticky bits and leaves symbolic links owned by root. One
+ * `debugfs` run lists every folder (`ls -p`: `/inode/mode/uid/gid/name/size/`), then each entry is
+ * chowned (links too) and chmodded (after the chown, which clears setuid bits).
+ */
+export async function restoreExt3Metadata(image: DetectedImage, root: string, options: { signal?: AbortSignal } = {}): Promise<Result<void, Diagnostic>> {
+  const dirs = await folders(root);
+  const commands = dirs.map((d) => `ls -p "/${d.replace(/(["\\])/g, '\\$1')}"`).join('\n') + '\n';
+  const chunks: Buffer[] = [];
+  const device = image.offset > 0 ? `${image.path}?offset=${image.offset}` : image.path;
+  const r = await runCommand('debugfs', ['-f', '-', device], {
+    input: commands,
+    onOutput: (c, stream) => {
+      if (stream === 'stdout') chunks.push(c);
+    },
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  if (r.kind !== 'exited' || r.code !== 0) {
+    return fail(error('image-extract-failed', `could not read the owners and modes of ${image.path} with debugfs: ${lastLines(r.output, 1) || r.kind}`, { hint: 'is debugfs installed (scripts/install-system-deps.sh)?' }));
+  }
+  let dir: string | undefined;
+  for (const line of Buffer.concat(chunks).toString('utf8').split('\n')) {
+    const cmd = /^debugfs: ls -p "\/(.*)"$/.exec(line);
+    if (cmd) {
+      dir = cmd[1]!.replace(/\\(["\\])/g, '$1');
+      continue;
+    }
+    const m = /^\/\d+\/([0-7]+)\/(\d+)\/(\d+)\/(.*)\/[^/]*\/$/.exec(line);
+    if (!m || dir === undefined) continue;
+    const name = m[4]!;
+    if (name === '..' || (name === '.' && dir !== '')) continue;
+    const path = name === '.' ? root : join(root, dir, name);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st) continue;
+    await lchown(path, Number(m[2]), Number(m[3]));
+    if (!st.isSymbolicLink()) await chmod(path, Number.parseInt(m[1]!, 8) & 0o7777);
+  }
+  return ok(undefined);
+}
