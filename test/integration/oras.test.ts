@@ -1,0 +1,147 @@
+/**
+ * `oras://` through the built CLI and the real docker-registry: a SIF target pushed as Apptainer's
+ * ORAS artifact (skopeo shows the sylabs media types), pulled back byte for byte and pinned in
+ * orchestrator.lock; bad inputs (a target that is not SIF, a Docker image, a non-SIF blob, a
+ * missing tag) are each one clear error that leaves nothing behind.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { sha256Digest } from '../../src/core/digest.js';
+import { parseReference } from '../../src/registry/reference.js';
+import { makeBusyboxTree } from '../helpers/busybox-image.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { pushBlob, pushManifest } from '../helpers/registry-push.js';
+import { Rig } from '../helpers/rig.js';
+
+let registry: TestRegistry;
+let rig: Rig;
+let env: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  registry = await startRegistry();
+});
+afterAll(async () => {
+  await registry?.stop();
+});
+beforeEach(async () => {
+  rig = await Rig.create('orchestrator-oras-');
+  mkdirSync(rig.path('rootfs'));
+  makeBusyboxTree(rig.path('rootfs'));
+  env = { ...process.env, ORCHESTRATOR_CACHE: rig.path('cache'), DOCKER_CONFIG: rig.path('docker') };
+  delete env['CI'];
+});
+afterEach(() => rig.cleanup());
+
+const MANIFEST = [
+  'version: 1',
+  'targets:',
+  '  box:',
+  '    from: ./rootfs',
+  '    recipe: app.def',
+  '    format: sif',
+  '    output: build/box.sif',
+  '  flat:',
+  '    from: ./rootfs',
+  '    format: squashfs',
+  '    output: build/flat.simg',
+  '',
+].join('\n');
+
+const raw = (ref: string): Record<string, unknown> => JSON.parse(execFileSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as Record<string, unknown>;
+
+/** Puts an OCI manifest with one layer of `bytes` typed `layerType` at `ref` (bypassing our push). */
+async function putArtifact(ref: string, bytes: Uint8Array, layerType: string): Promise<void> {
+  const r = parseReference(`docker://${ref}`);
+  if (!r.ok) throw new Error(r.error.message);
+  const config = new Uint8Array(Buffer.from('{}'));
+  await pushBlob(r.value, config);
+  const digest = await pushBlob(r.value, bytes);
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.sylabs.sif.config.v1+json', digest: sha256Digest(config), size: 2 },
+    layers: [{ mediaType: layerType, digest, size: bytes.length }],
+  };
+  await pushManifest(r.value, new Uint8Array(Buffer.from(JSON.stringify(manifest))), manifest.mediaType);
+}
+
+describe('oras://', () => {
+  it('pushes a SIF target as Apptainer does, pulls it back byte for byte and pins the tag in orchestrator.lock', async () => {
+    rig.write({ 'orchestrator.yaml': MANIFEST, 'app.def': '%post\n    echo hello > /hello.txt\n%runscript\n    cat /hello.txt\n' });
+    const up = await rig.spawn(['up', 'box', '--progress', 'plain'], { env });
+    expect(up.code).toBe(0);
+    const ref = `${registry.host}/team/box:v1`;
+    const pushed = await rig.spawn(['push', 'box', `oras://${ref}`], { env });
+    expect(pushed.stderr).not.toMatch(/error/);
+    expect(pushed.code).toBe(0);
+    expect(pushed.stdout).toMatch(/^pushed target box to oras:\/\/127\.0\.0\.1:\d+\/team\/box:v1@sha256:[0-9a-f]{64}: SIF /);
+
+    const sifBytes = readFileSync(rig.path('build/box.sif'));
+    const manifest = raw(ref) as { mediaType: string; artifactType?: string; config: { mediaType: string; digest: string; size: number }; layers: { mediaType: string; digest: string; size: number; annotations: Record<string, string> }[] };
+    expect(manifest.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+    expect(manifest.artifactType).toBeUndefined();
+    expect(manifest.config).toEqual({ mediaType: 'application/vnd.sylabs.sif.config.v1+json', digest: sha256Digest('{}'), size: 2 });
+    expect(manifest.layers).toEqual([
+      { mediaType: 'application/vnd.sylabs.sif.layer.v1.sif', digest: sha256Digest(sifBytes), size: sifBytes.length, annotations: { 'org.opencontainers.image.title': 'box.sif' } },
+    ]);
+
+    // Outside a project: to the named file, nothing pinned.
+    mkdirSync(rig.path('elsewhere'));
+    const pulled = await rig.spawn(['pull', `oras://${ref}`, 'copy.sif'], { env, cwd: rig.path('elsewhere') });
+    expect(pulled.code).toBe(0);
+    expect(readFileSync(rig.path('elsewhere/copy.sif')).equals(sifBytes)).toBe(true);
+    expect(existsSync(rig.path('elsewhere/orchestrator.lock'))).toBe(false);
+    const sif = await rig.spawn(['sif', 'list', rig.path('elsewhere/copy.sif')], { env });
+    expect(sif.code).toBe(0);
+
+    // Inside the project: the default name, the tag pinned to the manifest digest.
+    const again = await rig.spawn(['pull', `oras://${ref}`], { env });
+    expect(again.code).toBe(0);
+    const digest = again.stdout.trim();
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(readFileSync(rig.path('box_v1.sif')).equals(sifBytes)).toBe(true);
+    const lock = JSON.parse(readFileSync(rig.path('orchestrator.lock'), 'utf8')) as { images: Record<string, { digest: string }> };
+    expect(lock.images[`oras://${ref}`]?.digest).toBe(digest);
+  });
+
+  it('refuses a target that is not SIF, and a file that is not SIF, before sending anything', async () => {
+    rig.write({ 'orchestrator.yaml': MANIFEST, 'app.def': '%post\n    true\n', 'notes.txt': 'not an image\n' });
+    expect((await rig.spawn(['up', 'flat', '--progress', 'plain'], { env })).code).toBe(0);
+    const target = await rig.spawn(['push', 'flat', `oras://${registry.host}/team/flat:v1`], { env });
+    expect(target.code).toBe(2);
+    expect(target.stderr.match(/error/g)).toHaveLength(1);
+    expect(target.stderr).toContain('is not a SIF file');
+    expect(target.stderr).toContain('format: sif');
+    const file = await rig.spawn(['push', './notes.txt', `oras://${registry.host}/team/notes:v1`], { env });
+    expect(file.code).toBe(2);
+    expect(file.stderr).toContain('notes.txt is not a SIF file');
+    expect(() => raw(`${registry.host}/team/flat:v1`)).toThrow();
+  });
+
+  it('a Docker-typed layer, a non-SIF blob and a missing tag are each one clear error and leave no file', async () => {
+    rig.write({ 'orchestrator.yaml': 'version: 1\ntargets: {}\n' });
+    await putArtifact(`${registry.host}/bad/docker:v1`, new Uint8Array(Buffer.from('layer')), 'application/vnd.oci.image.layer.v1.tar+gzip');
+    await putArtifact(`${registry.host}/bad/text:v1`, new Uint8Array(Buffer.from('this is not a SIF file\n')), 'application/vnd.sylabs.sif.layer.v1.sif');
+
+    const docker = await rig.spawn(['pull', `oras://${registry.host}/bad/docker:v1`, 'out.sif'], { env });
+    expect(docker.code).toBe(1);
+    expect(docker.stderr).toContain('not a SIF artifact');
+    expect(docker.stderr).toContain('application/vnd.oci.image.layer.v1.tar+gzip');
+
+    const text = await rig.spawn(['pull', `oras://${registry.host}/bad/text:v1`, 'out.sif'], { env });
+    expect(text.code).toBe(1);
+    expect(text.stderr).toContain('the layer is not a SIF file');
+
+    const missing = await rig.spawn(['pull', `oras://${registry.host}/bad/none:v1`, 'out.sif'], { env });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('not found');
+
+    for (const r of [docker, text, missing]) expect(r.stderr.match(/error/g)).toHaveLength(1);
+    expect(readdirSync(rig.dir).filter((f) => f.includes('out') || f.endsWith('.sif') || f.includes('.tmp-'))).toEqual([]);
+    // The non-SIF blob was not kept in the cache.
+    const blobs = execFileSync('find', [rig.path('cache'), '-type', 'f'], { encoding: 'utf8' });
+    expect(blobs).not.toContain(sha256Digest('this is not a SIF file\n').slice(7));
+    expect(existsSync(rig.path('orchestrator.lock'))).toBe(false);
+  });
+});
