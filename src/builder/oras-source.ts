@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, copyFile, rename, rm, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { error } from '../core/diagnostic.js';
+import { error, type Diagnostic } from '../core/diagnostic.js';
 import { type Digest } from '../core/digest.js';
 import { tempSibling } from '../core/fs-atomic.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -19,9 +19,13 @@ import {
   TITLE_ANNOTATION,
 } from '../registry/oras.js';
 import { pushImage, type PushedImage } from '../registry/push-image.js';
-import { withDigest, type ImageReference } from '../registry/reference.js';
+import type { Platform } from '../registry/media-types.js';
+import { DEFAULT_PLATFORM } from '../registry/platform.js';
+import { parseReference, withDigest, type ImageReference } from '../registry/reference.js';
 import type { PushedBlob, RegistryClient } from '../registry/registry-client.js';
 import type { Store } from '../store/store.js';
+import type { SourceSpec } from './build-source.js';
+import type { TagPins } from './registry-source.js';
 
 async function fileDigest(path: string, signal?: AbortSignal): Promise<Digest> {
   const hash = createHash('sha256');
@@ -47,10 +51,12 @@ export async function pushSif(
   options: { client: RegistryClient; shownAs?: string; onBlob?: (b: PushedBlob) => void; signal?: AbortSignal },
 ): Promise<Result<PushedImage & { size: number }>> {
   const shown = options.shownAs ?? path;
+  const hint = 'oras:// carries one SIF file: give a .sif file, or a target built with format: sif';
+  if (await stat(path).then((s) => s.isDirectory(), () => false)) return fail(error('image-not-sif', `${shown} is a folder, not a SIF file`, { hint }));
   const sif = await readSif(path, shown);
   if (!sif.ok) {
     if (sif.error.reason === 'image-not-found' || sif.error.reason === 'image-unreadable') return sif;
-    return fail(error('image-not-sif', `${shown} is not a SIF file: ${sif.error.message}`, { hint: 'oras:// carries one SIF file: give a .sif file, or a target built with format: sif' }));
+    return fail(error('image-not-sif', `${shown} is not a SIF file: ${sif.error.message}`, { hint }));
   }
   const { size } = await stat(path);
   const digest = await fileDigest(path, options.signal);
@@ -120,4 +126,29 @@ export async function publishSif(blobPath: string, dest: string): Promise<void> 
     await rm(tmp, { force: true });
     throw e;
   }
+}
+
+export interface OrasSourceOptions {
+  readonly store: Store;
+  readonly client: RegistryClient;
+  /** orchestrator.lock: the tag is pinned to the manifest digest under `oras://REF`. */
+  readonly pins?: TagPins;
+  readonly platform?: Platform;
+  readonly location?: Diagnostic['location'];
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * `from: oras://REF` / `Bootstrap: oras`: the SIF pulled into the store (once per digest) and used
+ * as a local image file is. A tag resolves through its pin unless the run ignores pins (--pull).
+ */
+export async function orasSource(text: string, options: OrasSourceOptions): Promise<Result<SourceSpec, Diagnostic>> {
+  const parsed = parseReference(text.startsWith('oras://') ? `docker://${text.slice('oras://'.length)}` : text, options.location ? { location: options.location } : {});
+  if (!parsed.ok) return parsed;
+  const key = formatOrasReference(parsed.value);
+  const pin = parsed.value.digest === undefined ? options.pins?.get(key) : undefined;
+  const sif = await fetchSif(pin !== undefined ? withDigest(parsed.value, pin) : parsed.value, options);
+  if (!sif.ok) return sif;
+  if (parsed.value.digest === undefined) options.pins?.record(key, sif.value.digest, options.platform ?? DEFAULT_PLATFORM, sif.value.digest);
+  return ok({ kind: 'local', path: sif.value.blobPath });
 }

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { sha256Digest } from '../../src/core/digest.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { makeBusyboxTree } from '../helpers/busybox-image.js';
+import { snapshotTree } from '../helpers/layers.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushBlob, pushManifest } from '../helpers/registry-push.js';
 import { Rig } from '../helpers/rig.js';
@@ -105,6 +106,50 @@ describe('oras://', () => {
     expect(lock.images[`oras://${ref}`]?.digest).toBe(digest);
   });
 
+  it('builds from: oras:// and Bootstrap: oras into the SIF\'s tree, pinning the tag in orchestrator.lock', async () => {
+    rig.write({ 'orchestrator.yaml': MANIFEST, 'app.def': '%post\n    echo hello > /hello.txt\n' });
+    expect((await rig.spawn(['up', 'box', '--progress', 'plain'], { env })).code).toBe(0);
+    const ref = `${registry.host}/team/base:v1`;
+    expect((await rig.spawn(['push', 'build/box.sif', `oras://${ref}`], { env })).code).toBe(0);
+
+    rig.write({
+      'consumer/orchestrator.yaml': [
+        'version: 1',
+        'targets:',
+        `  viafrom:\n    from: oras://${ref}\n    format: sandbox`,
+        '  viaheader:\n    recipe: header.def\n    format: sandbox',
+        '  local:\n    from: ../build/box.sif\n    format: sandbox',
+        '',
+      ].join('\n'),
+      'consumer/header.def': `Bootstrap: oras\nFrom: ${ref}\n`,
+    });
+    const cwd = rig.path('consumer');
+    const up = await rig.spawn(['up', '--progress', 'plain'], { env, cwd });
+    expect(up.stderr).not.toMatch(/error/);
+    expect(up.code).toBe(0);
+    const tree = (dir: string) => {
+      const t = snapshotTree(rig.path(`consumer/build/${dir}`));
+      delete t['.'];
+      // Each unpacking of the SIF stamps its own build date into the labels.
+      delete t['.singularity.d/labels.json'];
+      return t;
+    };
+    expect(tree('viafrom')['hello.txt']).toBeDefined();
+    expect(tree('viafrom')).toEqual(tree('local'));
+    // A recipe build records its definition file; the rest is the SIF's tree.
+    expect(readFileSync(rig.path('consumer/build/viaheader/.singularity.d/Singularity'), 'utf8')).toContain('Bootstrap: oras');
+    const { ['.singularity.d/Singularity']: _def, ...viaheader } = tree('viaheader');
+    const { ['.singularity.d/Singularity']: _localDef, ...local } = tree('local');
+    expect(viaheader).toEqual(local);
+    const lock = JSON.parse(readFileSync(rig.path('consumer/orchestrator.lock'), 'utf8')) as { images: Record<string, { digest: string }> };
+    expect(lock.images[`oras://${ref}`]?.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+    // Pinned and cached: nothing to do the second time.
+    const again = await rig.spawn(['up', '--progress', 'plain'], { env, cwd });
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/built 0, fresh 3, failed 0/);
+  });
+
   it('refuses a target that is not SIF, and a file that is not SIF, before sending anything', async () => {
     rig.write({ 'orchestrator.yaml': MANIFEST, 'app.def': '%post\n    true\n', 'notes.txt': 'not an image\n' });
     expect((await rig.spawn(['up', 'flat', '--progress', 'plain'], { env })).code).toBe(0);
@@ -116,6 +161,9 @@ describe('oras://', () => {
     const file = await rig.spawn(['push', './notes.txt', `oras://${registry.host}/team/notes:v1`], { env });
     expect(file.code).toBe(2);
     expect(file.stderr).toContain('notes.txt is not a SIF file');
+    const folder = await rig.spawn(['push', './rootfs', `oras://${registry.host}/team/rootfs:v1`], { env });
+    expect(folder.code).toBe(2);
+    expect(folder.stderr).toContain('./rootfs is a folder, not a SIF file');
     expect(() => raw(`${registry.host}/team/flat:v1`)).toThrow();
   });
 
