@@ -163,8 +163,10 @@ async function pullOras(ctx: CommandContext, text: string, fileArg: string | und
   } catch (e) {
     return failWith(ctx, [error('not-writable', `${dest}: ${(e as Error).message}`, { hint: 'pull to a folder you can write, or name another FILE' })]);
   }
-  if (lockPath !== undefined && lock !== undefined && lock.images[key]?.digest !== sif.digest) {
-    await writeLockFile(lockPath, { version: 1, images: { ...lock.images, [key]: { digest: sif.digest, platforms: {} } } });
+  // Pinned as `up` and `lock` pin it: the manifest digest, for the default platform too.
+  const plat = formatPlatform(DEFAULT_PLATFORM);
+  if (lockPath !== undefined && lock !== undefined && (lock.images[key]?.digest !== sif.digest || lock.images[key]?.platforms[plat] !== sif.digest)) {
+    await writeLockFile(lockPath, withLockEntry(lock, key, sif.digest, plat, sif.digest));
   }
   if (!boolOption(args, 'quiet')) {
     ctx.stderr.write(`pulled ${key} to ${dest}: SIF ${formatBytes(sif.size)}${sif.downloaded ? ' downloaded' : ' [cached]'}\n`);

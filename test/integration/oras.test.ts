@@ -148,6 +148,9 @@ describe('oras://', () => {
     const again = await rig.spawn(['up', '--progress', 'plain'], { env, cwd });
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/built 0, fresh 3, failed 0/);
+    const pins = await rig.spawn(['lock'], { env, cwd });
+    expect(pins.code).toBe(0);
+    expect(pins.stdout).toBe(`oras://${ref}: ${lock.images[`oras://${ref}`]!.digest} (pinned)\n`);
   });
 
   it('refuses a target that is not SIF, and a file that is not SIF, before sending anything', async () => {
