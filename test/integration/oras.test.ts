@@ -148,6 +148,15 @@ describe('oras://', () => {
     const again = await rig.spawn(['up', '--progress', 'plain'], { env, cwd });
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/built 0, fresh 3, failed 0/);
+    // One-shot build from the reference, as `singularity build --sandbox OUT oras://...`.
+    const oneShot = await rig.spawn(['build', '--sandbox', rig.path('oneshot'), `oras://${ref}`], { env, cwd });
+    expect(oneShot.stderr).not.toMatch(/error/);
+    expect(oneShot.code).toBe(0);
+    const t = snapshotTree(rig.path('oneshot'));
+    delete t['.'];
+    delete t['.singularity.d/labels.json'];
+    expect(t).toEqual(tree('local'));
+
     const pins = await rig.spawn(['lock'], { env, cwd });
     expect(pins.code).toBe(0);
     expect(pins.stdout).toBe(`oras://${ref}: ${lock.images[`oras://${ref}`]!.digest} (pinned)\n`);
