@@ -197,8 +197,19 @@ describe('oras://', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('not found');
 
+    // A file already there is left as it was by a failed pull.
+    rig.write({ 'keep.sif': 'old content\n' });
+    const over = await rig.spawn(['pull', `oras://${registry.host}/bad/text:v1`, 'keep.sif'], { env });
+    expect(over.code).toBe(1);
+    expect(readFileSync(rig.path('keep.sif'), 'utf8')).toBe('old content\n');
+
+    // FILE is for oras:// only.
+    const extra = await rig.spawn(['pull', `docker://${registry.host}/bad/docker:v1`, 'out.sif'], { env });
+    expect(extra.code).toBe(2);
+    expect(extra.stderr).toContain("unexpected argument 'out.sif'");
+
     for (const r of [docker, text, missing]) expect(r.stderr.match(/error/g)).toHaveLength(1);
-    expect(readdirSync(rig.dir).filter((f) => f.includes('out') || f.endsWith('.sif') || f.includes('.tmp-'))).toEqual([]);
+    expect(readdirSync(rig.dir).filter((f) => f.includes('out') || (f.endsWith('.sif') && f !== 'keep.sif') || f.includes('.tmp-'))).toEqual([]);
     // The non-SIF blob was not kept in the cache.
     const blobs = execFileSync('find', [rig.path('cache'), '-type', 'f'], { encoding: 'utf8' });
     expect(blobs).not.toContain(sha256Digest('this is not a SIF file\n').slice(7));
