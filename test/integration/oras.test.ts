@@ -79,9 +79,12 @@ describe('oras://', () => {
     expect(pushed.stdout).toMatch(/^pushed target box to oras:\/\/127\.0\.0\.1:\d+\/team\/box:v1@sha256:[0-9a-f]{64}: SIF /);
 
     const sifBytes = readFileSync(rig.path('build/box.sif'));
-    const manifest = raw(ref) as { mediaType: string; artifactType?: string; config: { mediaType: string; digest: string; size: number }; layers: { mediaType: string; digest: string; size: number; annotations: Record<string, string> }[] };
+    const manifest = raw(ref) as { mediaType: string; artifactType?: string; annotations?: Record<string, string>; config: { mediaType: string; digest: string; size: number }; layers: { mediaType: string; digest: string; size: number; annotations: Record<string, string> }[] };
     expect(manifest.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
     expect(manifest.artifactType).toBeUndefined();
+    // The SIF header's creation time (int64 seconds at byte 64), as Apptainer annotates it.
+    const created = new Date(Number(sifBytes.readBigInt64LE(64)) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    expect(manifest.annotations).toEqual({ 'org.opencontainers.image.created': created });
     expect(manifest.config).toEqual({ mediaType: 'application/vnd.sylabs.sif.config.v1+json', digest: sha256Digest('{}'), size: 2 });
     expect(manifest.layers).toEqual([
       { mediaType: 'application/vnd.sylabs.sif.layer.v1.sif', digest: sha256Digest(sifBytes), size: sifBytes.length, annotations: { 'org.opencontainers.image.title': 'box.sif' } },
