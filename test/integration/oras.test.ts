@@ -163,6 +163,16 @@ describe('oras://', () => {
     const pins = await rig.spawn(['lock'], { env, cwd });
     expect(pins.code).toBe(0);
     expect(pins.stdout).toBe(`oras://${ref}: ${lock.images[`oras://${ref}`]!.digest} (pinned)\n`);
+
+    // A tag that is not there: one error, and the previous output and pins are kept.
+    const before = readFileSync(rig.path('consumer/orchestrator.lock'), 'utf8');
+    rig.write({ 'consumer/orchestrator.yaml': `version: 1\ntargets:\n  viafrom:\n    from: oras://${registry.host}/team/none:v1\n    format: sandbox\n` });
+    const bad = await rig.spawn(['up', '--progress', 'plain'], { env, cwd });
+    expect(bad.code).toBe(1);
+    expect((bad.stdout + bad.stderr).match(/error/g)).toHaveLength(1);
+    expect(bad.stdout + bad.stderr).toContain('not found');
+    expect(tree('viafrom')).toEqual(tree('local'));
+    expect(readFileSync(rig.path('consumer/orchestrator.lock'), 'utf8')).toBe(before);
   });
 
   it('refuses a target that is not SIF, and a file that is not SIF, before sending anything', async () => {
