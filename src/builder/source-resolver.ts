@@ -51,6 +51,13 @@ export class SourceResolver {
     });
   }
 
+  /** An `oras://` SIF (`Bootstrap: oras` or `from: oras://`): pulled into the store, pinned like docker://, used as a local image. */
+  async #oras(text: string, location?: Diagnostic['location']): Promise<Result<SourceSpec, Diagnostic>> {
+    const o = this.options;
+    const { orasSource } = await import('./oras-source.js');
+    return orasSource(text, { store: o.store, client: await o.client(), ...(o.pins ? { pins: o.pins } : {}), ...(o.platform ? { platform: o.platform } : {}), ...(o.signal ? { signal: o.signal } : {}), ...(location ? { location } : {}) });
+  }
+
   /** The source a recipe stage's header names. */
   async header(stage: Stage, recipeDir: string): Promise<Result<SourceSpec, Diagnostic>> {
     const field = stage.header.get('bootstrap');
@@ -67,6 +74,8 @@ export class SourceResolver {
         });
       case 'localimage':
         return ok({ kind: 'local', path: path(from!.value) });
+      case 'oras':
+        return this.#oras(from!.value, from!.valueLocation);
       case 'oci':
       case 'oci-archive':
       case 'docker-archive': {
@@ -105,6 +114,8 @@ export class SourceResolver {
     switch (ref.kind) {
       case 'docker':
         return this.#registry(ref.ref);
+      case 'oras':
+        return this.#oras(ref.ref);
       case 'path':
         return ok({ kind: 'local', path: ref.path });
       case 'target': {
@@ -130,6 +141,8 @@ export function originOf(ref: SourceRef): SourceOrigin {
   switch (ref.kind) {
     case 'docker':
       return { bootstrap: 'docker', from: ref.ref };
+    case 'oras':
+      return { bootstrap: 'oras', from: ref.ref };
     case 'path':
     case 'target':
       return { bootstrap: 'localimage', from: ref.text };

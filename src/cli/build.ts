@@ -40,7 +40,7 @@ interface BuildSource {
 /** SOURCE as `singularity build` reads it: a registry or OCI reference, an image or folder, or a recipe. */
 async function classify(ctx: CommandContext, text: string, buildArgs: Record<string, string>, fromGiven: boolean): Promise<Result<BuildSource, Diagnostic[]>> {
   const cwd = ctx.cwd;
-  if (text.startsWith('docker://')) return ok({ source: { kind: 'layers', key: null, layers: [], description: text }, recipeDir: cwd });
+  if (text.startsWith('docker://') || text.startsWith('oras://')) return ok({ source: { kind: 'layers', key: null, layers: [], description: text }, recipeDir: cwd });
   for (const scheme of ['oci-archive:', 'docker-archive:', 'oci:'] as const) {
     if (text.startsWith(scheme)) return ok({ source: { kind: 'layers', key: scheme, layers: [], description: text }, recipeDir: cwd });
   }
@@ -69,7 +69,7 @@ export const command: Command = {
     usage:
       '[--sandbox|--writable] [--force] [--notest] [--no-cache] [--section S] [--build-arg NAME=VALUE ...] [--from REF] [--squashfs-writer W] [--compression C] [--compression-level N] [--block-size SIZE] [--cache-from REG/REPO ...] [--cache-to REG/REPO ...] OUT SOURCE',
     description: [
-      'SOURCE is a recipe (definition file), docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE,',
+      'SOURCE is a recipe (definition file), docker://REF, oras://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE,',
       'or an image file (.sif, .simg, .img) or sandbox folder to convert. OUT is a squashfs .simg by default,',
       'a SIF image when it ends in .sif, a sandbox folder with --sandbox, an ext3 .img with --writable.',
       'Recipe steps are cached: a rebuild reruns only what changed.',
@@ -233,6 +233,7 @@ async function cliSource(
   if (o.given?.kind !== 'layers') return ok(o.given);
   const text = o.sourceArg;
   if (text.startsWith('docker://')) return resolver.fromRef({ kind: 'docker', text, ref: text.slice('docker://'.length) });
+  if (text.startsWith('oras://')) return resolver.fromRef({ kind: 'oras', text, ref: text.slice('oras://'.length) });
   if (text.startsWith('oci:')) {
     const [dir, tag] = splitTag(text.slice('oci:'.length));
     return resolver.fromRef({ kind: 'oci', text, dir: resolve(ctx.cwd, dir), ...(tag !== undefined ? { tag } : {}) });
@@ -260,7 +261,7 @@ function withBuildHint(d: Diagnostic, fromHeader: boolean): Diagnostic {
  * the sandbox into itself. Registry sources have no local path.
  */
 function outputOverSource(cwd: string, output: string, sourceArg: string): 'is' | 'would hold' | 'is inside' | undefined {
-  if (sourceArg.startsWith('docker://')) return undefined;
+  if (sourceArg.startsWith('docker://') || sourceArg.startsWith('oras://')) return undefined;
   const prefix = ['oci-archive:', 'docker-archive:', 'oci:'].find((p) => sourceArg.startsWith(p));
   const text = prefix === undefined ? sourceArg : prefix === 'oci:' ? splitTag(sourceArg.slice(prefix.length))[0] : sourceArg.slice(prefix.length);
   const real = new RealPaths();

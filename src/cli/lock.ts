@@ -24,20 +24,26 @@ export const command: Command = {
     const { project, recipes } = loaded;
     const refs = new Map<string, ImageReference>();
     const problems: Diagnostic[] = [];
-    const add = (text: string, extra: { registry?: string; namespace?: string } = {}, location?: Diagnostic['location']): void => {
+    // `oras://` SIF images are pinned under their own scheme, to the manifest digest, like docker:// tags.
+    const add = (text: string, extra: { registry?: string; namespace?: string } = {}, location?: Diagnostic['location'], scheme: 'docker' | 'oras' = 'docker'): void => {
       const r = parseReference(text, { ...extra, ...(location ? { location } : {}) });
       if (!r.ok) problems.push(r.error);
-      else if (r.value.digest === undefined) refs.set(formatReference(r.value), r.value);
+      else if (r.value.digest === undefined) refs.set(scheme === 'oras' ? `oras://${r.value.canonical}` : formatReference(r.value), r.value);
     };
     for (const t of project.targets) {
       if (t.from?.kind === 'docker') add(t.from.ref, {}, t.locations.from);
+      if (t.from?.kind === 'oras') add(t.from.ref, {}, t.locations.from, 'oras');
       const recipe = recipes.byTarget.get(t.name);
       const stages = recipe?.stages ?? [];
       // The last stage's header is replaced by `from:` when there is one.
       for (const [i, stage] of stages.entries()) {
-        if (stage.bootstrap !== 'docker' || (t.from && i === stages.length - 1)) continue;
+        if ((stage.bootstrap !== 'docker' && stage.bootstrap !== 'oras') || (t.from && i === stages.length - 1)) continue;
         const from = stage.header.get('from');
         if (!from) continue;
+        if (stage.bootstrap === 'oras') {
+          add(from.value, {}, from.valueLocation, 'oras');
+          continue;
+        }
         add(
           from.value,
           {

@@ -12,7 +12,7 @@ import { RegistryClient } from '../registry/registry-client.js';
 import type { RegistryEvent } from '../registry/registry-events.js';
 import { formatBytes } from '../report/format-bytes.js';
 import { Store } from '../store/store.js';
-import { boolOption, stringOption } from './args.js';
+import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { EXIT, type Command, type CommandContext, failWith } from './command.js';
 
 export interface ProjectInfo {
@@ -119,14 +119,71 @@ export function progressPrinter(ctx: CommandContext): { onEvent: (e: RegistryEve
   };
 }
 
+/**
+ * `pull oras://REG/REPO:TAG [FILE]`: the SIF artifact into the store (src/builder/oras-source.ts),
+ * then copied to FILE (default NAME_TAG.sif, as Apptainer names it) atomically. Inside a project
+ * the tag is pinned to the manifest digest in orchestrator.lock, like docker:// references.
+ */
+// Long on purpose: the pull read top to bottom (reference, project and pin, fetch, lock, publish).
+async function pullOras(ctx: CommandContext, text: string, fileArg: string | undefined, args: ParsedArgs): Promise<number> {
+  const { parseOrasReference, formatOrasReference } = await import('../registry/oras.js');
+  const parsed = parseOrasReference(text);
+  if (!parsed.ok) return failWith(ctx, [parsed.error]);
+  const project = await findProject(ctx, stringOption(args, 'file'), stringOption(args, 'directory'));
+  if (project === 'missing') {
+    return failWith(ctx, [error('usage', `manifest '${stringOption(args, 'file')}' not found`, { hint: 'pass an existing orchestrator.yaml with -f, or leave -f out' })]);
+  }
+  const store = await Store.open({ dir: stringOption(args, 'cache-dir') ?? project?.cacheDir, base: project?.dir ?? ctx.cwd, env: ctx.env });
+  let ref = parsed.value;
+  const key = formatOrasReference(ref);
+  const lockPath = project ? join(project.dir, LOCK_FILE_NAME) : undefined;
+  let lock = undefined;
+  if (lockPath !== undefined && ref.digest === undefined) {
+    const l = await readLockFile(lockPath);
+    if (!l.ok) return failWith(ctx, [l.error]);
+    lock = l.value;
+    const pin = lock.images[key];
+    if (pin && !boolOption(args, 'pull')) ref = withDigest(ref, pin.digest);
+  }
+  const last = parsed.value.repository.split('/').pop()!;
+  const dest = resolve(ctx.cwd, fileArg ?? `${last}_${parsed.value.tag ?? 'latest'}.sif`);
+  const client = new RegistryClient({ credentials: await loadCredentials({ env: ctx.env }), env: ctx.env });
+  let result;
+  try {
+    const { fetchSif } = await import('../builder/oras-source.js');
+    result = await fetchSif(ref, { client, store, signal: ctx.signal });
+  } finally {
+    await client.close();
+  }
+  if (!result.ok) return failWith(ctx, [result.error]);
+  const sif = result.value;
+  try {
+    const { publishSif } = await import('../builder/oras-source.js');
+    await publishSif(sif.blobPath, dest);
+  } catch (e) {
+    return failWith(ctx, [error('not-writable', `${dest}: ${(e as Error).message}`, { hint: 'pull to a folder you can write, or name another FILE' })]);
+  }
+  // Pinned as `up` and `lock` pin it: the manifest digest, for the default platform too.
+  const plat = formatPlatform(DEFAULT_PLATFORM);
+  if (lockPath !== undefined && lock !== undefined && (lock.images[key]?.digest !== sif.digest || lock.images[key]?.platforms[plat] !== sif.digest)) {
+    await writeLockFile(lockPath, withLockEntry(lock, key, sif.digest, plat, sif.digest));
+  }
+  if (!boolOption(args, 'quiet')) {
+    ctx.stderr.write(`pulled ${key} to ${dest}: SIF ${formatBytes(sif.size)}${sif.downloaded ? ' downloaded' : ' [cached]'}\n`);
+  }
+  ctx.stdout.write(`${sif.digest}\n`);
+  return EXIT.ok;
+}
+
 export const command: Command = {
   spec: {
     name: 'pull',
     summary: 'fetch and verify an image into the cache',
-    usage: 'docker://REF [--platform OS/ARCH[/VARIANT]] [--pull] [-f FILE | -C DIR]',
+    usage: 'docker://REF | oras://REF [FILE] [--platform OS/ARCH[/VARIANT]] [--pull] [-f FILE | -C DIR]',
     description:
       'Resolves the reference (an index to the platform\'s image), downloads and verifies every blob into the cache and prints the manifest digest.\n' +
-      'Inside a project (orchestrator.yaml), tags are pinned to digests in orchestrator.lock; an existing pin is used unless --pull is given.',
+      'Inside a project (orchestrator.yaml), tags are pinned to digests in orchestrator.lock; an existing pin is used unless --pull is given.\n' +
+      'oras://REF fetches a SIF image (as apptainer push writes it), verifies it and copies it to FILE (default NAME_TAG.sif).',
     options: [
       { name: 'platform', type: 'string', value: 'OS/ARCH[/VARIANT]', description: 'platform to pick from a multi-platform image (default linux/amd64)' },
       { name: 'pull', type: 'boolean', description: 'resolve the tag again instead of using the pin in orchestrator.lock' },
@@ -135,10 +192,14 @@ export const command: Command = {
       { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
       { name: 'quiet', short: 'q', type: 'boolean', description: 'no progress output' },
     ],
-    positionals: { min: 1, max: 1 },
+    positionals: { min: 1, max: 2 },
   },
   async run(ctx, args) {
     const text = args.positionals[0]!;
+    if (text.startsWith('oras://')) return pullOras(ctx, text, args.positionals[1], args);
+    if (args.positionals.length > 1) {
+      return failWith(ctx, [error('usage', `unexpected argument '${args.positionals[1]}'`, { hint: 'a FILE is for oras:// SIF images; docker:// images are pulled into the cache' })]);
+    }
     const parsed = parseReference(text);
     if (!parsed.ok) {
       return failWith(ctx, [parsed.error]);

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { error } from '../core/diagnostic.js';
 import { shortDigest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -73,16 +73,53 @@ async function extractExactly(image: DetectedImage, store: Store, signal: AbortS
   return ok(dir);
 }
 
+/**
+ * `push TARGET|FILE.sif oras://REG/REPO:TAG`: the SIF file itself as Apptainer's ORAS artifact
+ * (src/builder/oras-source.ts). A target names its output, which must be a SIF file.
+ */
+async function pushOras(ctx: CommandContext, imageArg: string, destArg: string): Promise<number> {
+  const { parseOrasReference, formatOrasReference } = await import('../registry/oras.js');
+  const ref = parseOrasReference(destArg);
+  if (!ref.ok) return failWith(ctx, [ref.error]);
+  if (ref.value.digest !== undefined) {
+    return failWith(ctx, [error('usage', `'${destArg}' names a digest; push to a tag`, { hint: 'the digest is what the registry computes from what is pushed' })]);
+  }
+  const name = imageArg.startsWith('target:') ? imageArg.slice('target:'.length) : !imageArg.includes('/') && !existsSync(imageArg) ? imageArg : undefined;
+  let path = resolve(ctx.cwd, imageArg);
+  if (name !== undefined) {
+    const output = await targetImageResolver(ctx)(name);
+    if (!output.ok) return failWith(ctx, [output.error]);
+    path = output.value;
+  }
+  const client = await makeRegistryClient(ctx.env);
+  try {
+    const { pushSif } = await import('../builder/oras-source.js');
+    const r = await pushSif(ref.value, path, {
+      client,
+      shownAs: name !== undefined ? `target ${name} (${path})` : imageArg,
+      onBlob: (b) => ctx.stderr.write(`${shortDigest(b.digest)}: ${b.how === 'uploaded' ? `uploaded ${formatBytes(b.size)}` : b.how === 'exists' ? 'already there' : 'mounted'}\n`),
+      signal: ctx.signal,
+    });
+    if (!r.ok) return failWith(ctx, [r.error]);
+    ctx.stdout.write(`pushed ${name !== undefined ? `target ${name}` : imageArg} to ${formatOrasReference(ref.value)}@${r.value.digest}: SIF ${formatBytes(r.value.size)}, ${formatBytes(r.value.bytesSent)} sent\n`);
+    return EXIT.ok;
+  } finally {
+    await client.close();
+  }
+}
+
 export const command: Command = {
   spec: {
     name: 'push',
     summary: 'publish an output or image to a registry as an OCI image',
-    usage: 'TARGET|IMAGE docker://REG/REPO:TAG [--cache-dir DIR] [-f FILE | -C DIR]',
+    usage: 'TARGET|IMAGE docker://REG/REPO:TAG | TARGET|FILE.sif oras://REG/REPO:TAG [--cache-dir DIR] [-f FILE | -C DIR]',
     description: [
       'Pushes a target (its name, or target:NAME) or an image (a sandbox folder, a squashfs or ext3 image file) as an OCI image:',
       "one layer per cached step when the target's last build is in the cache (a second push uploads only the steps that changed),",
       'else one layer; a config with Env, Cmd (the runscript) and Labels from the Singularity metadata. Blobs the registry has are',
       'never uploaded again. Credentials come from ~/.docker/config.json or $REGISTRY_AUTH_FILE.',
+      'To oras://, a SIF file (or a target built with format: sif) goes up as it is, as Apptainer pushes it: one layer of type',
+      'application/vnd.sylabs.sif.layer.v1.sif, config application/vnd.sylabs.sif.config.v1+json.',
     ].join('\n'),
     options: [
       { name: 'cache-dir', type: 'string', value: 'DIR', description: "the cache folder (default: the manifest's cache.dir, $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)" },
@@ -93,8 +130,9 @@ export const command: Command = {
   },
   async run(ctx, args) {
     const [imageArg, destArg] = args.positionals as [string, string];
+    if (destArg.startsWith('oras://')) return pushOras(ctx, imageArg, destArg);
     if (!destArg.startsWith('docker://')) {
-      return failWith(ctx, [error('usage', `'${destArg}' is not a registry reference`, { hint: 'write docker://REGISTRY/REPOSITORY:TAG' })]);
+      return failWith(ctx, [error('usage', `'${destArg}' is not a registry reference`, { hint: 'write docker://REGISTRY/REPOSITORY:TAG, or oras://REGISTRY/REPOSITORY:TAG for a SIF file' })]);
     }
     const ref = parseReference(destArg);
     if (!ref.ok) return failWith(ctx, [ref.error]);

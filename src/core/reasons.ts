@@ -101,6 +101,7 @@ export const REASONS = {
     'image-unrecognized',
     'image-truncated',
     'image-unsupported',
+    'image-not-sif',
     'image-immutable',
     'image-writable-needs-root',
     'sif-bad-magic',
@@ -181,6 +182,8 @@ export const REASONS = {
     'layer-unsafe-path',
     'layer-unsafe-link',
     'layer-unsafe-device',
+    'oras-wrong-media-type',
+    'oras-not-sif',
   ],
 
   /** Running a container or mounting an image failed. Exit 1. */

@@ -306,7 +306,7 @@ async function checkAndBuild(run: Run, target: Target): Promise<Outcome> {
 /** Why a target is rebuilt: its status's reasons, and what only the run knows (--pull, a dry run's dependencies). */
 function explain(run: Run, target: Target, status: TargetStatus): StaleReason[] {
   const reasons: StaleReason[] = [...status.reasons];
-  if (run.options.pull && reasons.length === 0 && target.from?.kind === 'docker') reasons.push({ code: 'source', message: 'tags re-resolved (--pull)' });
+  if (run.options.pull && reasons.length === 0 && (target.from?.kind === 'docker' || target.from?.kind === 'oras')) reasons.push({ code: 'source', message: 'tags re-resolved (--pull)' });
   // A dry run builds nothing, so a dependent cannot see its dependency's new output: say so.
   if (run.options.dryRun && reasons.length === 0) {
     for (const d of target.dependencies) if (run.wouldBuild.has(d)) reasons.push({ code: 'source', message: `dependency ${d} would be rebuilt` });

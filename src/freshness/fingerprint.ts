@@ -87,10 +87,20 @@ function pinned(refText: string, ctx: FingerprintContext, extra: { registry?: st
   return entry?.platforms[formatPlatform(ctx.platform)] ?? 'unresolved';
 }
 
+/** An `oras://` SIF: the manifest digest it is pinned to in orchestrator.lock (or its own digest). */
+function orasPinned(refText: string, ctx: FingerprintContext): string {
+  const parsed = parseReference(refText);
+  if (!parsed.ok) return 'invalid';
+  if (parsed.value.digest !== undefined) return parsed.value.digest;
+  return ctx.lock.images[`oras://${parsed.value.canonical}`]?.digest ?? 'unresolved';
+}
+
 async function fromIdentity(from: SourceRef, ctx: FingerprintContext): Promise<string> {
   switch (from.kind) {
     case 'docker':
       return pinned(from.ref, ctx);
+    case 'oras':
+      return orasPinned(from.ref, ctx);
     case 'path':
       return identityOf(from.path, ctx);
     case 'target': {
@@ -117,6 +127,8 @@ async function headerIdentity(stage: Stage, recipeDir: string, ctx: FingerprintC
         ...(get('registry') !== undefined ? { registry: get('registry')! } : {}),
         ...(get('namespace') !== undefined ? { namespace: get('namespace')! } : {}),
       });
+    case 'oras':
+      return orasPinned(get('from') ?? '', ctx);
     case 'localimage': {
       const p = get('from') ?? '';
       return identityOf(isAbsolute(p) ? p : join(recipeDir, p), ctx);
@@ -210,7 +222,7 @@ export async function targetFingerprint(target: Target, recipe: Recipe | undefin
 
 /** Whether a source, as the fingerprint writes it, is a registry image (pinned in orchestrator.lock). */
 function isRegistrySource(text: string | undefined): boolean {
-  return text !== undefined && (text.startsWith('docker://') || /^Bootstrap: docker\b/i.test(text));
+  return text !== undefined && (text.startsWith('docker://') || text.startsWith('oras://') || /^Bootstrap: (docker|oras)\b/i.test(text));
 }
 
 /**
@@ -232,7 +244,7 @@ export function changedWhileBuilding(before: TargetComponents, after: TargetComp
     if (key.endsWith('(source)')) {
       const prefix = key.slice(0, -'(source)'.length);
       const agent = Object.entries(h1).find(([k]) => k.toLowerCase() === `${prefix}bootstrap`.toLowerCase())?.[1].value;
-      if (agent !== undefined && /^docker$/i.test(agent)) continue;
+      if (agent !== undefined && /^(docker|oras)$/i.test(agent)) continue;
     }
     return true;
   }

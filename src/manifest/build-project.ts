@@ -261,6 +261,7 @@ function localPathOf(from: SourceRef): string | undefined {
     case 'docker-archive':
       return from.file;
     case 'docker':
+    case 'oras':
     case 'target':
       return undefined;
   }
@@ -279,7 +280,7 @@ function readSource(ctx: Context, name: string, t: Obj, loc: MutableLocations, m
       const { message, hint } = fromPatternDiagnostic(t['from'], `'from' of target '${name}'`);
       diagnostics.push(error('manifest-invalid-source', message, { location: loc.from, hint }));
     }
-    const ref = from?.kind === 'docker' ? parseReference(from.ref, { location: loc.from }) : undefined;
+    const ref = from?.kind === 'docker' || from?.kind === 'oras' ? parseReference(from.ref, { location: loc.from }) : undefined;
     if (ref && !ref.ok) diagnostics.push(ref.error);
     if (from === undefined || (ref && !ref.ok)) usable = false;
     else if (from.kind === 'target') addRef(ctx, name, { ref: from.target, location: loc.from, nameLocation: loc.name, via: 'from' });

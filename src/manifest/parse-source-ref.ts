@@ -15,6 +15,10 @@ export function parseSourceRef(text: string, dir: string): SourceRef | undefined
     const ref = text.slice('docker://'.length);
     return ref === '' ? undefined : { kind: 'docker', text, ref };
   }
+  if (text.startsWith('oras://')) {
+    const ref = text.slice('oras://'.length);
+    return ref === '' ? undefined : { kind: 'oras', text, ref };
+  }
   if (text.startsWith('oci-archive:')) {
     const file = text.slice('oci-archive:'.length);
     return file === '' ? undefined : { kind: 'oci-archive', text, file: abs(file) };

@@ -74,6 +74,7 @@ export const FORMATS: readonly Format[] = ['sandbox', 'ext3', 'squashfs', 'sif']
 /** Where an image starts (`from:`), parsed. `text` is the value as written. */
 export type SourceRef =
   | { readonly kind: 'docker'; readonly text: string; /** `ubuntu:24.04`, `ghcr.io/x/y@sha256:...` */ readonly ref: string }
+  | { readonly kind: 'oras'; readonly text: string; /** A SIF image in a registry: `127.0.0.1:5000/team/box:v1` */ readonly ref: string }
   | { readonly kind: 'oci'; readonly text: string; /** Absolute OCI layout folder. */ readonly dir: string; readonly tag?: string }
   | { readonly kind: 'oci-archive'; readonly text: string; /** Absolute path of the archive. */ readonly file: string }
   | { readonly kind: 'docker-archive'; readonly text: string; /** Absolute path of the archive. */ readonly file: string }

@@ -9,9 +9,10 @@ import type { PathSegment } from './yaml-source.js';
 /** Keys a later wave adds to a target; until then they get a clearer message than "unknown key". */
 const FUTURE_TARGET_KEYS: ReadonlySet<string> = new Set(['cache']);
 
-const SOURCE_SCHEMES = ['docker', 'oci', 'oci-archive', 'docker-archive', 'target'] as const;
+const SOURCE_SCHEMES = ['docker', 'oras', 'oci', 'oci-archive', 'docker-archive', 'target'] as const;
 const SCHEME_SYNTAX: Readonly<Record<(typeof SOURCE_SCHEMES)[number], string>> = {
   docker: 'docker://REF',
+  oras: 'oras://REF',
   oci: 'oci:DIR[:TAG]',
   'oci-archive': 'oci-archive:FILE',
   'docker-archive': 'docker-archive:FILE',
@@ -134,7 +135,7 @@ export function fromPatternDiagnostic(value: string, label: string): { message: 
     if (near !== undefined) hint = `did you mean '${SCHEME_SYNTAX[near as (typeof SOURCE_SCHEMES)[number]]}'?`;
     else if (!value.includes('//') && /^[a-z0-9._/-]+:[\w][\w.-]*$/.test(value))
       hint = `for a registry image write 'docker://${value}'; for a local file whose name has a colon, start it with './'`;
-    else hint = 'sources are docker://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, target:NAME or a path';
+    else hint = 'sources are docker://REF, oras://REF, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, target:NAME or a path';
     return { message: `unknown source scheme '${scheme}:' in ${label}`, hint };
   }
   return { message: `invalid source '${value}' in ${label}` };

@@ -19,7 +19,7 @@ export const AGENTS: Readonly<Record<string, AgentInfo>> = {
   'docker-daemon': { required: ['from'], supported: false },
   library: { required: ['from'], supported: false },
   shub: { required: ['from'], supported: false },
-  oras: { required: ['from'], supported: false },
+  oras: { required: ['from'], supported: true },
   yum: { required: [], supported: false },
   dnf: { required: [], supported: false },
   zypper: { required: [], supported: false },

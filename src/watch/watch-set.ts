@@ -36,6 +36,7 @@ function under(path: string, folder: string): boolean {
 function fromPaths(from: SourceRef): string[] {
   switch (from.kind) {
     case 'docker':
+    case 'oras':
     case 'target':
       return [];
     case 'path':

@@ -175,9 +175,9 @@ describe('orchestrator push', () => {
     expect(tree(rig.path('bundle/rootfs'))).toEqual(tree(rig.path('build/app')));
   });
 
-  it('refuses a destination that is not docker://', async () => {
-    const r = await rig.spawn(['push', rig.path('rootfs'), 'oras://x/y:z'], { env });
+  it('refuses a destination that is not docker:// or oras://', async () => {
+    const r = await rig.spawn(['push', rig.path('rootfs'), 'library://x/y:z'], { env });
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("error: 'oras://x/y:z' is not a registry reference");
+    expect(r.stderr).toContain("error: 'library://x/y:z' is not a registry reference");
   });
 });
