@@ -79,7 +79,7 @@ export function loadRecipes(project: Project, options: { cwd: string }): LoadedR
     // Header values a build would refuse (a debootstrap suite or mirror that cannot be right).
     for (const [i, stage] of resolved.recipe.stages.entries()) {
       if (target.from && i === resolved.recipe.stages.length - 1) continue;
-      const r = stage.bootstrap === 'debootstrap' ? debootstrapRequest(stage) : stage.bootstrap === 'docker' ? dockerFrom(stage) : undefined;
+      const r = stage.bootstrap === 'debootstrap' ? debootstrapRequest(stage) : stage.bootstrap === 'docker' ? dockerFrom(stage) : stage.bootstrap === 'oras' ? orasFrom(stage) : undefined;
       if (r && !r.ok) report([r.error]);
     }
     const last = resolved.recipe.stages.at(-1);
@@ -108,6 +108,13 @@ function dockerFrom(stage: Stage): Result<unknown> | undefined {
   const registry = stage.header.get('registry')?.value;
   const namespace = stage.header.get('namespace')?.value;
   return parseReference(from.value, { registry, namespace, location: from.valueLocation });
+}
+
+/** A `Bootstrap: oras` stage's `From:` (`REGISTRY/REPOSITORY:TAG`, with or without `oras://`), read as the build reads it. */
+function orasFrom(stage: Stage): Result<unknown> | undefined {
+  const from = stage.header.get('from');
+  if (from === undefined || from.value === '') return undefined; // 'needs a From: header', reported by the parser
+  return parseReference(from.value.startsWith('oras://') ? from.value.slice('oras://'.length) : from.value, { location: from.valueLocation });
 }
 
 /** How an output reads in a message: relative to the project when it is inside, a sandbox with its '/'. */

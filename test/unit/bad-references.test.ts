@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Rig } from '../helpers/rig.js';
 
 // A malformed registry reference is a usage error (exit 2) that `validate` already finds, in the
-// manifest's `from:` and in a recipe's `From:` for `Bootstrap: docker`.
+// manifest's `from:` and in a recipe's `From:` for `Bootstrap: docker` and `Bootstrap: oras`.
 let rig: Rig;
 beforeEach(async () => {
   rig = await Rig.create();
@@ -33,6 +33,22 @@ describe("malformed references in the manifest's from:", () => {
         expect(r.code).toBe(2);
       }
       expect(rig.files()).toEqual(['orchestrator.yaml']);
+    });
+  }
+});
+
+describe('malformed oras:// references', () => {
+  for (const [ref, message] of CASES) {
+    it(`from: oras://${ref} and Bootstrap: oras From: ${ref}: validate exits 2 at the value`, async () => {
+      rig.write({ 'orchestrator.yaml': manifestFrom(`oras://${ref}`) });
+      const m = await rig.cli(['validate']);
+      expect(m.stderr).toContain(`orchestrator.yaml:4:11: error: ${message}\n`);
+      expect(m.code).toBe(2);
+      rig.write({ ...recipeFrom(ref), 'a.def': `Bootstrap: oras\nFrom: ${ref}\n\n%post\n  true\n` });
+      const r = await rig.cli(['validate']);
+      expect(r.stderr).toContain(`a.def:2:7: error: ${message}\n`);
+      expect(r.code).toBe(2);
+      expect(rig.files()).toEqual(['a.def', 'orchestrator.yaml']);
     });
   }
 });
