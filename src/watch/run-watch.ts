@@ -6,22 +6,14 @@ import { runUp, type UpOptions } from '../executor/run-up.js';
 import type { UpEvent } from '../executor/up-events.js';
 import { displayPath } from '../manifest/load-project.js';
 import type { WatchEventListener } from './watch-events.js';
-import { loadPlan, withDependents, type Loaded, type Plan } from './watch-plan.js';
+import { loadPlan, withDependents, type Loaded, type Plan, type PlanOptions } from './watch-plan.js';
 import type { WatchSet } from './watch-set.js';
 
 /** The cache store a run uses (src/store's Store; the watch layer takes it from the executor's options). */
 type Store = UpOptions['store'];
 
-export interface WatchOptions {
-  /** The working folder; `dir` and `file` are as for loadProject (-C, -f). */
-  readonly cwd: string;
-  readonly dir?: string | undefined;
-  readonly file?: string | undefined;
-  /** As for loadProject: the environment `${NAME}` reads, and the `--set` values. */
-  readonly env?: Readonly<Record<string, string | undefined>> | undefined;
-  readonly set?: readonly string[] | undefined;
-  /** Targets and groups as named on the command line (none: the default group). */
-  readonly selection: readonly string[];
+/** Where the project is and what to build (as for loadPlan; the store is `up.store`'s, or `storeFor`'s). */
+export interface WatchOptions extends Omit<PlanOptions, 'storeDir'> {
   /** The settings of every iteration's `up`. */
   readonly up: Omit<UpOptions, 'project' | 'recipes' | 'order' | 'requested' | 'dryRun' | 'onEvent' | 'signal'>;
   /**
@@ -111,7 +103,7 @@ export async function runWatch(options: WatchOptions): Promise<Result<WatchSumma
   return ok(await new Watcher(options, first).watch());
 }
 
-const planOptions = (options: WatchOptions) => ({ cwd: options.cwd, dir: options.dir, file: options.file, env: options.env, set: options.set, selection: options.selection, storeDir: options.up.store.root });
+const planOptions = (options: WatchOptions): PlanOptions => ({ cwd: options.cwd, dir: options.dir, file: options.file, env: options.env, set: options.set, selection: options.selection, storeDir: options.up.store.root });
 
 /**
  * The loop of `up --watch` as a state machine (WatchState): each event that moves it (a change,
