@@ -1,13 +1,14 @@
 import { access, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { error } from '../core/diagnostic.js';
+import { error, type Diagnostic } from '../core/diagnostic.js';
+import { fail, ok, type Result } from '../core/result.js';
 import { shortDigest, type Digest } from '../core/digest.js';
 import { unreachable } from '../core/unreachable.js';
-import { LOCK_FILE_NAME, readLockFile, withLockEntry, writeLockFile } from '../lock/lock-file.js';
+import { LOCK_FILE_NAME, readLockFile, withLockEntry, writeLockFile, type LockData } from '../lock/lock-file.js';
 import { loadCredentials } from '../registry/credentials.js';
 import { formatPlatform, parsePlatform, DEFAULT_PLATFORM } from '../registry/platform.js';
 import { pullImage } from '../registry/pull-image.js';
-import { formatReference, parseReference, withDigest } from '../registry/reference.js';
+import { formatReference, parseReference, withDigest, type ImageReference } from '../registry/reference.js';
 import { RegistryClient } from '../registry/registry-client.js';
 import type { RegistryEvent } from '../registry/registry-events.js';
 import { formatBytes } from '../report/format-bytes.js';
@@ -119,32 +120,44 @@ export function progressPrinter(ctx: CommandContext): { onEvent: (e: RegistryEve
   };
 }
 
+/** Where a pull goes and what it asks for: the project around it, its store, and the reference with its lock pin. */
+interface PullPlace {
+  readonly store: Store;
+  /** The reference to fetch: pinned to the lock's digest unless --pull or a digest was given. */
+  readonly ref: ImageReference;
+  /** Inside a project, for a tag: the lock file and what it holds now (to pin what was fetched). */
+  readonly lockPath?: string;
+  readonly lock?: LockData;
+}
+
+/** The project (-f/-C), the cache and the lock pin of `key` for a `pull` of `ref` (docker:// and oras:// alike). */
+async function pullPlace(ctx: CommandContext, args: ParsedArgs, ref: ImageReference, key: string): Promise<Result<PullPlace, Diagnostic>> {
+  const project = await findProject(ctx, stringOption(args, 'file'), stringOption(args, 'directory'));
+  if (project === 'missing') {
+    return fail(error('usage', `manifest '${stringOption(args, 'file')}' not found`, { hint: 'pass an existing orchestrator.yaml with -f, or leave -f out' }));
+  }
+  const store = await Store.open({ dir: stringOption(args, 'cache-dir') ?? project?.cacheDir, base: project?.dir ?? ctx.cwd, env: ctx.env });
+  if (project === undefined || ref.digest !== undefined) return ok({ store, ref });
+  const lockPath = join(project.dir, LOCK_FILE_NAME);
+  const lock = await readLockFile(lockPath);
+  if (!lock.ok) return lock;
+  const pin = lock.value.images[key];
+  return ok({ store, ref: pin && !boolOption(args, 'pull') ? withDigest(ref, pin.digest) : ref, lockPath, lock: lock.value });
+}
+
 /**
  * `pull oras://REG/REPO:TAG [FILE]`: the SIF artifact into the store (src/builder/oras-source.ts),
  * then copied to FILE (default NAME_TAG.sif, as Apptainer names it) atomically. Inside a project
  * the tag is pinned to the manifest digest in orchestrator.lock, like docker:// references.
  */
-// Long on purpose: the pull read top to bottom (reference, project and pin, fetch, lock, publish).
 async function pullOras(ctx: CommandContext, text: string, fileArg: string | undefined, args: ParsedArgs): Promise<number> {
   const { parseOrasReference, formatOrasReference } = await import('../registry/oras.js');
   const parsed = parseOrasReference(text);
   if (!parsed.ok) return failWith(ctx, [parsed.error]);
-  const project = await findProject(ctx, stringOption(args, 'file'), stringOption(args, 'directory'));
-  if (project === 'missing') {
-    return failWith(ctx, [error('usage', `manifest '${stringOption(args, 'file')}' not found`, { hint: 'pass an existing orchestrator.yaml with -f, or leave -f out' })]);
-  }
-  const store = await Store.open({ dir: stringOption(args, 'cache-dir') ?? project?.cacheDir, base: project?.dir ?? ctx.cwd, env: ctx.env });
-  let ref = parsed.value;
-  const key = formatOrasReference(ref);
-  const lockPath = project ? join(project.dir, LOCK_FILE_NAME) : undefined;
-  let lock = undefined;
-  if (lockPath !== undefined && ref.digest === undefined) {
-    const l = await readLockFile(lockPath);
-    if (!l.ok) return failWith(ctx, [l.error]);
-    lock = l.value;
-    const pin = lock.images[key];
-    if (pin && !boolOption(args, 'pull')) ref = withDigest(ref, pin.digest);
-  }
+  const key = formatOrasReference(parsed.value);
+  const place = await pullPlace(ctx, args, parsed.value, key);
+  if (!place.ok) return failWith(ctx, [place.error]);
+  const { store, ref, lockPath, lock } = place.value;
   const last = parsed.value.repository.split('/').pop()!;
   const dest = resolve(ctx.cwd, fileArg ?? `${last}_${parsed.value.tag ?? 'latest'}.sif`);
   const client = new RegistryClient({ credentials: await loadCredentials({ env: ctx.env }), env: ctx.env });
@@ -213,31 +226,12 @@ export const command: Command = {
       }
       platform = p.value;
     }
-    const project = await findProject(ctx, stringOption(args, 'file'), stringOption(args, 'directory'));
-    if (project === 'missing') {
-      return failWith(ctx, [
-        error('usage', `manifest '${stringOption(args, 'file')}' not found`, { hint: 'pass an existing orchestrator.yaml with -f, or leave -f out' }),
-      ]);
+    const key = formatReference(parsed.value);
+    const place = await pullPlace(ctx, args, parsed.value, key);
+    if (!place.ok) {
+      return failWith(ctx, [place.error]);
     }
-    const store = await Store.open({
-      dir: stringOption(args, 'cache-dir') ?? project?.cacheDir,
-      base: project?.dir ?? ctx.cwd,
-      env: ctx.env,
-    });
-
-    let ref = parsed.value;
-    const key = formatReference(ref);
-    const lockPath = project ? join(project.dir, LOCK_FILE_NAME) : undefined;
-    let lock = undefined;
-    if (lockPath !== undefined && ref.digest === undefined) {
-      const l = await readLockFile(lockPath);
-      if (!l.ok) {
-        return failWith(ctx, [l.error]);
-      }
-      lock = l.value;
-      const pin = lock.images[key];
-      if (pin && !boolOption(args, 'pull')) ref = withDigest(ref, pin.digest);
-    }
+    const { store, ref, lockPath, lock } = place.value;
 
     const quiet = boolOption(args, 'quiet');
     const progress = progressPrinter(ctx);
