@@ -1,12 +1,10 @@
 import { existsSync } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { error } from '../core/diagnostic.js';
 import { shortDigest } from '../core/digest.js';
-import { fail, ok, type Result } from '../core/result.js';
-import { lastLines, runCommand } from '../core/run-command.js';
+import { ok, type Result } from '../core/result.js';
 import type { DetectedImage } from '../image/detect-image.js';
-import { restoreExt3Metadata } from '../image/ext3-metadata.js';
+import { extractImageTree, IMAGE_ARCHITECTURE, recordedStack } from '../builder/push-output.js';
 import { resolveImage } from '../image/resolve-image.js';
 import { formatReference, parseReference } from '../registry/reference.js';
 import { formatBytes } from '../report/format-bytes.js';
@@ -15,10 +13,6 @@ import { stringOption, type ParsedArgs } from './args.js';
 import { EXIT, failWith, type Command, type CommandContext } from './command.js';
 import { makeRegistryClient } from './registry-client-factory.js';
 import { targetImageResolver } from './resolve-target-image.js';
-
-const ARCH = process.arch === 'x64' ? 'amd64' : process.arch === 'arm64' ? 'arm64' : process.arch;
-
-const isDir = (p: string): Promise<boolean> => stat(p).then((s) => s.isDirectory(), () => false);
 
 /**
  * What to push, as an overlay stack (top first): a target's recorded stack of cached steps when
@@ -40,37 +34,13 @@ async function stackOf(
       cacheDir = project.cacheDir;
       const { ProjectState } = await import('../state/project-state.js');
       const record = (await ProjectState.load(project.dir)).get(name);
-      const lowers = record?.output === target.output ? record.lowers : undefined;
-      if (lowers && lowers.length > 0 && (await Promise.all(lowers.map(isDir))).every(Boolean)) return ok({ lowers, what: `target ${name}`, cacheDir });
+      const lowers = await recordedStack(record?.output === target.output ? record.lowers : undefined);
+      if (lowers) return ok({ lowers, what: `target ${name}`, cacheDir });
     }
   }
   const image = await resolveImage(name !== undefined ? `target:${name}` : arg, { cwd: ctx.cwd, resolveTarget: targetImageResolver(ctx), signal: ctx.signal });
   if (!image.ok) return image;
   return ok({ lowers: [image.value.path], what: image.value.path, cacheDir, ...(image.value.format !== 'sandbox' ? { file: image.value } : {}) });
-}
-
-/** An image file's tree, exactly (owners, modes, xattrs), in a temp folder of the store. */
-async function extractExactly(image: DetectedImage, store: Store, signal: AbortSignal): Promise<Result<string>> {
-  const dir = await store.makeTempDir('push-extract');
-  const root = join(dir, 'root');
-  const tool = image.format === 'squashfs' ? 'unsquashfs' : 'debugfs';
-  const argv =
-    image.format === 'squashfs'
-      ? ['-n', '-q', '-d', root, '-o', String(image.offset), image.path]
-      : ['-R', `rdump / ${dir}`, image.offset > 0 ? `${image.path}?offset=${image.offset}` : image.path];
-  const r = await runCommand(tool, argv, { signal });
-  if (r.kind !== 'exited' || r.code !== 0) {
-    await rm(dir, { recursive: true, force: true });
-    return fail(error('image-extract-failed', `could not extract ${image.path} with ${tool}: ${lastLines(r.output, 1) || r.kind}`, { hint: `is ${tool} installed (scripts/install-system-deps.sh)?` }));
-  }
-  if (image.format === 'squashfs') return ok(root);
-  // debugfs dumps the root's entries into the folder itself, with less than their owners and modes.
-  const restored = await restoreExt3Metadata(image, dir, { signal });
-  if (!restored.ok) {
-    await rm(dir, { recursive: true, force: true });
-    return restored;
-  }
-  return ok(dir);
 }
 
 /**
@@ -143,12 +113,12 @@ export const command: Command = {
     if (!stack.ok) return failWith(ctx, [stack.error]);
     const store = await Store.open({ dir: stringOption(args, 'cache-dir') ?? stack.value.cacheDir, base: ctx.cwd, env: ctx.env });
     let lowers = stack.value.lowers;
-    let extracted: string | undefined;
+    let removeExtracted: (() => Promise<void>) | undefined;
     if (stack.value.file) {
-      const root = await extractExactly(stack.value.file, store, ctx.signal);
-      if (!root.ok) return failWith(ctx, [root.error]);
-      extracted = root.value;
-      lowers = [root.value];
+      const tree = await extractImageTree(stack.value.file, store, ctx.signal);
+      if (!tree.ok) return failWith(ctx, [tree.error]);
+      removeExtracted = tree.value.remove;
+      lowers = [tree.value.root];
     }
     const client = await makeRegistryClient(ctx.env);
     try {
@@ -157,7 +127,7 @@ export const command: Command = {
         client,
         store,
         lowers,
-        architecture: ARCH,
+        architecture: IMAGE_ARCHITECTURE,
         onBlob: (b) => ctx.stderr.write(`${shortDigest(b.digest)}: ${b.how === 'uploaded' ? `uploaded ${formatBytes(b.size)}` : b.how === 'exists' ? 'already there' : 'mounted'}\n`),
         signal: ctx.signal,
       });
@@ -168,7 +138,7 @@ export const command: Command = {
       return EXIT.ok;
     } finally {
       await client.close();
-      if (extracted !== undefined) await rm(extracted.endsWith('/root') ? dirname(extracted) : extracted, { recursive: true, force: true });
+      await removeExtracted?.();
     }
   },
 };

@@ -35,6 +35,7 @@ export const REASONS = {
     'manifest-size-not-ext3',
     'manifest-squashfs-not-squashfs',
     'manifest-squashfs-option',
+    'manifest-invalid-push',
     'manifest-cycle',
     'manifest-duplicate-output',
     'manifest-name-conflict',

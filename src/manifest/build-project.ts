@@ -12,7 +12,7 @@ import { parseSize } from './parse-size.js';
 import { DEFAULT_SQUASHFS_OPTIONS, resolveSquashfsOptions, SQUASHFS_COMPRESSIONS, SQUASHFS_WRITERS, type SquashfsOptions } from './squashfs-options.js';
 import { fromPatternDiagnostic } from './schema-check.js';
 import { NAME_PATTERN, parseSourceRef } from './parse-source-ref.js';
-import { FORMATS, type Format, type Group, type Project, type ProjectExpansion, type SourceRef, type Target, type TargetLocations, type TargetOrigin } from './project.js';
+import { FORMATS, type Format, type Group, type Project, type ProjectExpansion, type PushDestination, type SourceRef, type Target, type TargetLocations, type TargetOrigin } from './project.js';
 import type { ManifestSource } from './manifest-source.js';
 import type { PathSegment } from './yaml-source.js';
 
@@ -31,7 +31,7 @@ export interface BuildProjectOptions {
 }
 
 type Obj = Record<string, unknown>;
-const TARGET_KEYS: ReadonlySet<string> = new Set(['from', 'recipe', 'format', 'output', 'size', 'squashfs', 'args', 'inputs', 'test']);
+const TARGET_KEYS: ReadonlySet<string> = new Set(['from', 'recipe', 'format', 'output', 'size', 'squashfs', 'args', 'inputs', 'test', 'push']);
 /** The project's state folder (src/state's STATE_DIR_NAME; the manifest layer is below it). */
 const STATE_DIR_NAME = '.orchestrator';
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -222,6 +222,7 @@ function readTarget(ctx: Context, name: string, t: unknown, topArgs: Readonly<Re
   const inputs = readInputs(ctx, name, t, loc);
   if (t['test'] !== undefined) loc.test = ctx.source.valueLocation(at('test'));
   const test = typeof t['test'] === 'boolean' ? t['test'] : true;
+  const push = readPush(ctx, name, t, loc);
 
   if (!src.usable || !fo.usable || !size.usable || !squashfs.usable || fo.format === undefined) return undefined;
   const origin = ctx.origins.get(name);
@@ -238,6 +239,7 @@ function readTarget(ctx: Context, name: string, t: unknown, topArgs: Readonly<Re
     args,
     inputs,
     test,
+    ...(push.length > 0 ? { push } : {}),
     ...(origin !== undefined ? { origin } : {}),
     dependencies: [...new Set((ctx.refs.get(name) ?? []).map((r) => r.ref))],
     locations: loc,
@@ -439,6 +441,49 @@ function readInputs(ctx: Context, name: string, t: Obj, loc: MutableLocations): 
   });
   loc.inputs = locations;
   return inputs;
+}
+
+/**
+ * `push`: registry tags, each `docker://REGISTRY/REPOSITORY:TAG` (no digest: the registry computes
+ * it). A bad entry is one error at its value; the target stays usable (it builds, `up` refuses
+ * nothing else), but the manifest does not validate.
+ */
+function readPush(ctx: Context, name: string, t: Obj, loc: MutableLocations): PushDestination[] {
+  if (!Array.isArray(t['push'])) return [];
+  const out: PushDestination[] = [];
+  const locations: SourceLocation[] = [];
+  t['push'].forEach((v: unknown, i) => {
+    if (typeof v !== 'string' || v === '') return;
+    const location = ctx.source.valueLocation(['targets', name, 'push', i]);
+    const hint = 'write docker://REGISTRY/REPOSITORY:TAG, e.g. docker://registry.example.com/team/app:1.0';
+    if (!v.startsWith('docker://')) {
+      const scheme = /^[a-z][a-z0-9+.-]*:\/\//.exec(v)?.[0];
+      ctx.diagnostics.push(
+        error('manifest-invalid-push', `push '${v}' of target '${name}' is not a docker:// reference${scheme !== undefined ? ` (${scheme} is not pushed by up)` : ''}`, {
+          location,
+          hint: scheme === 'oras://' ? `${hint}; a SIF file goes to oras:// with 'orchestrator push ${name} ${v}'` : hint,
+        }),
+      );
+      return;
+    }
+    const parsed = parseReference(v);
+    if (!parsed.ok) {
+      ctx.diagnostics.push(error('manifest-invalid-push', `push '${v}' of target '${name}': ${parsed.error.message}`, { location, hint }));
+      return;
+    }
+    if (parsed.value.digest !== undefined) {
+      ctx.diagnostics.push(error('manifest-invalid-push', `push '${v}' of target '${name}' names a digest; push to a tag`, { location, hint: 'the digest is what the registry computes from what is pushed; remove @sha256:...' }));
+      return;
+    }
+    if (out.some((p) => p.ref === parsed.value.canonical)) {
+      ctx.diagnostics.push(error('manifest-invalid-push', `push '${v}' of target '${name}' is listed twice`, { location, hint: 'remove one of them' }));
+      return;
+    }
+    out.push({ text: v, ref: parsed.value.canonical });
+    locations.push(location);
+  });
+  loc.push = locations;
+  return out;
 }
 
 /** Every `target:X` names a target (not a group, not a typo). */

@@ -508,7 +508,7 @@ function variantFields(r: Resolved, combo: Map<string, Cell>): { fields: Obj; fi
   const fields = nameTable<unknown>();
   for (const [k, v] of Object.entries(r.fields)) {
     if (typeof v === 'string') fields[k] = fill(v);
-    else if (k === 'inputs' && Array.isArray(v)) fields[k] = v.map((i: unknown) => (typeof i === 'string' ? fill(i) : i));
+    else if ((k === 'inputs' || k === 'push') && Array.isArray(v)) fields[k] = v.map((i: unknown) => (typeof i === 'string' ? fill(i) : i));
     else if (k === 'args' && isObj(v)) fields[k] = nameTable(Object.entries(v).map(([a, av]) => [a, typeof av === 'string' ? fill(av) : av]));
     else fields[k] = v;
   }

@@ -104,6 +104,8 @@ export interface Target {
   readonly inputs: readonly string[];
   /** Run the recipe's %test after the build (default true). */
   readonly test: boolean;
+  /** `push:` tags `up` publishes the output to (parsed, `docker://` only), in order; absent or empty when none. */
+  readonly push?: readonly PushDestination[];
   /** What made it, when it is not written out plainly (a matrix variant, inherits, variables). */
   readonly origin?: TargetOrigin;
   /** The names of targets this one is built from (`from: target:X`); at most one for now. */
@@ -122,10 +124,19 @@ export interface TargetLocations {
   /** The `squashfs:` mapping. */
   readonly squashfs?: SourceLocation;
   readonly test?: SourceLocation;
+  /** Each `push` entry (same order as Target.push). */
+  readonly push?: readonly SourceLocation[];
   /** Each input's entry. */
   readonly inputs: readonly SourceLocation[];
   /** Each target-level arg's value. */
   readonly args: Readonly<Record<string, SourceLocation>>;
+}
+
+/** One `push:` entry: the reference as written (`docker://REG/REPO:TAG`), and the same without the scheme. */
+export interface PushDestination {
+  readonly text: string;
+  /** `REG/REPO:TAG`, canonical (the registry and repository as the registry client names them). */
+  readonly ref: string;
 }
 
 export interface Group {
