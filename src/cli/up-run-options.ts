@@ -16,6 +16,8 @@ export interface UpRunOptions {
   readonly noCache: boolean;
   readonly noTest: boolean;
   readonly pull: boolean;
+  /** `--push`: push every `push:` entry, due or not. */
+  readonly push: boolean;
   readonly store: Store;
   readonly client: () => Promise<RegistryClient>;
   readonly epoch?: number;
@@ -33,6 +35,7 @@ export function upRunOptions(ctx: CommandContext, args: ParsedArgs, store: Store
       noCache: boolOption(args, 'no-cache'),
       noTest: boolOption(args, 'notest'),
       pull: boolOption(args, 'pull'),
+      push: boolOption(args, 'push'),
       store,
       client: async () => (client ??= await makeRegistryClient(ctx.env)),
       ...(epochText !== undefined && /^\d+$/.test(epochText) ? { epoch: Number(epochText) } : {}),

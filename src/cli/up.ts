@@ -12,11 +12,13 @@ export const command: Command = {
     name: 'up',
     summary: 'build what is stale, in dependency order and in parallel',
     usage:
-      '[TARGET|GROUP ...] [--watch [--debounce MS]] [-j N] [--keep-going] [--force] [--pull] [--no-cache] [--notest] [--dry-run] [--progress P] [--set T.KEY=VALUE] [--cache-from REG/REPO ...] [--cache-to REG/REPO ...] [-f FILE] [-C DIR]',
+      '[TARGET|GROUP ...] [--watch [--debounce MS]] [-j N] [--keep-going] [--force] [--pull] [--push] [--no-cache] [--notest] [--dry-run] [--progress P] [--set T.KEY=VALUE] [--cache-from REG/REPO ...] [--cache-to REG/REPO ...] [-f FILE] [-C DIR]',
     description: [
       "Builds the named targets and groups (default: the group 'default', else all targets) and what they",
       'are built from. A target whose key and output are unchanged does no work; a stale one says why and',
-      'reuses every cached step it can. Exit status: 0 built, 1 a build failed, 2 bad manifest or recipe, 130 interrupted.',
+      'reuses every cached step it can. A target with push: tags is pushed after its build when its output',
+      'is not the one last pushed there (or with --push); a failed push fails the target and is tried again',
+      'by the next up. Exit status: 0 built, 1 a build or push failed, 2 bad manifest or recipe, 130 interrupted.',
       '',
       'With --watch, it then watches exactly what those builds read (the manifest, recipes, %files sources,',
       'declared inputs, local sources; never outputs, .orchestrator/ or the cache) and rebuilds the targets a',
@@ -32,6 +34,7 @@ export const command: Command = {
       { name: 'keep-going', short: 'k', type: 'boolean', description: 'after a failure, build everything that does not depend on it' },
       { name: 'force', type: 'boolean', description: 'rebuild even fresh targets, discard hand-made changes to sandboxes, and take over an output path orchestrator did not write (saying what it replaces)' },
       { name: 'pull', type: 'boolean', description: 'resolve registry tags again instead of using orchestrator.lock' },
+      { name: 'push', type: 'boolean', description: "push each target's 'push:' tags even when the output was pushed there already" },
       { name: 'no-cache', type: 'boolean', description: 'run every step again instead of using cached ones' },
       { name: 'notest', type: 'boolean', description: "don't run %test sections" },
       { name: 'dry-run', short: 'n', type: 'boolean', description: 'say what would be built, and why, without building' },
@@ -67,6 +70,7 @@ export const command: Command = {
       env: ctx.env,
       force: boolOption(args, 'force'),
       pull: boolOption(args, 'pull'),
+      push: boolOption(args, 'push'),
       dryRun: boolOption(args, 'dry-run'),
       noCache: boolOption(args, 'no-cache'),
       noTest: boolOption(args, 'notest'),
@@ -76,7 +80,7 @@ export const command: Command = {
     if (fresh) {
       const reporter = await makeUpReporter(ctx, args, fresh);
       for (const target of fresh) reporter.listener({ type: 'target-fresh', target });
-      reporter.listener({ type: 'run-done', summary: { built: 0, fresh: fresh.length, failed: 0, skipped: 0, stepsCached: 0, ms: Date.now() - started, interrupted: false, fromWitness: true } });
+      reporter.listener({ type: 'run-done', summary: { built: 0, fresh: fresh.length, failed: 0, skipped: 0, stepsCached: 0, pushed: 0, pushedBytes: 0, ms: Date.now() - started, interrupted: false, fromWitness: true } });
       await reporter.done();
       return EXIT.ok;
     }

@@ -161,6 +161,8 @@ async function recordBuild(
     steps: built.steps.map((s) => s.key),
     references: built.references,
     lowers: built.lowers,
+    // What was pushed, and of which key: a push is due where that key is not this one (push-outputs.ts).
+    ...(status.record?.pushed ? { pushed: status.record.pushed } : {}),
   });
   // Recorded: from here on the record, not the mark, says the output is ours.
   await rm(state.paths.pending(target.name), { force: true });

@@ -20,6 +20,7 @@ import { StateDir } from '../state/state-dir.js';
 import { IGNORE_FILE, InputFilter } from '../freshness/input-filter.js';
 import type { Store } from '../store/store.js';
 import { buildOne, type BuildContext } from './build-one.js';
+import { duePushes, pushTarget, type DuePush } from './push-outputs.js';
 import { LockPins } from './lock-pins.js';
 import { claimOutput, clearTakenOver } from './output-claim.js';
 import type { RemoteCacheSummary, RemoteStepCache } from '../builder/remote-cache.js';
@@ -45,6 +46,8 @@ export interface UpOptions {
   readonly noTest: boolean;
   /** Resolve registry tags again instead of using orchestrator.lock. */
   readonly pull: boolean;
+  /** Push every `push:` entry of the targets of the run, due or not (`up --push`). */
+  readonly push?: boolean;
   readonly dryRun: boolean;
   readonly store: Store;
   readonly client: () => Promise<RegistryClient>;
@@ -75,7 +78,7 @@ interface Run {
   readonly queue: PQueue;
   readonly outcome: Map<string, Promise<Outcome>>;
   readonly wouldBuild: Set<string>;
-  readonly summary: { built: number; fresh: number; failed: number; skipped: number; stepsCached: number };
+  readonly summary: { built: number; fresh: number; failed: number; skipped: number; stepsCached: number; pushed: number; pushedBytes: number };
   /** What each target is doing now (from its events), to say where an exception hit it. */
   readonly phase: Map<string, string>;
   stopped: boolean;
@@ -163,7 +166,7 @@ async function openRun(options: UpOptions): Promise<Result<Run, Diagnostic>> {
     queue: new PQueue({ concurrency: Math.max(1, options.jobs) }),
     outcome: new Map(),
     wouldBuild: new Set(),
-    summary: { built: 0, fresh: 0, failed: 0, skipped: 0, stepsCached: 0 },
+    summary: { built: 0, fresh: 0, failed: 0, skipped: 0, stepsCached: 0, pushed: 0, pushedBytes: 0 },
     phase,
     stopped: false,
     close: async () => {
@@ -276,6 +279,10 @@ async function checkAndBuild(run: Run, target: Target): Promise<Outcome> {
   });
   const reasons = explain(run, target, status);
   if (reasons.length === 0) {
+    // Fresh, but maybe not pushed (a push that failed, a new destination, --push).
+    const due = status.record ? duePushes(target, status.record, status.record.key, options.push === true) : [];
+    if (due.length > 0 && !options.dryRun) return run.queue.add(() => pushFresh(run, target, due)) as Promise<Outcome>;
+    for (const d of due) options.onEvent({ type: 'push-planned', target: name, destination: d.destination.ref, why: d.why });
     options.onEvent({ type: 'target-fresh', target: name });
     run.summary.fresh++;
     return 'ok';
@@ -283,6 +290,9 @@ async function checkAndBuild(run: Run, target: Target): Promise<Outcome> {
   const claim = options.dryRun ? { ok: true as const } : await claimOutput(target, { projectDir: options.project.dir, exists: status.exists, owned: status.owned, force: options.force });
   options.onEvent({ type: 'target-stale', target: name, reasons: claim.ok && claim.takeover ? [...reasons, claim.takeover] : reasons, dryRun: options.dryRun });
   if (options.dryRun) {
+    for (const d of duePushes(target, status.record, status.fingerprint.key, options.push === true)) {
+      options.onEvent({ type: 'push-planned', target: name, destination: d.destination.ref, why: d.why });
+    }
     run.wouldBuild.add(name);
     return 'ok';
   }
@@ -339,6 +349,14 @@ async function buildQueued(run: Run, target: Target, recipe: Recipe | undefined,
     const context = own ? { ...run.build, signal: AbortSignal.any([options.signal, own]) } : run.build;
     const r = await buildOne(context, target, recipe, status);
     if (!r.ok) return alone() ? stoppedAlone(run, target.name, Date.now() - t0) : failed(run, target.name, r.error, Date.now() - t0);
+    // Built and recorded; its push (when due) is part of the target: a failed one fails it.
+    const due = duePushes(target, run.build.state.get(target.name), r.value.key, options.push === true);
+    if (due.length > 0) {
+      const pushed = await pushTarget(pushContext(run, context.signal), target, due);
+      if (!pushed.ok) return alone() ? stoppedAlone(run, target.name, Date.now() - t0) : failed(run, target.name, pushed.error, Date.now() - t0);
+      run.summary.pushed += pushed.value.pushed;
+      run.summary.pushedBytes += pushed.value.bytesSent;
+    }
     run.summary.built++;
     run.summary.stepsCached += r.value.stepsCached;
     options.onEvent({ type: 'target-done', target: target.name, ms: Date.now() - t0, stepsRun: r.value.stepsRun, stepsCached: r.value.stepsCached, key: r.value.key });
@@ -346,5 +364,28 @@ async function buildQueued(run: Run, target: Target, recipe: Recipe | undefined,
   } catch (e) {
     if (alone()) return stoppedAlone(run, target.name, Date.now() - t0);
     return caught(run, target.name, e, run.phase.get(target.name) ?? 'building', Date.now() - t0);
+  }
+}
+
+function pushContext(run: Run, signal: AbortSignal): Parameters<typeof pushTarget>[0] {
+  return { state: run.build.state, store: run.options.store, client: run.options.client, emit: run.build.emit, signal };
+}
+
+/** A fresh target whose output is not pushed to all its destinations yet: pushed, then reported fresh (or failed). */
+async function pushFresh(run: Run, target: Target, due: readonly DuePush[]): Promise<Outcome> {
+  const { options } = run;
+  if (run.stopped || options.signal.aborted) return skip(run, target.name, options.signal.aborted ? 'interrupted' : 'an earlier target failed');
+  const t0 = Date.now();
+  run.phase.set(target.name, 'push');
+  try {
+    const pushed = await pushTarget(pushContext(run, options.signal), target, due);
+    if (!pushed.ok) return failed(run, target.name, pushed.error, Date.now() - t0);
+    run.summary.pushed += pushed.value.pushed;
+    run.summary.pushedBytes += pushed.value.bytesSent;
+    options.onEvent({ type: 'target-fresh', target: target.name });
+    run.summary.fresh++;
+    return 'ok';
+  } catch (e) {
+    return caught(run, target.name, e, 'push', Date.now() - t0);
   }
 }

@@ -30,6 +30,8 @@ export interface UpWitnessRequest {
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly force: boolean;
   readonly pull: boolean;
+  /** `up --push` pushes whatever the state says: never answered by a witness. */
+  readonly push?: boolean;
   readonly dryRun: boolean;
   readonly noCache: boolean;
   readonly noTest: boolean;
@@ -86,10 +88,10 @@ export class UpWitness {
    * Where this run's witness lives and what besides files it depends on: the tool, the manifest,
    * the targets asked for and the options that change an outcome; and the key of the parsed
    * manifest cache (the same tool, manifest and home, and the folder paths are shown from). None
-   * for --force, --pull and --dry-run.
+   * for --force, --pull, --push and --dry-run.
    */
   static for(request: UpWitnessRequest): UpWitness | undefined {
-    if (request.force || request.pull || request.dryRun) return undefined;
+    if (request.force || request.pull || request.push === true || request.dryRun) return undefined;
     const manifest = manifestPath(request.cwd, { dir: request.dir, file: request.file });
     const tool = `${request.toolVersion}/${CACHE_SCHEMA_VERSION}/${toolStamp()}`;
     const home = homedir();

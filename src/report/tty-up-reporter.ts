@@ -4,7 +4,8 @@ import type { UpEvent, UpEventListener } from '../executor/up-events.js';
 import { formatReason } from '../freshness/explain.js';
 import { formatDiagnostic } from './diagnostics.js';
 import { exportProgressText } from './export-progress.js';
-import { summaryLine } from './up-reporter.js';
+import { formatBytes } from './format-bytes.js';
+import { pushDoneText, summaryLine } from './up-reporter.js';
 
 interface Deferred {
   readonly promise: Promise<void>;
@@ -40,6 +41,12 @@ export function ttyUpReporter(
   const tasks = new Map<string, Task>();
   const early = new Map<string, UpEvent[]>();
   const failures: string[] = [];
+  /** What each target pushed (or would push), said after its status. */
+  const pushes = new Map<string, string[]>();
+  const pushText = (name: string): string => {
+    const p = pushes.get(name);
+    return p && p.length > 0 ? `; ${p.join('; ')}` : '';
+  };
   let summary = '';
   const list = new Listr(
     order.map((name) => ({
@@ -73,7 +80,7 @@ export function ttyUpReporter(
     const w = waits.get(e.target);
     switch (e.type) {
       case 'target-fresh':
-        task.skip(`${e.target}: fresh`);
+        task.skip(`${e.target}: fresh${pushText(e.target)}`);
         w?.resolve();
         break;
       case 'target-kept':
@@ -82,10 +89,9 @@ export function ttyUpReporter(
         break;
       case 'target-stale':
         task.title = `${e.target}: ${e.dryRun ? 'would build' : 'building'} (${e.reasons.map(formatReason).join('; ')})`;
-        if (e.dryRun) w?.resolve();
         break;
       case 'target-done':
-        task.title = `${e.target}: built in ${(e.ms / 1000).toFixed(1)} s (${e.stepsRun} step${e.stepsRun === 1 ? "" : "s"} run, ${e.stepsCached} from cache)`;
+        task.title = `${e.target}: built in ${(e.ms / 1000).toFixed(1)} s (${e.stepsRun} step${e.stepsRun === 1 ? "" : "s"} run, ${e.stepsCached} from cache)${pushText(e.target)}`;
         w?.resolve();
         break;
       case 'target-failed':
@@ -98,6 +104,23 @@ export function ttyUpReporter(
         break;
       case 'step-started':
         task.output = `${stepName(e.step)} running`;
+        break;
+      case 'step-cached':
+        if (e.remote) task.output = `${stepName(e.step)} from remote cache ${e.remote.where} (${formatBytes(e.remote.bytes)})`;
+        break;
+      case 'push-planned':
+        // A stale target's come after its title was set; a fresh one's before it is.
+        if (task.title.startsWith(`${e.target}: would build`)) task.title = `${task.title}; would push to ${e.destination} (${e.why})`;
+        else pushes.set(e.target, [...(pushes.get(e.target) ?? []), `would push to ${e.destination} (${e.why})`]);
+        break;
+      case 'push-started':
+        task.output = `pushing to ${e.destination}`;
+        break;
+      case 'push-blob':
+        if (e.how === 'uploaded') task.output = `pushing to ${e.destination}: uploaded ${formatBytes(e.size)}`;
+        break;
+      case 'push-done':
+        pushes.set(e.target, [...(pushes.get(e.target) ?? []), pushDoneText(e)]);
         break;
       case 'step-output': {
         const last = e.chunk.trimEnd().split('\n').pop();

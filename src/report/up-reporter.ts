@@ -1,4 +1,5 @@
 import { stepName } from '../builder/build-events.js';
+import { shortDigest } from '../core/digest.js';
 import { unreachable } from '../core/unreachable.js';
 import type { UpEvent, UpEventListener, UpSummary } from '../executor/up-events.js';
 import { formatReason } from '../freshness/explain.js';
@@ -16,7 +17,13 @@ export function summaryLine(s: UpSummary): string {
   const r = s.remoteCache;
   if (r && r.pulled > 0) parts.push(`${r.pulled} from remote cache (${formatBytes(r.pulledBytes)})`);
   if (r && (r.pushed > 0 || r.pushFailed > 0)) parts.push(`pushed ${r.pushed} to remote cache (${formatBytes(r.pushedBytes)} uploaded)${r.pushFailed > 0 ? `, ${r.pushFailed} not pushed` : ''}`);
+  if (s.pushed > 0) parts.push(`pushed ${s.pushed} image${s.pushed === 1 ? '' : 's'} (${formatBytes(s.pushedBytes)} sent)`);
   return `${s.interrupted ? 'interrupted: ' : ''}${parts.join(', ')} in ${seconds(s.ms)}`;
+}
+
+/** `pushed to REG/REPO:TAG (sha256:0123456789ab) in 1.2 s: 3 layers, 2 blobs uploaded (4.5 MiB), 2 already there` */
+export function pushDoneText(e: Extract<UpEvent, { type: 'push-done' }>): string {
+  return `pushed to ${e.destination} (${shortDigest(e.digest)}) in ${seconds(e.ms)}: ${e.layers} layer${e.layers === 1 ? '' : 's'}, ${e.blobsUploaded} blob${e.blobsUploaded === 1 ? '' : 's'} uploaded (${formatBytes(e.bytesSent)}), ${e.blobsPresent} already there`;
 }
 
 export interface PlainUpReporterOptions {
@@ -97,6 +104,17 @@ export function plainUpReporter(out: NodeJS.WritableStream, err: NodeJS.Writable
         break;
       case 'export-done':
         line(e.target, e.updatedInPlace ? `sandbox updated in place in ${seconds(e.ms)}` : `exported in ${seconds(e.ms)}${exportReuseText(e)}`);
+        break;
+      case 'push-planned':
+        line(e.target, `would push to ${e.destination} (${e.why})`);
+        break;
+      case 'push-started':
+        line(e.target, `pushing to ${e.destination} (${e.why})`);
+        break;
+      case 'push-blob':
+        break;
+      case 'push-done':
+        line(e.target, pushDoneText(e));
         break;
       default:
         unreachable(e);

@@ -84,6 +84,10 @@ export function plainWatchReporter(out: NodeJS.WritableStream, err: NodeJS.Writa
       case 'export-started':
       case 'export-progress':
       case 'export-done':
+      case 'push-planned':
+      case 'push-started':
+      case 'push-blob':
+      case 'push-done':
         up(e);
         break;
       default:

@@ -21,6 +21,18 @@ export interface TargetRecord {
   readonly references?: readonly string[];
   /** The image's overlay stack (top first), for updating a sandbox output in place next time. */
   readonly lowers?: readonly string[];
+  /**
+   * What `up` pushed of this target (its `push:` entries), by destination (`REG/REPO:TAG`,
+   * canonical): the target key pushed, the manifest digest, when. Written only after a push
+   * succeeded, and kept across builds: a destination whose key differs from `key` is pushed again.
+   */
+  readonly pushed?: Readonly<Record<string, PushRecord>>;
+}
+
+export interface PushRecord {
+  readonly key: string;
+  readonly digest: string;
+  readonly at: string;
 }
 
 export interface ProjectStateData {
@@ -65,6 +77,14 @@ export class ProjectState {
 
   async set(name: string, record: TargetRecord): Promise<void> {
     this.#data.targets[name] = record;
+    await this.save();
+  }
+
+  /** Records a push of the target's current record (its key) to `destination`; no record, nothing done. */
+  async setPushed(name: string, destination: string, push: PushRecord): Promise<void> {
+    const record = this.get(name);
+    if (!record) return;
+    this.#data.targets[name] = { ...record, pushed: { ...record.pushed, [destination]: push } };
     await this.save();
   }
 
