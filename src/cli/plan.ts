@@ -58,6 +58,11 @@ function originLines(t: Target): string[] {
   return lines;
 }
 
+/** Each `push:` entry of a target, and whether `up` would push it now (and why). */
+function pushPlan(t: Target, due: ReadonlyMap<string, string> | undefined): Array<{ text: string; destination: string; push: boolean; why: string | null }> {
+  return (t.push ?? []).map((p) => ({ text: p.text, destination: p.ref, push: due?.has(p.ref) === true, why: due?.get(p.ref) ?? null }));
+}
+
 export const command: Command = {
   spec: {
     name: 'plan',
@@ -85,8 +90,10 @@ export const command: Command = {
     }
     // What `up` would do: a dry run that builds nothing and contacts no registry.
     const status = new Map<string, { status: 'fresh' | 'stale' | 'kept'; reasons: readonly StaleReason[] }>();
+    const pushes = new Map<string, Map<string, string>>();
     const collect = (e: UpEvent): void => {
-      if (e.type === 'target-fresh') status.set(e.target, { status: 'fresh', reasons: [] });
+      if (e.type === 'push-planned') pushes.set(e.target, (pushes.get(e.target) ?? new Map<string, string>()).set(e.destination, e.why));
+      else if (e.type === 'target-fresh') status.set(e.target, { status: 'fresh', reasons: [] });
       else if (e.type === 'target-stale') status.set(e.target, { status: 'stale', reasons: e.reasons });
       else if (e.type === 'target-kept') status.set(e.target, { status: 'kept', reasons: [] });
     };
@@ -122,7 +129,14 @@ export const command: Command = {
           const st = status.get(t.name);
           // What made the target (matrix values, parents, args files, variables, --set) and the
           // args it builds with: everything that can change its key besides the files it reads.
-          return { ...rest, args: { ...t.args }, ...(t.origin ? { origin: t.origin } : {}), status: st?.status ?? 'fresh', reasons: st?.reasons ?? [] };
+          return {
+            ...rest,
+            args: { ...t.args },
+            ...(t.origin ? { origin: t.origin } : {}),
+            status: st?.status ?? 'fresh',
+            reasons: st?.reasons ?? [],
+            ...(t.push && t.push.length > 0 ? { push: pushPlan(t, pushes.get(t.name)) } : {}),
+          };
         }),
       };
       ctx.stdout.write(JSON.stringify(json, null, 2) + '\n');
@@ -140,6 +154,7 @@ export const command: Command = {
       lines.push(`     format:  ${t.format}${t.size !== undefined ? `, ${showSize(t.size)}` : ''}`);
       lines.push(`     output:  ${e.display.output}`);
       if (t.dependencies.length > 0) lines.push(`     needs:   ${t.dependencies.join(', ')}`);
+      for (const p of pushPlan(t, pushes.get(t.name))) lines.push(`     push:    ${p.text}: ${p.push ? `would push (${p.why})` : 'pushed, up to date'}`);
     });
     const stale = order.filter((t) => status.get(t.name)?.status === 'stale').length;
     if (ignored) lines.push(`ignored: ${ignored.file} (${ignored.patterns} pattern${ignored.patterns === 1 ? '' : 's'})`);

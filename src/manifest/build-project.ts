@@ -468,7 +468,8 @@ function readPush(ctx: Context, name: string, t: Obj, loc: MutableLocations): Pu
     }
     const parsed = parseReference(v);
     if (!parsed.ok) {
-      ctx.diagnostics.push(error('manifest-invalid-push', `push '${v}' of target '${name}': ${parsed.error.message}`, { location, hint }));
+      const why = parsed.error.message.replace(/^invalid image reference '[^']*': /, '');
+      ctx.diagnostics.push(error('manifest-invalid-push', `push '${v}' of target '${name}': ${why}`, { location, hint }));
       return;
     }
     if (parsed.value.digest !== undefined) {
