@@ -6,6 +6,11 @@ export type BuildEvent =
   | { readonly type: 'source-ready'; readonly target: string; readonly description: string; readonly ms: number }
   /** `remote`: pulled from a remote step cache (`where` is REGISTRY/REPOSITORY), with the bytes moved. */
   | { readonly type: 'step-cached'; readonly target: string; readonly step: StepLabel; readonly key: string; readonly remote?: { readonly where: string; readonly bytes: number } }
+  /**
+   * What a step would do, from a probe that runs nothing (`plan --remote`): `cache` (in the local
+   * store), `remote` (a cache-from repository has it: `where`), or `build` (it would run).
+   */
+  | { readonly type: 'step-planned'; readonly target: string; readonly step: StepLabel; readonly key: string; readonly from: 'cache' | 'remote' | 'build'; readonly where?: string }
   | { readonly type: 'step-started'; readonly target: string; readonly step: StepLabel; readonly key: string }
   | { readonly type: 'step-output'; readonly target: string; readonly step: StepLabel; readonly chunk: string }
   | { readonly type: 'step-done'; readonly target: string; readonly step: StepLabel; readonly key: string; readonly ms: number }

@@ -81,6 +81,12 @@ export interface BuildTargetContext {
   readonly inflight?: Map<string, Promise<void>>;
   /** Registries asked for steps the store lacks, and given the steps of this build (remote-cache.ts). */
   readonly remoteCache?: RemoteStepCache;
+  /**
+   * Run nothing (`plan --remote`): prepare the sources and plan the steps, and say of each step
+   * whether the store has it, a `remoteCache` repository has it (asked, not pulled), or it would
+   * run (`step-planned` events). No test, no export; the result has the steps and no output.
+   */
+  readonly probe?: boolean;
   readonly signal: AbortSignal;
 }
 
@@ -194,10 +200,14 @@ export async function buildTarget(request: BuildTargetRequest, ctx: BuildTargetC
     references: new Set<string>(),
     claims: [],
   };
-  await mkdir(ctx.logDir, { recursive: true });
+  if (!ctx.probe) await mkdir(ctx.logDir, { recursive: true });
   try {
     const image = await buildStages(run);
     if (!image.ok) return image;
+    if (ctx.probe) {
+      const { key: contentKey, lowers } = image.value;
+      return ok({ contentKey, steps: run.steps, epoch: epochNow, components: run.components, references: [...run.references].sort(), lowers, incremental: false });
+    }
     const epoch = request.epoch ?? (await recordedEpoch(new LayerStack(image.value.lowers))) ?? epochNow;
     const tested = await runTestStep(run, image.value);
     if (!tested.ok) return tested;
@@ -310,6 +320,7 @@ async function makeStep(run: BuildRun, step: PlannedStep, where: StageContext, l
     run.steps.push({ label, key: step.key, cached: true, ms: 0 });
     return ok(lowers);
   }
+  if (ctx.probe) return probeStep(run, step, label, lowers);
   let claim: StepClaim | undefined;
   if (!request.noCache && ctx.inflight) {
     const claimed = await claimStep(ctx.inflight, step.key);
@@ -363,6 +374,18 @@ async function makeStep(run: BuildRun, step: PlannedStep, where: StageContext, l
   run.emit({ type: 'step-done', target: request.name, step: label, key: step.key, ms });
   run.steps.push({ label, key: step.key, cached: false, ms });
   return ok([published, ...lowers]);
+}
+
+/** A probe's step (BuildTargetContext.probe): where it would come from, said and recorded; nothing runs. */
+async function probeStep(run: BuildRun, step: PlannedStep, label: StepLabel, lowers: readonly string[]): Promise<Result<readonly string[], Diagnostic>> {
+  const { request, ctx } = run;
+  const snapshot = ctx.store.snapshotPath(step.key);
+  const local = !request.noCache && (await isDir(snapshot));
+  const remote = !local && !request.noCache ? await ctx.remoteCache?.has(step.key, { signal: ctx.signal }) : undefined;
+  const from = local ? 'cache' : remote ? 'remote' : 'build';
+  run.emit({ type: 'step-planned', target: request.name, step: label, key: step.key, from, ...(remote ? { where: remote.where } : {}) });
+  run.steps.push({ label, key: step.key, cached: from !== 'build', ...(remote ? { remote: true } : {}), ms: 0 });
+  return ok(local ? [snapshot, ...lowers] : lowers);
 }
 
 /** Runs a step into a fresh upper folder and checks that what it read did not change meanwhile; returns the upper. */

@@ -135,6 +135,26 @@ export class RemoteStepCache {
     return undefined;
   }
 
+  /**
+   * Whether a `from` repository has the step, without pulling it (`plan --remote`): the first
+   * whose tag holds this step's artifact, or undefined. Trouble with a repository is its warning.
+   */
+  async has(key: string, options: { readonly signal: AbortSignal }): Promise<{ readonly where: string } | undefined> {
+    for (const repo of this.#o.from) {
+      if (this.#broken.has(this.#where(repo))) continue;
+      const client = await this.#o.client();
+      const got = await client.getManifest(this.#ref(repo, key), { signal: options.signal });
+      if (options.signal.aborted) return undefined;
+      if (!got.ok) {
+        if (got.error.reason !== 'registry-manifest-not-found') this.#warn(repo, describe(got.error));
+        continue;
+      }
+      const m = got.value.manifest;
+      if (m.kind === 'manifest' && m.artifactType === STEP_ARTIFACT_TYPE && m.annotations?.[STEP_ANNOTATIONS.key] === key) return { where: this.#where(repo) };
+    }
+    return undefined;
+  }
+
   /** A hit, `'miss'`, or why the repository is given up on. */
   async #fetchFrom(repo: ImageReference, key: string, signal: AbortSignal): Promise<{ bytes: number } | 'miss' | string> {
     const { store } = this.#o;

@@ -9,7 +9,14 @@ import { formatReason, type StaleReason } from '../freshness/explain.js';
 import { loadRecipes } from '../manifest/load-recipes.js';
 import { countSummary } from '../report/diagnostics.js';
 import { Store } from '../store/store.js';
-import { boolOption } from './args.js';
+import { boolOption, listOption } from './args.js';
+import { stepName } from '../builder/build-events.js';
+import { error } from '../core/diagnostic.js';
+import { ok } from '../core/result.js';
+import type { RegistryClient } from '../registry/registry-client.js';
+import { stepPlannedText } from '../report/up-reporter.js';
+import { makeRegistryClient } from './registry-client-factory.js';
+import { REMOTE_CACHE_OPTIONS, remoteCacheFromArgs } from './remote-cache-options.js';
 import { version } from './version.js';
 import { EXIT, printDiagnostics, type Command, failWith } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
@@ -67,10 +74,19 @@ export const command: Command = {
   spec: {
     name: 'plan',
     summary: 'show the targets to build, in build order',
-    usage: '[TARGET|GROUP ...] [--json] [-f FILE] [-C DIR]',
-    description:
+    usage: '[TARGET|GROUP ...] [--json] [--remote] [--cache-from REG/REPO ...] [-f FILE] [-C DIR]',
+    description: [
       "Lists the selected targets (default: the group 'default', else all) and what they are built from, in build order. Each target is fresh or stale; for a stale one, the exact reasons (what changed since its last build).",
-    options: [{ name: 'json', type: 'boolean', description: 'print the plan as JSON' }, ...PROJECT_OPTIONS],
+      'It contacts no registry, unless --remote (or --cache-from) is given: then each stale target\'s steps are planned and every',
+      "step the local cache lacks is asked of the remote step cache (cache.remote, or --cache-from): a step it has is marked 'from remote cache'.",
+      'Nothing is pulled but a registry base image the cache lacks (which up would pull first): its digest is part of the steps\' keys.',
+    ].join('\n'),
+    options: [
+      { name: 'json', type: 'boolean', description: 'print the plan as JSON' },
+      { name: 'remote', type: 'boolean', description: "ask the remote step cache (cache.remote, or --cache-from) for each stale target's steps" },
+      { ...REMOTE_CACHE_OPTIONS.find((o) => o.name === 'cache-from')!, description: 'a registry repository to ask for steps (repeatable; implies --remote; default: the manifest\'s cache.remote)' },
+      ...PROJECT_OPTIONS,
+    ],
     positionals: { min: 0 },
   },
   async run(ctx, args) {
@@ -88,16 +104,29 @@ export const command: Command = {
       ctx.stderr.write(`${countSummary(recipes.diagnostics)}\n`);
       return EXIT.usage;
     }
-    // What `up` would do: a dry run that builds nothing and contacts no registry.
+    // What `up` would do: a dry run that builds nothing and contacts no registry (--remote: the step caches).
+    const store = await Store.open({ dir: project.cacheDir, base: project.dir, env: ctx.env });
+    const remote = boolOption(args, 'remote') || listOption(args, 'cache-from').length > 0;
+    const cache = remote ? await remoteCacheFromArgs(ctx, args, { store, ...(project.cacheRemote ? { manifest: { remote: project.cacheRemote.repository, push: false } } : {}) }) : ok(undefined);
+    if (!cache.ok) return failWith(ctx, cache.error);
+    if (remote && cache.value === undefined) {
+      return failWith(ctx, [error('usage', '--remote needs a remote step cache to ask', { hint: 'give --cache-from REG/REPO, or cache.remote in the manifest' })]);
+    }
+    let client: RegistryClient | undefined;
+    const steps = new Map<string, Array<Extract<UpEvent, { type: 'step-planned' }>>>();
+    const unprobed = new Map<string, string>();
     const status = new Map<string, { status: 'fresh' | 'stale' | 'kept'; reasons: readonly StaleReason[] }>();
     const pushes = new Map<string, Map<string, string>>();
     const collect = (e: UpEvent): void => {
-      if (e.type === 'push-planned') pushes.set(e.target, (pushes.get(e.target) ?? new Map<string, string>()).set(e.destination, e.why));
+      if (e.type === 'step-planned') steps.set(e.target, [...(steps.get(e.target) ?? []), e]);
+      else if (e.type === 'probe-skipped') unprobed.set(e.target, e.because);
+      else if (e.type === 'push-planned') pushes.set(e.target, (pushes.get(e.target) ?? new Map<string, string>()).set(e.destination, e.why));
       else if (e.type === 'target-fresh') status.set(e.target, { status: 'fresh', reasons: [] });
       else if (e.type === 'target-stale') status.set(e.target, { status: 'stale', reasons: e.reasons });
       else if (e.type === 'target-kept') status.set(e.target, { status: 'kept', reasons: [] });
     };
     const dry = await runUp({
+      ...(cache.value ? { remoteCache: cache.value.cache, probeRemote: true } : {}),
       project,
       recipes: recipes.byTarget,
       order: order.map((t) => t.name),
@@ -109,11 +138,14 @@ export const command: Command = {
       noTest: false,
       pull: false,
       dryRun: true,
-      store: await Store.open({ dir: project.cacheDir, base: project.dir, env: ctx.env }),
-      client: () => Promise.reject(new Error('plan contacts no registry')),
+      store,
+      client: remote ? async () => (client ??= await makeRegistryClient(ctx.env)) : () => Promise.reject(new Error('plan contacts no registry')),
       toolVersion: version(),
       onEvent: collect,
       signal: ctx.signal,
+    }).finally(async () => {
+      await client?.close();
+      await cache.value?.close();
     });
     if (!dry.ok) {
       return failWith(ctx, [dry.error]);
@@ -136,6 +168,12 @@ export const command: Command = {
             status: st?.status ?? 'fresh',
             reasons: st?.reasons ?? [],
             ...(t.push && t.push.length > 0 ? { push: pushPlan(t, pushes.get(t.name)) } : {}),
+            ...(remote && st?.status === 'stale'
+              ? {
+                  steps: (steps.get(t.name) ?? []).map((s) => ({ step: stepName(s.step), key: s.key, from: s.from, ...(s.where !== undefined ? { where: s.where } : {}) })),
+                  ...(unprobed.has(t.name) ? { unprobed: unprobed.get(t.name) } : {}),
+                }
+              : {}),
           };
         }),
       };
@@ -148,6 +186,8 @@ export const command: Command = {
       const st = status.get(t.name);
       lines.push(`${i + 1}. ${t.name}: ${st?.status === 'stale' ? 'stale' : st?.status === 'kept' ? 'modified by hand, used as it is' : 'fresh'}`);
       for (const r of st?.reasons ?? []) lines.push(`     why:     ${formatReason(r)}`);
+      for (const s of steps.get(t.name) ?? []) lines.push(`     step:    ${stepName(s.step)}: ${stepPlannedText(s)}`);
+      if (unprobed.has(t.name)) lines.push(`     steps:   not probed: ${unprobed.get(t.name)}`);
       lines.push(...originLines(t));
       lines.push(`     source:  ${t.from?.text ?? '(the recipe\'s Bootstrap header)'}`);
       if (e.display.recipe) lines.push(`     recipe:  ${e.display.recipe}`);
@@ -158,7 +198,8 @@ export const command: Command = {
     });
     const stale = order.filter((t) => status.get(t.name)?.status === 'stale').length;
     if (ignored) lines.push(`ignored: ${ignored.file} (${ignored.patterns} pattern${ignored.patterns === 1 ? '' : 's'})`);
-    lines.push(`${order.length} target${order.length === 1 ? '' : 's'} in build order, ${stale} to build`);
+    const fromRemote = [...steps.values()].flat().filter((s) => s.from === 'remote').length;
+    lines.push(`${order.length} target${order.length === 1 ? '' : 's'} in build order, ${stale} to build${remote ? `, ${fromRemote} step${fromRemote === 1 ? '' : 's'} from remote cache` : ''}`);
     ctx.stdout.write(lines.join('\n') + '\n');
     return EXIT.ok;
   },

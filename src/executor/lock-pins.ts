@@ -11,6 +11,8 @@ export class LockPins implements TagPins {
     public lock: LockData,
     readonly path: string,
     readonly ignoreExisting: boolean,
+    /** A dry run's pins: what it resolves is used, never written to orchestrator.lock. */
+    readonly readOnly = false,
   ) {}
   get(reference: string): Digest | undefined {
     if (this.ignoreExisting) return undefined;
@@ -21,6 +23,7 @@ export class LockPins implements TagPins {
     const plat = formatPlatform(platform);
     if (prev && prev.digest === top && prev.platforms[plat] === manifest) return;
     this.lock = withLockEntry(this.lock, reference, top, plat, manifest);
+    if (this.readOnly) return;
     const snapshot = this.lock;
     this.#writing = this.#writing.then(() => writeLockFile(this.path, snapshot)).catch(() => undefined);
   }

@@ -21,6 +21,7 @@ import { IGNORE_FILE, InputFilter } from '../freshness/input-filter.js';
 import type { Store } from '../store/store.js';
 import { buildOne, type BuildContext } from './build-one.js';
 import { duePushes, pushTarget, type DuePush } from './push-outputs.js';
+import { probeOne } from './probe-one.js';
 import { LockPins } from './lock-pins.js';
 import { claimOutput, clearTakenOver } from './output-claim.js';
 import type { RemoteCacheSummary, RemoteStepCache } from '../builder/remote-cache.js';
@@ -66,6 +67,11 @@ export interface UpOptions {
   readonly reads?: ReadSet;
   /** The remote step cache: asked before a step runs, given the steps built; its pushes are waited for before `run-done`. */
   readonly remoteCache?: RemoteStepCache;
+  /**
+   * With `dryRun` (`plan --remote`): each stale target's steps are planned and `remoteCache`'s
+   * repositories asked for those the store lacks (`step-planned` events); nothing is pulled or run.
+   */
+  readonly probeRemote?: boolean;
 }
 
 type Outcome = 'ok' | 'failed' | 'skipped';
@@ -126,7 +132,7 @@ async function openRun(options: UpOptions): Promise<Result<Run, Diagnostic>> {
     await projectLock.value.release();
     return lockRead;
   }
-  const pins = new LockPins(lockRead.value, lockPath, options.pull);
+  const pins = new LockPins(lockRead.value, lockPath, options.pull, options.dryRun);
   options.reads?.add(lockPath);
   options.reads?.add(stateDir.state);
   const state = await ProjectState.load(project.dir);
@@ -290,6 +296,7 @@ async function checkAndBuild(run: Run, target: Target): Promise<Outcome> {
   const claim = options.dryRun ? { ok: true as const } : await claimOutput(target, { projectDir: options.project.dir, exists: status.exists, owned: status.owned, force: options.force });
   options.onEvent({ type: 'target-stale', target: name, reasons: claim.ok && claim.takeover ? [...reasons, claim.takeover] : reasons, dryRun: options.dryRun });
   if (options.dryRun) {
+    if (options.probeRemote && options.remoteCache) await probe(run, target, recipe, options.remoteCache);
     for (const d of duePushes(target, status.record, status.fingerprint.key, options.push === true)) {
       options.onEvent({ type: 'push-planned', target: name, destination: d.destination.ref, why: d.why });
     }
@@ -387,5 +394,21 @@ async function pushFresh(run: Run, target: Target, due: readonly DuePush[]): Pro
     return 'ok';
   } catch (e) {
     return caught(run, target.name, e, 'push', Date.now() - t0);
+  }
+}
+
+/** `plan --remote`: where a stale target's steps would come from; its keys are unknown while a dependency would be rebuilt. */
+async function probe(run: Run, target: Target, recipe: Recipe | undefined, remoteCache: RemoteStepCache): Promise<void> {
+  const rebuilt = target.dependencies.find((d) => run.wouldBuild.has(d));
+  if (rebuilt !== undefined) {
+    run.options.onEvent({ type: 'probe-skipped', target: target.name, because: `its steps' keys depend on ${rebuilt}, which would be rebuilt first` });
+    return;
+  }
+  try {
+    const r = await probeOne(run.build, target, recipe, remoteCache);
+    if (!r.ok) run.options.onEvent({ type: 'probe-skipped', target: target.name, because: r.error.message });
+  } catch (e) {
+    // A probe only informs: whatever it hit, the plan goes on.
+    run.options.onEvent({ type: 'probe-skipped', target: target.name, because: targetFailure(e, { target: target.name, step: 'probe' }).message });
   }
 }

@@ -15,6 +15,8 @@ export type UpEvent =
   | { readonly type: 'target-failed'; readonly target: string; readonly error: Diagnostic; readonly ms: number }
   | { readonly type: 'target-skipped'; readonly target: string; readonly because: string }
   | PushEvent
+  /** `plan --remote`: a stale target whose steps were not probed (a dependency is rebuilt first, or its source failed). */
+  | { readonly type: 'probe-skipped'; readonly target: string; readonly because: string }
   | { readonly type: 'run-done'; readonly summary: UpSummary };
 
 /**

@@ -55,6 +55,9 @@ export function plainBuildReporter(out: NodeJS.WritableStream, options: PlainBui
       case 'export-progress':
         // One line per export, at its end: a pipe or a log gets no progress stream.
         break;
+      case 'step-planned':
+        // Only probes (plan --remote) say this; a build does not probe.
+        break;
       case 'export-done':
         line(e.target, `export: done in ${seconds(e.ms)}${exportReuseText(e)}`);
         break;

@@ -26,6 +26,11 @@ export function pushDoneText(e: Extract<UpEvent, { type: 'push-done' }>): string
   return `pushed to ${e.destination} (${shortDigest(e.digest)}) in ${seconds(e.ms)}: ${e.layers} layer${e.layers === 1 ? '' : 's'}, ${e.blobsUploaded} blob${e.blobsUploaded === 1 ? '' : 's'} uploaded (${formatBytes(e.bytesSent)}), ${e.blobsPresent} already there`;
 }
 
+/** `from remote cache REG/REPO`, `from cache`, `would run`: where a probed step would come from. */
+export function stepPlannedText(e: Extract<UpEvent, { type: 'step-planned' }>): string {
+  return e.from === 'remote' ? `from remote cache ${e.where ?? ''}`.trimEnd() : e.from === 'cache' ? 'from cache' : 'would run';
+}
+
 export interface PlainUpReporterOptions {
   readonly timestamps: boolean;
   readonly color: boolean;
@@ -104,6 +109,12 @@ export function plainUpReporter(out: NodeJS.WritableStream, err: NodeJS.Writable
         break;
       case 'export-done':
         line(e.target, e.updatedInPlace ? `sandbox updated in place in ${seconds(e.ms)}` : `exported in ${seconds(e.ms)}${exportReuseText(e)}`);
+        break;
+      case 'probe-skipped':
+        line(e.target, `steps not probed: ${e.because}`);
+        break;
+      case 'step-planned':
+        line(e.target, `${stepName(e.step)} ${stepPlannedText(e)}`);
         break;
       case 'push-planned':
         line(e.target, `would push to ${e.destination} (${e.why})`);

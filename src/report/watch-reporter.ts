@@ -84,6 +84,8 @@ export function plainWatchReporter(out: NodeJS.WritableStream, err: NodeJS.Writa
       case 'export-started':
       case 'export-progress':
       case 'export-done':
+      case 'probe-skipped':
+      case 'step-planned':
       case 'push-planned':
       case 'push-started':
       case 'push-blob':
