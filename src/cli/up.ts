@@ -52,6 +52,9 @@ export const command: Command = {
       if (listOption(args, 'cache-from').length > 0 || listOption(args, 'cache-to').length > 0) {
         return failWith(ctx, [error('usage', '--cache-from and --cache-to do not apply with --watch', { hint: 'share steps with a plain up, e.g. in CI' })]);
       }
+      if (boolOption(args, 'push')) {
+        return failWith(ctx, [error('usage', '--push does not apply with --watch', { hint: "up --watch pushes a target's push: tags when a rebuild changes its output; run 'orchestrator up --push' to push them all" })]);
+      }
       return (await import('./up-watch.js')).runUpWatch(ctx, args);
     }
     if (stringOption(args, 'debounce') !== undefined) {
