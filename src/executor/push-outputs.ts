@@ -23,10 +23,12 @@ export interface DuePush {
  * the same key is the same image, already there; any change to what it is made of is a new key,
  * so an image is pushed exactly when what it is made of changed, however many times it was built.
  */
-export function duePushes(target: Target, record: TargetRecord | undefined, key: string, force: boolean): DuePush[] {
+export function duePushes(target: Target, record: TargetRecord | undefined, key: string | undefined, force: boolean): DuePush[] {
   return (target.push ?? []).flatMap((destination, index): DuePush[] => {
     const last = record?.pushed ? ownValue(record.pushed, destination.ref) : undefined;
     if (force) return [{ destination, index, why: 'push forced (--push)' }];
+    // A dry run's target whose key is known only after what it is built from is (re)built.
+    if (key === undefined) return [{ destination, index, why: 'if the rebuild changes the output (its key is known only then)' }];
     if (last === undefined) return [{ destination, index, why: 'not pushed there yet' }];
     if (last.key !== key) return [{ destination, index, why: 'output changed since the last push there' }];
     return [];

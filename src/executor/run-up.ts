@@ -297,7 +297,9 @@ async function checkAndBuild(run: Run, target: Target): Promise<Outcome> {
   options.onEvent({ type: 'target-stale', target: name, reasons: claim.ok && claim.takeover ? [...reasons, claim.takeover] : reasons, dryRun: options.dryRun });
   if (options.dryRun) {
     if (options.probeRemote && options.remoteCache) await probe(run, target, recipe, options.remoteCache);
-    for (const d of duePushes(target, status.record, status.fingerprint.key, options.push === true)) {
+    // Stale only for what the run knows (a dependency rebuilt first, --pull): the key may change.
+    const key = status.reasons.length === 0 ? undefined : status.fingerprint.key;
+    for (const d of duePushes(target, status.record, key, options.push === true)) {
       options.onEvent({ type: 'push-planned', target: name, destination: d.destination.ref, why: d.why });
     }
     run.wouldBuild.add(name);
