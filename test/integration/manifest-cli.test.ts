@@ -192,7 +192,7 @@ describe('manifest errors through the built CLI', () => {
     rig.write({ 'orchestrator.yaml': yaml!, 'recipes/hello.def': 'Bootstrap: docker\nFrom: ubuntu:24.04\n' });
     const r = await rig.cli(['validate']);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('ok: 4 targets\n');
+    expect(r.stdout).toBe('ok: 5 targets\n');
   });
 
   it('validate -f FILE reads another manifest and says ok', async () => {
