@@ -702,6 +702,7 @@ static int read_block(int fd, const node_t *n, uint64_t off, size_t len, uint8_t
 
 static node_t **regs;
 static size_t nregs;
+static atomic_ullong hashed_files; /* files read to get their content digest (the others: the memo) */
 static uint8_t **tbuf; /* one block buffer per worker */
 
 /* The content digest: sha256 over "osqfs-content-1", size, block size, then per block a zero
@@ -710,6 +711,7 @@ static void hash_task(int tid, size_t i, void *arg) {
   (void)arg;
   node_t *n = regs[i];
   if (n->memo_hit) return;
+  atomic_fetch_add(&hashed_files, 1);
   int fd = open(n->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     n->error = xstrdup(strerror(errno));
@@ -789,9 +791,10 @@ static void progress(const char *phase, int force) {
   prog.last = now;
   char line[320];
   int len = snprintf(line, sizeof line,
-                     "{\"phase\":\"%s\",\"files\":%llu,\"filesTotal\":%llu,\"bytes\":%llu,\"bytesTotal\":%llu,\"compressed\":%llu,\"reused\":%llu}\n",
+                     "{\"phase\":\"%s\",\"files\":%llu,\"filesTotal\":%llu,\"bytes\":%llu,\"bytesTotal\":%llu,\"compressed\":%llu,\"reused\":%llu,\"hashed\":%llu}\n",
                      phase, (unsigned long long)prog.files, (unsigned long long)prog.files_total, (unsigned long long)prog.bytes,
-                     (unsigned long long)prog.bytes_total, (unsigned long long)prog.compressed, (unsigned long long)prog.reused);
+                     (unsigned long long)prog.bytes_total, (unsigned long long)prog.compressed, (unsigned long long)prog.reused,
+                     (unsigned long long)atomic_load(&hashed_files));
   if (write(opt.progress_fd, line, (size_t)len) < 0) opt.progress_fd = -1;
 }
 
