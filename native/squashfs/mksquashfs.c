@@ -41,6 +41,7 @@
 #include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -820,6 +821,21 @@ static void cache_key(const char *kind, const uint8_t *extra, size_t extra_len, 
   hex32(d, hex);
 }
 
+/* Makes the two folders above an entry's path (DIR/kind/xx). */
+static void cache_mkdirs(const char *path) {
+  char *p = xstrdup(path);
+  char *slash = strrchr(p, '/');
+  *slash = 0;
+  if (mkdir(p, 0755) != 0 && errno == ENOENT) {
+    char *up = strrchr(p, '/');
+    *up = 0;
+    mkdir(p, 0755);
+    *up = '/';
+    mkdir(p, 0755);
+  }
+  free(p);
+}
+
 static char *cache_path(const char *kind, const char hex[65], int mkdirs) {
   size_t l = strlen(opt.cache) + strlen(kind) + 80;
   char *p = xmalloc(l);
@@ -1119,15 +1135,16 @@ static int cache_copy_file(content_t *c) {
     return 0;
   }
   uint8_t hdr[FILE_HDR];
-  struct stat st;
+  struct statx sx;
   const char *why = NULL;
   uint32_t *sizes = NULL;
   uint64_t datalen = 0;
-  if (fstat(fd, &st) != 0 || pread_full(fd, hdr, FILE_HDR, 0) != FILE_HDR || memcmp(hdr, FILE_MAGIC, 8) != 0) why = "bad header";
+  int have_sx = fd_statx(fd, &sx) == 0;
+  if (!have_sx || pread_full(fd, hdr, FILE_HDR, 0) != FILE_HDR || memcmp(hdr, FILE_MAGIC, 8) != 0) why = "bad header";
   else if (get_le64(hdr + 8) != c->size || get_le64(hdr + 16) != c->nblocks) why = "wrong size";
-  else if ((uint64_t)st.st_size < FILE_HDR + 4 * c->nblocks) why = "truncated";
+  else if (sx.stx_size < FILE_HDR + 4 * c->nblocks) why = "truncated";
   if (!why) {
-    datalen = (uint64_t)st.st_size - FILE_HDR - 4 * c->nblocks;
+    datalen = sx.stx_size - FILE_HDR - 4 * c->nblocks;
     sizes = xmalloc(4 * c->nblocks + 4);
     if (pread_full(fd, sizes, 4 * c->nblocks, FILE_HDR + datalen) != (ssize_t)(4 * c->nblocks)) why = "truncated";
     uint64_t sum = 0;
@@ -1148,10 +1165,10 @@ static int cache_copy_file(content_t *c) {
   }
   uint64_t start = wpos;
   /* Marked used first: that may change its ctime, which the memo key holds. */
-  struct statx sx;
-  int have_sx = fd_statx(fd, &sx) == 0;
-  touch_used(fd, have_sx ? &sx : NULL);
-  have_sx = have_sx && fd_statx(fd, &sx) == 0;
+  if (sx.stx_mtime.tv_sec < start_ns / 1000000000 / 3600 * 3600) {
+    touch_used(fd, &sx);
+    have_sx = fd_statx(fd, &sx) == 0;
+  }
   uint8_t key[32], known[32];
   if (have_sx) entry_key(path, &sx, key);
   if (have_sx && memo_get(key, known) && memcmp(known, hdr + 32, 32) == 0) {
@@ -1277,7 +1294,10 @@ typedef struct {
   content_t *c; /* NULL for a fragment block */
   uint64_t b;   /* block index, or fragment index */
   uint32_t len;
-  int zero, ready;
+  int zero, ready; /* ready: a fragment block from the cache, in out (1) or to copy from cfd (2) */
+  int cfd;
+  char *cpath;
+  int64_t cctime; /* the checked entry's ctime, the same after the copy */
   uint8_t *in, *out;
   size_t outlen; /* 0: store raw */
 } job_t;
@@ -1313,6 +1333,7 @@ static void store_fragment(const char *path, const uint8_t *p, uint32_t word, ui
   put_le32(hdr + 12, rawlen);
   sha_once(p, len, hdr + 16);
   int fd;
+  cache_mkdirs(path);
   char *tmp = temp_for(path, &fd);
   open_temps[1] = tmp;
   int bad = fd < 0;
@@ -1340,6 +1361,19 @@ static void commit(batch_t *b) {
       word = (uint32_t)j->outlen;
       len = word & ~UNCOMPRESSED_BLOCK;
       data = j->out;
+    }
+    if (j->ready == 2) { /* a checked entry, unchanged since: copied without reading it here */
+      frags[j->b] = (frag_entry_t){.start = wpos, .size = word};
+      struct statx after;
+      int bad = copy_range(j->cfd, FRAG_HDR, len) != 0 || fd_statx(j->cfd, &after) != 0 || ts_ns(after.stx_ctime) != j->cctime;
+      close(j->cfd);
+      if (bad) { /* written to while we copied: the output holds bytes nobody checked */
+        unlink(j->cpath);
+        die("block cache: entry %s changed while being copied: dropped; run the export again", j->cpath);
+      }
+      free(j->cpath);
+      j->cpath = NULL;
+      continue;
     }
     if (j->c) {
       content_t *c = j->c;
@@ -1501,34 +1535,44 @@ static void write_fragments(void) {
       char hex[65];
       cache_key("fragment", k.p, k.len, hex);
       free(k.p);
-      char *path = cache_path("fragments", hex, 1);
+      char *path = cache_path("fragments", hex, 0);
       int fd = open(path, O_RDONLY | O_CLOEXEC);
       if (fd >= 0) {
+        /* A checked entry whose stat is unchanged is copied at commit, unread; another is read
+         * into the job's output buffer and hashed. */
         uint8_t hdr[FRAG_HDR];
-        struct stat st;
-        const char *why = NULL;
-        if (fstat(fd, &st) != 0 || pread_full(fd, hdr, FRAG_HDR, 0) != FRAG_HDR || memcmp(hdr, FRAG_MAGIC, 8) != 0) why = "bad header";
-        uint32_t word = why ? 0 : get_le32(hdr + 8), len = word & ~UNCOMPRESSED_BLOCK;
-        if (!why && (get_le32(hdr + 12) != g->len || len > g->len || (uint64_t)st.st_size != FRAG_HDR + (uint64_t)len)) why = "wrong size";
-        if (!why && pread_full(fd, j->out, len, FRAG_HDR) != (ssize_t)len) why = "truncated";
-        uint8_t d[32], key[32];
         struct statx sx;
-        int have_sx = 0;
-        if (!why) {
+        const char *why = NULL;
+        int have_sx = fd_statx(fd, &sx) == 0;
+        if (have_sx && sx.stx_mtime.tv_sec < start_ns / 1000000000 / 3600 * 3600) {
+          touch_used(fd, &sx);
           have_sx = fd_statx(fd, &sx) == 0;
-          touch_used(fd, have_sx ? &sx : NULL);
-          have_sx = have_sx && fd_statx(fd, &sx) == 0;
-          if (have_sx) entry_key(path, &sx, key);
-          /* Read either way (it goes into the image from j->out); hashed unless an earlier write
-           * checked it and it has not changed since. */
-          if (!(have_sx && memo_get(key, d) && memcmp(d, hdr + 16, 32) == 0)) {
+        }
+        if (!have_sx || pread_full(fd, hdr, FRAG_HDR, 0) != FRAG_HDR || memcmp(hdr, FRAG_MAGIC, 8) != 0) why = "bad header";
+        uint32_t word = why ? 0 : get_le32(hdr + 8), len = word & ~UNCOMPRESSED_BLOCK;
+        if (!why && (get_le32(hdr + 12) != g->len || len > g->len || sx.stx_size != FRAG_HDR + (uint64_t)len)) why = "wrong size";
+        uint8_t d[32], key[32];
+        if (!why) {
+          entry_key(path, &sx, key);
+          if (memo_get(key, d) && memcmp(d, hdr + 16, 32) == 0) {
+            j->ready = 2;
+            j->cfd = fd;
+            j->cpath = path;
+            j->cctime = ts_ns(sx.stx_ctime);
+            j->outlen = word;
+            prog.reused += g->len;
+            prog.bytes += g->len;
+            continue;
+          }
+          struct statx after;
+          if (pread_full(fd, j->out, len, FRAG_HDR) != (ssize_t)len) why = "truncated";
+          if (!why) {
             sha_once(j->out, len, d);
             if (memcmp(d, hdr + 16, 32) != 0) why = "digest mismatch";
-            struct statx after;
-            if (!why && have_sx && fd_statx(fd, &after) == 0 && after.stx_ino == sx.stx_ino && ts_ns(after.stx_ctime) == ts_ns(sx.stx_ctime) &&
-                memo_settled(ts_ns(sx.stx_ctime)))
-              memo_put(key, hdr + 16);
           }
+          if (!why && fd_statx(fd, &after) == 0 && after.stx_ino == sx.stx_ino && ts_ns(after.stx_ctime) == ts_ns(sx.stx_ctime) &&
+              memo_settled(ts_ns(sx.stx_ctime)))
+            memo_put(key, hdr + 16);
         }
         close(fd);
         if (!why) {
