@@ -212,8 +212,9 @@ export class Store {
 
   /**
    * What a build records among its references for the blocks its squashfs export used: the writer
-   * marks every entry it reads or writes as used (mtime), so the entries with an mtime from `since`
-   * on include all of them. `cache prune` keeps those (`blockUseSince`).
+   * marks every entry it reads or writes as used (mtime; at most once an hour), so the entries with
+   * an mtime from the start of `since`'s hour on include all of them. `cache prune` keeps those
+   * (`blockUseSince`).
    */
   blockUseMark(since: number): string {
     return join(this.blocksDir, 'used-since', String(Math.floor(since)));
