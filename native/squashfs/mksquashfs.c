@@ -251,7 +251,7 @@ static void map_put(map_t *m, const uint8_t k[32], void *v) {
 enum { COMP_GZIP = 1, COMP_XZ = 4, COMP_LZ4 = 5, COMP_ZSTD = 6 };
 
 static struct {
-  const char *source, *output, *cache;
+  const char *source, *output, *cache, *prefix;
   uint64_t offset;
   int comp, level, jobs, progress_fd;
   uint32_t block_size, block_log;
@@ -1903,7 +1903,7 @@ static void usage(int code) {
   fprintf(code ? stderr : stdout,
           "usage: " PROG " SOURCE OUTPUT [--offset N] [--comp gzip|xz|zstd|lz4] [--level N]\n"
           "         [--block-size N] [--jobs N] [--clamp EPOCH] [--mkfs-time T] [--block-cache DIR]\n"
-          "         [--progress-fd N]\n");
+          "         [--progress-fd N] [--prefix TEXT]\n");
   exit(code);
 }
 
@@ -1959,6 +1959,7 @@ int main(int argc, char **argv) {
       else if (!strcmp(a, "--mkfs-time")) opt.mkfs_time = (uint32_t)num(a, v, UINT32_MAX), opt.has_mkfs_time = 1;
       else if (!strcmp(a, "--block-cache")) opt.cache = v;
       else if (!strcmp(a, "--progress-fd")) opt.progress_fd = (int)num(a, v, INT_MAX);
+      else if (!strcmp(a, "--prefix")) opt.prefix = v;
       else {
         fprintf(stderr, PROG ": error: unknown option %s\n", a);
         exit(2);
@@ -1977,6 +1978,10 @@ int main(int argc, char **argv) {
   opt.output = pos[1];
   int default_level = opt.comp == COMP_GZIP ? 9 : opt.comp == COMP_XZ ? 6 : opt.comp == COMP_ZSTD ? 15 : 0;
   if (opt.level < 0) opt.level = default_level;
+  if (opt.prefix && (strlen(opt.prefix) > opt.offset || opt.offset > 65536)) {
+    fprintf(stderr, PROG ": error: --prefix: longer than --offset (or --offset over 65536)\n");
+    exit(2);
+  }
   if ((opt.comp == COMP_GZIP && (opt.level < 1 || opt.level > 9)) || (opt.comp == COMP_XZ && opt.level > 9) ||
       (opt.comp == COMP_ZSTD && (opt.level < 1 || opt.level > ZSTD_maxCLevel())) || (opt.comp == COMP_LZ4 && opt.level > LZ4HC_CLEVEL_MAX)) {
     fprintf(stderr, PROG ": error: --level %d is out of range for %s\n", opt.level, comp_name(opt.comp));
@@ -2054,7 +2059,8 @@ int main(int argc, char **argv) {
   if (ftruncate(outfd, 0) != 0) die("%s: %s", opt.output, strerror(errno));
   {
     uint8_t *z = xcalloc(1, 65536);
-    for (uint64_t o = 0; o < opt.offset; o += 65536)
+    if (opt.prefix) memcpy(z, opt.prefix, strlen(opt.prefix)); /* --prefix: at most --offset bytes, checked */
+    for (uint64_t o = 0; o < opt.offset; o += 65536, memset(z, 0, 65536))
       if (pwrite_full(outfd, z, opt.offset - o < 65536 ? opt.offset - o : 65536, o) != 0) die("write %s: %s", opt.output, strerror(errno));
     free(z);
   }

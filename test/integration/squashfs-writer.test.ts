@@ -186,6 +186,9 @@ describe('orchestrator-mksquashfs: the tree without the 5 GiB file; compressors,
     const comp = spawnSync(writerPath, [src, out, '--comp', 'lzo'], { encoding: 'utf8' });
     expect(comp.status).toBe(2);
     expect(comp.stderr).toBe("orchestrator-mksquashfs: error: --comp: unknown compressor 'lzo' (gzip, xz, zstd, lz4)\n");
+    const prefix = spawnSync(writerPath, [src, out, '--offset', '4', '--prefix', 'too long'], { encoding: 'utf8' });
+    expect(prefix.status).toBe(2);
+    expect(prefix.stderr).toBe('orchestrator-mksquashfs: error: --prefix: longer than --offset (or --offset over 65536)\n');
     expect(existsSync(out)).toBe(false);
   });
 });
