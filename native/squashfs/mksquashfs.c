@@ -1124,7 +1124,9 @@ static int copy_range(int fd, uint64_t off, uint64_t len) {
 }
 
 /* Copies a file's data blocks from its cache entry to the output. Returns 1 when done, 0 when
- * there is no usable entry (nothing written). A damaged entry is deleted. */
+ * there is no usable entry (nothing written). A damaged entry is deleted.
+ * Long on purpose: the header checks, the checked (copy unread) and unchecked (hash while copying)
+ * paths and the rewind on damage share the entry's state; split, each part would need all of it. */
 static int cache_copy_file(content_t *c) {
   char hex[65];
   cache_key("file", c->digest, 32, hex);
@@ -1484,6 +1486,8 @@ typedef struct {
   uint32_t len;
 } group_t;
 
+/* Long on purpose: grouping the tails, then per group the cache lookup (checked entry, or read and
+ * hashed) and the fallback that reads the tails; one pass over the groups, in output order. */
 static void write_fragments(void) {
   content_t **tails = xcalloc(ncontents, sizeof *tails);
   size_t ntails = 0;
