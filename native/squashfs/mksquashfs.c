@@ -41,6 +41,7 @@
 #include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -250,7 +251,7 @@ static void map_put(map_t *m, const uint8_t k[32], void *v) {
 enum { COMP_GZIP = 1, COMP_XZ = 4, COMP_LZ4 = 5, COMP_ZSTD = 6 };
 
 static struct {
-  const char *source, *output, *cache;
+  const char *source, *output, *cache, *prefix;
   uint64_t offset;
   int comp, level, jobs, progress_fd;
   uint32_t block_size, block_log;
@@ -385,6 +386,14 @@ static void pool_run(task_fn fn, void *arg, size_t count) {
 
 /* ---------------------------------------------------------------- the tree */
 
+static int64_t start_ns; /* CLOCK_REALTIME when the write began, before any stat */
+
+/* A later change of a file sets its ctime to the clock then, >= start_ns; file systems keep ctime
+ * at least to the second. So a ctime a second before start_ns can never be that of a later
+ * content: such a stat identifies what was read. A newer one may not (the same tick may hold
+ * another write): it is not remembered. */
+static int memo_settled(int64_t ctime_ns) { return ctime_ns <= start_ns - 1000000000; }
+
 typedef struct content content_t;
 typedef struct node node_t;
 struct node {
@@ -403,6 +412,12 @@ struct node {
   content_t *content;
   uint8_t digest[32];
   char *error;
+  /* The digest memo: the key of this file's stat (memo_key), whether the memo gave the digest,
+   * and whether the hashing may record it (the stat was unchanged across the read). */
+  uint64_t src_ino;
+  int64_t ctime_ns;
+  uint8_t mkey[32];
+  int memo_hit, memo_ok;
 };
 
 struct content {
@@ -524,9 +539,33 @@ static uint32_t clamp_time(int64_t t) {
 
 static uint64_t scan_count;
 
+static int64_t ts_ns(struct statx_timestamp t) { return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec; }
+
+/* lstat through statx, which also gives the birth time (when the file system has one) and the
+ * nanoseconds the digest memo keys on. */
+static int xstat(int dirfd, const char *path, int flags, struct stat *st, struct statx *sx) {
+  if (statx(dirfd, path, flags | AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_BTIME, sx) != 0) return -1;
+  memset(st, 0, sizeof *st);
+  st->st_mode = sx->stx_mode;
+  st->st_uid = sx->stx_uid;
+  st->st_gid = sx->stx_gid;
+  st->st_size = (off_t)sx->stx_size;
+  st->st_blocks = (blkcnt_t)sx->stx_blocks;
+  st->st_nlink = sx->stx_nlink;
+  st->st_ino = sx->stx_ino;
+  st->st_dev = makedev(sx->stx_dev_major, sx->stx_dev_minor);
+  st->st_rdev = makedev(sx->stx_rdev_major, sx->stx_rdev_minor);
+  st->st_mtim.tv_sec = sx->stx_mtime.tv_sec;
+  st->st_mtim.tv_nsec = sx->stx_mtime.tv_nsec;
+  return 0;
+}
+
+static void memo_key_for(node_t *n, const struct statx *sx);
+
 static node_t *scan(const char *path, const char *name) {
   struct stat st;
-  if (lstat(path, &st) != 0) die("lstat %s: %s", path, strerror(errno));
+  struct statx sx;
+  if (xstat(AT_FDCWD, path, 0, &st, &sx) != 0) die("lstat %s: %s", path, strerror(errno));
   node_t *n = xcalloc(1, sizeof *n);
   n->name = xstrdup(name);
   n->path = xstrdup(path);
@@ -544,6 +583,7 @@ static node_t *scan(const char *path, const char *name) {
   if (S_ISREG(st.st_mode)) {
     n->size = (uint64_t)st.st_size;
     n->maybe_sparse = (uint64_t)st.st_blocks * 512 < n->size;
+    memo_key_for(n, &sx);
   } else if (S_ISLNK(st.st_mode)) {
     size_t cap = (size_t)st.st_size + 1;
     for (;;) {
@@ -663,6 +703,7 @@ static int read_block(int fd, const node_t *n, uint64_t off, size_t len, uint8_t
 
 static node_t **regs;
 static size_t nregs;
+static atomic_ullong hashed_files; /* files read to get their content digest (the others: the memo) */
 static uint8_t **tbuf; /* one block buffer per worker */
 
 /* The content digest: sha256 over "osqfs-content-1", size, block size, then per block a zero
@@ -670,6 +711,8 @@ static uint8_t **tbuf; /* one block buffer per worker */
 static void hash_task(int tid, size_t i, void *arg) {
   (void)arg;
   node_t *n = regs[i];
+  if (n->memo_hit) return;
+  atomic_fetch_add(&hashed_files, 1);
   int fd = open(n->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     n->error = xstrdup(strerror(errno));
@@ -699,6 +742,10 @@ static void hash_task(int tid, size_t i, void *arg) {
     }
   }
   sha_final(&s, n->digest);
+  /* Remembered only if the file did not change between the listing's stat and the end of the read. */
+  struct stat after;
+  n->memo_ok = opt.cache && !n->error && fstat(fd, &after) == 0 && after.st_ino == n->src_ino && (uint64_t)after.st_size == n->size &&
+               (int64_t)after.st_ctim.tv_sec * 1000000000 + after.st_ctim.tv_nsec == n->ctime_ns && memo_settled(n->ctime_ns);
   close(fd);
 }
 
@@ -745,9 +792,10 @@ static void progress(const char *phase, int force) {
   prog.last = now;
   char line[320];
   int len = snprintf(line, sizeof line,
-                     "{\"phase\":\"%s\",\"files\":%llu,\"filesTotal\":%llu,\"bytes\":%llu,\"bytesTotal\":%llu,\"compressed\":%llu,\"reused\":%llu}\n",
+                     "{\"phase\":\"%s\",\"files\":%llu,\"filesTotal\":%llu,\"bytes\":%llu,\"bytesTotal\":%llu,\"compressed\":%llu,\"reused\":%llu,\"hashed\":%llu}\n",
                      phase, (unsigned long long)prog.files, (unsigned long long)prog.files_total, (unsigned long long)prog.bytes,
-                     (unsigned long long)prog.bytes_total, (unsigned long long)prog.compressed, (unsigned long long)prog.reused);
+                     (unsigned long long)prog.bytes_total, (unsigned long long)prog.compressed, (unsigned long long)prog.reused,
+                     (unsigned long long)atomic_load(&hashed_files));
   if (write(opt.progress_fd, line, (size_t)len) < 0) opt.progress_fd = -1;
 }
 
@@ -773,6 +821,21 @@ static void cache_key(const char *kind, const uint8_t *extra, size_t extra_len, 
   hex32(d, hex);
 }
 
+/* Makes the two folders above an entry's path (DIR/kind/xx). */
+static void cache_mkdirs(const char *path) {
+  char *p = xstrdup(path);
+  char *slash = strrchr(p, '/');
+  *slash = 0;
+  if (mkdir(p, 0755) != 0 && errno == ENOENT) {
+    char *up = strrchr(p, '/');
+    *up = 0;
+    mkdir(p, 0755);
+    *up = '/';
+    mkdir(p, 0755);
+  }
+  free(p);
+}
+
 static char *cache_path(const char *kind, const char hex[65], int mkdirs) {
   size_t l = strlen(opt.cache) + strlen(kind) + 80;
   char *p = xmalloc(l);
@@ -787,13 +850,13 @@ static char *cache_path(const char *kind, const char hex[65], int mkdirs) {
 }
 
 /* The cache temps being written now (one file entry streamed by the main thread, one fragment
- * entry): a SIGTERM/SIGINT/SIGHUP removes them before the process dies, so an interrupted export
+ * entry, the digest memo): a SIGTERM/SIGINT/SIGHUP removes them before the process dies, so an interrupted export
  * leaves no partial entry behind (SIGKILL can: such a temp is never read, and `cache prune`
  * removes it). */
-static const char *volatile open_temps[2];
+static const char *volatile open_temps[3];
 
 static void on_fatal_signal(int sig) {
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 3; i++) {
     const char *t = open_temps[i];
     if (t) unlink(t);
   }
@@ -801,11 +864,19 @@ static void on_fatal_signal(int sig) {
   raise(sig);
 }
 
-static char *temp_for(const char *final) {
-  static atomic_uint counter;
-  size_t l = strlen(final) + 64;
+/* Creates a temp sibling of final, `FINAL.tmp-XXXXXX` (mkostemp: unique across processes, also
+ * across pid namespaces where every session's writer is pid 2), mode 0644; *fd is -1 on failure.
+ * The caller puts the name in open_temps at once. */
+static char *temp_for(const char *final, int *fd) {
+  size_t l = strlen(final) + 16;
   char *t = xmalloc(l);
-  snprintf(t, l, "%s.tmp-%d-%u", final, (int)getpid(), atomic_fetch_add(&counter, 1));
+  snprintf(t, l, "%s.tmp-XXXXXX", final);
+  *fd = mkostemp(t, O_CLOEXEC);
+  if (*fd >= 0 && fchmod(*fd, 0644) != 0) {
+    close(*fd);
+    unlink(t);
+    *fd = -1;
+  }
   return t;
 }
 
@@ -819,14 +890,243 @@ static void drop_damaged(const char *path, const char *why) {
   unlink(path);
 }
 
-/* Marks an entry as used now (its mtime), so that `cache prune` removes the least recently used
- * first. The bytes are not touched; a cache that cannot be written is no failure. */
-static void touch_used(const char *path) {
-  (void)utimensat(AT_FDCWD, path, NULL, 0);
+/* Marks an entry as used (its mtime), so that `cache prune` removes the least recently used first:
+ * set to now unless it is already in the current hour. `cache prune` compares with the hour its
+ * mark falls in, so an entry used since then is kept either way; not touching an entry again
+ * within the hour keeps its ctime still, which the verified-entry memo keys on. The bytes are not
+ * touched; a cache that cannot be written is no failure. */
+static void touch_used(int fd, const struct statx *sx) {
+  int64_t hour = start_ns / 1000000000 / 3600 * 3600;
+  if (sx && sx->stx_mtime.tv_sec >= hour) return;
+  (void)futimens(fd, NULL);
+}
+
+/* ---------------------------------------------------------------- the digest memo */
+
+/* DIR/digests remembers, from one write to the next, what reading a file would give, so a warm
+ * write does not read unchanged files:
+ *  - a source file's content digest, keyed by sha256 of (block size, its path relative to SOURCE,
+ *    inode number, size, mtime ns, ctime ns, birth time ns);
+ *  - that a cache entry's bytes were checked against the sha256 in its header, keyed by sha256 of
+ *    (its path in DIR, inode number, size, mtime ns, ctime ns, birth time ns), with that sha256.
+ * No device number: the export reads a fresh overlay mount each time, whose st_dev differs per
+ * mount; the inode numbers it shows are the layer files' own (layers and snapshots are on the
+ * store's file system, and a store snapshot never changes under its key). Any write to a file
+ * sets its ctime to the clock, which no program can set back; so a stat is remembered only when
+ * its ctime is a full second before this write began (see memo_settled) and was the same before
+ * and after the read. A file with a new ctime is simply read again.
+ * The file: magic, count, count records (key 32, value 32, last use in seconds 4), sha256 of all
+ * before it. Bounded (MEMO_CAP records, the most recently used kept), written by temp + rename; a
+ * damaged memo is ignored (warning) and rebuilt, never trusted. */
+#define MEMO_MAGIC "OSQFM1\0\0"
+#define MEMO_CAP 200000u
+#define MEMO_REC 68u
+
+typedef struct {
+  uint8_t key[32], val[32];
+  uint32_t used;
+} memo_rec_t;
+static map_t memo_map; /* key -> index + 1 into memo_recs */
+static memo_rec_t *memo_recs;
+static size_t nmemo, memo_cap;
+static int memo_dirty;
+static char *memo_path;
+
+
+static uint32_t now_s(void) { return (uint32_t)(start_ns / 1000000000); }
+
+static void memo_add(const uint8_t key[32], const uint8_t val[32], uint32_t used) {
+  if (nmemo == memo_cap) {
+    memo_cap = memo_cap ? memo_cap * 2 : 1024;
+    memo_recs = xrealloc(memo_recs, memo_cap * sizeof *memo_recs);
+  }
+  memcpy(memo_recs[nmemo].key, key, 32);
+  memcpy(memo_recs[nmemo].val, val, 32);
+  memo_recs[nmemo].used = used;
+  nmemo++;
+  map_put(&memo_map, key, (void *)(uintptr_t)nmemo);
+}
+
+/* The remembered value for key (marked used), or 0. */
+static int memo_get(const uint8_t key[32], uint8_t val[32]) {
+  uintptr_t i = (uintptr_t)map_get(&memo_map, key);
+  if (!i) return 0;
+  memo_rec_t *r = &memo_recs[i - 1];
+  memcpy(val, r->val, 32);
+  if (r->used + 86400 < now_s()) memo_dirty = 1; /* rewrite at most daily for use times alone */
+  r->used = now_s();
+  return 1;
+}
+
+static void memo_put(const uint8_t key[32], const uint8_t val[32]) {
+  uintptr_t i = (uintptr_t)map_get(&memo_map, key);
+  if (i) {
+    memo_rec_t *r = &memo_recs[i - 1];
+    if (memcmp(r->val, val, 32) != 0) memcpy(r->val, val, 32), memo_dirty = 1;
+    r->used = now_s();
+    return;
+  }
+  memo_add(key, val, now_s());
+  memo_dirty = 1;
+}
+
+static void memo_load(void) {
+  size_t l = strlen(opt.cache) + 16;
+  memo_path = xmalloc(l);
+  snprintf(memo_path, l, "%s/digests", opt.cache);
+  int fd = open(memo_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st;
+  const char *why = NULL;
+  uint8_t *p = NULL;
+  uint64_t size = 0, count = 0;
+  if (fstat(fd, &st) != 0) why = "unreadable";
+  if (!why) {
+    size = (uint64_t)st.st_size;
+    count = size >= 48 ? (size - 48) / MEMO_REC : 0;
+    if (size < 48 || (size - 48) % MEMO_REC || count > MEMO_CAP) why = "bad size";
+  }
+  if (!why) {
+    p = xmalloc(size);
+    if (pread_full(fd, p, size, 0) != (ssize_t)size) why = "truncated";
+  }
+  if (!why && (memcmp(p, MEMO_MAGIC, 8) != 0 || get_le64(p + 8) != count)) why = "bad header";
+  if (!why) {
+    uint8_t d[32];
+    sha_once(p, size - 32, d);
+    if (memcmp(d, p + size - 32, 32) != 0) why = "digest mismatch";
+  }
+  close(fd);
+  if (why) {
+    warn("block cache: damaged digest memo %s (%s): ignored, rebuilt", memo_path, why);
+    memo_dirty = 1;
+    free(p);
+    return;
+  }
+  for (uint64_t i = 0; i < count; i++) {
+    const uint8_t *r = p + 16 + i * MEMO_REC;
+    if (!map_get(&memo_map, r)) memo_add(r, r + 32, get_le32(r + 64));
+  }
+  free(p);
+}
+
+static int cmp_memo_used(const void *a, const void *b) {
+  uint32_t x = ((const memo_rec_t *)a)->used, y = ((const memo_rec_t *)b)->used;
+  return x > y ? -1 : x < y;
+}
+
+/* Writes the memo when it changed (else marks it used, for `cache prune`). */
+static void memo_save(void) {
+  if (!memo_path) return;
+  if (!memo_dirty) {
+    (void)utimensat(AT_FDCWD, memo_path, NULL, 0);
+    return;
+  }
+  qsort(memo_recs, nmemo, sizeof *memo_recs, cmp_memo_used);
+  size_t count = nmemo < MEMO_CAP ? nmemo : MEMO_CAP;
+  buf_t b = {0};
+  buf_put(&b, MEMO_MAGIC, 8);
+  buf_u64(&b, count);
+  for (size_t i = 0; i < count; i++) {
+    buf_put(&b, memo_recs[i].key, 32);
+    buf_put(&b, memo_recs[i].val, 32);
+    buf_u32(&b, memo_recs[i].used);
+  }
+  uint8_t d[32];
+  sha_once(b.p, b.len, d);
+  buf_put(&b, d, 32);
+  int fd;
+  char *tmp = temp_for(memo_path, &fd);
+  open_temps[2] = tmp;
+  int bad = fd < 0;
+  if (!bad) {
+    bad |= pwrite_full(fd, b.p, b.len, 0) != 0;
+    bad |= close(fd) != 0;
+  }
+  if (bad || rename(tmp, memo_path) != 0) {
+    cache_warn("cannot store", memo_path);
+    unlink(tmp);
+  }
+  open_temps[2] = NULL;
+  free(tmp);
+  free(b.p);
+}
+
+static void memo_key_for(node_t *n, const struct statx *sx) {
+  n->src_ino = sx->stx_ino;
+  n->ctime_ns = ts_ns(sx->stx_ctime);
+  if (!opt.cache) return;
+  buf_t k = {0};
+  const char *rel = n->path + strlen(opt.source);
+  buf_put(&k, "osqfs-memo-file-1", 17);
+  buf_u32(&k, opt.block_size);
+  buf_u32(&k, (uint32_t)strlen(rel));
+  buf_put(&k, rel, strlen(rel));
+  buf_u64(&k, sx->stx_ino);
+  buf_u64(&k, sx->stx_size);
+  buf_u64(&k, (uint64_t)ts_ns(sx->stx_mtime));
+  buf_u64(&k, (uint64_t)ts_ns(sx->stx_ctime));
+  buf_u64(&k, sx->stx_mask & STATX_BTIME ? (uint64_t)ts_ns(sx->stx_btime) : 0);
+  sha_once(k.p, k.len, n->mkey);
+  free(k.p);
+}
+
+/* The memo key of a cache entry as it is now (open as fd, at path). */
+static void entry_key(const char *path, const struct statx *sx, uint8_t key[32]) {
+  buf_t k = {0};
+  const char *rel = path + strlen(opt.cache);
+  buf_put(&k, "osqfs-memo-entry-1", 18);
+  buf_u32(&k, (uint32_t)strlen(rel));
+  buf_put(&k, rel, strlen(rel));
+  buf_u64(&k, sx->stx_ino);
+  buf_u64(&k, sx->stx_size);
+  buf_u64(&k, (uint64_t)ts_ns(sx->stx_mtime));
+  buf_u64(&k, (uint64_t)ts_ns(sx->stx_ctime));
+  buf_u64(&k, sx->stx_mask & STATX_BTIME ? (uint64_t)ts_ns(sx->stx_btime) : 0);
+  sha_once(k.p, k.len, key);
+  free(k.p);
+}
+
+static int fd_statx(int fd, struct statx *sx) {
+  return statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_BTIME, sx);
+}
+
+/* Copies len bytes at off of fd to the output at wpos: copy_file_range (the file system may share
+ * or copy in the kernel), read/write where it cannot (another file system). -1 on a read error. */
+static int copy_range(int fd, uint64_t off, uint64_t len) {
+  out_flush();
+  loff_t in = (loff_t)off, out = (loff_t)(opt.offset + wpos);
+  uint64_t left = len;
+  while (left) {
+    ssize_t r = copy_file_range(fd, &in, outfd, &out, left, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    left -= (uint64_t)r;
+  }
+  if (left) {
+    uint8_t *chunk = xmalloc(1u << 20);
+    while (left) {
+      size_t n = (size_t)(left < (1u << 20) ? left : (1u << 20));
+      if (pread_full(fd, chunk, n, (uint64_t)in) != (ssize_t)n) {
+        free(chunk);
+        return -1;
+      }
+      if (pwrite_full(outfd, chunk, n, (uint64_t)out) != 0) die("write %s: %s", opt.output, strerror(errno));
+      in += (loff_t)n;
+      out += (loff_t)n;
+      left -= n;
+    }
+    free(chunk);
+  }
+  wpos += len;
+  obuf_pos = wpos;
+  return 0;
 }
 
 /* Copies a file's data blocks from its cache entry to the output. Returns 1 when done, 0 when
- * there is no usable entry (nothing written). A damaged entry is deleted. */
+ * there is no usable entry (nothing written). A damaged entry is deleted.
+ * Long on purpose: the header checks, the checked (copy unread) and unchecked (hash while copying)
+ * paths and the rewind on damage share the entry's state; split, each part would need all of it. */
 static int cache_copy_file(content_t *c) {
   char hex[65];
   cache_key("file", c->digest, 32, hex);
@@ -837,15 +1137,16 @@ static int cache_copy_file(content_t *c) {
     return 0;
   }
   uint8_t hdr[FILE_HDR];
-  struct stat st;
+  struct statx sx;
   const char *why = NULL;
   uint32_t *sizes = NULL;
   uint64_t datalen = 0;
-  if (fstat(fd, &st) != 0 || pread_full(fd, hdr, FILE_HDR, 0) != FILE_HDR || memcmp(hdr, FILE_MAGIC, 8) != 0) why = "bad header";
+  int have_sx = fd_statx(fd, &sx) == 0;
+  if (!have_sx || pread_full(fd, hdr, FILE_HDR, 0) != FILE_HDR || memcmp(hdr, FILE_MAGIC, 8) != 0) why = "bad header";
   else if (get_le64(hdr + 8) != c->size || get_le64(hdr + 16) != c->nblocks) why = "wrong size";
-  else if ((uint64_t)st.st_size < FILE_HDR + 4 * c->nblocks) why = "truncated";
+  else if (sx.stx_size < FILE_HDR + 4 * c->nblocks) why = "truncated";
   if (!why) {
-    datalen = (uint64_t)st.st_size - FILE_HDR - 4 * c->nblocks;
+    datalen = sx.stx_size - FILE_HDR - 4 * c->nblocks;
     sizes = xmalloc(4 * c->nblocks + 4);
     if (pread_full(fd, sizes, 4 * c->nblocks, FILE_HDR + datalen) != (ssize_t)(4 * c->nblocks)) why = "truncated";
     uint64_t sum = 0;
@@ -865,25 +1166,45 @@ static int cache_copy_file(content_t *c) {
     return 0;
   }
   uint64_t start = wpos;
-  sha_t s;
-  sha_init(&s);
-  uint8_t *chunk = xmalloc(1u << 20);
-  for (uint64_t off = 0; off < datalen;) {
-    size_t n = (size_t)(datalen - off < (1u << 20) ? datalen - off : (1u << 20));
-    if (pread_full(fd, chunk, n, FILE_HDR + off) != (ssize_t)n) {
-      why = "read error";
-      break;
-    }
-    sha_update(&s, chunk, n);
-    out_write(chunk, n);
-    off += n;
+  /* Marked used first: that may change its ctime, which the memo key holds. */
+  if (sx.stx_mtime.tv_sec < start_ns / 1000000000 / 3600 * 3600) {
+    touch_used(fd, &sx);
+    have_sx = fd_statx(fd, &sx) == 0;
   }
-  free(chunk);
-  close(fd);
-  sha_update(&s, sizes, 4 * c->nblocks);
-  uint8_t d[32];
-  sha_final(&s, d);
-  if (!why && memcmp(d, hdr + 32, 32) != 0) why = "digest mismatch";
+  uint8_t key[32], known[32];
+  if (have_sx) entry_key(path, &sx, key);
+  if (have_sx && memo_get(key, known) && memcmp(known, hdr + 32, 32) == 0) {
+    /* Checked against its digest by an earlier write, not changed since (memo_settled): copied
+     * without reading it here. */
+    struct statx after;
+    if (copy_range(fd, FILE_HDR, datalen) != 0) why = "read error";
+    else if (fd_statx(fd, &after) != 0 || ts_ns(after.stx_ctime) != ts_ns(sx.stx_ctime)) why = "changed while copied";
+    close(fd);
+  } else {
+    sha_t s;
+    sha_init(&s);
+    uint8_t *chunk = xmalloc(1u << 20);
+    for (uint64_t off = 0; off < datalen;) {
+      size_t n = (size_t)(datalen - off < (1u << 20) ? datalen - off : (1u << 20));
+      if (pread_full(fd, chunk, n, FILE_HDR + off) != (ssize_t)n) {
+        why = "read error";
+        break;
+      }
+      sha_update(&s, chunk, n);
+      out_write(chunk, n);
+      off += n;
+    }
+    free(chunk);
+    sha_update(&s, sizes, 4 * c->nblocks);
+    uint8_t d[32];
+    sha_final(&s, d);
+    if (!why && memcmp(d, hdr + 32, 32) != 0) why = "digest mismatch";
+    struct statx after;
+    if (!why && have_sx && fd_statx(fd, &after) == 0 && after.stx_ino == sx.stx_ino && after.stx_size == sx.stx_size &&
+        ts_ns(after.stx_ctime) == ts_ns(sx.stx_ctime) && memo_settled(ts_ns(sx.stx_ctime)))
+      memo_put(key, hdr + 32);
+    close(fd);
+  }
   if (why) {
     out_rewind(start);
     drop_damaged(path, why);
@@ -891,7 +1212,6 @@ static int cache_copy_file(content_t *c) {
     free(sizes);
     return 0;
   }
-  touch_used(path);
   free(path);
   c->start = start;
   c->bsizes = xmalloc(4 * c->nblocks + 4);
@@ -910,9 +1230,8 @@ static void cache_file_begin(content_t *c) {
   char hex[65];
   cache_key("file", c->digest, 32, hex);
   c->cpath = cache_path("files", hex, 1);
-  c->ctmp = temp_for(c->cpath);
+  c->ctmp = temp_for(c->cpath, &c->cfd);
   open_temps[0] = c->ctmp;
-  c->cfd = open(c->ctmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (c->cfd < 0) {
     cache_warn("cannot create", c->ctmp);
     return;
@@ -977,7 +1296,10 @@ typedef struct {
   content_t *c; /* NULL for a fragment block */
   uint64_t b;   /* block index, or fragment index */
   uint32_t len;
-  int zero, ready;
+  int zero, ready; /* ready: a fragment block from the cache, in out (1) or to copy from cfd (2) */
+  int cfd;
+  char *cpath;
+  int64_t cctime; /* the checked entry's ctime, the same after the copy */
   uint8_t *in, *out;
   size_t outlen; /* 0: store raw */
 } job_t;
@@ -1012,9 +1334,10 @@ static void store_fragment(const char *path, const uint8_t *p, uint32_t word, ui
   put_le32(hdr + 8, word);
   put_le32(hdr + 12, rawlen);
   sha_once(p, len, hdr + 16);
-  char *tmp = temp_for(path);
+  int fd;
+  cache_mkdirs(path);
+  char *tmp = temp_for(path, &fd);
   open_temps[1] = tmp;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   int bad = fd < 0;
   if (!bad) {
     bad |= pwrite_full(fd, hdr, FRAG_HDR, 0) != 0;
@@ -1040,6 +1363,19 @@ static void commit(batch_t *b) {
       word = (uint32_t)j->outlen;
       len = word & ~UNCOMPRESSED_BLOCK;
       data = j->out;
+    }
+    if (j->ready == 2) { /* a checked entry, unchanged since: copied without reading it here */
+      frags[j->b] = (frag_entry_t){.start = wpos, .size = word};
+      struct statx after;
+      int bad = copy_range(j->cfd, FRAG_HDR, len) != 0 || fd_statx(j->cfd, &after) != 0 || ts_ns(after.stx_ctime) != j->cctime;
+      close(j->cfd);
+      if (bad) { /* written to while we copied: the output holds bytes nobody checked */
+        unlink(j->cpath);
+        die("block cache: entry %s changed while being copied: dropped; run the export again", j->cpath);
+      }
+      free(j->cpath);
+      j->cpath = NULL;
+      continue;
     }
     if (j->c) {
       content_t *c = j->c;
@@ -1150,6 +1486,8 @@ typedef struct {
   uint32_t len;
 } group_t;
 
+/* Long on purpose: grouping the tails, then per group the cache lookup (checked entry, or read and
+ * hashed) and the fallback that reads the tails; one pass over the groups, in output order. */
 static void write_fragments(void) {
   content_t **tails = xcalloc(ncontents, sizeof *tails);
   size_t ntails = 0;
@@ -1201,20 +1539,44 @@ static void write_fragments(void) {
       char hex[65];
       cache_key("fragment", k.p, k.len, hex);
       free(k.p);
-      char *path = cache_path("fragments", hex, 1);
+      char *path = cache_path("fragments", hex, 0);
       int fd = open(path, O_RDONLY | O_CLOEXEC);
       if (fd >= 0) {
+        /* A checked entry whose stat is unchanged is copied at commit, unread; another is read
+         * into the job's output buffer and hashed. */
         uint8_t hdr[FRAG_HDR];
-        struct stat st;
+        struct statx sx;
         const char *why = NULL;
-        if (fstat(fd, &st) != 0 || pread_full(fd, hdr, FRAG_HDR, 0) != FRAG_HDR || memcmp(hdr, FRAG_MAGIC, 8) != 0) why = "bad header";
+        int have_sx = fd_statx(fd, &sx) == 0;
+        if (have_sx && sx.stx_mtime.tv_sec < start_ns / 1000000000 / 3600 * 3600) {
+          touch_used(fd, &sx);
+          have_sx = fd_statx(fd, &sx) == 0;
+        }
+        if (!have_sx || pread_full(fd, hdr, FRAG_HDR, 0) != FRAG_HDR || memcmp(hdr, FRAG_MAGIC, 8) != 0) why = "bad header";
         uint32_t word = why ? 0 : get_le32(hdr + 8), len = word & ~UNCOMPRESSED_BLOCK;
-        if (!why && (get_le32(hdr + 12) != g->len || len > g->len || (uint64_t)st.st_size != FRAG_HDR + (uint64_t)len)) why = "wrong size";
-        if (!why && pread_full(fd, j->out, len, FRAG_HDR) != (ssize_t)len) why = "truncated";
-        uint8_t d[32];
+        if (!why && (get_le32(hdr + 12) != g->len || len > g->len || sx.stx_size != FRAG_HDR + (uint64_t)len)) why = "wrong size";
+        uint8_t d[32], key[32];
         if (!why) {
-          sha_once(j->out, len, d);
-          if (memcmp(d, hdr + 16, 32) != 0) why = "digest mismatch";
+          entry_key(path, &sx, key);
+          if (memo_get(key, d) && memcmp(d, hdr + 16, 32) == 0) {
+            j->ready = 2;
+            j->cfd = fd;
+            j->cpath = path;
+            j->cctime = ts_ns(sx.stx_ctime);
+            j->outlen = word;
+            prog.reused += g->len;
+            prog.bytes += g->len;
+            continue;
+          }
+          struct statx after;
+          if (pread_full(fd, j->out, len, FRAG_HDR) != (ssize_t)len) why = "truncated";
+          if (!why) {
+            sha_once(j->out, len, d);
+            if (memcmp(d, hdr + 16, 32) != 0) why = "digest mismatch";
+          }
+          if (!why && fd_statx(fd, &after) == 0 && after.stx_ino == sx.stx_ino && ts_ns(after.stx_ctime) == ts_ns(sx.stx_ctime) &&
+              memo_settled(ts_ns(sx.stx_ctime)))
+            memo_put(key, hdr + 16);
         }
         close(fd);
         if (!why) {
@@ -1222,7 +1584,6 @@ static void write_fragments(void) {
           j->outlen = word;
           prog.reused += g->len;
           prog.bytes += g->len;
-          touch_used(path);
           free(path);
           continue;
         }
@@ -1546,7 +1907,7 @@ static void usage(int code) {
   fprintf(code ? stderr : stdout,
           "usage: " PROG " SOURCE OUTPUT [--offset N] [--comp gzip|xz|zstd|lz4] [--level N]\n"
           "         [--block-size N] [--jobs N] [--clamp EPOCH] [--mkfs-time T] [--block-cache DIR]\n"
-          "         [--progress-fd N]\n");
+          "         [--progress-fd N] [--prefix TEXT]\n");
   exit(code);
 }
 
@@ -1602,6 +1963,7 @@ int main(int argc, char **argv) {
       else if (!strcmp(a, "--mkfs-time")) opt.mkfs_time = (uint32_t)num(a, v, UINT32_MAX), opt.has_mkfs_time = 1;
       else if (!strcmp(a, "--block-cache")) opt.cache = v;
       else if (!strcmp(a, "--progress-fd")) opt.progress_fd = (int)num(a, v, INT_MAX);
+      else if (!strcmp(a, "--prefix")) opt.prefix = v;
       else {
         fprintf(stderr, PROG ": error: unknown option %s\n", a);
         exit(2);
@@ -1620,6 +1982,10 @@ int main(int argc, char **argv) {
   opt.output = pos[1];
   int default_level = opt.comp == COMP_GZIP ? 9 : opt.comp == COMP_XZ ? 6 : opt.comp == COMP_ZSTD ? 15 : 0;
   if (opt.level < 0) opt.level = default_level;
+  if (opt.prefix && (strlen(opt.prefix) > opt.offset || opt.offset > 65536)) {
+    fprintf(stderr, PROG ": error: --prefix: longer than --offset (or --offset over 65536)\n");
+    exit(2);
+  }
   if ((opt.comp == COMP_GZIP && (opt.level < 1 || opt.level > 9)) || (opt.comp == COMP_XZ && opt.level > 9) ||
       (opt.comp == COMP_ZSTD && (opt.level < 1 || opt.level > ZSTD_maxCLevel())) || (opt.comp == COMP_LZ4 && opt.level > LZ4HC_CLEVEL_MAX)) {
     fprintf(stderr, PROG ": error: --level %d is out of range for %s\n", opt.level, comp_name(opt.comp));
@@ -1631,6 +1997,12 @@ int main(int argc, char **argv) {
   }
   if (!opt.has_mkfs_time) opt.mkfs_time = opt.has_clamp ? opt.clamp : 0;
   if (opt.cache && mkdir(opt.cache, 0755) != 0 && errno != EEXIST) die("--block-cache %s: %s", opt.cache, strerror(errno));
+  {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    start_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+  }
+  if (opt.cache) memo_load();
 
   struct stat rst;
   if (stat(opt.source, &rst) != 0) die("%s: %s", opt.source, strerror(errno));
@@ -1658,7 +2030,10 @@ int main(int argc, char **argv) {
   tbuf = xcalloc((size_t)opt.jobs + 1, sizeof *tbuf);
   for (int i = 0; i <= opt.jobs; i++) tbuf[i] = xmalloc(opt.block_size);
   progress("hash", 1);
+  for (size_t i = 0; opt.cache && i < nregs; i++) regs[i]->memo_hit = memo_get(regs[i]->mkey, regs[i]->digest);
   pool_run(hash_task, NULL, nregs);
+  for (size_t i = 0; i < nregs; i++)
+    if (regs[i]->memo_ok) memo_put(regs[i]->mkey, regs[i]->digest);
   map_t cmap = {0};
   contents = xcalloc(nregs, sizeof *contents);
   for (size_t i = 0; i < nregs; i++) {
@@ -1688,7 +2063,8 @@ int main(int argc, char **argv) {
   if (ftruncate(outfd, 0) != 0) die("%s: %s", opt.output, strerror(errno));
   {
     uint8_t *z = xcalloc(1, 65536);
-    for (uint64_t o = 0; o < opt.offset; o += 65536)
+    if (opt.prefix) memcpy(z, opt.prefix, strlen(opt.prefix)); /* --prefix: at most --offset bytes, checked */
+    for (uint64_t o = 0; o < opt.offset; o += 65536, memset(z, 0, 65536))
       if (pwrite_full(outfd, z, opt.offset - o < 65536 ? opt.offset - o : 65536, o) != 0) die("write %s: %s", opt.output, strerror(errno));
     free(z);
   }
@@ -1804,6 +2180,7 @@ int main(int argc, char **argv) {
   uint64_t total = (bytes_used + 4095) & ~(uint64_t)4095;
   if (ftruncate(outfd, (off_t)(opt.offset + total)) != 0) die("%s: %s", opt.output, strerror(errno));
   if (fsync(outfd) != 0 || close(outfd) != 0) die("%s: %s", opt.output, strerror(errno));
+  memo_save();
   progress("done", 1);
   if (cache_damaged) warn("block cache: %llu damaged entries recomputed", (unsigned long long)cache_damaged);
   return 0;

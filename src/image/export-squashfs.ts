@@ -1,5 +1,5 @@
 import { accessSync, constants } from 'node:fs';
-import { chmod, open, rename, rm } from 'node:fs/promises';
+import { chmod, open, rename, rm, stat } from 'node:fs/promises';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { tempSibling } from '../core/fs-atomic.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -87,6 +87,8 @@ interface Invocation {
   readonly file: string;
   readonly args: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /** The tool wrote the launch line and synced the file itself. */
+  readonly headerWritten?: boolean;
 }
 
 function invocation(options: ExportSquashfsOptions, tmp: string): Result<Invocation, Diagnostic> {
@@ -125,6 +127,8 @@ function invocation(options: ExportSquashfsOptions, tmp: string): Result<Invocat
         source: options.source,
         output: tmp,
         offset: LAUNCH_HEADER_BYTES,
+        // Written and synced by the writer: no second open and fsync here.
+        prefix: LAUNCH_HEADER,
         compression,
         ...(options.level !== undefined ? { level: options.level } : {}),
         ...(options.blockSize !== undefined ? { blockSize: options.blockSize } : {}),
@@ -133,7 +137,7 @@ function invocation(options: ExportSquashfsOptions, tmp: string): Result<Invocat
         ...(options.onProgress ? { progressFd: 1 } : {}),
         ...(options.blockCache !== undefined ? { blockCache: options.blockCache } : {}),
       });
-      return ok({ tool: 'orchestrator-mksquashfs', file, args });
+      return ok({ tool: 'orchestrator-mksquashfs', file, args, headerWritten: true });
     }
     default:
       return unreachable(writer);
@@ -160,14 +164,15 @@ function progressReader(options: ExportSquashfsOptions): ((chunk: Buffer) => voi
 
 /**
  * Writes a Singularity 2.4 squashfs image: the 31-byte launch line, then the file system, written
- * by the chosen writer at that offset (no copy), mode 0755. Published by rename: an interrupted or
+ * by the chosen writer at that offset (no copy), mode 0755 (our writer writes the launch line too,
+ * and syncs once). Published by rename: an interrupted or
  * failed export leaves the previous image as it was.
  */
 export async function exportSquashfs(options: ExportSquashfsOptions): Promise<Result<{ bytes: number }, Diagnostic>> {
   const tmp = tempSibling(options.output);
   const how = invocation(options, tmp);
   if (!how.ok) return how;
-  const { tool, file, args, env } = how.value;
+  const { tool, file, args, env, headerWritten } = how.value;
   const onOutput = progressReader(options);
   try {
     const outcome = await (options.run ?? runCommand)(file, args, {
@@ -182,15 +187,19 @@ export async function exportSquashfs(options: ExportSquashfsOptions): Promise<Re
       await rm(tmp, { force: true });
       return fail(failure);
     }
-    // The writer leaves the first `offset` bytes zeroed: write the launch line there.
-    const handle = await open(tmp, 'r+');
     let bytes: number;
-    try {
-      await handle.write(Buffer.from(LAUNCH_HEADER), 0, LAUNCH_HEADER_BYTES, 0);
-      await handle.sync();
-      bytes = (await handle.stat()).size;
-    } finally {
-      await handle.close();
+    if (headerWritten) {
+      bytes = (await stat(tmp)).size;
+    } else {
+      // mksquashfs leaves the first `offset` bytes zeroed: write the launch line there.
+      const handle = await open(tmp, 'r+');
+      try {
+        await handle.write(Buffer.from(LAUNCH_HEADER), 0, LAUNCH_HEADER_BYTES, 0);
+        await handle.sync();
+        bytes = (await handle.stat()).size;
+      } finally {
+        await handle.close();
+      }
     }
     await chmod(tmp, 0o755);
     await rename(tmp, options.output);

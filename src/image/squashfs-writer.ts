@@ -9,6 +9,8 @@ export interface SquashfsWriterRequest {
   readonly output: string;
   /** Bytes left before the file system (the caller writes the launch line there). */
   readonly offset?: number;
+  /** Text at the start of those bytes (at most `offset` bytes): the launch line, synced with the image. */
+  readonly prefix?: string;
   readonly compression?: SquashfsWriterCompression;
   readonly level?: number;
   readonly blockSize?: number;
@@ -44,5 +46,6 @@ export function squashfsWriterArgv(request: SquashfsWriterRequest): string[] {
   flag('mkfs-time', request.mkfsTime);
   flag('block-cache', request.blockCache);
   flag('progress-fd', request.progressFd);
+  flag('prefix', request.prefix);
   return argv;
 }

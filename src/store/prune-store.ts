@@ -27,16 +27,20 @@ export interface PruneResult {
  * Removes cache entries no project uses, least recently used first (`cache prune`; docs/ARCHITECTURE.md, Store).
  * With neither limit, every unreferenced entry goes; `olderThanMs` keeps recently used ones;
  * `keepBytes` stops once the store is small enough. Temps of live processes are never touched.
- * Block cache entries (one per file content or fragment block) count as used when their mtime is
- * from `blocksUsedSince` on; the squashfs writer marks the entries it uses.
+ * Block cache entries (one per file content or fragment block, and the digest memo) count as used
+ * when their mtime is from the hour `blocksUsedSince` falls in on; the squashfs writer marks the
+ * entries it uses (once per hour).
  */
 export async function pruneStore(store: Store, options: PruneOptions): Promise<PruneResult> {
   const now = options.now ?? Date.now();
   const temps = options.dryRun ? 0 : await store.sweepBlockTemps();
+  // The writer marks an entry only once per hour (a still ctime keeps its checked-entry memo
+  // valid): an entry used since the mark has an mtime from the mark's hour on.
+  const blocksSince = options.blocksUsedSince === undefined ? undefined : Math.floor(options.blocksUsedSince / 3_600_000) * 3_600_000;
   const entries = (await store.list()).filter((e) => e.kind !== 'tmp');
   let total = entries.reduce((n, e) => n + e.bytes, 0);
   const used = (e: StoreEntry): boolean =>
-    e.kind === 'block' ? options.blocksUsedSince !== undefined && e.mtime.getTime() >= options.blocksUsedSince : options.referenced.has(e.path);
+    e.kind === 'block' ? blocksSince !== undefined && e.mtime.getTime() >= blocksSince : options.referenced.has(e.path);
   const candidates = entries
     .filter((e) => !used(e))
     .sort((a, b) => a.mtime.getTime() - b.mtime.getTime());

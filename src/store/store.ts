@@ -34,8 +34,13 @@ const KIND_DIRS: Readonly<Record<StoreEntryKind, string>> = {
 
 /** The squashfs writer's block cache: `blocks/<part>/<xx>/<key>` (native/squashfs/README.md, Block cache). */
 const BLOCK_PARTS = ['files', 'fragments'] as const;
-/** The writer's temp names: `<entry>.tmp-<pid>-<n>` beside the entry (its pid is a session's, not ours). */
-const BLOCK_TEMP = /\.tmp-\d+-\d+$/;
+/**
+ * The writer's temp names: `<entry>.tmp-XXXXXX` beside the entry (mkostemp), and the older
+ * `<entry>.tmp-<pid>-<n>`. A temp's name says nothing about its process (a session's pid).
+ */
+const BLOCK_TEMP = /\.tmp-(?:[A-Za-z0-9]{6}|\d+-\d+)$/;
+/** The writer's digest memo (native/squashfs/README.md, Block cache): one file, listed as a block entry. */
+const BLOCK_MEMO = 'digests';
 
 async function treeBytes(path: string, seen: Set<string>): Promise<number> {
   const st = await lstat(path);
@@ -207,8 +212,9 @@ export class Store {
 
   /**
    * What a build records among its references for the blocks its squashfs export used: the writer
-   * marks every entry it reads or writes as used (mtime), so the entries with an mtime from `since`
-   * on include all of them. `cache prune` keeps those (`blockUseSince`).
+   * marks every entry it reads or writes as used (mtime; at most once an hour), so the entries with
+   * an mtime from the start of `since`'s hour on include all of them. `cache prune` keeps those
+   * (`blockUseSince`).
    */
   blockUseMark(since: number): string {
     return join(this.blocksDir, 'used-since', String(Math.floor(since)));
@@ -226,6 +232,17 @@ export class Store {
    */
   private async listBlocks(): Promise<StoreEntry[]> {
     const entries: StoreEntry[] = [];
+    for (const name of (await readdir(this.blocksDir).catch(() => [] as string[])).sort()) {
+      const temp = name.startsWith(`${BLOCK_MEMO}.`) && BLOCK_TEMP.test(name);
+      if (name !== BLOCK_MEMO && !temp) continue;
+      const path = join(this.blocksDir, name);
+      try {
+        const st = await lstat(path);
+        if (st.isFile()) entries.push({ kind: temp ? 'tmp' : 'block', id: temp ? `blocks/${name}` : name, path, bytes: st.size, mtime: st.mtime });
+      } catch {
+        // Removed while we looked: not there.
+      }
+    }
     for (const part of BLOCK_PARTS) {
       const dir = join(this.blocksDir, part);
       for (const sub of (await readdir(dir).catch(() => [] as string[])).sort()) {

@@ -16,6 +16,8 @@ const sha = (p: string): string => createHash('sha256').update(readFileSync(p)).
 interface Written {
   readonly compressed: number;
   readonly reused: number;
+  /** Files read to get their content digest (the others came from the digest memo). */
+  readonly hashed: number;
   readonly stderr: string;
 }
 
@@ -23,9 +25,9 @@ interface Written {
 function write(source: string, output: string, extra: readonly string[] = []): Written {
   const r = spawnSync(writerPath, [source, output, '--progress-fd', '1', ...extra], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
   expect(r.status, r.stderr).toBe(0);
-  const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { phase: string; compressed: number; reused: number };
+  const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { phase: string; compressed: number; reused: number; hashed: number };
   expect(last.phase).toBe('done');
-  return { compressed: last.compressed, reused: last.reused, stderr: r.stderr };
+  return { compressed: last.compressed, reused: last.reused, hashed: last.hashed, stderr: r.stderr };
 }
 
 /**
@@ -184,6 +186,9 @@ describe('orchestrator-mksquashfs: the tree without the 5 GiB file; compressors,
     const comp = spawnSync(writerPath, [src, out, '--comp', 'lzo'], { encoding: 'utf8' });
     expect(comp.status).toBe(2);
     expect(comp.stderr).toBe("orchestrator-mksquashfs: error: --comp: unknown compressor 'lzo' (gzip, xz, zstd, lz4)\n");
+    const prefix = spawnSync(writerPath, [src, out, '--offset', '4', '--prefix', 'too long'], { encoding: 'utf8' });
+    expect(prefix.status).toBe(2);
+    expect(prefix.stderr).toBe('orchestrator-mksquashfs: error: --prefix: longer than --offset (or --offset over 65536)\n');
     expect(existsSync(out)).toBe(false);
   });
 });
@@ -321,6 +326,78 @@ describe('orchestrator-mksquashfs: the block cache across writes', () => {
     child.kill('SIGTERM');
     expect(await exit).toBe('SIGTERM');
     expect(readdirSync(cache, { recursive: true }).filter((p) => String(p).includes('.tmp-'))).toEqual([]);
+  });
+});
+
+describe('orchestrator-mksquashfs: the digest memo and checked entries', () => {
+  it('reads no unchanged file, catches a change that kept size and mtime (ctime), and ignores a damaged memo', async () => {
+    const src = join(work, 'memo-tree');
+    mkdirSync(join(src, 'd'), { recursive: true });
+    for (let i = 0; i < 40; i++) writeFileSync(join(src, 'd', `f-${i}`), seeded(`memo-${i}`, 500 + i * 997));
+    writeFileSync(join(src, 'big'), seeded('memo-big', 600_000));
+    const files = 41;
+    const cache = join(work, 'cache-memo');
+    const cold = (name: string): string => {
+      write(src, join(work, name));
+      return sha(join(work, name));
+    };
+    // A stat is remembered only once its ctime is a second old (a later write in the same clock
+    // tick could keep it): the tree must be that old for the memo to hold it.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const first = write(src, join(work, 'memo-1.sqfs'), ['--block-cache', cache]);
+    expect(first.hashed).toBe(files);
+    expect(existsSync(join(cache, 'digests'))).toBe(true);
+    const second = write(src, join(work, 'memo-2.sqfs'), ['--block-cache', cache]);
+    expect(second).toEqual({ compressed: 0, reused: first.compressed, hashed: 0, stderr: '' });
+    expect(sha(join(work, 'memo-2.sqfs'))).toBe(cold('memo-cold-1.sqfs'));
+
+    // Same size, same mtime (touch -r), other bytes: only the ctime tells. Read again, recompressed.
+    const changed = join(src, 'd', 'f-7');
+    const size = statSync(changed).size;
+    writeFileSync(changed, seeded('memo-changed', size));
+    execFileSync('touch', ['-r', join(src, 'd', 'f-8'), changed]);
+    expect(statSync(changed).mtimeMs).toBe(statSync(join(src, 'd', 'f-8')).mtimeMs);
+    const third = write(src, join(work, 'memo-3.sqfs'), ['--block-cache', cache]);
+    expect(third.hashed).toBe(1);
+    expect(third.compressed).toBeGreaterThan(0);
+    expect(sha(join(work, 'memo-3.sqfs'))).toBe(cold('memo-cold-2.sqfs'));
+    expect(sha(join(work, 'memo-3.sqfs'))).not.toBe(sha(join(work, 'memo-2.sqfs')));
+
+    // A damaged memo is ignored (every file read again) and rebuilt.
+    const memo = join(cache, 'digests');
+    const bytes = readFileSync(memo);
+    bytes[40] = bytes[40]! ^ 0x01;
+    writeFileSync(memo, bytes);
+    const damaged = write(src, join(work, 'memo-4.sqfs'), ['--block-cache', cache]);
+    expect(damaged.stderr).toBe(`orchestrator-mksquashfs: warning: block cache: damaged digest memo ${memo} (digest mismatch): ignored, rebuilt\n`);
+    expect(damaged.hashed).toBe(files);
+    expect(sha(join(work, 'memo-4.sqfs'))).toBe(sha(join(work, 'memo-3.sqfs')));
+    writeFileSync(memo, 'not a memo');
+    const garbage = write(src, join(work, 'memo-5.sqfs'), ['--block-cache', cache]);
+    expect(garbage.stderr).toBe(`orchestrator-mksquashfs: warning: block cache: damaged digest memo ${memo} (bad size): ignored, rebuilt\n`);
+    expect(sha(join(work, 'memo-5.sqfs'))).toBe(sha(join(work, 'memo-3.sqfs')));
+    // The entries are a second old now: this write checks them in full and remembers it.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // (f-7 was changed less than a second before some of the writes above: maybe read once more.)
+    const rebuilt = write(src, join(work, 'memo-6.sqfs'), ['--block-cache', cache]);
+    expect(rebuilt.stderr).toBe('');
+    expect(rebuilt.hashed).toBeLessThanOrEqual(1);
+    expect(write(src, join(work, 'memo-6.sqfs'), ['--block-cache', cache]).hashed).toBe(0);
+
+    // An entry an earlier write checked (so now copied without reading it) is still caught when
+    // its bytes change: the write changes its ctime, and it is checked in full again.
+    const entry = readdirSync(join(cache, 'files'), { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name))
+      .find((p) => statSync(p).size > 64 + 100_000)!;
+    const fd = openSync(entry, 'r+');
+    const at = 64 + 5000;
+    const old = readFileSync(entry)[at]!;
+    writeSync(fd, Buffer.from([old ^ 0xff]), 0, 1, at);
+    closeSync(fd);
+    const caught = write(src, join(work, 'memo-7.sqfs'), ['--block-cache', cache]);
+    expect(caught.stderr).toMatch(new RegExp(`damaged entry ${escape(entry)} \\(digest mismatch\\): dropped, recomputed`));
+    expect(sha(join(work, 'memo-7.sqfs'))).toBe(sha(join(work, 'memo-3.sqfs')));
   });
 });
 

@@ -187,7 +187,7 @@ targets:
     const stale = join(entry, '..', 'f'.repeat(64));
     copyFileSync(rig.path(join('cache/blocks', entry)), rig.path(join('cache/blocks', stale)));
     utimesSync(rig.path(join('cache/blocks', stale)), new Date('2020-01-01'), new Date('2020-01-01'));
-    writeFileSync(rig.path(join('cache/blocks', `${entry}.tmp-7-0`)), 'partial');
+    writeFileSync(rig.path(join('cache/blocks', `${entry}.tmp-a1B2c3`)), 'partial');
 
     const ls = await rig.spawn(['cache', 'ls'], { env });
     expect(ls.stdout).toMatch(new RegExp(`block\\s+\\(${used.length + 1} entries\\)`));
