@@ -13,6 +13,7 @@ import { boolOption } from './args.js';
 import { version } from './version.js';
 import { EXIT, printDiagnostics, type Command, failWith } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
+import { FAKEROOT_OPTIONS, plannedBuildMode } from './build-namespace.js';
 
 /** A path as the plan prints it: relative to the project folder; sandbox folders end in '/'. */
 function shown(project: Project, abs: string, folder = false): string {
@@ -62,10 +63,10 @@ export const command: Command = {
   spec: {
     name: 'plan',
     summary: 'show the targets to build, in build order',
-    usage: '[TARGET|GROUP ...] [--json] [-f FILE] [-C DIR]',
+    usage: '[TARGET|GROUP ...] [--json] [--fakeroot | --no-fakeroot] [-f FILE] [-C DIR]',
     description:
       "Lists the selected targets (default: the group 'default', else all) and what they are built from, in build order. Each target is fresh or stale; for a stale one, the exact reasons (what changed since its last build).",
-    options: [{ name: 'json', type: 'boolean', description: 'print the plan as JSON' }, ...PROJECT_OPTIONS],
+    options: [{ name: 'json', type: 'boolean', description: 'print the plan as JSON' }, ...PROJECT_OPTIONS, ...FAKEROOT_OPTIONS],
     positionals: { min: 0 },
   },
   async run(ctx, args) {
@@ -111,11 +112,15 @@ export const command: Command = {
     if (!dry.ok) {
       return failWith(ctx, [dry.error]);
     }
+    // How `up` would build here (src/runtime/user-namespace.ts): root, subuid or single-id, or why it could not.
+    const planned = plannedBuildMode(ctx, args);
+    const build = 'error' in planned ? { mode: null, error: planned.error.message } : { mode: planned.mode };
     const ignore = InputFilter.load({ projectDir: project.dir, always: [] });
     const ignored = ignore.hasFile ? { file: IGNORE_FILE, patterns: ignore.rules.length } : null;
     if (boolOption(args, 'json')) {
       const json = {
         manifest: project.file,
+        build,
         ignored,
         targets: order.map((t) => {
           const { display: _display, ...rest } = planEntry(project, t);
@@ -142,6 +147,7 @@ export const command: Command = {
       if (t.dependencies.length > 0) lines.push(`     needs:   ${t.dependencies.join(', ')}`);
     });
     const stale = order.filter((t) => status.get(t.name)?.status === 'stale').length;
+    lines.push('error' in planned ? `build mode: none: ${planned.error.message}` : `build mode: ${planned.mode}`);
     if (ignored) lines.push(`ignored: ${ignored.file} (${ignored.patterns} pattern${ignored.patterns === 1 ? '' : 's'})`);
     lines.push(`${order.length} target${order.length === 1 ? '' : 's'} in build order, ${stale} to build`);
     ctx.stdout.write(lines.join('\n') + '\n');

@@ -29,6 +29,7 @@ import {
 } from 'node:fs';
 import { nativeAddon, type NativeAddon } from '../native/addon.js';
 import type { TarEntry, TarHandler } from './tar-parser.js';
+import { inChildUserNamespace, isOverlayXattr, overlayXattrPrefix } from '../core/id-map.js';
 
 export type LayerEntryReason = 'layer-unsafe-path' | 'layer-unsafe-link' | 'layer-unsafe-device' | 'layer-corrupt' | 'layer-write-failed';
 
@@ -207,7 +208,7 @@ export class LayerWriter implements TarHandler {
         // Implicit folders (and a root without an entry) get 0755, as tar and Docker give them.
         chmodSync(path, meta.mode ?? 0o755);
         if (meta.xattrs) this.#xattrs(path, meta.xattrs);
-        if (meta.opaque) this.#addon.lsetxattr(path, 'trusted.overlay.opaque', Buffer.from('y'));
+        if (meta.opaque) this.#addon.lsetxattr(path, `${overlayXattrPrefix()}opaque`, Buffer.from('y'));
         if (meta.mtime !== undefined) utimesSync(path, meta.mtime, meta.mtime);
       });
     }
@@ -307,8 +308,10 @@ export class LayerWriter implements TarHandler {
     for (const [name, value] of xattrs) {
       // Overlay's own attributes (opaque, redirect, metacopy, origin) come only from whiteouts:
       // a layer must not steer the overlay mount by smuggling them in.
-      if (name.startsWith('trusted.overlay.')) continue;
+      if (isOverlayXattr(name)) continue;
       if (!this.#privileged && (name.startsWith('trusted.') || name.startsWith('security.'))) continue;
+      // In a user namespace (a build without root) trusted.* cannot be written, not even by its root.
+      if (name.startsWith('trusted.') && inChildUserNamespace()) continue;
       this.#addon.lsetxattr(path, name, value);
     }
   }
