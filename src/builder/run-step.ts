@@ -15,6 +15,7 @@ import { ROOT_SKELETON, singularityMetadata, type MetadataInput, type PreviousMe
 import { runStepSession } from './step-session.js';
 import { writeTreeEntry, type TreeEntry } from './tree-entry.js';
 import { ownValue } from '../core/name-table.js';
+import { singleIdNamespace } from '../core/id-map.js';
 
 export interface StepRunContext {
   /** The image before this step: earlier snapshots and the source, top first. */
@@ -63,6 +64,15 @@ function sectionName(step: PlannedStep): string {
   return `%${step.kind}${step.app !== undefined ? ` ${step.app}` : ''}`;
 }
 
+/**
+ * In single-id mode (a user namespace where only id 0 exists) chown to any other id fails with
+ * EINVAL: a failure that looks like it gets the reason and the fix.
+ */
+function singleIdHint(output: string): string {
+  if (!singleIdNamespace() || !/chown|chgrp|Invalid argument|useradd|groupadd|setgroups/i.test(lastLines(output, 20))) return '';
+  return "; this build runs in single-id mode (no /etc/subuid range for you), where only id 0 exists and chown to any other id fails: ask for a range ('usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER') to build in subuid mode, or build as root";
+}
+
 function scriptFailure(name: string, where: Diagnostic['location'], outcome: CommandOutcome, logFile: string): Diagnostic | undefined {
   const tail = lastLines(outcome.output, 20);
   switch (outcome.kind) {
@@ -76,7 +86,7 @@ function scriptFailure(name: string, where: Diagnostic['location'], outcome: Com
       }
       return error('step-failed', `${name} failed with exit status ${outcome.code}${tail ? `; its last lines:\n${tail}` : ''}`, {
         ...(where ? { location: where } : {}),
-        hint: `the whole log is ${logFile}`,
+        hint: `the whole log is ${logFile}${singleIdHint(outcome.output)}`,
       });
     case 'signalled':
       return error('step-failed', `${name} was killed by ${outcome.signal}`, { ...(where ? { location: where } : {}), hint: `see ${logFile}` });

@@ -49,3 +49,18 @@ export function overlayXattrPrefix(): 'trusted.overlay.' | 'user.overlay.' {
 export function isOverlayXattr(name: string): boolean {
   return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
 }
+
+let single: boolean | undefined;
+
+/** True in a user namespace that maps one id only (single-id mode: 0 → the caller). */
+export function singleIdNamespace(): boolean {
+  if (single !== undefined) return single;
+  if (!inChildUserNamespace()) return (single = false);
+  try {
+    const map = parseIdMap(readFileSync('/proc/self/uid_map', 'utf8'));
+    single = map.length === 1 && map[0]!.count === 1;
+  } catch {
+    single = false;
+  }
+  return single;
+}
