@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { error } from '../core/diagnostic.js';
+import { isDiagnosticError } from '../core/diagnostic-error.js';
 import { didYouMeanHint } from '../core/did-you-mean.js';
 import { helpText, parseArgs } from './args.js';
 import { EXIT, type CommandContext, failWith } from './command.js';
@@ -61,6 +62,8 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     // A command stopped by Ctrl-C while it read its input (a big manifest) ends as interrupted.
     return code === EXIT.usage && ctx.signal.aborted ? EXIT.interrupted : code;
   } catch (e) {
+    // A store that cannot be opened safely (src/store/cache-root.ts) says why, as any failure.
+    if (isDiagnosticError(e)) return failWith(ctx, [e.diagnostic]);
     // Expected failures are Diagnostics with a reason (src/core/reasons.ts); only a bug gets here.
     ctx.stderr.write(internalErrorText(argv, e));
     return EXIT.failed;

@@ -64,3 +64,13 @@ export function singleIdNamespace(): boolean {
   }
   return single;
 }
+
+/** The marker the build namespace's process gets (src/runtime/user-namespace.ts): `MODE:UID:GID` of the caller outside. */
+export const USERNS_ENV = 'ORCHESTRATOR_USERNS';
+
+/** The caller's uid as the host knows it: the marker's inside the build namespace, else this process's. */
+export function hostUid(env: NodeJS.ProcessEnv): number {
+  const m = /^(?:subuid|single-id):(\d+):(\d+)$/.exec(env[USERNS_ENV] ?? '');
+  if (m && inChildUserNamespace()) return Number(m[1]);
+  return process.getuid?.() ?? 0;
+}

@@ -154,6 +154,7 @@ export const REASONS = {
     'no-subordinate-ids',
     'no-newuidmap',
     'single-id-owners',
+    'cache-not-safe',
     'device-files-skipped',
     'output-not-ours',
     'output-in-use',

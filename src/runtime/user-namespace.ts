@@ -18,7 +18,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
-import { inChildUserNamespace } from '../core/id-map.js';
+import { inChildUserNamespace, USERNS_ENV } from '../core/id-map.js';
 import { fail, ok, type Result } from '../core/result.js';
 
 export type BuildMode = 'root' | 'subuid' | 'single-id';
@@ -26,8 +26,7 @@ export type BuildMode = 'root' | 'subuid' | 'single-id';
 /** What the command line asked for: `--fakeroot`, `--no-fakeroot`, or neither. */
 export type FakerootChoice = 'auto' | 'fakeroot' | 'no-fakeroot';
 
-/** The marker the namespace's process gets: `MODE:UID:GID` of the caller outside. */
-export const USERNS_ENV = 'ORCHESTRATOR_USERNS';
+export { USERNS_ENV };
 
 /** The fewest subordinate ids that make a usable fake root (Apptainer's and Podman's default). */
 export const MIN_SUBORDINATE_IDS = 65536;

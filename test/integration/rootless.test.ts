@@ -261,6 +261,54 @@ describe('subuid mode (a /etc/subuid range)', () => {
   }, 120_000);
 });
 
+describe('the store without root', () => {
+  it('clean and cache prune remove what a namespace build wrote (files of subordinate ids), without root', async () => {
+    const rig = await makeProject(withRange, {
+      'orchestrator.yaml': 'version: 1\ntargets:\n  box:\n    from: ./rootfs\n    recipe: app.def\n    format: sandbox\n',
+      'app.def': '%post\n    mkdir /d && touch /d/f && chown -R 1000:1000 /d && chmod 700 /d\n',
+    });
+    expect((await asUser(withRange, rig, ['up', '--progress', 'plain'])).code).toBe(0);
+    expect(lstatSync(rig.path('build/box/d')).uid).toBe(SUBSTART + 999);
+    const cache = join(rig.path('home'), '.cache/orchestrator');
+    expect(readdirSync(join(cache, 'snapshots')).length).toBeGreaterThan(0);
+    const c = await asUser(withRange, rig, ['clean']);
+    expect(c.stderr).toBe('');
+    expect(c.code).toBe(0);
+    expect(existsSync(rig.path('build/box'))).toBe(false);
+    const p = await asUser(withRange, rig, ['cache', 'prune']);
+    expect(p.stderr).toBe('');
+    expect(p.code).toBe(0);
+    expect(readdirSync(join(cache, 'snapshots'))).toEqual([]);
+  }, 120_000);
+
+  it("a cache folder shared by several users: each builds in its own area, and a planted area is refused", async () => {
+    const shared = await Rig.create('orchestrator-shared-cache-');
+    rigs.push(shared);
+    chmodSync(shared.dir, 0o1777);
+    const files = { 'orchestrator.yaml': 'version: 1\ntargets:\n  box:\n    from: ./rootfs\n    recipe: app.def\n    format: sandbox\n', 'app.def': '%post\n    echo hi > /hi\n' };
+    const a = await makeProject(withRange, files);
+    const r = await asUser(withRange, a, ['up', '--progress', 'plain'], { ORCHESTRATOR_CACHE: shared.dir });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const area = lstatSync(join(shared.dir, 'users', String(withRange.uid)));
+    expect(area.uid).toBe(withRange.uid);
+    expect(area.mode & 0o777).toBe(0o700);
+    expect(lstatSync(join(shared.dir, 'users')).mode & 0o7777).toBe(0o1777);
+    expect(readdirSync(join(shared.dir, 'users', String(withRange.uid), 'snapshots')).length).toBeGreaterThan(0);
+    // Another user makes `without`'s area first, to fill it with steps of its own: refused.
+    const mine = join(shared.dir, 'users', String(without.uid));
+    execFileSync('setpriv', [`--reuid=${withRange.uid}`, `--regid=${withRange.gid}`, '--clear-groups', 'mkdir', '-m', '0777', mine]);
+    const b = await makeProject(without, files);
+    const x = await asUser(without, b, ['up', '--progress', 'plain'], { ORCHESTRATOR_CACHE: shared.dir });
+    expect(x.stderr).toBe(
+      `error: the cache folder ${shared.dir} belongs to another user, and this user's area in it (${mine}) is not this user's alone\n` +
+        `  hint: remove ${mine} (as its owner or root) so that it is made again, or give --cache-dir a folder of your own\n`,
+    );
+    expect(x.code).toBe(1);
+    expect(existsSync(b.path('build/box'))).toBe(false);
+  }, 120_000);
+});
+
 describe('single-id mode (no range)', () => {
   it('the busybox recipe builds; the mode is said first', async () => {
     const rig = await makeProject(without, {
