@@ -43,6 +43,8 @@ export interface StepRunContext {
 
 const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const SCRIPT_IN_IMAGE = '.orchestrator-step.sh';
+/** single-id mode's apt setting, in the step's upper only while the step runs (like the script). */
+const APT_CONFIG_IN_IMAGE = '.orchestrator-apt.conf';
 
 function shellOf(args: string): string {
   return /(?:^|\s)-c\s+(\S+)/.exec(args)?.[1] ?? '/bin/sh';
@@ -236,6 +238,13 @@ export async function runStep(step: PlannedStep, ctx: StepRunContext): Promise<R
       await copyFile('/etc/hosts', hosts).catch(() => writeFile(hosts, '127.0.0.1 localhost\n'));
       const root = join(ctx.session, 'root');
       const extra: Record<string, string> = {};
+      // single-id mode: apt drops privileges to _apt, which does not exist in the namespace; an
+      // APT_CONFIG of the session's (never part of the image) keeps it root, as Apptainer's users do.
+      const aptConfig = singleIdNamespace() ? join(ctx.upper, APT_CONFIG_IN_IMAGE) : undefined;
+      if (aptConfig) {
+        await writeFile(aptConfig, 'APT::Sandbox::User "root";\n', { mode: 0o644 });
+        extra['APT_CONFIG'] = `/${APT_CONFIG_IN_IMAGE}`;
+      }
       if (step.app !== undefined) {
         Object.assign(extra, { SCIF_APPNAME: step.app, SCIF_APPROOT: `/scif/apps/${step.app}`, SCIF_APPDATA: `/scif/data/${step.app}` });
       }
@@ -256,6 +265,7 @@ export async function runStep(step: PlannedStep, ctx: StepRunContext): Promise<R
       });
       // The script never stays in the image (it exists only in this upper, so no whiteout is needed).
       await rm(scriptPath, { force: true });
+      if (aptConfig) await rm(aptConfig, { force: true });
       const failure = scriptFailure(sectionName(step), step.location, outcome, ctx.logFile);
       return failure ? fail(failure) : ok(undefined);
     }

@@ -3,7 +3,8 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, re
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusyboxTree } from '../helpers/busybox-image.js';
-import { BIN } from '../helpers/cli.js';
+import { BIN, REPO_ROOT } from '../helpers/cli.js';
+import { buildLayer } from '../helpers/layers.js';
 import { Rig } from '../helpers/rig.js';
 import { createTestUser, type TestUser } from '../helpers/test-user.js';
 
@@ -364,6 +365,58 @@ describe('single-id mode (no range)', () => {
     expect(d.stderr).toBe('');
     expect(d.stdout).toContain('box: would build: never built');
     expect(d.code).toBe(0);
+  }, 60_000);
+});
+
+describe('layers in a user namespace', () => {
+  it('single-id mode: owners other than 0 are stored as 0 and device files left out, each said once with a count', async () => {
+    const layer = await buildLayer([
+      { name: 'home/user/notes.txt', content: 'notes\n', mode: 0o600, uid: 1000, gid: 1001 },
+      { name: 'home/user/', type: 'directory', mode: 0o700, uid: 1000, gid: 1000 },
+      { name: 'bin/sh', type: 'symlink', linkname: 'busybox', uid: 0, gid: 5 },
+      { name: 'bin/busybox', content: 'bb', mode: 0o755 },
+      { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
+      { name: 'dev/loop0', type: 'block-device', devmajor: 7, devminor: 0, mode: 0o660 },
+      { name: 'etc/.wh.gone', content: '' },
+    ]);
+    const rig = await Rig.create('orchestrator-rootless-layer-');
+    rigs.push(rig);
+    writeFileSync(rig.path('layer.tar.gz'), layer.blob);
+    rig.write({
+      'unpack.mjs': [
+        `import { unpackLayer, unpackWarnings } from '${join(REPO_ROOT, 'dist/layers/unpack-layer.js')}';`,
+        `const r = await unpackLayer({ source: process.argv[2], mediaType: '${layer.mediaType}', destination: process.argv[3], tmpDir: process.argv[4] });`,
+        "if (!r.ok) { console.log(JSON.stringify(r.error)); process.exit(1); }",
+        "console.log(JSON.stringify({ value: r.value, warnings: unpackWarnings([r.value], 'docker://example/image') }));",
+        '',
+      ].join('\n'),
+    });
+    // As root in a namespace that maps 0 only (what single-id mode gives a user).
+    const out = execFileSync('unshare', ['--user', '--map-root-user', '--mount', process.execPath, rig.path('unpack.mjs'), rig.path('layer.tar.gz'), rig.path('store/layers/x'), rig.path('store/tmp')], { encoding: 'utf8' });
+    const { value, warnings } = JSON.parse(out) as { value: { ownersFolded: number; devicesSkipped: number; whiteouts: number }; warnings: unknown };
+    expect(value).toMatchObject({ ownersFolded: 3, devicesSkipped: 2, whiteouts: 1 });
+    expect(warnings).toEqual([
+      {
+        severity: 'warning',
+        reason: 'single-id-owners',
+        message: 'docker://example/image: 3 files owned by ids other than 0 stored as owned by 0 (single-id mode: only id 0 exists)',
+        hint: "ask for a /etc/subuid and /etc/subgid range ('usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER') to keep every owner (subuid mode), or build as root",
+      },
+      {
+        severity: 'warning',
+        reason: 'device-files-skipped',
+        message: 'docker://example/image: 2 device files left out (a user namespace cannot create device files)',
+        hint: "a container's /dev comes from the host at run time; build as root to keep them in the image",
+      },
+    ]);
+    const root = rig.path('store/layers/x');
+    expect(lstatSync(join(root, 'home/user/notes.txt')).uid).toBe(0);
+    expect(lstatSync(join(root, 'home/user')).uid).toBe(0);
+    expect(lstatSync(join(root, 'bin/sh')).gid).toBe(0);
+    expect(existsSync(join(root, 'dev/null'))).toBe(false);
+    expect(existsSync(join(root, 'dev/loop0'))).toBe(false);
+    const wh = lstatSync(join(root, 'etc/gone'));
+    expect(wh.isCharacterDevice() && wh.rdev === 0).toBe(true);
   }, 60_000);
 });
 
