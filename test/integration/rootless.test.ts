@@ -311,18 +311,25 @@ describe('the store without root', () => {
 });
 
 describe('single-id mode (no range)', () => {
-  it('the busybox recipe builds; the mode is said first', async () => {
+  it('the busybox recipe builds (a device file of the source: kept in the .simg, left out of the sandbox); the mode is said first', async () => {
     const rig = await makeProject(without, {
-      'orchestrator.yaml': 'version: 1\ntargets:\n  box:\n    from: ./rootfs\n    recipe: app.def\n    format: squashfs\n',
+      'orchestrator.yaml':
+        'version: 1\ntargets:\n  box:\n    from: ./rootfs\n    recipe: app.def\n    format: squashfs\n' + '  dir:\n    from: ./rootfs\n    recipe: app.def\n    format: sandbox\n',
       'app.def': '%post\n    echo hi > /hi.txt\n    rm /root-only.txt\n%runscript\n    echo run\n',
     });
-    const r = await asUser(without, rig, ['up', '--progress', 'plain']);
+    execFileSync('mknod', ['-m', '666', rig.path('rootfs/dev/null'), 'c', '1', '3']);
+    chownSync(rig.path('rootfs/dev/null'), without.uid, without.gid);
+    const r = await asUser(without, rig, ['up', '--progress', 'plain', '-j', '1']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout.split('\n')[0]).toBe('building without root in a user namespace (single-id mode: only id 0 exists; chown to other ids fails)');
     const list = unsquashListing(rig.path('build/box.simg'));
     expect(list).toMatch(/^-rw-r--r-- 0\/0 +3 \S+ \S+ squashfs-root\/hi.txt$/m);
+    expect(list).toMatch(/^crw-rw-rw- 0\/0 +1, +3 \S+ \S+ squashfs-root\/dev\/null$/m);
     expect(list).not.toContain('root-only.txt');
+    expect(readFileSync(rig.path('build/dir/hi.txt'), 'utf8')).toBe('hi\n');
+    expect(lstatSync(rig.path('build/dir/hi.txt')).uid).toBe(without.uid);
+    expect(existsSync(rig.path('build/dir/dev/null'))).toBe(false);
   }, 120_000);
 
   it('chown to another id in %post fails, and the hint names the mode and the fix', async () => {
