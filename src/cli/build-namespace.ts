@@ -37,6 +37,8 @@ export async function enterBuildNamespace(ctx: CommandContext, command: string, 
   const needs = listed && !(command === 'up' && boolOption(args, 'dry-run'));
   const choice = fakerootChoice(args);
   if (typeof choice !== 'string') return failWith(ctx, [choice]);
+  // The common cases read nothing: root as root, and the process already in the namespace.
+  if (choice !== 'fakeroot' && currentBuildMode(ctx.env) !== undefined) return undefined;
   const facts = hostFacts(ctx.env);
   const mode = chooseBuildMode(choice, facts, ctx.env);
   if (!mode.ok) return needs || choice !== 'auto' ? failWith(ctx, [mode.error]) : undefined;

@@ -1,4 +1,4 @@
-import { chmod, lstat, mkdir } from 'node:fs/promises';
+import { chmod, lstat, mkdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DiagnosticError } from '../core/diagnostic-error.js';
 import { error } from '../core/diagnostic.js';
@@ -46,7 +46,7 @@ export function resolveCacheRoot(options: CacheRootOptions = {}): string {
 export async function ownStoreRoot(root: string, hostUid: number): Promise<string> {
   const me = process.getuid?.() ?? 0;
   await mkdir(root, { recursive: true });
-  const top = await lstat(root);
+  const top = await stat(root);
   if (top.uid === me) return root;
   const users = join(root, 'users');
   try {
