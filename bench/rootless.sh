@@ -2,7 +2,8 @@
 # Builds without root against root (issue 16), side by side on the same busybox-based target (a
 # local busybox tree, %post making 500 files and 8 MiB, %environment, %runscript; format squashfs):
 #   cold    - `orchestrator up` with an empty cache and no output;
-#   rebuild - `orchestrator up` after editing only %runscript (no %post runs: metadata + export).
+#   rebuild - `orchestrator up` after editing only %runscript (no %post runs: metadata + export);
+#   noop    - `orchestrator up` again (nothing to do: what the re-execution costs).
 # As root (the peer), as a user with a /etc/subuid range (subuid mode) and as a user without one
 # (single-id mode). The two users are made here (useradd) and removed at exit, with their
 # /etc/subuid and /etc/subgid lines. The figure of each mode is its ratio to root's.
@@ -68,6 +69,8 @@ for mode in root subuid single-id; do
     recipe "$d" "$i" && chown -R --reference="$d/orchestrator.yaml" "$d/app.def"
     time_ms "$WORK/$mode.rebuild" as "$mode" "${ORCH[@]}" up --progress plain
     ! grep -q '%post running' "$WORK/last.log"
+    time_ms "$WORK/$mode.noop" as "$mode" "${ORCH[@]}" up --progress plain
+    grep -q 'built 0, fresh 1' "$WORK/last.log"
   done
 done
 
@@ -76,4 +79,6 @@ for mode in subuid single-id; do
     --ours "$WORK/$mode.cold" --peer-name root --peer "$WORK/root.cold" --goal-kind none
   record --id "rootless-rebuild-$mode" --figure "up after a %runscript edit (no %post), $mode mode vs root" \
     --ours "$WORK/$mode.rebuild" --peer-name root --peer "$WORK/root.rebuild" --goal-kind none
+  record --id "rootless-noop-$mode" --figure "no-op up (the re-execution through unshare: a second Node start-up and the namespace), $mode mode vs root" \
+    --ours "$WORK/$mode.noop" --peer-name root --peer "$WORK/root.noop" --goal-kind none
 done
