@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusyboxTree } from '../helpers/busybox-image.js';
 import { BIN, REPO_ROOT } from '../helpers/cli.js';
+import { buildImage, busyboxLayer, pushImage, tarLayer } from '../helpers/images.js';
 import { buildLayer } from '../helpers/layers.js';
+import { startRegistry } from '../helpers/registry.js';
 import { Rig } from '../helpers/rig.js';
 import { createTestUser, type TestUser } from '../helpers/test-user.js';
 
@@ -330,6 +332,33 @@ describe('single-id mode (no range)', () => {
     expect(readFileSync(rig.path('build/dir/hi.txt'), 'utf8')).toBe('hi\n');
     expect(lstatSync(rig.path('build/dir/hi.txt')).uid).toBe(without.uid);
     expect(existsSync(rig.path('build/dir/dev/null'))).toBe(false);
+  }, 120_000);
+
+  it('a registry image with files of other owners: stored as owned by 0, with one warning that counts them', async () => {
+    const registry = await startRegistry();
+    try {
+      const owned = await tarLayer([
+        { name: 'home', type: 'directory' },
+        { name: 'home/user', type: 'directory', mode: 0o700, uid: 1000, gid: 1000 },
+        { name: 'home/user/notes.txt', content: 'notes\n', uid: 1000, gid: 1000 },
+        { name: 'var', type: 'directory', uid: 0, gid: 0 },
+        { name: 'var/mail', content: 'mail\n', uid: 0, gid: 8 },
+      ]);
+      await pushImage(`${registry.host}/tests/owners:1`, buildImage([await busyboxLayer(), owned]));
+      const rig = await makeProject(without, {
+        'orchestrator.yaml': `version: 1\ntargets:\n  box:\n    from: docker://${registry.host}/tests/owners:1\n    recipe: app.def\n    format: squashfs\n`,
+        'app.def': '%post\n    echo hi > /hi.txt\n',
+      });
+      const r = await asUser(without, rig, ['up', '--progress', 'plain']);
+      expect(r.code).toBe(0);
+      const warnings = r.stderr.split('\n').filter((l) => l.includes('warning:'));
+      expect(warnings).toEqual([`box: warning: docker://${registry.host}/tests/owners:1: 3 files owned by ids other than 0 stored as owned by 0 (single-id mode: only id 0 exists)`]);
+      const list = unsquashListing(rig.path('build/box.simg'));
+      expect(list).toMatch(/^-rw-r--r-- 0\/0 +6 \S+ \S+ squashfs-root\/home\/user\/notes.txt$/m);
+      expect(list).toMatch(/^-rw-r--r-- 0\/0 +5 \S+ \S+ squashfs-root\/var\/mail$/m);
+    } finally {
+      await registry.stop();
+    }
   }, 120_000);
 
   it('chown to another id in %post fails, and the hint names the mode and the fix', async () => {
