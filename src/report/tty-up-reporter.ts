@@ -40,6 +40,7 @@ export function ttyUpReporter(
   const tasks = new Map<string, Task>();
   const early = new Map<string, UpEvent[]>();
   const failures: string[] = [];
+  const warnings: string[] = [];
   let summary = '';
   const list = new Listr(
     order.map((name) => ({
@@ -113,6 +114,10 @@ export function ttyUpReporter(
       case 'export-progress':
         task.output = exportProgressText(e);
         break;
+      case 'warning':
+        // Said after the task list, as failures are: listr2 owns the screen while it runs.
+        warnings.push(`${e.target}: ${formatDiagnostic(e.diagnostic, { color: options.color })}`);
+        break;
       default:
         break;
     }
@@ -122,6 +127,7 @@ export function ttyUpReporter(
     done: async () => {
       for (const w of waits.values()) w.resolve();
       await running;
+      if (warnings.length > 0) err.write(warnings.join('\n') + '\n');
       if (failures.length > 0) err.write(failures.join('\n') + '\n');
       if (summary) out.write(summary + '\n');
     },
