@@ -11,7 +11,7 @@ cd "$here/.."
 npm run build >/dev/null || { echo "bench: npm run build failed" >&2; exit 1; }
 mkdir -p bench/work/logs bench/work/results
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(pull unpack export build exec noop noop-matrix sif remote-cache)
+[ ${#names[@]} -gt 0 ] || names=(pull unpack export build exec noop noop-matrix sif remote-cache rootless)
 status=0
 for n in "${names[@]}"; do
   echo "== bench/$n.sh"

@@ -6,6 +6,8 @@ packages=(
   e2fsprogs        # mkfs.ext3 -d, debugfs: ext3 images
   debootstrap      # Bootstrap: debootstrap
   util-linux       # losetup, setpriv, unshare, mount, nsenter (instance://NAME)
+  uidmap           # newuidmap/newgidmap: builds without root in subuid mode (unshare --map-users)
+  passwd           # useradd/userdel: the rootless tests make their users
   coreutils        # env --default-signal (instance start), and the basics
   bash             # --env-file is read by bash
   docker-registry  # a real OCI registry for the tests (distribution v2)

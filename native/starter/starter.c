@@ -184,6 +184,18 @@ static void enter_user_namespace(uid_t uid, gid_t gid) {
   write_file("/proc/self/gid_map", map);
 }
 
+/* 1 when this process runs in a user namespace other than the initial one: its uid_map is not the
+ * single identity line "0 0 4294967295". */
+static int in_child_user_namespace(void) {
+  FILE *f = fopen("/proc/self/uid_map", "re");
+  if (!f) return 0;
+  unsigned long inside, outside, count;
+  int n = fscanf(f, "%lu %lu %lu", &inside, &outside, &count);
+  int more = n == 3 && fscanf(f, "%lu", &inside) == 1;
+  fclose(f);
+  return !(n == 3 && inside == 0 && outside == 0 && count == 4294967295UL && !more);
+}
+
 static volatile pid_t forward_to = 0;
 
 static void forward_signal(int sig) {
@@ -658,6 +670,10 @@ int main(int argc, char **argv) {
   gid_t gid = getgid();
   if (userns) {
     enter_user_namespace(uid, gid);
+    in_userns = 1;
+  } else if (in_child_user_namespace()) {
+    /* Started inside a user namespace already (a build without root, src/runtime/user-namespace.ts):
+     * overlayfs can keep its bookkeeping only in user.overlay.* there. */
     in_userns = 1;
   }
   if (unshare(CLONE_NEWNS | (pidns ? CLONE_NEWPID : 0)) < 0) die(pidns ? "unshare mount and pid namespaces" : "unshare mount namespace");

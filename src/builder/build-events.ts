@@ -16,6 +16,8 @@ export type BuildEvent =
   | { readonly type: 'step-done'; readonly target: string; readonly step: StepLabel; readonly key: string; readonly ms: number }
   | { readonly type: 'step-failed'; readonly target: string; readonly step: StepLabel; readonly error: Diagnostic; readonly ms: number }
   | { readonly type: 'test-started' | 'export-started'; readonly target: string }
+  /** Said once, the build goes on (a source unpacked with owners folded, devices left out). */
+  | { readonly type: 'warning'; readonly target: string; readonly diagnostic: Diagnostic }
   | { readonly type: 'test-done'; readonly target: string; readonly ms: number }
   /**
    * A squashfs export by our writer, at most every 200 ms: distinct file contents and uncompressed

@@ -36,6 +36,8 @@ export type SourceSpec = (
       readonly description: string;
       /** Store paths the source keeps using (the registry blobs of its layers), for `cache prune`. */
       readonly blobs?: readonly string[];
+      /** What unpacking it in a user namespace changed (unpackWarnings). */
+      readonly warnings?: readonly Diagnostic[];
     }
 ) & { readonly origin?: SourceOrigin };
 
@@ -49,6 +51,8 @@ export interface PreparedSource {
   readonly description: string;
   /** Further store paths the source uses (registry blobs). */
   readonly blobs?: readonly string[];
+  /** Said once when the source is ready (unpackWarnings). */
+  readonly warnings?: readonly Diagnostic[];
 }
 
 /** Bump when the scratch root's content changes: it is part of every scratch build's key. */
@@ -135,6 +139,7 @@ export async function prepareSource(
         ...(source.config ? { config: source.config } : {}),
         description: source.description,
         ...(source.blobs ? { blobs: source.blobs } : {}),
+        ...(source.warnings && source.warnings.length > 0 ? { warnings: source.warnings } : {}),
       });
     case 'local': {
       const detected = await detectImage(source.path, { ...(options.cwd ? { cwd: options.cwd } : {}) });

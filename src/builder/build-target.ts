@@ -295,6 +295,7 @@ async function stageSource(run: BuildRun, stage: Stage | undefined, isLast: bool
   if (!prepared.ok) return prepared;
   for (const p of [...prepared.value.lowers, ...(prepared.value.blobs ?? [])]) if (p.startsWith(`${ctx.store.root}/`)) run.references.add(p);
   run.emit({ type: 'source-ready', target: request.name, description: prepared.value.description, ms: Date.now() - started });
+  for (const w of prepared.value.warnings ?? []) run.emit({ type: 'warning', target: request.name, diagnostic: w });
   return ok({ prepared: prepared.value });
 }
 

@@ -2,6 +2,7 @@ import { chmod, chown, lstat, mkdir, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isErrno, nativeAddon } from '../native/addon.js';
 import type { LayerStack } from './layer-stack.js';
+import { isOverlayXattr } from '../core/id-map.js';
 
 /** The mode, owner and group of a folder `%files` (or a metadata step) creates where the image has none: Apptainer's `mkdir -p`, as root. */
 export const NEW_DIR_MODE = 0o755;
@@ -21,7 +22,7 @@ export function copyXattrs(from: string, to: string): void {
     throw e;
   }
   for (const name of names) {
-    if (name.startsWith('trusted.overlay.')) continue;
+    if (isOverlayXattr(name)) continue;
     addon.lsetxattr(to, name, addon.lgetxattr(from, name));
   }
 }

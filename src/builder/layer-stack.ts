@@ -2,6 +2,7 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { isErrno, nativeAddon } from '../native/addon.js';
+import { overlayXattrPrefix } from '../core/id-map.js';
 
 /**
  * Read-only lookups in a stack of overlay-format folders (top first), resolving paths the way the
@@ -22,10 +23,10 @@ export function isWhiteout(st: Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
 }
 
-/** A folder marked `trusted.overlay.opaque=y`: the layers below it do not show through. */
+/** A folder marked `trusted.overlay.opaque=y` (`user.overlay.` in a user namespace): the layers below it do not show through. */
 export function isOpaque(path: string): boolean {
   try {
-    return nativeAddon().lgetxattr(path, 'trusted.overlay.opaque').toString() === 'y';
+    return nativeAddon().lgetxattr(path, `${overlayXattrPrefix()}opaque`).toString() === 'y';
   } catch (e) {
     if (isErrno(e, 'ENODATA') || isErrno(e, 'ENOENT') || isErrno(e, 'ENOTSUP')) return false;
     throw e;

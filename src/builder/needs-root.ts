@@ -1,13 +1,14 @@
 import { error, type Diagnostic } from '../core/diagnostic.js';
 
 /**
- * Building runs as root until rootless builds land: steps mount overlays, unpack layers with
- * their owners and device files, and run %post as root in the image. Said once, plainly, before
- * anything is built (not as an EPERM from deep inside), with exit status 1: the command line is
- * right (not a usage error, 2), the environment cannot do it.
+ * Build steps mount overlays, unpack layers with their owners and run %post as root in the image,
+ * so the build code runs as uid 0: as root, or as root of the user namespace the CLI enters for a
+ * caller that is not root (src/runtime/user-namespace.ts). Reaching a build as another uid (the
+ * engine called without the CLI's namespace, or --no-fakeroot) is said once, plainly, before
+ * anything is built, with exit status 1.
  */
 export function buildNeedsRoot(): Diagnostic {
-  return error('needs-root', 'building needs root: build steps mount overlays, keep file owners and run %post as root in the image (rootless builds are not supported yet)', {
-    hint: "run it as root (e.g. 'sudo orchestrator up'); 'up --dry-run', and shell/exec/run/test on built images, work without root",
+  return error('needs-root', 'building needs root or a user namespace, and this process has neither', {
+    hint: "run it through the orchestrator command, which builds in a user namespace when you are not root, or as root (e.g. 'sudo orchestrator up')",
   });
 }

@@ -2,7 +2,7 @@ import PQueue from 'p-queue';
 import type { Diagnostic, SourceLocation } from '../core/diagnostic.js';
 import type { Digest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
-import { unpackLayer } from '../layers/unpack-layer.js';
+import { unpackLayer, unpackWarnings } from '../layers/unpack-layer.js';
 import type { Platform } from '../registry/media-types.js';
 import { formatReference, parseReference, withDigest } from '../registry/reference.js';
 import type { RegistryClient } from '../registry/registry-client.js';
@@ -80,6 +80,7 @@ export async function registrySource(text: string, options: RegistrySourceOption
     ),
   );
   for (const r of results) if (r && !r.ok) return fail(r.error);
+  const warnings = unpackWarnings(results.flatMap((r) => (r?.ok ? [r.value] : [])), name);
   // What each layer folder is as a blob, so that a push sends (or mounts) this blob (publish-image.ts).
   const packed = new PackedLayers(options.store);
   for (const l of image.layers) {
@@ -95,5 +96,6 @@ export async function registrySource(text: string, options: RegistrySourceOption
     config: imageConfigFromOci(image.config),
     description: `${name}@${image.digest}`,
     blobs: [...image.layers.map((l) => options.store.blobPath(l.digest)), options.store.blobPath(image.configDigest)],
+    ...(warnings.length > 0 ? { warnings } : {}),
   });
 }

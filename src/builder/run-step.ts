@@ -15,6 +15,7 @@ import { ROOT_SKELETON, singularityMetadata, type MetadataInput, type PreviousMe
 import { runStepSession } from './step-session.js';
 import { writeTreeEntry, type TreeEntry } from './tree-entry.js';
 import { ownValue } from '../core/name-table.js';
+import { singleIdNamespace } from '../core/id-map.js';
 
 export interface StepRunContext {
   /** The image before this step: earlier snapshots and the source, top first. */
@@ -42,6 +43,8 @@ export interface StepRunContext {
 
 const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const SCRIPT_IN_IMAGE = '.orchestrator-step.sh';
+/** single-id mode's apt setting, in the step's upper only while the step runs (like the script). */
+const APT_CONFIG_IN_IMAGE = '.orchestrator-apt.conf';
 
 function shellOf(args: string): string {
   return /(?:^|\s)-c\s+(\S+)/.exec(args)?.[1] ?? '/bin/sh';
@@ -63,6 +66,15 @@ function sectionName(step: PlannedStep): string {
   return `%${step.kind}${step.app !== undefined ? ` ${step.app}` : ''}`;
 }
 
+/**
+ * In single-id mode (a user namespace where only id 0 exists) chown to any other id fails with
+ * EINVAL: a failure that looks like it gets the reason and the fix.
+ */
+function singleIdHint(output: string): string {
+  if (!singleIdNamespace() || !/chown|chgrp|Invalid argument|useradd|groupadd|setgroups/i.test(lastLines(output, 20))) return '';
+  return "; this build runs in single-id mode (no /etc/subuid range for you), where only id 0 exists and chown to any other id fails: ask for a range ('usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER') to build in subuid mode, or build as root";
+}
+
 function scriptFailure(name: string, where: Diagnostic['location'], outcome: CommandOutcome, logFile: string): Diagnostic | undefined {
   const tail = lastLines(outcome.output, 20);
   switch (outcome.kind) {
@@ -76,7 +88,7 @@ function scriptFailure(name: string, where: Diagnostic['location'], outcome: Com
       }
       return error('step-failed', `${name} failed with exit status ${outcome.code}${tail ? `; its last lines:\n${tail}` : ''}`, {
         ...(where ? { location: where } : {}),
-        hint: `the whole log is ${logFile}`,
+        hint: `the whole log is ${logFile}${singleIdHint(outcome.output)}`,
       });
     case 'signalled':
       return error('step-failed', `${name} was killed by ${outcome.signal}`, { ...(where ? { location: where } : {}), hint: `see ${logFile}` });
@@ -226,6 +238,13 @@ export async function runStep(step: PlannedStep, ctx: StepRunContext): Promise<R
       await copyFile('/etc/hosts', hosts).catch(() => writeFile(hosts, '127.0.0.1 localhost\n'));
       const root = join(ctx.session, 'root');
       const extra: Record<string, string> = {};
+      // single-id mode: apt drops privileges to _apt, which does not exist in the namespace; an
+      // APT_CONFIG of the session's (never part of the image) keeps it root, as Apptainer's users do.
+      const aptConfig = singleIdNamespace() ? join(ctx.upper, APT_CONFIG_IN_IMAGE) : undefined;
+      if (aptConfig) {
+        await writeFile(aptConfig, 'APT::Sandbox::User "root";\n', { mode: 0o644 });
+        extra['APT_CONFIG'] = `/${APT_CONFIG_IN_IMAGE}`;
+      }
       if (step.app !== undefined) {
         Object.assign(extra, { SCIF_APPNAME: step.app, SCIF_APPROOT: `/scif/apps/${step.app}`, SCIF_APPDATA: `/scif/data/${step.app}` });
       }
@@ -246,6 +265,7 @@ export async function runStep(step: PlannedStep, ctx: StepRunContext): Promise<R
       });
       // The script never stays in the image (it exists only in this upper, so no whiteout is needed).
       await rm(scriptPath, { force: true });
+      if (aptConfig) await rm(aptConfig, { force: true });
       const failure = scriptFailure(sectionName(step), step.location, outcome, ctx.logFile);
       return failure ? fail(failure) : ok(undefined);
     }

@@ -28,6 +28,7 @@ import { resolveSquashfsOptions, SQUASHFS_COMPRESSIONS, SQUASHFS_WRITERS, type S
 import { parseSourceRef } from '../manifest/parse-source-ref.js';
 import type { SourceRef } from '../manifest/project.js';
 import { reasonKind } from '../core/reasons.js';
+import { FAKEROOT_OPTIONS } from './build-namespace.js';
 
 const SECTION_CHOICES: readonly string[] = ['all', 'none', 'pre', 'setup', 'files', 'post', 'environment', 'runscript', 'startscript', 'test', 'labels', 'help'];
 
@@ -98,6 +99,7 @@ export const command: Command = {
       { name: 'compression-level', type: 'string', value: 'N', description: 'squashfs compression level: gzip 1-9 (9), xz 0-9 (6), zstd 1-22 (15), lz4 0-12 (0)' },
       { name: 'block-size', type: 'string', value: 'SIZE', description: 'squashfs block size: a power of two from 4KiB to 1MiB (default 128KiB)' },
       { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
+      ...FAKEROOT_OPTIONS,
       { name: 'quiet', short: 'q', type: 'boolean', description: "don't show the output of the recipe's scripts" },
       ...REMOTE_CACHE_OPTIONS,
     ],

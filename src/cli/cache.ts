@@ -10,6 +10,7 @@ import { pruneStore } from '../store/prune-store.js';
 import { ProjectState } from '../state/project-state.js';
 import type { ParsedArgs } from './args.js';
 import type { CommandContext } from './command.js';
+import { FAKEROOT_OPTIONS } from './build-namespace.js';
 
 const UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -102,6 +103,7 @@ export const command: Command = {
       { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
       { name: 'file', short: 'f', type: 'string', value: 'FILE', description: "the project manifest whose cache.dir to use" },
       { name: 'directory', short: 'C', type: 'string', value: 'DIR', description: 'run as if started in DIR' },
+      ...FAKEROOT_OPTIONS,
     ],
     positionals: { min: 1, max: 1 },
   },

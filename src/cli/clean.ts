@@ -11,6 +11,7 @@ import { StateDir } from '../state/state-dir.js';
 import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
 import { EXIT, type Command, failWith } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
+import { FAKEROOT_OPTIONS } from './build-namespace.js';
 
 export const command: Command = {
   spec: {
@@ -21,7 +22,7 @@ export const command: Command = {
       'Removes the outputs of the named targets (default: every target) and what was recorded about them; the cache keeps their steps, so the next up is quick.',
       'Only what orchestrator recorded writing is removed: a path it did not write is left as it is, and said so.',
     ].join('\n'),
-    options: [...PROJECT_OPTIONS],
+    options: [...PROJECT_OPTIONS, ...FAKEROOT_OPTIONS],
     positionals: { min: 0 },
   },
   async run(ctx, args) {

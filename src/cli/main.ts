@@ -1,10 +1,12 @@
 import { setMaxListeners } from 'node:events';
 import { error } from '../core/diagnostic.js';
+import { isDiagnosticError } from '../core/diagnostic-error.js';
 import { didYouMeanHint } from '../core/did-you-mean.js';
 import { helpText, parseArgs } from './args.js';
 import { EXIT, type CommandContext, failWith } from './command.js';
 import { COMMANDS } from './commands.js';
 import { version } from './version.js';
+import { enterBuildNamespace } from './build-namespace.js';
 import { ownValue } from '../core/name-table.js';
 
 function topHelp(): string {
@@ -33,7 +35,11 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
   // Every running step, download and child process listens to the one run signal.
   setMaxListeners(1000, controller.signal);
   let interrupts = 0;
+  // While a command runs again in the build namespace, this process only forwards signals to it
+  // (src/runtime/user-namespace.ts) and waits for its exit status, however often it is interrupted.
+  const run = { forwarding: false, mayReexec: options.ctx?.signal === undefined };
   const onSignal = (sig: NodeJS.Signals): void => {
+    if (run.forwarding) return;
     interrupts++;
     if (interrupts > 1) process.exit(EXIT.interrupted);
     controller.abort(new Error(`interrupted by ${sig}`));
@@ -52,10 +58,12 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     ...options.ctx,
   };
   try {
-    const code = await dispatch(ctx, argv);
+    const code = await dispatch(ctx, argv, run);
     // A command stopped by Ctrl-C while it read its input (a big manifest) ends as interrupted.
     return code === EXIT.usage && ctx.signal.aborted ? EXIT.interrupted : code;
   } catch (e) {
+    // A store that cannot be opened safely (src/store/cache-root.ts) says why, as any failure.
+    if (isDiagnosticError(e)) return failWith(ctx, [e.diagnostic]);
     // Expected failures are Diagnostics with a reason (src/core/reasons.ts); only a bug gets here.
     ctx.stderr.write(internalErrorText(argv, e));
     return EXIT.failed;
@@ -83,7 +91,7 @@ export function internalErrorText(argv: readonly string[], e: unknown): string {
   ].join('\n');
 }
 
-async function dispatch(ctx: CommandContext, argv: readonly string[]): Promise<number> {
+async function dispatch(ctx: CommandContext, argv: readonly string[], run: { forwarding: boolean; readonly mayReexec: boolean }): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     const topic = first === 'help' ? rest[0] : undefined;
@@ -115,6 +123,15 @@ async function dispatch(ctx: CommandContext, argv: readonly string[]): Promise<n
   if (parsed.value.options['help'] === true) {
     ctx.stdout.write(helpText(command.spec));
     return EXIT.ok;
+  }
+  // As a user that is not root, building (and what writes the store) runs in a user namespace:
+  // this same command again, through unshare (src/cli/build-namespace.ts).
+  // Only the real CLI re-executes itself: a test's in-process main (its own context) does not.
+  if (run.mayReexec) {
+    run.forwarding = true;
+    const inNamespace = await enterBuildNamespace(ctx, first, parsed.value, argv);
+    run.forwarding = false;
+    if (inNamespace !== undefined) return inNamespace;
   }
   return command.run(ctx, parsed.value);
 }

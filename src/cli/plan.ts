@@ -20,6 +20,7 @@ import { REMOTE_CACHE_OPTIONS, remoteCacheFromArgs } from './remote-cache-option
 import { version } from './version.js';
 import { EXIT, printDiagnostics, type Command, failWith } from './command.js';
 import { PROJECT_OPTIONS, requireProject } from './project-options.js';
+import { FAKEROOT_OPTIONS, plannedBuildMode } from './build-namespace.js';
 
 /** A path as the plan prints it: relative to the project folder; sandbox folders end in '/'. */
 function shown(project: Project, abs: string, folder = false): string {
@@ -74,7 +75,7 @@ export const command: Command = {
   spec: {
     name: 'plan',
     summary: 'show the targets to build, in build order',
-    usage: '[TARGET|GROUP ...] [--json] [--remote] [--cache-from REG/REPO ...] [-f FILE] [-C DIR]',
+    usage: '[TARGET|GROUP ...] [--json] [--remote] [--cache-from REG/REPO ...] [--fakeroot | --no-fakeroot] [-f FILE] [-C DIR]',
     description: [
       "Lists the selected targets (default: the group 'default', else all) and what they are built from, in build order. Each target is fresh or stale; for a stale one, the exact reasons (what changed since its last build).",
       'It contacts no registry, unless --remote (or --cache-from) is given: then each stale target\'s steps are planned and every',
@@ -86,6 +87,7 @@ export const command: Command = {
       { name: 'remote', type: 'boolean', description: "ask the remote step cache (cache.remote, or --cache-from) for each stale target's steps" },
       { ...REMOTE_CACHE_OPTIONS.find((o) => o.name === 'cache-from')!, description: 'a registry repository to ask for steps (repeatable; implies --remote; default: the manifest\'s cache.remote)' },
       ...PROJECT_OPTIONS,
+      ...FAKEROOT_OPTIONS,
     ],
     positionals: { min: 0 },
   },
@@ -150,11 +152,15 @@ export const command: Command = {
     if (!dry.ok) {
       return failWith(ctx, [dry.error]);
     }
+    // How `up` would build here (src/runtime/user-namespace.ts): root, subuid or single-id, or why it could not.
+    const planned = plannedBuildMode(ctx, args);
+    const build = 'error' in planned ? { mode: null, error: planned.error.message } : { mode: planned.mode };
     const ignore = InputFilter.load({ projectDir: project.dir, always: [] });
     const ignored = ignore.hasFile ? { file: IGNORE_FILE, patterns: ignore.rules.length } : null;
     if (boolOption(args, 'json')) {
       const json = {
         manifest: project.file,
+        build,
         ignored,
         targets: order.map((t) => {
           const { display: _display, ...rest } = planEntry(project, t);
@@ -197,6 +203,7 @@ export const command: Command = {
       for (const p of pushPlan(t, pushes.get(t.name))) lines.push(`     push:    ${p.text}: ${p.push ? `would push (${p.why})` : 'pushed, up to date'}`);
     });
     const stale = order.filter((t) => status.get(t.name)?.status === 'stale').length;
+    lines.push('error' in planned ? `build mode: none: ${planned.error.message}` : `build mode: ${planned.mode}`);
     if (ignored) lines.push(`ignored: ${ignored.file} (${ignored.patterns} pattern${ignored.patterns === 1 ? '' : 's'})`);
     const fromRemote = [...steps.values()].flat().filter((s) => s.from === 'remote').length;
     lines.push(`${order.length} target${order.length === 1 ? '' : 's'} in build order, ${stale} to build${remote ? `, ${fromRemote} step${fromRemote === 1 ? '' : 's'} from remote cache` : ''}`);

@@ -15,6 +15,7 @@ import { formatBytes } from '../report/format-bytes.js';
 import { Store } from '../store/store.js';
 import { boolOption, stringOption, type ParsedArgs } from './args.js';
 import { EXIT, type Command, type CommandContext, failWith } from './command.js';
+import { FAKEROOT_OPTIONS } from './build-namespace.js';
 
 export interface ProjectInfo {
   readonly dir: string;
@@ -204,6 +205,7 @@ export const command: Command = {
       { name: 'directory', short: 'C', type: 'string', value: 'DIR', description: 'run as if started in DIR' },
       { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
       { name: 'quiet', short: 'q', type: 'boolean', description: 'no progress output' },
+      ...FAKEROOT_OPTIONS,
     ],
     positionals: { min: 1, max: 2 },
   },

@@ -13,6 +13,7 @@ import { stringOption, type ParsedArgs } from './args.js';
 import { EXIT, failWith, type Command, type CommandContext } from './command.js';
 import { makeRegistryClient } from './registry-client-factory.js';
 import { targetImageResolver } from './resolve-target-image.js';
+import { FAKEROOT_OPTIONS } from './build-namespace.js';
 
 /**
  * What to push, as an overlay stack (top first): a target's recorded stack of cached steps when
@@ -95,6 +96,7 @@ export const command: Command = {
       { name: 'cache-dir', type: 'string', value: 'DIR', description: "the cache folder (default: the manifest's cache.dir, $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)" },
       { name: 'file', short: 'f', type: 'string', value: 'FILE', description: 'the manifest, for target names (default ./orchestrator.yaml)' },
       { name: 'directory', short: 'C', type: 'string', value: 'DIR', description: 'the project folder, for target names' },
+      ...FAKEROOT_OPTIONS,
     ],
     positionals: { min: 2, max: 2 },
   },

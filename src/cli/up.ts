@@ -6,13 +6,14 @@ import { PROJECT_OPTIONS, setOption } from './project-options.js';
 import { REMOTE_CACHE_OPTIONS } from './remote-cache-options.js';
 import { jobsOption, makeUpReporter } from './up-run-options.js';
 import { version } from './version.js';
+import { buildModeNotice, FAKEROOT_OPTIONS } from './build-namespace.js';
 
 export const command: Command = {
   spec: {
     name: 'up',
     summary: 'build what is stale, in dependency order and in parallel',
     usage:
-      '[TARGET|GROUP ...] [--watch [--debounce MS]] [-j N] [--keep-going] [--force] [--pull] [--push] [--no-cache] [--notest] [--dry-run] [--progress P] [--set T.KEY=VALUE] [--cache-from REG/REPO ...] [--cache-to REG/REPO ...] [-f FILE] [-C DIR]',
+      '[TARGET|GROUP ...] [--watch [--debounce MS]] [-j N] [--keep-going] [--force] [--pull] [--push] [--no-cache] [--notest] [--dry-run] [--progress P] [--set T.KEY=VALUE] [--cache-from REG/REPO ...] [--cache-to REG/REPO ...] [--fakeroot | --no-fakeroot] [-f FILE] [-C DIR]',
     description: [
       "Builds the named targets and groups (default: the group 'default', else all targets) and what they",
       'are built from. A target whose key and output are unchanged does no work; a stale one says why and',
@@ -42,11 +43,15 @@ export const command: Command = {
       { name: 'cache-dir', type: 'string', value: 'DIR', description: 'the cache folder (default: the manifest\'s cache.dir, $ORCHESTRATOR_CACHE, $XDG_CACHE_HOME/orchestrator)' },
       ...REMOTE_CACHE_OPTIONS,
       ...PROJECT_OPTIONS,
+      ...FAKEROOT_OPTIONS,
     ],
     positionals: { min: 0 },
   },
   async run(ctx, args) {
     const started = Date.now();
+    // Without root, one line says how this run builds (src/cli/build-namespace.ts); NDJSON stays clean.
+    const notice = boolOption(args, 'dry-run') ? undefined : buildModeNotice(ctx);
+    if (notice) (stringOption(args, 'progress') === 'json' ? ctx.stderr : ctx.stdout).write(`${notice}\n`);
     // The watcher (chokidar and friends) loads only for --watch.
     if (boolOption(args, 'watch')) {
       if (listOption(args, 'cache-from').length > 0 || listOption(args, 'cache-to').length > 0) {

@@ -2,7 +2,8 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import type { Diagnostic } from '../core/diagnostic.js';
 import { tempSibling } from '../core/fs-atomic.js';
 import { fail, ok, type Result } from '../core/result.js';
-import { runCommand, type CommandRunner } from '../core/run-command.js';
+import { inChildUserNamespace } from '../core/id-map.js';
+import { runCommand, type CommandOutcome, type CommandRunner } from '../core/run-command.js';
 import { toolFailure } from './tool-failure.js';
 
 export interface ExportSandboxOptions {
@@ -50,7 +51,7 @@ export async function exportSandbox(options: ExportSandboxOptions): Promise<Resu
   await mkdir(tmp, { mode: 0o755 });
   try {
     const outcome = await (options.run ?? runCommand)('cp', ['-a', '--reflink=auto', '--preserve=all', `${options.source}/.`, tmp], options.signal ? { signal: options.signal } : {});
-    const failure = toolFailure('cp', `sandbox export of ${options.source}`, outcome);
+    const failure = onlyDevicesLeftOut(outcome) ? undefined : toolFailure('cp', `sandbox export of ${options.source}`, outcome);
     if (failure) {
       await rm(tmp, { recursive: true, force: true });
       return fail(failure);
@@ -61,4 +62,16 @@ export async function exportSandbox(options: ExportSandboxOptions): Promise<Resu
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
+}
+
+/**
+ * In a user namespace (a build without root) no device file but 0/0 can be made: cp copies
+ * everything else and says so for each device. That alone is not a failure: the sandbox goes
+ * without them, as the layers did (a container's /dev is bound from the host at run time).
+ */
+function onlyDevicesLeftOut(outcome: CommandOutcome): boolean {
+  if (outcome.kind !== 'exited' || outcome.code !== 1 || !inChildUserNamespace()) return false;
+  const lines = outcome.output.split('\n').filter((l) => l !== '');
+  // The kept output may start in the middle of a line.
+  return lines.length > 0 && lines.slice(1).every((l) => /^cp: cannot create special file '.*': Operation not permitted$/.test(l)) && /Operation not permitted$/.test(lines[0]!);
 }

@@ -29,6 +29,7 @@ import {
 } from 'node:fs';
 import { nativeAddon, type NativeAddon } from '../native/addon.js';
 import type { TarEntry, TarHandler } from './tar-parser.js';
+import { inChildUserNamespace, isOverlayXattr, overlayXattrPrefix, singleIdNamespace } from '../core/id-map.js';
 
 export type LayerEntryReason = 'layer-unsafe-path' | 'layer-unsafe-link' | 'layer-unsafe-device' | 'layer-corrupt' | 'layer-write-failed';
 
@@ -66,6 +67,10 @@ export interface LayerStats {
   files: number;
   whiteouts: number;
   opaqueDirs: number;
+  /** Entries owned by an id other than 0 that were stored as owned by 0 (single-id mode). */
+  ownersFolded: number;
+  /** Device files other than whiteouts left out (no user namespace may create them). */
+  devicesSkipped: number;
 }
 
 const OPAQUE = '.wh..wh..opq';
@@ -84,7 +89,10 @@ export class LayerWriter implements TarHandler {
   #current: TarEntry | undefined;
   #currentPath = '';
   #discard = false;
-  readonly stats: LayerStats = { entries: 0, files: 0, whiteouts: 0, opaqueDirs: 0 };
+  readonly stats: LayerStats = { entries: 0, files: 0, whiteouts: 0, opaqueDirs: 0, ownersFolded: 0, devicesSkipped: 0 };
+  /** In a user namespace that maps id 0 only (single-id mode): every owner becomes 0. */
+  readonly #singleId = singleIdNamespace();
+  readonly #userns = inChildUserNamespace();
 
   constructor(root: string, options: LayerWriterOptions) {
     this.#root = root;
@@ -148,6 +156,13 @@ export class LayerWriter implements TarHandler {
       case 'character-device':
       case 'block-device':
         if (!this.#privileged) throw new LayerEntryError('layer-unsafe-device', entry.name, `is a ${entry.type.replace('-', ' ')} (${entry.devmajor}:${entry.devminor}); only root may create device files`);
+        if (this.#userns) {
+          // No user namespace may make a device other than 0/0 (a whiteout): left out and counted;
+          // a container's /dev is bound from the host at run time anyway.
+          this.stats.devicesSkipped += 1;
+          this.#discard = true;
+          return;
+        }
         this.#replace(rel, path, 'other');
         this.#fs(entry, () =>
           this.#addon.mknod(path, (entry.type === 'character-device' ? this.#addon.constants.S_IFCHR : this.#addon.constants.S_IFBLK) | 0o600, entry.devmajor, entry.devminor),
@@ -184,7 +199,7 @@ export class LayerWriter implements TarHandler {
     try {
       this.#fs(entry, () => {
         // Owner first: chown clears setuid/setgid and file capabilities, so mode and xattrs follow it.
-        if (this.#privileged) fchownSync(fd, entry.uid, entry.gid);
+        if (this.#privileged) fchownSync(fd, ...this.#owner(entry.uid, entry.gid));
         fchmodSync(fd, entry.mode);
         this.#xattrs(this.#currentPath, entry.xattrs);
         futimesSync(fd, entry.mtime, entry.mtime);
@@ -203,11 +218,11 @@ export class LayerWriter implements TarHandler {
       const path = rel === '' ? this.#root : `${this.#root}/${rel}`;
       const name = rel === '' ? '.' : rel;
       this.#fsNamed(name, () => {
-        if (this.#privileged && meta.uid !== undefined && meta.gid !== undefined) chownSync(path, meta.uid, meta.gid);
+        if (this.#privileged && meta.uid !== undefined && meta.gid !== undefined) chownSync(path, ...this.#owner(meta.uid, meta.gid));
         // Implicit folders (and a root without an entry) get 0755, as tar and Docker give them.
         chmodSync(path, meta.mode ?? 0o755);
         if (meta.xattrs) this.#xattrs(path, meta.xattrs);
-        if (meta.opaque) this.#addon.lsetxattr(path, 'trusted.overlay.opaque', Buffer.from('y'));
+        if (meta.opaque) this.#addon.lsetxattr(path, `${overlayXattrPrefix()}opaque`, Buffer.from('y'));
         if (meta.mtime !== undefined) utimesSync(path, meta.mtime, meta.mtime);
       });
     }
@@ -295,11 +310,18 @@ export class LayerWriter implements TarHandler {
 
   #finishNode(entry: TarEntry, path: string, chmod: boolean): void {
     this.#fs(entry, () => {
-      if (this.#privileged) lchownSync(path, entry.uid, entry.gid);
+      if (this.#privileged) lchownSync(path, ...this.#owner(entry.uid, entry.gid));
       if (chmod) chmodSync(path, entry.mode);
       this.#xattrs(path, entry.xattrs);
       lutimesSync(path, entry.mtime, entry.mtime);
     });
+  }
+
+  /** The owner to set: as given, or 0:0 in single-id mode (counted when that changes it). */
+  #owner(uid: number, gid: number): [number, number] {
+    if (!this.#singleId || (uid === 0 && gid === 0)) return [uid, gid];
+    this.stats.ownersFolded += 1;
+    return [0, 0];
   }
 
   #xattrs(path: string, xattrs: ReadonlyMap<string, Buffer>): void {
@@ -307,8 +329,10 @@ export class LayerWriter implements TarHandler {
     for (const [name, value] of xattrs) {
       // Overlay's own attributes (opaque, redirect, metacopy, origin) come only from whiteouts:
       // a layer must not steer the overlay mount by smuggling them in.
-      if (name.startsWith('trusted.overlay.')) continue;
+      if (isOverlayXattr(name)) continue;
       if (!this.#privileged && (name.startsWith('trusted.') || name.startsWith('security.'))) continue;
+      // In a user namespace (a build without root) trusted.* cannot be written, not even by its root.
+      if (name.startsWith('trusted.') && inChildUserNamespace()) continue;
       this.#addon.lsetxattr(path, name, value);
     }
   }

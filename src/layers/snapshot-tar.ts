@@ -26,6 +26,7 @@ import type { Digest } from '../core/digest.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { unreachable } from '../core/unreachable.js';
 import { nativeAddon } from '../native/addon.js';
+import { isOverlayXattr, overlayXattrPrefix } from '../core/id-map.js';
 
 export type SnapshotCompression = 'gzip' | 'zstd';
 
@@ -109,7 +110,7 @@ function xattrRecords(path: string, rel: string): Record<string, string> {
   const addon = nativeAddon();
   const out: Record<string, string> = {};
   for (const name of addon.llistxattr(path).sort()) {
-    if (name.startsWith('trusted.overlay.')) continue;
+    if (isOverlayXattr(name)) continue;
     const value = addon.lgetxattr(path, name);
     let text: string;
     try {
@@ -124,7 +125,7 @@ function xattrRecords(path: string, rel: string): Record<string, string> {
 
 function isOpaque(path: string): boolean {
   try {
-    return nativeAddon().lgetxattr(path, 'trusted.overlay.opaque').toString('utf8') === 'y';
+    return nativeAddon().lgetxattr(path, `${overlayXattrPrefix()}opaque`).toString('utf8') === 'y';
   } catch {
     return false;
   }

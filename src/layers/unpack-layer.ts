@@ -56,6 +56,10 @@ export interface UnpackedLayer {
   /** Entries in the tar (0 when reused before reading). */
   readonly entries: number;
   readonly whiteouts: number;
+  /** Entries stored as owned by 0 because only id 0 exists (single-id mode); 0 when reused. */
+  readonly ownersFolded: number;
+  /** Device files left out because no user namespace may create them; 0 when reused. */
+  readonly devicesSkipped: number;
   readonly opaqueDirs: number;
   /** Bytes of uncompressed tar (0 when reused before reading). */
   readonly tarSize: number;
@@ -63,6 +67,33 @@ export interface UnpackedLayer {
 
 const UNSAFE_HINT = "orchestrator never writes outside a layer's folder; this layer is malformed or hostile: rebuild the image or report it to its publisher";
 const CORRUPT_HINT = 'the blob is damaged or not a tar layer: remove it from the cache and pull it again';
+
+/**
+ * What unpacking in a user namespace changed, said once for all the layers of a source: owners
+ * folded to 0 (single-id mode) and device files left out.
+ */
+export function unpackWarnings(layers: readonly UnpackedLayer[], source: string): Diagnostic[] {
+  const folded = layers.reduce((n, l) => n + l.ownersFolded, 0);
+  const devices = layers.reduce((n, l) => n + l.devicesSkipped, 0);
+  const out: Diagnostic[] = [];
+  if (folded > 0) {
+    out.push({
+      severity: 'warning',
+      reason: 'single-id-owners',
+      message: `${source}: ${folded} file${folded === 1 ? '' : 's'} owned by ids other than 0 stored as owned by 0 (single-id mode: only id 0 exists)`,
+      hint: "ask for a /etc/subuid and /etc/subgid range ('usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER') to keep every owner (subuid mode), or build as root",
+    });
+  }
+  if (devices > 0) {
+    out.push({
+      severity: 'warning',
+      reason: 'device-files-skipped',
+      message: `${source}: ${devices} device file${devices === 1 ? '' : 's'} left out (a user namespace cannot create device files)`,
+      hint: "a container's /dev comes from the host at run time; build as root to keep them in the image",
+    });
+  }
+  return out;
+}
 
 /** Unpack a layer blob into `destination` in overlay format. See the file comment for the protocol. */
 // Long on purpose: the one loop over a layer's entries (whiteouts, links, devices, xattrs), so that
@@ -102,7 +133,7 @@ export async function unpackLayer(options: UnpackLayerOptions): Promise<Result<U
   if (expectedDiffId !== undefined && (await isDirectory(destination))) {
     closeSource();
     transform.value?.destroy();
-    return ok({ diffId: expectedDiffId, path: destination, reused: true, entries: 0, whiteouts: 0, opaqueDirs: 0, tarSize: 0 });
+    return ok({ diffId: expectedDiffId, path: destination, reused: true, entries: 0, whiteouts: 0, ownersFolded: 0, devicesSkipped: 0, opaqueDirs: 0, tarSize: 0 });
   }
 
   let tmp: string;
@@ -182,7 +213,7 @@ export async function unpackLayer(options: UnpackLayerOptions): Promise<Result<U
     }
     if (!reused && (options.durable ?? true)) await fsyncDir(dirname(destination));
     const { stats } = writer;
-    return ok({ diffId, path: destination, reused, entries: stats.entries, whiteouts: stats.whiteouts, opaqueDirs: stats.opaqueDirs, tarSize });
+    return ok({ diffId, path: destination, reused, entries: stats.entries, whiteouts: stats.whiteouts, ownersFolded: stats.ownersFolded, devicesSkipped: stats.devicesSkipped, opaqueDirs: stats.opaqueDirs, tarSize });
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     return fail(toDiagnostic(e, name, readFailures, compression));

@@ -28,6 +28,9 @@ export function plainBuildReporter(out: NodeJS.WritableStream, options: PlainBui
       case 'source-ready':
         line(e.target, `source ${e.description} ready${e.ms > 50 ? ` in ${seconds(e.ms)}` : ''}`);
         break;
+      case 'warning':
+        line(e.target, `warning: ${e.diagnostic.message}${e.diagnostic.hint ? `\n  hint: ${e.diagnostic.hint}` : ''}`);
+        break;
       case 'step-cached':
         line(e.target, e.remote ? `${stepName(e.step)}: from remote cache ${e.remote.where} (${formatBytes(e.remote.bytes)})` : `${stepName(e.step)}: cached`);
         break;

@@ -47,6 +47,7 @@ export function ttyUpReporter(
     const p = pushes.get(name);
     return p && p.length > 0 ? `; ${p.join('; ')}` : '';
   };
+  const warnings: string[] = [];
   let summary = '';
   const list = new Listr(
     order.map((name) => ({
@@ -136,6 +137,10 @@ export function ttyUpReporter(
       case 'export-progress':
         task.output = exportProgressText(e);
         break;
+      case 'warning':
+        // Said after the task list, as failures are: listr2 owns the screen while it runs.
+        warnings.push(`${e.target}: ${formatDiagnostic(e.diagnostic, { color: options.color })}`);
+        break;
       default:
         break;
     }
@@ -145,6 +150,7 @@ export function ttyUpReporter(
     done: async () => {
       for (const w of waits.values()) w.resolve();
       await running;
+      if (warnings.length > 0) err.write(warnings.join('\n') + '\n');
       if (failures.length > 0) err.write(failures.join('\n') + '\n');
       if (summary) out.write(summary + '\n');
     },

@@ -78,6 +78,9 @@ export function plainUpReporter(out: NodeJS.WritableStream, err: NodeJS.Writable
       case 'source-ready':
         if (e.ms > 200) line(e.target, `source ${e.description} ready in ${seconds(e.ms)}`);
         break;
+      case 'warning':
+        err.write(`${e.target}: ${formatDiagnostic(e.diagnostic, { color: options.color })}\n`);
+        break;
       case 'step-cached':
         if (e.remote) line(e.target, `${stepName(e.step)} from remote cache ${e.remote.where} (${formatBytes(e.remote.bytes)})`);
         break;

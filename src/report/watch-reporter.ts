@@ -75,6 +75,7 @@ export function plainWatchReporter(out: NodeJS.WritableStream, err: NodeJS.Writa
       case 'target-done':
       case 'target-skipped':
       case 'source-ready':
+      case 'warning':
       case 'step-cached':
       case 'step-started':
       case 'step-done':

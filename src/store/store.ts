@@ -4,7 +4,8 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs
 import { join } from 'node:path';
 import { digestHex, isDigest, type Digest } from '../core/digest.js';
 import { BlobStore } from './blob-store.js';
-import { resolveCacheRoot, type CacheRootOptions } from './cache-root.js';
+import { ownStoreRoot, resolveCacheRoot, type CacheRootOptions } from './cache-root.js';
+import { hostUid } from '../core/id-map.js';
 
 export type StoreEntryKind = 'blob' | 'layer' | 'snapshot' | 'block' | 'tmp';
 
@@ -78,7 +79,7 @@ export class Store {
 
   /** Resolves the root (explicit dir, `$ORCHESTRATOR_CACHE`, `$XDG_CACHE_HOME/orchestrator`, `~/.cache/orchestrator`), creates the layout, sweeps dead temps. */
   static async open(options: CacheRootOptions = {}): Promise<Store> {
-    const store = new Store(resolveCacheRoot(options));
+    const store = new Store(await ownStoreRoot(resolveCacheRoot(options), options.hostUid ?? hostUid(options.env ?? process.env)));
     for (const dir of Object.values(KIND_DIRS)) await mkdir(join(store.root, dir), { recursive: true });
     await store.sweepTemps();
     return store;

@@ -62,6 +62,7 @@ describe('plan and graph', () => {
         '     format:  squashfs',
         '     output:  dist/worker.simg',
         '     needs:   base',
+        'build mode: root',
         '3 targets in build order, 3 to build',
         '',
       ].join('\n'),
@@ -72,6 +73,7 @@ describe('plan and graph', () => {
   it('plan --json gives absolute paths and dependencies', async () => {
     const r = await runCliInProcess(['plan', 'api', '--json'], { cwd });
     expect(JSON.parse(r.stdout)).toEqual({
+      build: { mode: 'root' },
       ignored: null,
       manifest: join(cwd, 'orchestrator.yaml'),
       targets: [

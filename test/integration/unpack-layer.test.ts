@@ -48,7 +48,7 @@ describe('unpackLayer: what it preserves', () => {
       { name: 'empty', content: '' },
     ]);
     const r = await unpackLayer(options(layer));
-    expect(r).toEqual({ ok: true, value: { diffId: layer.diffId, path: box.destination(layer.diffId), reused: false, entries: 13, whiteouts: 0, opaqueDirs: 0, tarSize: layer.tar.length } });
+    expect(r).toEqual({ ok: true, value: { diffId: layer.diffId, path: box.destination(layer.diffId), reused: false, entries: 13, whiteouts: 0, ownersFolded: 0, devicesSkipped: 0, opaqueDirs: 0, tarSize: layer.tar.length } });
     const root = box.destination(layer.diffId);
     const tree = snapshotTree(root);
     expect(Object.keys(tree)).toEqual(['.', 'bin', 'bin/ping', 'bin/sh', 'bin/su', 'bin/su-again', 'bin/wall', 'dev', 'dev/loop0', 'dev/null', 'empty', 'home', 'home/user', 'home/user/notes.txt', 'run', 'run/initctl', 'tmp']);
@@ -167,7 +167,7 @@ describe('unpackLayer: what it preserves', () => {
     const layer = await buildLayer([{ name: 'hello', content: 'world' }]);
     await unpackOk(layer);
     const again = await unpackLayer(options(layer, { source: join(box.root, 'no-such-blob') }));
-    expect(again).toEqual({ ok: true, value: { diffId: layer.diffId, path: box.destination(layer.diffId), reused: true, entries: 0, whiteouts: 0, opaqueDirs: 0, tarSize: 0 } });
+    expect(again).toEqual({ ok: true, value: { diffId: layer.diffId, path: box.destination(layer.diffId), reused: true, entries: 0, whiteouts: 0, ownersFolded: 0, devicesSkipped: 0, opaqueDirs: 0, tarSize: 0 } });
     // Without an expected diffid the blob is unpacked; the rename finds the layer there and keeps it.
     const { expectedDiffId: _, ...rest } = options(layer);
     const third = await unpackLayer(rest);
