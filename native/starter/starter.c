@@ -308,6 +308,8 @@ static void mount_image(const char *type, const char *file, const char *offset_t
  * (ambient), so libfuse mounts with mount(2) itself: no setuid fusermount. It dies with its parent
  * (PDEATHSIG; the command after exec, or pid 1 of a pid namespace), and the mount goes with the
  * mount namespace: nothing is left on the host. Waits until DST is a mount (its device changed). */
+static int fuse_helpers = 0;
+
 static void op_fuse(const char *type, const char *helper, const char *file, const char *offset_text, const char *dst) {
   char *end;
   errno = 0;
@@ -328,6 +330,8 @@ static void op_fuse(const char *type, const char *helper, const char *file, cons
   if (pid < 0) die("fork");
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* Its own session: a Ctrl-C at the container's terminal must not stop the file system. */
+    setsid();
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2];
     if (syscall(SYS_capget, &hdr, data) < 0) die("capget");
@@ -339,6 +343,7 @@ static void op_fuse(const char *type, const char *helper, const char *file, cons
     execl(prog, prog, "-f", "-o", opts, file, dst, (char *)NULL);
     die("exec %s", prog);
   }
+  fuse_helpers++;
   for (int k = 0; k < 20000; k++) {
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -724,7 +729,15 @@ int main(int argc, char **argv) {
 
   if (!pidns) {
     run_operations(&p);
-    become_and_exec(&p);
+    if (fuse_helpers == 0) become_and_exec(&p);
+    /* A FUSE helper is this process's child: the command must not inherit it (a command that
+     * waits for every child would wait for it), so the starter stays as the command's parent,
+     * forwards signals and passes its status on; the helper dies with the starter. */
+    pid_t command = fork();
+    if (command < 0) die("fork");
+    if (command == 0) become_and_exec(&p);
+    install_forwarding(command);
+    _exit(wait_for(command));
   }
 
   /* With a pid namespace: the first child is pid 1 of the namespace; it sets up the session, then

@@ -96,6 +96,13 @@ describe('non-root exec of an image file', () => {
     expect(r.after).toBe('fuse mounts: 0\n--- processes: 0');
   });
 
+  it("the FUSE helper is not a child of the container's first process (a command that waits for every child would hang)", () => {
+    // While `cat` runs, the shell's only child is that cat.
+    const r = runAsUser(['exec', simg, 'sh', '-c', 'cat /proc/$$/task/$$/children'], { fuse: true });
+    expect([r.stderr, r.code]).toEqual(['', 0]);
+    expect(r.stdout.trim().split(/\s+/)).toHaveLength(1);
+  });
+
   it('without a usable /dev/fuse, the image is extracted into the cache as before', () => {
     rmSync(extracted(), { recursive: true, force: true });
     const r = runAsUser(['exec', simg, 'sh', '-c', `cat /etc/greeting; ${ROOT_LINE}`], { fuse: false });
