@@ -4,7 +4,13 @@ set -euo pipefail
 packages=(
   squashfs-tools   # mksquashfs / unsquashfs: squashfs images
   e2fsprogs        # mkfs.ext3 -d, debugfs: ext3 images
-  debootstrap      # Bootstrap: debootstrap
+  debootstrap      # Bootstrap: debootstrap (as root, ORCHESTRATOR_DEBIAN_BOOTSTRAP=debootstrap)
+  mmdebstrap       # Bootstrap: debootstrap (the default; the only one in a user namespace)
+  fakechroot       # mmdebstrap --mode=fakechroot: Debian bootstraps in a single-id namespace
+  fakeroot         # the same (mmdebstrap runs under fakechroot fakeroot)
+  uidmap           # newuidmap/newgidmap: subuid user namespaces
+  squashfuse       # non-root exec of squashfs images through FUSE
+  fuse2fs          # non-root exec of ext3 images through FUSE
   util-linux       # losetup, setpriv, unshare, mount, nsenter (instance://NAME)
   uidmap           # newuidmap/newgidmap: builds without root in subuid mode (unshare --map-users)
   passwd           # useradd/userdel: the rootless tests make their users

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/loop.h>
 #include <sched.h>
 #include <signal.h>
@@ -313,6 +314,64 @@ static void mount_image(const char *type, const char *file, const char *offset_t
   close(fd); /* the mount holds the device now; autoclear frees it with the last unmount */
 }
 
+/* Mounts FILE (a squashfs or ext3 image at byte OFFSET) read-only at DST through FUSE
+ * (squashfuse or fuse2fs), for a caller that is not root. The helper runs in the foreground as a
+ * child of this session, with CAP_SYS_ADMIN of the session's user namespace kept across exec
+ * (ambient), so libfuse mounts with mount(2) itself: no setuid fusermount. It dies with its parent
+ * (PDEATHSIG; the command after exec, or pid 1 of a pid namespace), and the mount goes with the
+ * mount namespace: nothing is left on the host. Waits until DST is a mount (its device changed). */
+static int fuse_helpers = 0;
+
+static void op_fuse(const char *type, const char *helper, const char *file, const char *offset_text, const char *dst) {
+  char *end;
+  errno = 0;
+  unsigned long long offset = strtoull(offset_text, &end, 10);
+  if (errno || *end) usage_die("--fuse: bad offset '%s'", offset_text);
+  const char *prog = helper;
+  char opts[128];
+  if (strcmp(type, "squashfs") == 0) {
+    snprintf(opts, sizeof opts, "ro,default_permissions,offset=%llu", offset);
+  } else if (strcmp(type, "ext3") == 0) {
+    snprintf(opts, sizeof opts, "ro,norecovery,offset=%llu", offset);
+  } else {
+    usage_die("--fuse: unknown type '%s' (squashfs or ext3)", type);
+  }
+  struct stat before;
+  if (stat(dst, &before) < 0) die("stat %s", dst);
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* Its own session: a Ctrl-C at the container's terminal must not stop the file system. */
+    setsid();
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) < 0) die("capget");
+    data[CAP_TO_INDEX(CAP_SYS_ADMIN)].inheritable |= CAP_TO_MASK(CAP_SYS_ADMIN);
+    if (syscall(SYS_capset, &hdr, data) < 0) die("capset");
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_SYS_ADMIN, 0, 0) < 0) die("raise ambient CAP_SYS_ADMIN");
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0) dup2(null, 0);
+    execl(prog, prog, "-f", "-o", opts, file, dst, (char *)NULL);
+    die("exec %s", prog);
+  }
+  fuse_helpers++;
+  for (int k = 0; k < 20000; k++) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      errno = 0;
+      usage_die("%s %s on %s: it ended before the mount was there (%s %d)", prog, file, dst, WIFEXITED(status) ? "exit status" : "signal",
+                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    }
+    struct stat now;
+    if (stat(dst, &now) == 0 && now.st_dev != before.st_dev) return;
+    usleep(1000);
+  }
+  kill(pid, SIGKILL);
+  errno = ETIMEDOUT;
+  die("%s %s on %s", prog, file, dst);
+}
+
 /* ---- operations ------------------------------------------------------------------------- */
 
 static void op_bind(const char *src, const char *dst, const char *flags) {
@@ -536,6 +595,11 @@ static void run_operations(struct plan *p) {
       mount_image(argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4], argv[i + 5]);
       remember_own_mount(argv[i + 4]);
       i += 5;
+    } else if (strcmp(op, "--fuse") == 0) {
+      need(argc, i, 5, op);
+      op_fuse(argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4], argv[i + 5]);
+      remember_own_mount(argv[i + 5]);
+      i += 5;
     } else if (strcmp(op, "--proc") == 0) {
       need(argc, i, 1, op);
       if (mkdir_p(argv[i + 1], 0755) < 0) die("mkdir %s", argv[i + 1]);
@@ -681,7 +745,15 @@ int main(int argc, char **argv) {
 
   if (!pidns) {
     run_operations(&p);
-    become_and_exec(&p);
+    if (fuse_helpers == 0) become_and_exec(&p);
+    /* A FUSE helper is this process's child: the command must not inherit it (a command that
+     * waits for every child would wait for it), so the starter stays as the command's parent,
+     * forwards signals and passes its status on; the helper dies with the starter. */
+    pid_t command = fork();
+    if (command < 0) die("fork");
+    if (command == 0) become_and_exec(&p);
+    install_forwarding(command);
+    _exit(wait_for(command));
   }
 
   /* With a pid namespace: the first child is pid 1 of the namespace; it sets up the session, then

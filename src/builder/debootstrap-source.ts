@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, chmod, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, open, readFile, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { canonicalJson, digestHex, sha256Digest } from '../core/digest.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
@@ -9,10 +9,42 @@ import { toolFailure } from '../image/tool-failure.js';
 import type { Store } from '../store/store.js';
 import type { SourceSpec } from './build-source.js';
 import { hostAptMirror } from './host-apt-mirror.js';
+import { namespaceMapping, type NamespaceMapping } from './namespace-mapping.js';
 import { runStepSession } from './step-session.js';
 
 /** Bump when what a debootstrap folder holds changes (other options, other clean-up). */
-export const DEBOOTSTRAP_SCHEMA = 2;
+export const DEBOOTSTRAP_SCHEMA = 3;
+
+/**
+ * The program that makes a Debian root. `mmdebstrap` is the default (bench/debian-bootstrap.sh:
+ * faster than debootstrap as root) and the only one that works in a user namespace;
+ * `debootstrap` is kept for root (ORCHESTRATOR_DEBIAN_BOOTSTRAP=debootstrap).
+ */
+export type BootstrapTool = 'mmdebstrap' | 'debootstrap';
+
+/**
+ * How the root is made, which is part of the key (the trees differ):
+ * - `debootstrap`: debootstrap --variant=minbase, as real root only (it makes device nodes);
+ * - `mmdebstrap`: mmdebstrap --mode=root --variant=minbase, as real root or as uid 0 of a subuid
+ *   namespace (a complete fake root); /dev is left empty (the runtime provides /dev);
+ * - `mmdebstrap-fakechroot`: mmdebstrap --mode=fakechroot in a single-id namespace, where chown
+ *   to any id but 0 fails: fakeroot pretends the owners (FAKEROOTDONTTRYCHOWN), so every file
+ *   is owned by 0; the absolute symlinks fakechroot writes with the host path are made relative
+ *   to the image's / again.
+ */
+export type BootstrapMethod = 'debootstrap' | 'mmdebstrap' | 'mmdebstrap-fakechroot';
+
+/** The method for a tool preference in a namespace mapping (only mmdebstrap works in a namespace). */
+export function bootstrapMethod(tool: BootstrapTool, mapping: NamespaceMapping): BootstrapMethod {
+  if (mapping === 'single-id') return 'mmdebstrap-fakechroot';
+  if (mapping === 'subuid') return 'mmdebstrap';
+  return tool;
+}
+
+/** The tool $ORCHESTRATOR_DEBIAN_BOOTSTRAP asks for ('debootstrap' or 'mmdebstrap'), else the default mmdebstrap. */
+export function preferredBootstrapTool(env: NodeJS.ProcessEnv = process.env): BootstrapTool {
+  return env['ORCHESTRATOR_DEBIAN_BOOTSTRAP'] === 'debootstrap' ? 'debootstrap' : 'mmdebstrap';
+}
 
 /** What a `Bootstrap: debootstrap` header asks for (docs/ARCHITECTURE.md, Manifest and recipes). */
 
@@ -23,12 +55,13 @@ export interface DebootstrapKey {
   /** Sorted, without duplicates. */
   readonly include: readonly string[];
   readonly arch: string;
+  readonly method: BootstrapMethod;
   readonly schema: number;
 }
 
 export type DebootstrapEvent =
   | { readonly type: 'debootstrap-cached'; readonly suite: string; readonly path: string }
-  | { readonly type: 'debootstrap-started'; readonly suite: string; readonly mirror: string; readonly arch: string }
+  | { readonly type: 'debootstrap-started'; readonly suite: string; readonly mirror: string; readonly arch: string; readonly method?: BootstrapMethod }
   | { readonly type: 'debootstrap-output'; readonly chunk: string }
   | { readonly type: 'debootstrap-done'; readonly suite: string; readonly path: string; readonly ms: number };
 
@@ -40,8 +73,12 @@ export interface DebootstrapOptions {
   readonly arch?: string;
   /** The apt configuration folder the mirror is read from when there is no MirrorURL (default /etc/apt). */
   readonly etcApt?: string;
-  /** Where `debootstrap` is looked for (a PATH value); default: $PATH plus the sbin folders. */
+  /** Where `debootstrap` and `mmdebstrap` are looked for (a PATH value); default: $PATH plus the sbin folders. */
   readonly searchPath?: string;
+  /** The tool wanted as real root (default: preferredBootstrapTool()); in a user namespace it is always mmdebstrap. */
+  readonly tool?: BootstrapTool;
+  /** The user namespace this process runs in (default: read from /proc/self/uid_map). */
+  readonly mapping?: NamespaceMapping;
   /** debootstrap's whole output goes here (appended). */
   readonly logFile?: string;
   readonly onEvent?: DebootstrapEventListener;
@@ -58,8 +95,8 @@ export { debootstrapRequest, type DebootstrapRequest } from '../recipe/debootstr
 import type { DebootstrapRequest } from '../recipe/debootstrap-header.js';
 
 /** The key of a debootstrap result and the hex of its sha256 (the include list's order does not matter). */
-export function debootstrapKey(input: { suite: string; mirror: string; include: readonly string[]; arch: string }): { key: DebootstrapKey; hex: string } {
-  const key: DebootstrapKey = { suite: input.suite, mirror: input.mirror, include: [...new Set(input.include)].sort(), arch: input.arch, schema: DEBOOTSTRAP_SCHEMA };
+export function debootstrapKey(input: { suite: string; mirror: string; include: readonly string[]; arch: string; method: BootstrapMethod }): { key: DebootstrapKey; hex: string } {
+  const key: DebootstrapKey = { suite: input.suite, mirror: input.mirror, include: [...new Set(input.include)].sort(), arch: input.arch, method: input.method, schema: DEBOOTSTRAP_SCHEMA };
   return { key, hex: digestHex(sha256Digest(canonicalJson(key))) };
 }
 
@@ -113,6 +150,30 @@ async function replaceFile(root: string, rel: string, text: string): Promise<voi
   await writeFile(path, text, { mode: 0o644, flag: 'wx' });
 }
 
+/** Removes what /dev holds: the runtime gives every container its /dev (the host's, or a tmpfs with the usual nodes). */
+async function emptyDev(root: string): Promise<void> {
+  await rm(join(root, 'dev'), { recursive: true, force: true });
+  await mkdir(join(root, 'dev'));
+  await chmod(join(root, 'dev'), 0o755);
+}
+
+/** Symlinks under `dir` whose target lies in `hostRoot` (fakechroot writes them so) point into the image's / again. */
+async function unprefixLinks(dir: string, hostRoot: string): Promise<number> {
+  let fixed = 0;
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) fixed += await unprefixLinks(path, hostRoot);
+    else if (e.isSymbolicLink()) {
+      const target = await readlink(path);
+      if (target !== hostRoot && !target.startsWith(`${hostRoot}/`)) continue;
+      await rm(path);
+      await symlink(target.slice(hostRoot.length) || '/', path);
+      fixed++;
+    }
+  }
+  return fixed;
+}
+
 /**
  * What follows debootstrap: as Singularity's agent, apt in the image uses the same mirror and suite
  * (`apt-get update && apt-get install` works in %post); like registry base images, the root keeps
@@ -160,7 +221,8 @@ export async function debootstrapSource(request: DebootstrapRequest, options: De
     }
     mirror = host.uri;
   }
-  const { key, hex } = debootstrapKey({ suite: request.suite, mirror, include: request.include, arch });
+  const method = bootstrapMethod(options.tool ?? preferredBootstrapTool(), options.mapping ?? (await namespaceMapping()));
+  const { key, hex } = debootstrapKey({ suite: request.suite, mirror, include: request.include, arch, method });
   const description = `debootstrap ${request.suite} (${arch}${key.include.length > 0 ? `, +${key.include.join(',')}` : ''})`;
   // The recorded key names the mirror without credentials; the digest covers the whole URL.
   const recorded = { ...key, mirror: withoutCredentials(key.mirror), digest: hex };
@@ -182,16 +244,20 @@ export async function debootstrapSource(request: DebootstrapRequest, options: De
     }
   }
   const run = async (): Promise<Result<SourceSpec, Diagnostic>> => {
-    const tool = await findExecutable('debootstrap', options.searchPath ?? defaultSearchPath());
-    const what = `debootstrap of '${request.suite}'`;
-    if (tool === undefined) {
-      const d = toolFailure('debootstrap', what, { kind: 'spawn-failed', code: 'ENOENT', message: 'not found', output: '' })!;
+    const program = method === 'debootstrap' ? 'debootstrap' : 'mmdebstrap';
+    const searchPath = options.searchPath ?? defaultSearchPath();
+    const what = `${program} of '${request.suite}'`;
+    // mmdebstrap --mode=fakechroot runs itself again under `fakechroot fakeroot`.
+    for (const needed of method === 'mmdebstrap-fakechroot' ? [program, 'fakechroot', 'fakeroot'] : [program]) {
+      if ((await findExecutable(needed, searchPath)) !== undefined) continue;
+      const d = toolFailure(needed, what, { kind: 'spawn-failed', code: 'ENOENT', message: 'not found', output: '' })!;
       return fail({ ...d, ...(request.location ? { location: request.location } : {}) });
     }
+    const tool = (await findExecutable(program, searchPath))!;
 
     if (options.signal?.aborted) return fail(error('interrupted', `${what}: interrupted`));
     const started = Date.now();
-    emit({ type: 'debootstrap-started', suite: request.suite, mirror: withoutCredentials(mirror), arch });
+    emit({ type: 'debootstrap-started', suite: request.suite, mirror: withoutCredentials(mirror), arch, method });
     const tmp = await options.store.makeTempDir('debootstrap');
     const root = join(tmp, 'root');
     try {
@@ -202,7 +268,13 @@ export async function debootstrapSource(request: DebootstrapRequest, options: De
         const v = process.env[name];
         if (v !== undefined) env[name] = v;
       }
-      const args = ['--variant=minbase', ...(key.include.length > 0 ? [`--include=${key.include.join(',')}`] : []), `--arch=${arch}`, request.suite, root, mirror];
+      const include = key.include.length > 0 ? [`--include=${key.include.join(',')}`] : [];
+      const args =
+        method === 'debootstrap'
+          ? ['--variant=minbase', ...include, `--arch=${arch}`, request.suite, root, mirror]
+          : [method === 'mmdebstrap' ? '--mode=root' : '--mode=fakechroot', '--variant=minbase', ...include, `--architectures=${arch}`, request.suite, root, mirror];
+      // In a single-id namespace a chown to any id but 0 fails with EINVAL, which fakeroot does not forgive: it must not try.
+      if (method === 'mmdebstrap-fakechroot') env['FAKEROOTDONTTRYCHOWN'] = '1';
       // Whole lines, without credentials, to the log and the listener.
       const log = options.logFile !== undefined ? await open(options.logFile, 'a') : undefined;
       let pending = '';
@@ -229,7 +301,7 @@ export async function debootstrapSource(request: DebootstrapRequest, options: De
         await writes.then(() => flush(pending));
         await log?.close();
       });
-      const failure = toolFailure('debootstrap', what, outcome);
+      const failure = toolFailure(program, what, outcome);
       if (failure) {
         // debootstrap's own log says more than its output when the second stage failed.
         const log = failure.reason === 'tool-failed' ? await readFile(join(root, 'debootstrap', 'debootstrap.log'), 'utf8').catch(() => '') : '';
@@ -238,9 +310,11 @@ export async function debootstrapSource(request: DebootstrapRequest, options: De
           ...failure,
           message: withoutCredentials(message),
           ...(request.location ? { location: request.location } : {}),
-          ...(failure.reason === 'tool-failed' ? { hint: `the lines above are debootstrap's own output; check OSVersion (a suite the mirror has, e.g. bookworm) and the mirror ${withoutCredentials(mirror)}` } : {}),
+          ...(failure.reason === 'tool-failed' ? { hint: `the lines above are ${program}'s own output; check OSVersion (a suite the mirror has, e.g. bookworm) and the mirror ${withoutCredentials(mirror)}` } : {}),
         });
       }
+      if (method === 'mmdebstrap-fakechroot') await unprefixLinks(root, await realpath(root));
+      if (method !== 'debootstrap') await emptyDev(root);
       await finishRoot(root, mirror, request.suite);
       await publishFolder(root, dest);
       emit({ type: 'debootstrap-done', suite: request.suite, path: dest, ms: Date.now() - started });

@@ -332,6 +332,16 @@ async function rootOps(plan: SessionPlan): Promise<Result<string>> {
             }),
           );
         }
+        // Through FUSE in the session's namespace where /dev/fuse is usable, else extracted once.
+        const { nonRootImageMount } = await import('./fuse-mount.js');
+        const how = await nonRootImageMount({ ...image, format: image.format }, { env: options.hostEnv });
+        if (how.kind === 'fuse') {
+          const I = join(S, 'image');
+          ops.push({ op: 'mkdir', path: I }, { op: 'fuse', type: image.format, helper: how.helper, file: image.path, offset: image.offset, target: I });
+          // The image's / as the caller sees it: root's 0755 gives its "other" bits, as extraction does.
+          overlayOver(plan, [I], 0o555);
+          return ok(image.path);
+        }
         // Loaded only here: hashing and extraction are the non-root path's (keeps exec start-up lean).
         const { extractImage } = await import('./extract-image.js');
         const extracted = await extractImage(image, { cacheDir: options.cacheDir, ...(options.signal ? { signal: options.signal } : {}) });

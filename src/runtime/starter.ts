@@ -17,6 +17,8 @@ export type StarterOp =
   | { readonly op: 'bind'; readonly source: string; readonly target: string; readonly flags: readonly BindFlag[] }
   | { readonly op: 'overlay'; readonly target: string; readonly lowers: readonly string[]; readonly upper?: string; readonly work?: string }
   | { readonly op: 'image'; readonly type: 'squashfs' | 'ext3'; readonly file: string; readonly offset: number; readonly target: string; readonly writable: boolean }
+  /** Read-only through FUSE (squashfuse, fuse2fs) inside the session's user namespace: for callers that are not root. */
+  | { readonly op: 'fuse'; readonly type: 'squashfs' | 'ext3'; readonly helper: string; readonly file: string; readonly offset: number; readonly target: string }
   | { readonly op: 'proc' | 'sysfs' | 'devpts'; readonly target: string }
   | { readonly op: 'append-line'; readonly source: string; readonly target: string; readonly prefix: string; readonly line: string }
   | { readonly op: 'remount-ro'; readonly path: string }
@@ -80,6 +82,9 @@ export function starterArgv(plan: StarterPlan): string[] {
         break;
       case 'image':
         argv.push('--image', o.type, o.file, String(o.offset), o.target, o.writable ? 'rw' : 'ro');
+        break;
+      case 'fuse':
+        argv.push('--fuse', o.type, o.helper, o.file, String(o.offset), o.target);
         break;
       case 'proc':
       case 'sysfs':

@@ -7,7 +7,7 @@
  * the same machine reuse it and take seconds; remove that folder to test the cold path again.
  * Stores of the bad-input tests are fresh temp folders.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -115,7 +115,7 @@ describe('Bootstrap: debootstrap', () => {
   it('the root has apt sources for the suite and the mirror, no .deb files or package lists, nothing of the host', async () => {
     const mirror = await hostAptMirror('bookworm');
     expect(mirror).toBeDefined();
-    const { hex } = debootstrapKey({ suite: 'bookworm', mirror: mirror!.uri, include: [], arch: hostDebianArch() });
+    const { hex } = debootstrapKey({ suite: 'bookworm', mirror: mirror!.uri, include: [], arch: hostDebianArch(), method: 'mmdebstrap' });
     const root = store.snapshotPath(`debootstrap-${hex}`);
     expect(readFileSync(join(root, 'etc/apt/sources.list'), 'utf8')).toBe(`deb ${mirror!.uri} bookworm main\n`);
     expect(readdirSync(join(root, 'var/cache/apt/archives')).filter((n) => n.endsWith('.deb'))).toEqual([]);
@@ -127,11 +127,27 @@ describe('Bootstrap: debootstrap', () => {
     expect(existsSync(join(root, 'usr/bin/apt-get'))).toBe(true);
     // debootstrap's /proc and /sys mounts went away with its session.
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(root);
+    // mmdebstrap (the default) leaves /dev empty: the runtime gives each container its /dev.
+    expect(readdirSync(join(root, 'dev'))).toEqual([]);
   });
+
+  it('debootstrap is still there for root (ORCHESTRATOR_DEBIAN_BOOTSTRAP=debootstrap), under a key of its own', async () => {
+    const events: DebootstrapEvent[] = [];
+    const r = await debootstrapSource({ suite: 'bookworm', include: [] }, { store, tool: 'debootstrap', onEvent: (e) => void (e.type !== 'debootstrap-output' && events.push(e)) });
+    const mirror = await hostAptMirror('bookworm');
+    const { hex } = debootstrapKey({ suite: 'bookworm', mirror: mirror!.uri, include: [], arch: hostDebianArch(), method: 'debootstrap' });
+    const root = store.snapshotPath(`debootstrap-${hex}`);
+    expect(r.ok && r.value.kind === 'layers' && r.value.layers).toEqual([root]);
+    expect(events.map((e) => e.type)).toEqual(expect.arrayContaining([expect.stringMatching(/^debootstrap-(done|cached)$/)]));
+    // debootstrap makes the device nodes itself.
+    expect(statSync(join(root, 'dev/null')).isCharacterDevice()).toBe(true);
+    expect(existsSync(join(root, 'usr/bin/apt-get'))).toBe(true);
+    expect(ourTemps(store)).toEqual([]);
+  }, 20 * 60_000);
 
   it('a second build does not debootstrap again and runs no step but the unchanged ones from the cache', async () => {
     const mirror = await hostAptMirror('bookworm');
-    const { hex } = debootstrapKey({ suite: 'bookworm', mirror: mirror!.uri, include: [], arch: hostDebianArch() });
+    const { hex } = debootstrapKey({ suite: 'bookworm', mirror: mirror!.uri, include: [], arch: hostDebianArch(), method: 'mmdebstrap' });
     const root = store.snapshotPath(`debootstrap-${hex}`);
     const inode = statSync(root).ino;
     // A sandbox export: quick, and the steps are the same whatever the format.
@@ -172,26 +188,28 @@ describe('Bootstrap: debootstrap, bad inputs', () => {
     expect(readdirSync(badStore.tmpDir)).toEqual([]);
   };
 
-  it('an unknown suite fails with debootstrap\'s own output, the recipe line, and leaves nothing in the store', async () => {
+  it('an unknown suite fails with mmdebstrap\'s own output, the recipe line, and leaves nothing in the store', async () => {
     const { r } = await build(HELLO.replace('bookworm', 'nosuchsuite'), { store: badStore, output: join(bad, 'x.simg') });
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.error.reason).toBe('tool-failed');
-    expect(r.error.message).toBe("debootstrap of 'nosuchsuite': debootstrap exited with status 1\nE: No such script: /usr/share/debootstrap/scripts/nosuchsuite");
+    expect(r.error.message).toMatch(/^mmdebstrap of 'nosuchsuite': mmdebstrap exited with status \d+\n/);
+    expect(r.error.message).toMatch(/ nosuchsuite Release' does not have a Release file\.\n/);
+    expect(r.error.message).toMatch(/\nE: mmdebstrap failed to run$/);
     expect(r.error.location).toMatchObject({ file: 'hello.def', line: 1, column: 12 });
-    expect(r.error.hint).toMatch(/^the lines above are debootstrap's own output; check OSVersion/);
+    expect(r.error.hint).toMatch(/^the lines above are mmdebstrap's own output; check OSVersion/);
     expect(existsSync(join(bad, 'x.simg'))).toBe(false);
     nothingLeft();
   });
 
-  it('an unreachable mirror fails with debootstrap\'s output and leaves nothing in the store', async () => {
+  it('an unreachable mirror fails with mmdebstrap\'s output and leaves nothing in the store', async () => {
     const text = HELLO.replace('OSVersion: bookworm', 'OSVersion: bookworm\nMirrorURL: http://127.0.0.1:9/debian');
     const { r } = await build(text, { store: badStore, output: join(bad, 'x.simg') });
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.error.reason).toBe('tool-failed');
-    expect(r.error.message).toMatch(/^debootstrap of 'bookworm': debootstrap exited with status 1\n/);
-    expect(r.error.message).toContain('E: Failed getting release file http://127.0.0.1:9/debian/dists/bookworm/Release');
+    expect(r.error.message).toMatch(/^mmdebstrap of 'bookworm': mmdebstrap exited with status \d+\n/);
+    expect(r.error.message).toContain('E: Failed to fetch http://127.0.0.1:9/debian/dists/bookworm/InRelease  Could not connect to 127.0.0.1:9');
     nothingLeft();
   });
 
@@ -204,7 +222,7 @@ describe('Bootstrap: debootstrap, bad inputs', () => {
     );
     expect(r.ok).toBe(false);
     if (r.ok) return;
-    expect(r.error.message).toContain('E: Failed getting release file http://***@127.0.0.1:9/debian/dists/bookworm/Release');
+    expect(r.error.message).toContain('127.0.0.1:9/debian/dists/bookworm/InRelease  Could not connect to 127.0.0.1:9');
     const everything = [r.error.message, r.error.hint, ...chunks, readFileSync(logFile, 'utf8')].join('\n');
     expect(everything).toContain('***@127.0.0.1:9');
     expect(everything).not.toContain('s3cret');
@@ -212,21 +230,38 @@ describe('Bootstrap: debootstrap, bad inputs', () => {
     nothingLeft();
   });
 
-  it('a missing debootstrap says how to install it', async () => {
+  it.each([
+    ['mmdebstrap', 'mmdebstrap'],
+    ['debootstrap', 'debootstrap'],
+  ] as const)('a missing %s says how to install it', async (tool, pkg) => {
     const stage = recipeOf(HELLO).stages[0]!;
     const r = await debootstrapSource(
       { suite: 'bookworm', mirror: 'http://127.0.0.1:9/debian', include: [], location: stage.header.get('bootstrap')!.valueLocation },
-      { store: badStore, searchPath: join(bad, 'no-such-bin') },
+      { store: badStore, tool, searchPath: join(bad, 'no-such-bin') },
     );
     expect(r).toEqual({
       ok: false,
       error: {
         severity: 'error',
         reason: 'tool-missing',
-        message: "debootstrap of 'bookworm': 'debootstrap' is not installed",
-        hint: 'install it: apt-get install debootstrap',
+        message: `${tool} of 'bookworm': '${tool}' is not installed`,
+        hint: `install it: apt-get install ${pkg}`,
         location: expect.objectContaining({ file: 'hello.def', line: 1 }),
       },
+    });
+    nothingLeft();
+  });
+
+  it('in a single-id namespace a missing fakechroot says how to install it', async () => {
+    const bin = join(bad, 'only-mmdebstrap');
+    mkdirSync(bin, { recursive: true });
+    symlinkSync('/usr/bin/mmdebstrap', join(bin, 'mmdebstrap'));
+    const r = await debootstrapSource({ suite: 'bookworm', mirror: 'http://127.0.0.1:9/debian', include: [] }, { store: badStore, mapping: 'single-id', searchPath: bin });
+    expect(r.ok ? 'built' : r.error).toEqual({
+      severity: 'error',
+      reason: 'tool-missing',
+      message: "mmdebstrap of 'bookworm': 'fakechroot' is not installed",
+      hint: 'install it: apt-get install fakechroot',
     });
     nothingLeft();
   });
@@ -246,7 +281,7 @@ describe('Bootstrap: debootstrap, bad inputs', () => {
       },
     );
     expect(seen.slice(0, 2)).toEqual(['debootstrap-started', 'debootstrap-output']);
-    expect(r.ok ? 'built' : r.error).toMatchObject({ reason: 'interrupted', message: "debootstrap of 'bookworm': interrupted" });
+    expect(r.ok ? 'built' : r.error).toMatchObject({ reason: 'interrupted', message: "mmdebstrap of 'bookworm': interrupted" });
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(badStore.root);
     nothingLeft();
   });
@@ -274,8 +309,8 @@ describe('Bootstrap: debootstrap, bad inputs', () => {
     writeFileSync(join(dir, 'bad.def'), HELLO.replace('bookworm', 'nosuchsuite'));
     const r = await runCli(['build', 'bad.simg', 'bad.def'], { cwd: dir, env: { ...process.env, ORCHESTRATOR_CACHE: join(bad, 'cache') } });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('bad.def:1:12: error: debootstrap of \'nosuchsuite\': debootstrap exited with status 1');
-    expect(r.stderr).toContain('E: No such script: /usr/share/debootstrap/scripts/nosuchsuite');
+    expect(r.stderr).toMatch(/bad\.def:1:12: error: mmdebstrap of 'nosuchsuite': mmdebstrap exited with status \d+\n/);
+    expect(r.stderr).toMatch(/ nosuchsuite Release' does not have a Release file\.\n/);
     expect(existsSync(join(dir, 'bad.simg'))).toBe(false);
     nothingLeft();
   });

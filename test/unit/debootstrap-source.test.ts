@@ -2,7 +2,17 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { debootstrapKey, debootstrapRequest, DEBOOTSTRAP_SCHEMA, publishFolder, withoutCredentials } from '../../src/builder/debootstrap-source.js';
+import {
+  bootstrapMethod,
+  debootstrapKey,
+  debootstrapRequest,
+  DEBOOTSTRAP_SCHEMA,
+  preferredBootstrapTool,
+  publishFolder,
+  withoutCredentials,
+  type BootstrapMethod,
+} from '../../src/builder/debootstrap-source.js';
+import { parseUidMap } from '../../src/builder/namespace-mapping.js';
 import { hostAptMirror, hostAptSources, parseAptSources, pickMirror } from '../../src/builder/host-apt-mirror.js';
 import { parseRecipe } from '../../src/recipe/parse-recipe.js';
 import { formatDiagnostics } from '../../src/report/diagnostics.js';
@@ -106,11 +116,19 @@ describe('hostAptSources', () => {
 });
 
 describe('debootstrapKey', () => {
-  const base = { suite: 'bookworm', mirror: 'http://a.example.invalid/debian', include: ['curl', 'ca-certificates'], arch: 'amd64' };
+  const base = { suite: 'bookworm', mirror: 'http://a.example.invalid/debian', include: ['curl', 'ca-certificates'], arch: 'amd64', method: 'mmdebstrap' as BootstrapMethod };
   const hex = (over: Partial<typeof base> = {}) => debootstrapKey({ ...base, ...over }).hex;
 
-  it('changes with the suite, the mirror, the include list and the arch', () => {
-    const all = [hex(), hex({ suite: 'trixie' }), hex({ mirror: 'http://b.example.invalid/debian' }), hex({ include: ['curl'] }), hex({ arch: 'arm64' })];
+  it('changes with the suite, the mirror, the include list, the arch and the method', () => {
+    const all = [
+      hex(),
+      hex({ suite: 'trixie' }),
+      hex({ mirror: 'http://b.example.invalid/debian' }),
+      hex({ include: ['curl'] }),
+      hex({ arch: 'arm64' }),
+      hex({ method: 'debootstrap' }),
+      hex({ method: 'mmdebstrap-fakechroot' }),
+    ];
     expect(new Set(all).size).toBe(all.length);
     for (const h of all) expect(h).toMatch(/^[0-9a-f]{64}$/);
   });
@@ -118,6 +136,30 @@ describe('debootstrapKey', () => {
   it('does not change with the order or repetition of the include list', () => {
     expect(hex({ include: ['ca-certificates', 'curl', 'curl'] })).toBe(hex());
     expect(debootstrapKey(base).key).toEqual({ ...base, include: ['ca-certificates', 'curl'], schema: DEBOOTSTRAP_SCHEMA });
+  });
+});
+
+describe('the bootstrap method', () => {
+  it('reads the namespace mapping from a uid_map text', () => {
+    expect(parseUidMap('         0          0 4294967295\n')).toBe('initial');
+    expect(parseUidMap('         0       1000          1\n         1    4100000      65536\n')).toBe('subuid');
+    expect(parseUidMap('         0       1000          1\n')).toBe('single-id');
+    // Root of the host mapped to itself alone is a namespace too.
+    expect(parseUidMap('         0          0          1\n')).toBe('single-id');
+  });
+
+  it('is the preferred tool as real root, mmdebstrap --mode=root with subuids, mmdebstrap --mode=fakechroot with one id', () => {
+    expect(bootstrapMethod('debootstrap', 'initial')).toBe('debootstrap');
+    expect(bootstrapMethod('mmdebstrap', 'initial')).toBe('mmdebstrap');
+    expect(bootstrapMethod('debootstrap', 'subuid')).toBe('mmdebstrap');
+    expect(bootstrapMethod('mmdebstrap', 'subuid')).toBe('mmdebstrap');
+    expect(bootstrapMethod('debootstrap', 'single-id')).toBe('mmdebstrap-fakechroot');
+  });
+
+  it('prefers mmdebstrap unless ORCHESTRATOR_DEBIAN_BOOTSTRAP=debootstrap', () => {
+    expect(preferredBootstrapTool({})).toBe('mmdebstrap');
+    expect(preferredBootstrapTool({ ORCHESTRATOR_DEBIAN_BOOTSTRAP: 'debootstrap' })).toBe('debootstrap');
+    expect(preferredBootstrapTool({ ORCHESTRATOR_DEBIAN_BOOTSTRAP: 'mmdebstrap' })).toBe('mmdebstrap');
   });
 });
 
