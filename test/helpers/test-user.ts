@@ -27,3 +27,23 @@ export function createTestUser(prefix: string): TestUser {
     },
   };
 }
+
+/**
+ * Gives `name` the subordinate ids START..START+COUNT-1 in /etc/subuid and /etc/subgid through
+ * `usermod`, which locks both files: test files running at once must not lose each other's lines,
+ * as a read-modify-write of them would.
+ */
+export function addSubordinateIds(name: string, start: number, count = 65_536): void {
+  const range = `${start}-${start + count - 1}`;
+  execFileSync('usermod', ['--add-subuids', range, '--add-subgids', range, name], { stdio: 'pipe' });
+}
+
+/** Takes the range back (before `remove()`; userdel alone leaves the lines). */
+export function removeSubordinateIds(name: string, start: number, count = 65_536): void {
+  const range = `${start}-${start + count - 1}`;
+  try {
+    execFileSync('usermod', ['--del-subuids', range, '--del-subgids', range, name], { stdio: 'pipe' });
+  } catch {
+    // the user is gone already
+  }
+}

@@ -7,11 +7,11 @@
  * The users and their /etc/subuid and /etc/subgid lines are made here and removed afterwards.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli } from '../helpers/cli.js';
-import { createTestUser, type TestUser } from '../helpers/test-user.js';
+import { addSubordinateIds, createTestUser, removeSubordinateIds, type TestUser } from '../helpers/test-user.js';
 
 const DRIVER = join(REPO_ROOT, 'test/helpers/debootstrap-driver.mjs');
 /** A subuid range of this file's own (the first id of 65536). */
@@ -20,13 +20,6 @@ const SUB = 3_500_000 + (process.pid % 500) * 65_536;
 let work: string;
 let subUser: TestUser;
 let oneUser: TestUser;
-
-function addRange(file: string, name: string): void {
-  writeFileSync(file, `${readFileSync(file, 'utf8').replace(/\n?$/, '\n')}${name}:${SUB}:65536\n`);
-}
-function removeRange(file: string, name: string): void {
-  writeFileSync(file, readFileSync(file, 'utf8').split('\n').filter((l) => !l.startsWith(`${name}:`)).join('\n'));
-}
 
 /** The driver as `user`, in the namespace `unshareArgs` makes, with a store of its own; its JSON result and its stderr. */
 function bootstrapAs(user: TestUser, unshareArgs: readonly string[], storeName: string) {
@@ -44,16 +37,14 @@ beforeAll(() => {
   work = mkdtempSync('/var/tmp/orch-userns-bootstrap-');
   subUser = createTestUser('orchsub');
   oneUser = createTestUser('orchone');
-  addRange('/etc/subuid', subUser.name);
-  addRange('/etc/subgid', subUser.name);
+  addSubordinateIds(subUser.name, SUB);
   // Both users may write the work folder (each has a store of its own in it).
   chownSync(work, 0, 0);
   execFileSync('chmod', ['1777', work]);
 });
 
 afterAll(() => {
-  removeRange('/etc/subuid', subUser.name);
-  removeRange('/etc/subgid', subUser.name);
+  removeSubordinateIds(subUser.name, SUB);
   rmSync(work, { recursive: true, force: true });
   subUser.remove();
   oneUser.remove();

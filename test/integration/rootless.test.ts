@@ -8,7 +8,7 @@ import { buildImage, busyboxLayer, pushImage, tarLayer } from '../helpers/images
 import { buildLayer } from '../helpers/layers.js';
 import { startRegistry } from '../helpers/registry.js';
 import { Rig } from '../helpers/rig.js';
-import { createTestUser, type TestUser } from '../helpers/test-user.js';
+import { addSubordinateIds, createTestUser, removeSubordinateIds, type TestUser } from '../helpers/test-user.js';
 
 /**
  * Builds as users that are not root (src/runtime/user-namespace.ts): one user with /etc/subuid and
@@ -20,13 +20,6 @@ let without: TestUser;
 /** withRange's first subordinate id: container id N (N >= 1) is SUBSTART + N - 1 on the host. */
 const SUBSTART = 1_000_000_000 + (process.pid % 10_000) * 65_536;
 const rigs: Rig[] = [];
-
-function removeLines(file: string, names: readonly string[]): void {
-  const kept = readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => !names.some((n) => l.startsWith(`${n}:`)));
-  writeFileSync(file, kept.join('\n'));
-}
 
 function chownTree(dir: string, uid: number, gid: number): void {
   chownSync(dir, uid, gid);
@@ -114,13 +107,11 @@ function ext3Stat(image: string, path: string): string {
 beforeAll(() => {
   withRange = createTestUser('orchsu');
   without = createTestUser('orchsi');
-  writeFileSync('/etc/subuid', `${readFileSync('/etc/subuid', 'utf8').replace(/\n?$/, '\n')}${withRange.name}:${SUBSTART}:65536\n`.replace(/^\n/, ''));
-  writeFileSync('/etc/subgid', `${readFileSync('/etc/subgid', 'utf8').replace(/\n?$/, '\n')}${withRange.name}:${SUBSTART}:65536\n`.replace(/^\n/, ''));
+  addSubordinateIds(withRange.name, SUBSTART);
 });
 afterAll(() => {
   for (const r of rigs) r.cleanup();
-  removeLines('/etc/subuid', [withRange.name]);
-  removeLines('/etc/subgid', [withRange.name]);
+  removeSubordinateIds(withRange.name, SUBSTART);
   withRange.remove();
   without.remove();
 });
