@@ -1,5 +1,4 @@
-import { constants } from 'node:fs';
-import { access, chmod, mkdir, open, readFile, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { canonicalJson, digestHex, sha256Digest } from '../core/digest.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
@@ -93,6 +92,7 @@ export function hostDebianArch(): string {
 
 export { debootstrapRequest, type DebootstrapRequest } from '../recipe/debootstrap-header.js';
 import type { DebootstrapRequest } from '../recipe/debootstrap-header.js';
+import { findExecutable } from '../core/find-executable.js';
 
 /** The key of a debootstrap result and the hex of its sha256 (the include list's order does not matter). */
 export function debootstrapKey(input: { suite: string; mirror: string; include: readonly string[]; arch: string; method: BootstrapMethod }): { key: DebootstrapKey; hex: string } {
@@ -110,19 +110,6 @@ async function isDir(path: string): Promise<boolean> {
     (s) => s.isDirectory(),
     () => false,
   );
-}
-
-/** The absolute path of an executable `name` on `searchPath`, or undefined. */
-async function findExecutable(name: string, searchPath: string): Promise<string | undefined> {
-  for (const dir of searchPath.split(delimiter).filter(Boolean)) {
-    const candidate = join(dir, name);
-    const usable = await access(candidate, constants.X_OK).then(
-      () => true,
-      () => false,
-    );
-    if (usable && !(await isDir(candidate))) return candidate;
-  }
-  return undefined;
 }
 
 function defaultSearchPath(): string {

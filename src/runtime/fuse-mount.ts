@@ -1,7 +1,8 @@
 import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { access } from 'node:fs/promises';
+import { delimiter } from 'node:path';
 import type { DetectedImage } from '../image/detect-image.js';
+import { findExecutable } from '../core/find-executable.js';
 
 /**
  * How a caller who is not root sees an image file (docs/ARCHITECTURE.md, Runtime):
@@ -13,18 +14,6 @@ import type { DetectedImage } from '../image/detect-image.js';
 export type NonRootImageMount = { readonly kind: 'fuse'; readonly helper: string } | { readonly kind: 'extract' };
 
 const HELPER_OF: Readonly<Record<'squashfs' | 'ext3', string>> = { squashfs: 'squashfuse', ext3: 'fuse2fs' };
-
-async function findExecutable(name: string, searchPath: string): Promise<string | undefined> {
-  for (const dir of searchPath.split(delimiter).filter(Boolean)) {
-    const candidate = join(dir, name);
-    const usable = await access(candidate, constants.X_OK).then(
-      () => true,
-      () => false,
-    );
-    if (usable && (await stat(candidate)).isFile()) return candidate;
-  }
-  return undefined;
-}
 
 /** FUSE or extraction for `image` (a squashfs or ext3 file) as this caller. */
 export async function nonRootImageMount(
