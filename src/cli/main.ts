@@ -7,6 +7,7 @@ import { EXIT, type CommandContext, failWith } from './command.js';
 import { COMMANDS } from './commands.js';
 import { version } from './version.js';
 import { enterBuildNamespace } from './build-namespace.js';
+import { modeInside, watchReexecParent } from '../runtime/user-namespace.js';
 import { ownValue } from '../core/name-table.js';
 
 function topHelp(): string {
@@ -132,6 +133,15 @@ async function dispatch(ctx: CommandContext, argv: readonly string[], run: { for
     const inNamespace = await enterBuildNamespace(ctx, first, parsed.value, argv);
     run.forwarding = false;
     if (inNamespace !== undefined) return inNamespace;
+    // Re-executed in the namespace: if the outer process is SIGKILLed, stop as on SIGTERM.
+    if (modeInside(ctx.env) !== undefined) {
+      const stop = watchReexecParent(() => process.kill(process.pid, 'SIGTERM'));
+      try {
+        return await command.run(ctx, parsed.value);
+      } finally {
+        stop();
+      }
+    }
   }
   return command.run(ctx, parsed.value);
 }

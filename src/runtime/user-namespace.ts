@@ -273,3 +273,30 @@ function signalNumber(signal: NodeJS.Signals | null): number {
   const n: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
   return (signal && n[signal]) ?? 1;
 }
+
+/** This process's parent pid now (`/proc/self/stat`; Node's `process.ppid` is read once at start). */
+function parentPid(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Inside the namespace: calls `onOrphaned` once when the process that re-executed this one is gone
+ * (SIGKILLed: it could forward nothing), so the command stops as on SIGTERM and cleans up instead of
+ * building on unseen. Returns the function that stops watching.
+ */
+export function watchReexecParent(onOrphaned: () => void, everyMs = 500): () => void {
+  const first = parentPid();
+  const timer = setInterval(() => {
+    if (parentPid() !== first) {
+      clearInterval(timer);
+      onOrphaned();
+    }
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

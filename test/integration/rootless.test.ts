@@ -21,6 +21,30 @@ let without: TestUser;
 const SUBSTART = 1_000_000_000 + (process.pid % 10_000) * 65_536;
 const rigs: Rig[] = [];
 
+/** The processes (pid and executable) of `uid` or of withRange's subordinate ids. */
+function processesOf(uid: number): string[] {
+    const left: string[] = [];
+    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      let status: string;
+      try {
+        status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      } catch {
+        continue;
+      }
+      const owner = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1);
+      if (owner === uid || (owner >= SUBSTART && owner < SUBSTART + 65536)) {
+        let exe = '?';
+        try {
+          exe = readlinkSync(`/proc/${pid}/exe`);
+        } catch {
+          // gone
+        }
+        left.push(`${pid} ${exe}`);
+      }
+    }
+  return left;
+}
+
 function chownTree(dir: string, uid: number, gid: number): void {
   chownSync(dir, uid, gid);
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -232,26 +256,31 @@ describe('subuid mode (a /etc/subuid range)', () => {
     expect(existsSync(tmp) ? readdirSync(tmp) : []).toEqual([]);
     expect(existsSync(slow.path('build/slow'))).toBe(false);
     // No process of the user's or its subordinate ids is left (the sleep ran as container root).
-    const left: string[] = [];
-    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-      let status: string;
-      try {
-        status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      } catch {
-        continue;
-      }
-      const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1);
-      if (uid === withRange.uid || (uid >= SUBSTART && uid < SUBSTART + 65536)) {
-        let exe = '?';
-        try {
-          exe = readlinkSync(`/proc/${pid}/exe`);
-        } catch {
-          // gone
-        }
-        left.push(`${pid} ${exe}`);
-      }
-    }
-    expect(left).toEqual([]);
+    expect(processesOf(withRange.uid)).toEqual([]);
+  }, 120_000);
+
+  it('SIGKILL of the outer process (it can forward nothing): the command inside stops as on SIGTERM and cleans up', async () => {
+    const slow = await makeProject(withRange, {
+      'orchestrator.yaml': 'version: 1\ntargets:\n  slow:\n    from: ./rootfs\n    recipe: slow.def\n    format: sandbox\n',
+      'slow.def': '%post\n    echo sleeping-now\n    sleep 300\n',
+    });
+    const args = [`--reuid=${withRange.uid}`, `--regid=${withRange.gid}`, '--clear-groups', process.execPath, '--', BIN, 'up', '--progress', 'plain'];
+    const child = spawn('setpriv', args, { cwd: slow.dir, env: envFor(slow), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('| sleeping-now')) resolve();
+      });
+      child.stderr.resume();
+    });
+    child.kill('SIGKILL');
+    // The inner command notices within a second or so, then stops its step (SIGTERM, SIGKILL after a delay).
+    for (let i = 0; i < 120 && processesOf(withRange.uid).length > 0; i++) await new Promise((r) => setTimeout(r, 250));
+    expect(processesOf(withRange.uid)).toEqual([]);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(slow.dir);
+    const tmp = join(slow.path('home'), '.cache/orchestrator/tmp');
+    expect(existsSync(tmp) ? readdirSync(tmp) : []).toEqual([]);
   }, 120_000);
 });
 
