@@ -6,30 +6,11 @@
  * filled, and a bad reference is one located error at validate.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { makeBusyboxTree } from '../helpers/busybox-image.js';
-import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { Rig } from '../helpers/rig.js';
+import { readFileSync, statSync } from 'node:fs';
+import { describe, expect } from 'vitest';
+import { freePort, registryTest } from '../helpers/registry.js';
 
-let registry: TestRegistry;
-let rig: Rig;
-let env: NodeJS.ProcessEnv;
-
-beforeAll(async () => {
-  registry = await startRegistry();
-});
-afterAll(async () => {
-  await registry?.stop();
-});
-beforeEach(async () => {
-  rig = await Rig.create('orchestrator-up-push-');
-  mkdirSync(rig.path('rootfs'));
-  makeBusyboxTree(rig.path('rootfs'));
-  env = { ...process.env, ORCHESTRATOR_CACHE: rig.path('cache'), DOCKER_CONFIG: rig.path('docker'), NO_COLOR: '1' };
-  delete env['CI'];
-});
-afterEach(() => rig.cleanup());
+const it = registryTest('orchestrator-up-push-', { NO_COLOR: '1' });
 
 const recipe = (runscript: string): string => ['%post', '    echo built > /built.txt', '%runscript', `    ${runscript}`, ''].join('\n');
 
@@ -54,7 +35,7 @@ const events = (stdout: string): JsonEvent[] =>
     .map((l) => JSON.parse(l) as JsonEvent);
 
 describe('up with push:', () => {
-  it('pushes after the build, not again when nothing changed, again after a %runscript edit (one new layer), and always with --push', async () => {
+  it('pushes after the build, not again when nothing changed, again after a %runscript edit (one new layer), and always with --push', async ({ rig, env, registry }) => {
     const ref = `${registry.host}/team/box:v1`;
     rig.write({ 'orchestrator.yaml': manifest(`docker://${ref}`), 'app.def': recipe('echo one') });
 
@@ -107,7 +88,7 @@ describe('up with push:', () => {
     expect(plain(forced.stdout)).toMatch(/^box: fresh$/m);
   }, 240_000);
 
-  it('fails the target with one error at its push entry when the registry is down, keeps output and record, and the next up pushes', async () => {
+  it('fails the target with one error at its push entry when the registry is down, keeps output and record, and the next up pushes', async ({ rig, env, registry }) => {
     const down = `127.0.0.1:${await freePort()}`;
     rig.write({ 'orchestrator.yaml': manifest(`docker://${down}/team/box:v1`), 'app.def': recipe('echo one') });
     const failed = await rig.spawn(['up', '--progress', 'plain'], { env });
@@ -138,7 +119,7 @@ describe('up with push:', () => {
     expect(layersOf(ref)).toHaveLength(3);
   }, 240_000);
 
-  it('fills {{ KEY }} in the push tags of matrix variants', async () => {
+  it('fills {{ KEY }} in the push tags of matrix variants', async ({ rig, env, registry }) => {
     rig.write({
       'orchestrator.yaml': [
         'version: 1',
@@ -167,7 +148,7 @@ describe('up with push:', () => {
     expect(layersOf(`${registry.host}/team/box:b`)).toHaveLength(3);
   }, 240_000);
 
-  it('gives one located error for a push reference that is not docker:// or does not parse', async () => {
+  it('gives one located error for a push reference that is not docker:// or does not parse', async ({ rig, env }) => {
     rig.write({
       'orchestrator.yaml': [
         'version: 1',
