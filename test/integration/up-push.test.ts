@@ -2,8 +2,8 @@
  * `targets.NAME.push:` through the built CLI against the real docker-registry: `up` builds and
  * pushes (skopeo reads it back), a second `up` pushes nothing, a %runscript edit pushes again with
  * one new layer, `--push` forces a push, a registry that is down fails that target with one error
- * at its push entry while its output and record stay (and the next `up` pushes it), matrix tags are
- * filled, and a bad reference is one located error at validate.
+ * at its push entry while its output and record stay (its dependents build; the next `up` pushes
+ * it), matrix tags are filled, and a bad reference is one located error at validate.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
@@ -88,9 +88,11 @@ describe('up with push:', () => {
     expect(plain(forced.stdout)).toMatch(/^box: fresh$/m);
   }, 240_000);
 
-  it('fails the target with one error at its push entry when the registry is down, keeps output and record, and the next up pushes', async ({ rig, env, registry }) => {
+  it('fails the target with one error at its push entry when the registry is down, keeps output and record, builds its dependents, and the next up pushes', async ({ rig, env, registry }) => {
     const down = `127.0.0.1:${await freePort()}`;
-    rig.write({ 'orchestrator.yaml': manifest(`docker://${down}/team/box:v1`), 'app.def': recipe('echo one') });
+    // A dependent of box, which needs box's output and not its push.
+    const withDependent = (push: string): string => `${manifest(push)}  on-top:\n    from: target:box\n    format: sandbox\n`;
+    rig.write({ 'orchestrator.yaml': withDependent(`docker://${down}/team/box:v1`), 'app.def': recipe('echo one') });
     const failed = await rig.spawn(['up', '--progress', 'plain'], { env });
     expect(failed.code).toBe(1);
     expect(plain(failed.stdout)).toMatch(/^box: FAILED$/m);
@@ -98,7 +100,11 @@ describe('up with push:', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(new RegExp(`^orchestrator\\.yaml:8:9: error: pushing box to docker://${down}/team/box:v1 failed: .*${down.replace(/\./g, '\\.')}`));
     expect(failed.stderr).toContain("the next 'orchestrator up' pushes it again");
-    expect(plain(failed.stdout)).toMatch(/built 0, fresh 0, failed 1, /);
+    // Its output is built: the dependent builds from it (not "skipped: dependency box did not build").
+    expect(plain(failed.stdout)).not.toContain('on-top: skipped');
+    expect(plain(failed.stdout)).toMatch(/^on-top: built in /m);
+    expect(readFileSync(rig.path('build/on-top/built.txt'), 'utf8')).toBe('built\n');
+    expect(plain(failed.stdout)).toMatch(/built 1, fresh 0, failed 1, skipped 0, /);
     // The output and its record are there; nothing is recorded as pushed.
     expect(statSync(rig.path('build/box.simg')).size).toBeGreaterThan(0);
     const state = JSON.parse(readFileSync(rig.path('.orchestrator/state.json'), 'utf8')) as { targets: { box: { key: string; pushed?: unknown } } };
@@ -107,15 +113,16 @@ describe('up with push:', () => {
 
     // The registry is back (the manifest now names the live one): the output is fresh, only the push is done.
     const ref = `${registry.host}/team/box-retry:v1`;
-    rig.write({ 'orchestrator.yaml': manifest(`docker://${ref}`) });
+    rig.write({ 'orchestrator.yaml': withDependent(`docker://${ref}`) });
     const plan = await rig.spawn(['plan'], { env });
     expect(plan.stdout).toContain('1. box: fresh\n');
+    expect(plan.stdout).toContain('2. on-top: fresh\n');
     expect(plan.stdout).toContain(`     push:    docker://${ref}: would push (not pushed there yet)\n`);
     const retry = await rig.spawn(['up', '--progress', 'plain'], { env });
     expect(retry.code).toBe(0);
     expect(plain(retry.stdout)).not.toContain('building');
     expect(plain(retry.stdout)).toContain(`box: pushing to ${ref} (not pushed there yet)\n`);
-    expect(plain(retry.stdout)).toMatch(/built 0, fresh 1, .*pushed 1 image/);
+    expect(plain(retry.stdout)).toMatch(/built 0, fresh 2, .*pushed 1 image/);
     expect(layersOf(ref)).toHaveLength(3);
   }, 240_000);
 
