@@ -61,7 +61,14 @@ export async function restoreExt3Metadata(
     const [uid, gid] = [Number(m[2]), Number(m[3])];
     // Single-id mode (a user namespace where only id 0 exists): every owner is 0, counted when it was not.
     if (options.singleId === true && (uid !== 0 || gid !== 0)) ownersFolded += 1;
-    else await lchown(path, uid, gid);
+    else {
+      try {
+        await lchown(path, uid, gid);
+      } catch (e) {
+        // An id the user namespace does not map (subuid mode: above 65535) stays rdump's 0.
+        if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+      }
+    }
     if (!st.isSymbolicLink()) await chmod(path, Number.parseInt(m[1]!, 8) & 0o7777);
   }
   return ok({ ownersFolded, devicesSkipped });

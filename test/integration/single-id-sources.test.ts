@@ -7,24 +7,32 @@ import { BIN } from '../helpers/cli.js';
 import { buildImage, busyboxLayer, pushImage, tarLayer } from '../helpers/images.js';
 import { startRegistry } from '../helpers/registry.js';
 import { Rig } from '../helpers/rig.js';
-import { createTestUser, type TestUser } from '../helpers/test-user.js';
+import { addSubordinateIds, createTestUser, removeSubordinateIds, type TestUser } from '../helpers/test-user.js';
 
 /**
  * Sources other than registry images, built by a user without a /etc/subuid range (single-id mode,
  * src/runtime/user-namespace.ts): a local folder, a squashfs and an ext3 image file, an
  * oci-archive, and a step pulled from a remote step cache. Every owner other than 0 is stored as 0,
- * and one warning per source (or pulled step) counts them, as for registry layers. The test, as
- * root, makes the user and removes it afterwards.
+ * and one warning per source (or pulled step) counts them, as for registry layers. Image files
+ * are also checked in subuid mode (a user with a range), where there is no loop device either. The
+ * test, as root, makes both users (and the range) and removes them afterwards.
  */
 let user: TestUser;
+/** A user with a /etc/subuid range (subuid mode), for image files there. */
+let ranged: TestUser;
+const SUBSTART = 2_000_000_000 + (process.pid % 1000) * 65_536;
 const rigs: Rig[] = [];
 
 beforeAll(() => {
   user = createTestUser('orchsx');
+  ranged = createTestUser('orchsy');
+  addSubordinateIds(ranged.name, SUBSTART);
 });
 afterAll(() => {
   for (const r of rigs) r.cleanup();
   user.remove();
+  removeSubordinateIds(ranged.name, SUBSTART);
+  ranged.remove();
 });
 
 interface Ran {
@@ -37,8 +45,8 @@ function chownTree(dir: string, uid: number, gid: number): void {
   execFileSync('chown', ['-R', '-h', `${uid}:${gid}`, dir]);
 }
 
-/** A project owned by the user: the busybox tree in ./rootfs, `files`, a HOME. */
-async function makeProject(files: Readonly<Record<string, string>>): Promise<Rig> {
+/** A project owned by `owner` (the single-id user by default): the busybox tree in ./rootfs, `files`, a HOME. */
+async function makeProject(files: Readonly<Record<string, string>>, owner: TestUser = user): Promise<Rig> {
   const rig = await Rig.create('orchestrator-single-id-');
   rigs.push(rig);
   chmodSync(rig.dir, 0o755);
@@ -46,13 +54,13 @@ async function makeProject(files: Readonly<Record<string, string>>): Promise<Rig
   makeBusyboxTree(rig.path('rootfs'));
   mkdirSync(rig.path('home'));
   rig.write(files);
-  chownTree(rig.dir, user.uid, user.gid);
+  chownTree(rig.dir, owner.uid, owner.gid);
   return rig;
 }
 
-/** The built CLI as the user (setpriv), in the rig. */
-function asUser(rig: Rig, argv: readonly string[]): Promise<Ran> {
-  const args = [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', process.execPath, '--', BIN, ...argv];
+/** The built CLI as `who` (setpriv; the single-id user by default), in the rig. */
+function asUser(rig: Rig, argv: readonly string[], who: TestUser = user): Promise<Ran> {
+  const args = [`--reuid=${who.uid}`, `--regid=${who.gid}`, '--clear-groups', process.execPath, '--', BIN, ...argv];
   return run('setpriv', args, rig.dir, { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: rig.path('home'), NO_COLOR: '1' });
 }
 
@@ -211,4 +219,37 @@ describe('single-id mode: oci-archive sources and pulled steps', () => {
       await registry.stop();
     }
   }, 180_000);
+});
+
+describe('subuid mode: image files', () => {
+  it('a squashfs and an ext3 image file: extracted with the ids the namespace maps, above 65535 stored as 0, device files left out and counted', async () => {
+    const rig = await makeProject(
+      {
+        'orchestrator.yaml': 'version: 1\ntargets:\n  sq:\n    from: ./base.sqsh\n    recipe: app.def\n    format: squashfs\n  ext:\n    from: ./base.img\n    recipe: app.def\n    format: squashfs\n',
+        'app.def': '%post\n    echo hi > /hi.txt\n',
+      },
+      ranged,
+    );
+    chownTree(rig.path('rootfs'), 0, 0);
+    giveOtherOwners(rig.path('rootfs'));
+    chownSync(rig.path('rootfs/etc/shadow-ish'), 200_000, 200_000);
+    execFileSync('mknod', ['-m', '644', rig.path('rootfs/dev/null'), 'c', '1', '3']);
+    execFileSync('mksquashfs', [rig.path('rootfs'), rig.path('base.sqsh'), '-quiet', '-noappend'], { stdio: 'pipe' });
+    execFileSync('mkfs.ext3', ['-q', '-F', '-d', rig.path('rootfs'), rig.path('base.img'), '16M'], { stdio: 'pipe' });
+    chownSync(rig.path('base.sqsh'), ranged.uid, ranged.gid);
+    chownSync(rig.path('base.img'), ranged.uid, ranged.gid);
+    const r = await asUser(rig, ['up', '--progress', 'plain', '-j', '1'], ranged);
+    expect(r.code).toBe(0);
+    expect(warningsOf(r)).toEqual([
+      `sq: warning: ${rig.path('base.sqsh')}: 1 device file left out (a user namespace cannot create device files)`,
+      `ext: warning: ${rig.path('base.img')}: 1 device file left out (a user namespace cannot create device files)`,
+    ]);
+    for (const t of ['sq', 'ext']) {
+      const list = listing(rig.path(`build/${t}.simg`));
+      expect(list).toMatch(/^drwxrwxr-x 1234\/1234 +\d+ \S+ \S+ squashfs-root\/home\/u$/m);
+      expect(list).toMatch(/^-rw-r--r-- 1234\/1234 +6 \S+ \S+ squashfs-root\/home\/u\/notes.txt$/m);
+      expect(list).toMatch(/^-rw-r--r-- 0\/0 +2 \S+ \S+ squashfs-root\/etc\/shadow-ish$/m);
+      expect(list).not.toContain('squashfs-root/dev/null');
+    }
+  }, 120_000);
 });
