@@ -11,6 +11,10 @@ import type { ImageConfig } from './image-config.js';
 import { ROOT_SKELETON } from './singularity-metadata.js';
 import { runStepSession } from './step-session.js';
 import { writeTreeEntry } from './tree-entry.js';
+import { extractImageInNamespace, foldedTree, type FoldedTree } from './fold-owners.js';
+import { inChildUserNamespace, singleIdNamespace } from '../core/id-map.js';
+import { digestHex } from '../core/digest.js';
+import { unpackWarnings } from '../layers/unpack-layer.js';
 
 /**
  * A source as Singularity's labels name it (`Bootstrap: docker`, `From: debian:bookworm`): set on a
@@ -89,29 +93,26 @@ async function scratchRoot(store: Store): Promise<string> {
 /**
  * The root of an image file, unpacked once into the store by the kernel's own reading of it (a
  * loop mount in a private session, then `cp -a`), keyed by the file's digest: owners, modes,
- * setuid bits, devices and xattrs are kept exactly.
+ * setuid bits, devices and xattrs are kept exactly. In a user namespace (a build without root),
+ * which has no loop devices, it is extracted instead (extractImageInNamespace): in single-id mode
+ * owners become 0, and device files are left out, which the counts say.
  */
-async function unpackImageFile(image: DetectedImage, sha: string, store: Store, signal?: AbortSignal): Promise<Result<string, Diagnostic>> {
+async function unpackImageFile(image: DetectedImage, sha: string, store: Store, signal?: AbortSignal): Promise<Result<FoldedTree, Diagnostic>> {
   const dest = store.snapshotPath(`image-${sha}`);
-  if (await stat(dest).then(() => true, () => false)) return ok(dest);
+  if (await stat(dest).then(() => true, () => false)) return ok({ path: dest, ownersFolded: 0, devicesSkipped: 0 });
   const tmp = await store.makeTempDir('image');
   const session = join(tmp, 'session');
   const out = join(tmp, 'root');
-  await mkdir(session);
-  await mkdir(out);
   try {
-    const outcome = await runStepSession({
-      ops: [
-        { op: 'session', target: session, data: 'size=1m,mode=0755' },
-        { op: 'mkdir', path: join(session, 'img') },
-        { op: 'image', type: image.format === 'ext3' ? 'ext3' : 'squashfs', file: image.path, offset: image.offset, target: join(session, 'img'), writable: false },
-      ],
-      command: ['cp', '-a', `${join(session, 'img')}/.`, out],
-      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
-      ...(signal ? { signal } : {}),
-    });
-    const failure = toolFailure('cp', `unpacking ${image.path}`, outcome);
-    if (failure) return fail(failure);
+    let counts = { ownersFolded: 0, devicesSkipped: 0 };
+    if (inChildUserNamespace()) {
+      const extracted = await extractImageInNamespace(image, out, signal);
+      if (!extracted.ok) return extracted;
+      counts = extracted.value;
+    } else {
+      const unpacked = await cpFromImage(image, session, out, signal);
+      if (unpacked) return fail(unpacked);
+    }
     await rm(join(out, 'lost+found'), { recursive: true, force: true }).catch(() => undefined);
     try {
       await rename(out, dest);
@@ -119,10 +120,33 @@ async function unpackImageFile(image: DetectedImage, sha: string, store: Store, 
       // Another build unpacked the same image first: theirs is as good as ours.
       if (!['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
     }
-    return ok(dest);
+    return ok({ path: dest, ...counts });
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** As root: the image loop-mounted in a private session, copied out with `cp -a`; a failure, or undefined. */
+async function cpFromImage(image: DetectedImage, session: string, out: string, signal?: AbortSignal): Promise<Diagnostic | undefined> {
+  await mkdir(session);
+  await mkdir(out);
+  const outcome = await runStepSession({
+    ops: [
+      { op: 'session', target: session, data: 'size=1m,mode=0755' },
+      { op: 'mkdir', path: join(session, 'img') },
+      { op: 'image', type: image.format === 'ext3' ? 'ext3' : 'squashfs', file: image.path, offset: image.offset, target: join(session, 'img'), writable: false },
+    ],
+    command: ['cp', '-a', `${join(session, 'img')}/.`, out],
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    ...(signal ? { signal } : {}),
+  });
+  return toolFailure('cp', `unpacking ${image.path}`, outcome);
+}
+
+/** The warnings of a local source copied in single-id mode, as a PreparedSource field. */
+function said(tree: FoldedTree, source: string): { warnings?: readonly Diagnostic[] } {
+  const warnings = unpackWarnings([tree], source);
+  return warnings.length > 0 ? { warnings } : {};
 }
 
 export async function prepareSource(
@@ -148,12 +172,15 @@ export async function prepareSource(
       const hashOptions = { ...(options.index ? { index: options.index } : {}), ...(options.signal ? { signal: options.signal } : {}) };
       if (image.format === 'sandbox') {
         const tree = await treeIdentity(image.path, hashOptions);
-        return ok({ key: { tree: tree.digest }, lowers: [image.path], description: image.path });
+        if (!singleIdNamespace()) return ok({ key: { tree: tree.digest }, lowers: [image.path], description: image.path });
+        const folded = await foldedTree(image.path, digestHex(tree.digest), options.store);
+        if (!folded.ok) return folded;
+        return ok({ key: { tree: tree.digest }, lowers: [folded.value.path], description: image.path, ...said(folded.value, image.path) });
       }
       const sha = await fileSha256(image.path, hashOptions);
       const root = await unpackImageFile(image, sha, options.store, options.signal);
       if (!root.ok) return root;
-      return ok({ key: { image: `sha256:${sha}` }, lowers: [root.value], description: image.path });
+      return ok({ key: { image: `sha256:${sha}` }, lowers: [root.value.path], description: image.path, ...said(root.value, image.path) });
     }
     default: {
       const never: never = source;

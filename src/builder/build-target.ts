@@ -348,10 +348,11 @@ async function makeStep(run: BuildRun, step: PlannedStep, where: StageContext, l
   }
   if (!request.noCache && ctx.remoteCache) {
     const t0 = Date.now();
-    const hit = await ctx.remoteCache.fetch(step.key, { signal: ctx.signal });
+    const hit = await ctx.remoteCache.fetch(step.key, { signal: ctx.signal, label: stepName(label) });
     if (hit && (await isDir(snapshot))) {
       claim?.release();
       run.emit({ type: 'step-cached', target: request.name, step: label, key: step.key, remote: { where: hit.where, bytes: hit.bytes } });
+      for (const w of hit.warnings ?? []) run.emit({ type: 'warning', target: request.name, diagnostic: w });
       run.references.add(snapshot);
       run.steps.push({ label, key: step.key, cached: true, remote: true, ms: Date.now() - t0 });
       pushStep();

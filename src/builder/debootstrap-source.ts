@@ -66,6 +66,30 @@ export type DebootstrapEvent =
 
 export type DebootstrapEventListener = (event: DebootstrapEvent) => void;
 
+/** The tool and mode a method runs, as the progress line names them. */
+const METHOD_TEXT: Readonly<Record<BootstrapMethod, string>> = {
+  debootstrap: 'debootstrap',
+  mmdebstrap: 'mmdebstrap (root mode)',
+  'mmdebstrap-fakechroot': 'mmdebstrap (fakechroot mode)',
+};
+
+/**
+ * The line `up` and `build` print for a debootstrap event (not for its output): the start names
+ * the tool and mode really used (mmdebstrap by default), the end and a cache hit the suite.
+ */
+export function debootstrapLine(e: DebootstrapEvent): string | undefined {
+  switch (e.type) {
+    case 'debootstrap-started':
+      return `debootstrap ${e.suite} (${e.arch}) from ${e.mirror}${e.method ? ` with ${METHOD_TEXT[e.method]}` : ''} ...`;
+    case 'debootstrap-done':
+      return `debootstrap ${e.suite}: done in ${(e.ms / 1000).toFixed(1)} s`;
+    case 'debootstrap-cached':
+      return `debootstrap ${e.suite}: cached`;
+    default:
+      return undefined;
+  }
+}
+
 export interface DebootstrapOptions {
   readonly store: Store;
   /** Debian architecture; default: the host's. */

@@ -6,7 +6,7 @@ import { fail, ok, type Result } from '../core/result.js';
 import { runCommand } from '../core/run-command.js';
 import { toolFailure } from '../image/tool-failure.js';
 import type { LayerCompression } from '../layers/layer-compression.js';
-import { unpackLayer } from '../layers/unpack-layer.js';
+import { unpackLayer, unpackWarnings, type UnpackedLayer } from '../layers/unpack-layer.js';
 import type { Store } from '../store/store.js';
 import type { SourceSpec } from './build-source.js';
 import { imageConfigFromOci } from './image-config.js';
@@ -141,6 +141,7 @@ export async function ociSource(spec: OciSourceSpec, options: { store: Store; si
     }
     const read = spec.kind === 'docker-archive' ? await readDockerArchive(dir, spec) : await readLayout(dir, spec);
     if (!read.ok) return read;
+    const unpacked: UnpackedLayer[] = [];
     for (const layer of read.value.layers) {
       const r = await unpackLayer({
         source: layer.file,
@@ -151,13 +152,18 @@ export async function ociSource(spec: OciSourceSpec, options: { store: Store; si
         ...(options.signal ? { signal: options.signal } : {}),
       });
       if (!r.ok) return r;
+      unpacked.push(r.value);
     }
+    const description = `${spec.kind}:${spec.path}${spec.tag !== undefined ? `:${spec.tag}` : ''}`;
+    // What unpacking in a user namespace changed (owners folded to 0 in single-id mode), said as for a registry source.
+    const warnings = unpackWarnings(unpacked, description);
     return ok({
       kind: 'layers',
       key: read.value.key,
       layers: read.value.layers.map((l) => options.store.layerPath(l.diffId)).reverse(),
       config: imageConfigFromOci(read.value.config),
-      description: `${spec.kind}:${spec.path}${spec.tag !== undefined ? `:${spec.tag}` : ''}`,
+      description,
+      ...(warnings.length > 0 ? { warnings } : {}),
     });
   } finally {
     if (tmp) await rm(tmp, { recursive: true, force: true });

@@ -3,7 +3,7 @@ import PQueue from 'p-queue';
 import type { Diagnostic } from '../core/diagnostic.js';
 import { parseDigest } from '../core/digest.js';
 import { writeSnapshotTar, type SnapshotCompression } from '../layers/snapshot-tar.js';
-import { unpackLayer } from '../layers/unpack-layer.js';
+import { unpackLayer, unpackWarnings } from '../layers/unpack-layer.js';
 import { pushImage } from '../registry/push-image.js';
 import { formatReference, type ImageReference } from '../registry/reference.js';
 import type { RegistryClient } from '../registry/registry-client.js';
@@ -115,12 +115,16 @@ export class RemoteStepCache {
 
   /**
    * The step's snapshot from the first `from` repository that has it, unpacked into
-   * `store.snapshotPath(key)`; the bytes pulled, or undefined (a miss, or a warning).
+   * `store.snapshotPath(key)`; the bytes pulled and what unpacking it in a user namespace changed
+   * (unpackWarnings, naming the step as `label`), or undefined (a miss, or a warning).
    */
-  async fetch(key: string, options: { readonly signal: AbortSignal }): Promise<{ readonly where: string; readonly bytes: number } | undefined> {
+  async fetch(
+    key: string,
+    options: { readonly signal: AbortSignal; readonly label?: string },
+  ): Promise<{ readonly where: string; readonly bytes: number; readonly warnings?: readonly Diagnostic[] } | undefined> {
     for (const repo of this.#o.from) {
       if (this.#broken.has(this.#where(repo))) continue;
-      const r = await this.#fetchFrom(repo, key, options.signal);
+      const r = await this.#fetchFrom(repo, key, options.signal, options.label);
       if (options.signal.aborted) return undefined;
       if (r === 'miss') continue;
       if (typeof r === 'string') {
@@ -130,7 +134,7 @@ export class RemoteStepCache {
       this.#summary.pulled += 1;
       this.#summary.pulledBytes += r.bytes;
       this.#o.onEvent?.({ type: 'remote-cache-hit', key, where: this.#where(repo), bytes: r.bytes });
-      return { where: this.#where(repo), bytes: r.bytes };
+      return { where: this.#where(repo), bytes: r.bytes, ...(r.warnings.length > 0 ? { warnings: r.warnings } : {}) };
     }
     return undefined;
   }
@@ -156,7 +160,7 @@ export class RemoteStepCache {
   }
 
   /** A hit, `'miss'`, or why the repository is given up on. */
-  async #fetchFrom(repo: ImageReference, key: string, signal: AbortSignal): Promise<{ bytes: number } | 'miss' | string> {
+  async #fetchFrom(repo: ImageReference, key: string, signal: AbortSignal, label = `step ${key}`): Promise<{ bytes: number; warnings: Diagnostic[] } | 'miss' | string> {
     const { store } = this.#o;
     const client = await this.#o.client();
     const ref = this.#ref(repo, key);
@@ -181,7 +185,8 @@ export class RemoteStepCache {
         signal,
       });
       if (!unpacked.ok) return describe(unpacked.error);
-      return { bytes: blob.value.written ? layer.size : 0 };
+      // What unpacking in a user namespace changed (owners folded to 0 in single-id mode), said as for a source.
+      return { bytes: blob.value.written ? layer.size : 0, warnings: unpackWarnings([unpacked.value], `${label} pulled from ${this.#where(repo)}`) };
     } finally {
       // The snapshot is the cache entry; its packed form is not kept twice.
       await rm(blob.value.path, { force: true });

@@ -1,5 +1,5 @@
 import type { Diagnostic } from '../core/diagnostic.js';
-import { chooseBuildMode, currentBuildMode, hostFacts, modeLine, probeNamespace, reexecInNamespace, type BuildMode, type FakerootChoice } from '../runtime/user-namespace.js';
+import { chooseBuildMode, currentBuildMode, hostFacts, modeLine, reexecInNamespace, type BuildMode, type FakerootChoice } from '../runtime/user-namespace.js';
 import { boolOption, type OptionSpec, type ParsedArgs } from './args.js';
 import { failWith, type CommandContext } from './command.js';
 
@@ -43,9 +43,10 @@ export async function enterBuildNamespace(ctx: CommandContext, command: string, 
   const mode = chooseBuildMode(choice, facts, ctx.env);
   if (!mode.ok) return needs || choice !== 'auto' ? failWith(ctx, [mode.error]) : undefined;
   if (!mode.value.namespace) return undefined;
-  const probe = probeNamespace(mode.value, ctx.env);
-  if (probe) return needs || choice !== 'auto' ? failWith(ctx, [probe]) : undefined;
-  return reexecInNamespace(mode.value, argv, ctx.env, facts);
+  const ran = await reexecInNamespace(mode.value, argv, ctx.env, facts);
+  if ('code' in ran) return ran.code;
+  // The namespace could not be made (nothing ran in it): an error, or the command goes on outside.
+  return needs || choice !== 'auto' ? failWith(ctx, [ran.failed]) : undefined;
 }
 
 /** The mode `plan` shows: what `up` would build in, or why it could not build. */

@@ -3,6 +3,7 @@ import { basename, dirname, resolve } from 'node:path';
 import type { SourceSpec } from '../builder/build-source.js';
 import { buildTarget, type OutputFormat } from '../builder/build-target.js';
 import { SourceResolver, splitTag } from '../builder/source-resolver.js';
+import { debootstrapLine } from '../builder/debootstrap-source.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { didYouMeanHint } from '../core/did-you-mean.js';
 import { fail, ok, type Result } from '../core/result.js';
@@ -301,9 +302,8 @@ async function buildWith(
     client: async () => (client ??= await makeRegistryClient(ctx.env)),
     debootstrapLogFile: resolve(store.root, 'logs', name, 'debootstrap.log'),
     onDebootstrapEvent: (e) => {
-      if (e.type === 'debootstrap-started') ctx.stderr.write(`debootstrap ${e.suite} (${e.arch}) from ${e.mirror} ...\n`);
-      else if (e.type === 'debootstrap-done') ctx.stderr.write(`debootstrap ${e.suite}: done in ${(e.ms / 1000).toFixed(1)} s\n`);
-      else if (e.type === 'debootstrap-cached') ctx.stderr.write(`debootstrap ${e.suite}: cached\n`);
+      const line = debootstrapLine(e);
+      if (line !== undefined) ctx.stderr.write(`${line}\n`);
     },
     signal: ctx.signal,
   });

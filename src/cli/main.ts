@@ -116,6 +116,17 @@ async function dispatch(ctx: CommandContext, argv: readonly string[], run: { for
       : (didYouMeanHint(first, names) ?? "run 'orchestrator --help' for the list of commands");
     return failWith(ctx, [error('usage', `unknown command '${first}'`, { hint })]);
   }
+  // `up` and `plan` given target names only (no option, so nothing to parse but names and no
+  // usage error possible) choose the namespace before loading their code: the process re-executed
+  // in it loads and parses them anyway (src/cli/build-namespace.ts).
+  let decided = false;
+  if (run.mayReexec && (first === 'up' || first === 'plan') && rest.every((a) => !a.startsWith('-'))) {
+    run.forwarding = true;
+    const inNamespace = await enterBuildNamespace(ctx, first, { options: {}, positionals: rest }, argv);
+    run.forwarding = false;
+    if (inNamespace !== undefined) return inNamespace;
+    decided = true;
+  }
   const command = await entry.load();
   const parsed = parseArgs(command.spec, rest);
   if (!parsed.ok) {
@@ -129,10 +140,12 @@ async function dispatch(ctx: CommandContext, argv: readonly string[], run: { for
   // this same command again, through unshare (src/cli/build-namespace.ts).
   // Only the real CLI re-executes itself: a test's in-process main (its own context) does not.
   if (run.mayReexec) {
-    run.forwarding = true;
-    const inNamespace = await enterBuildNamespace(ctx, first, parsed.value, argv);
-    run.forwarding = false;
-    if (inNamespace !== undefined) return inNamespace;
+    if (!decided) {
+      run.forwarding = true;
+      const inNamespace = await enterBuildNamespace(ctx, first, parsed.value, argv);
+      run.forwarding = false;
+      if (inNamespace !== undefined) return inNamespace;
+    }
     // Re-executed in the namespace: if the outer process is SIGKILLed, stop as on SIGTERM.
     if (modeInside(ctx.env) !== undefined) {
       const stop = watchReexecParent(() => process.kill(process.pid, 'SIGTERM'));

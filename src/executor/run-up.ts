@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import PQueue from 'p-queue';
 import { stepName } from '../builder/build-events.js';
 import type { SourceResolver } from '../builder/source-resolver.js';
+import { debootstrapLine } from '../builder/debootstrap-source.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { errnoCode } from '../core/errno-failure.js';
 import { ok, type Result } from '../core/result.js';
@@ -225,12 +226,8 @@ function sourceResolver(options: UpOptions, stateDir: StateDir, pins: LockPins, 
       debootstrapLogFile: join(stateDir.logs(target), 'debootstrap.log'),
       // debootstrap takes minutes: say when it starts and ends, as a line of the target's output.
       onDebootstrapEvent: (e) => {
-        const line =
-          e.type === 'debootstrap-started'
-            ? `debootstrap ${e.suite} (${e.arch}) from ${e.mirror} ...`
-            : e.type === 'debootstrap-done'
-              ? `debootstrap ${e.suite}: done in ${(e.ms / 1000).toFixed(1)} s`
-              : undefined;
+        // A cache hit is said by the step lines already.
+        const line = e.type === 'debootstrap-cached' ? undefined : debootstrapLine(e);
         if (line !== undefined) options.onEvent({ type: 'step-output', target, step: { kind: 'source' }, chunk: `${line}\n` });
       },
       signal: options.signal,

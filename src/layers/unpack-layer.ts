@@ -69,10 +69,11 @@ const UNSAFE_HINT = "orchestrator never writes outside a layer's folder; this la
 const CORRUPT_HINT = 'the blob is damaged or not a tar layer: remove it from the cache and pull it again';
 
 /**
- * What unpacking in a user namespace changed, said once for all the layers of a source: owners
- * folded to 0 (single-id mode) and device files left out.
+ * What unpacking in a user namespace changed, said once for all the layers of a source (or for a
+ * local folder or image file copied into the store, src/builder/fold-owners.ts): owners folded to
+ * 0 (single-id mode) and device files left out.
  */
-export function unpackWarnings(layers: readonly UnpackedLayer[], source: string): Diagnostic[] {
+export function unpackWarnings(layers: readonly Pick<UnpackedLayer, 'ownersFolded' | 'devicesSkipped'>[], source: string): Diagnostic[] {
   const folded = layers.reduce((n, l) => n + l.ownersFolded, 0);
   const devices = layers.reduce((n, l) => n + l.devicesSkipped, 0);
   const out: Diagnostic[] = [];

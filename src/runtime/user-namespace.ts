@@ -13,7 +13,7 @@
  * runs in and who the caller is; the outer process only forwards signals and passes on the exit
  * status.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -228,37 +228,57 @@ export function modeLine(mode: BuildMode): string {
 /** SIGNALS forwarded from the outer process to the one in the namespace. */
 const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-/** Enters the namespace once with `true`: what `unshare` says when it cannot, as a diagnostic. */
-export function probeNamespace(choice: ModeChoice, env: NodeJS.ProcessEnv): Diagnostic | undefined {
-  const r = spawnSync('unshare', [...unshareArgs(choice), '--', 'true'], { env, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
-  if (r.error) return error('userns-failed', `cannot start 'unshare' for a build without root: ${r.error.message}`, { hint: "install util-linux 2.38 or later ('apt-get install util-linux')" });
-  if (r.status === 0) return undefined;
-  const text = (r.stderr || `unshare exited with status ${r.status ?? r.signal}`).trim();
+/** What `unshare` said when it could not make the namespace (or could not start), as a diagnostic. */
+function unshareFailure(text: string): Diagnostic {
   return error('userns-failed', `cannot enter a user namespace for a build without root: ${text.split('\n').join('; ')}`, { hint: unshareHint(text) });
 }
 
 /**
- * Runs this same command again inside the namespace of `choice` (after probeNamespace) and
- * resolves with its exit status (128 + N when signal N ended it). The child gets its own process
- * group, so a terminal's Ctrl-C reaches it once, through this process; SIGINT, SIGTERM and SIGHUP
- * are forwarded, and this process waits for the child whatever it is sent.
+ * Runs this same command again inside the namespace of `choice` and resolves with its exit status
+ * (128 + N when signal N ended it), or with why the namespace could not be entered: then nothing
+ * ran in it. The child gets its own process group, so a terminal's Ctrl-C reaches it once,
+ * through this process; SIGINT, SIGTERM and SIGHUP are forwarded, and this process waits for the
+ * child whatever it is sent.
+ *
+ * There is no separate trial run (`unshare ... true`, a process more at every start): `unshare`'s
+ * own stderr is a pipe read here, and `sh` gives the command this process's stderr back (fd 3 →
+ * 2) as it execs it, so the pipe holds only what `unshare` said before the command started. A
+ * failure with words there is the namespace's, said as a diagnostic; the command's own output
+ * never passes through this process.
  */
-export function reexecInNamespace(choice: ModeChoice, argv: readonly string[], env: NodeJS.ProcessEnv, facts: Pick<HostFacts, 'uid' | 'gid'>): Promise<number> {
+export function reexecInNamespace(
+  choice: ModeChoice,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  facts: Pick<HostFacts, 'uid' | 'gid'>,
+): Promise<{ readonly code: number } | { readonly failed: Diagnostic }> {
   const script = process.argv[1] ?? '';
-  const args = [...unshareArgs(choice), '--', process.execPath, ...process.execArgv, '--', script, ...argv];
+  const command = [process.execPath, ...process.execArgv, '--', script, ...argv];
+  const args = [...unshareArgs(choice), '--', '/bin/sh', '-c', 'exec "$@" 2>&3 3>&-', 'sh', ...command];
   const childEnv = { ...env, [USERNS_ENV]: `${choice.mode}:${facts.uid}:${facts.gid}` };
   return new Promise((resolve) => {
-    const child = spawn('unshare', args, { stdio: 'inherit', env: childEnv, detached: true });
+    const child = spawn('unshare', args, { stdio: ['inherit', 'inherit', 'pipe', 2], env: childEnv, detached: true });
+    let said = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      if (said.length < 64 * 1024) said += chunk;
+    });
     const forward = (sig: NodeJS.Signals): void => {
       child.kill(sig);
     };
     for (const s of FORWARDED) process.on(s, forward);
-    const done = (code: number): void => {
+    const done = (r: { code: number } | { failed: Diagnostic }): void => {
       for (const s of FORWARDED) process.off(s, forward);
-      resolve(code);
+      resolve(r);
     };
-    child.on('error', () => done(1));
-    child.on('close', (code, signal) => done(code ?? 128 + signalNumber(signal)));
+    child.on('error', (e) => {
+      done({ failed: error('userns-failed', `cannot start 'unshare' for a build without root: ${e.message}`, { hint: "install util-linux 2.38 or later ('apt-get install util-linux')" }) });
+    });
+    child.on('close', (code, signal) => {
+      const text = said.trim();
+      if (code !== 0 && text !== '') done({ failed: unshareFailure(text) });
+      else done({ code: code ?? 128 + signalNumber(signal) });
+    });
   });
 }
 

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   bootstrapMethod,
   debootstrapKey,
+  debootstrapLine,
   debootstrapRequest,
   DEBOOTSTRAP_SCHEMA,
   preferredBootstrapTool,
@@ -231,5 +232,25 @@ describe('withoutCredentials', () => {
       'E: Failed getting http://***@a.example.invalid/debian and https://***@b.example.invalid/x',
     );
     expect(withoutCredentials('http://a.example.invalid/debian mail me@example.invalid')).toBe('http://a.example.invalid/debian mail me@example.invalid');
+  });
+});
+
+describe('debootstrapLine', () => {
+  const started = (method?: BootstrapMethod) => ({ type: 'debootstrap-started' as const, suite: 'bookworm', mirror: 'http://a.example.invalid/debian', arch: 'amd64', ...(method ? { method } : {}) });
+
+  it('names the tool and mode really used when the bootstrap starts', () => {
+    expect(debootstrapLine(started('mmdebstrap'))).toBe('debootstrap bookworm (amd64) from http://a.example.invalid/debian with mmdebstrap (root mode) ...');
+    expect(debootstrapLine(started('mmdebstrap-fakechroot'))).toBe('debootstrap bookworm (amd64) from http://a.example.invalid/debian with mmdebstrap (fakechroot mode) ...');
+    expect(debootstrapLine(started('debootstrap'))).toBe('debootstrap bookworm (amd64) from http://a.example.invalid/debian with debootstrap ...');
+  });
+
+  it("the default tool as root is mmdebstrap's root mode, and the line says so", () => {
+    expect(debootstrapLine(started(bootstrapMethod(preferredBootstrapTool({}), 'initial')))).toContain(' with mmdebstrap (root mode) ...');
+  });
+
+  it('says the end and a cache hit by the suite; the output itself is no line', () => {
+    expect(debootstrapLine({ type: 'debootstrap-done', suite: 'bookworm', path: '/x', ms: 61_234 })).toBe('debootstrap bookworm: done in 61.2 s');
+    expect(debootstrapLine({ type: 'debootstrap-cached', suite: 'bookworm', path: '/x' })).toBe('debootstrap bookworm: cached');
+    expect(debootstrapLine({ type: 'debootstrap-output', chunk: 'I: Retrieving\n' })).toBeUndefined();
   });
 });
