@@ -257,7 +257,13 @@ static struct {
   uint32_t block_size, block_log;
   int has_clamp, has_mkfs_time;
   uint32_t clamp, mkfs_time;
-} opt = {.comp = COMP_GZIP, .level = -1, .block_size = 131072, .block_log = 17, .progress_fd = -1};
+  /* --layer/--stable-layer (top first): the tree is the overlay of these folders, merged here as
+   * the kernel's overlayfs merges lower layers; ovl_prefix names its marks (--overlay-xattrs). */
+  const char **layers;
+  int *stable;
+  size_t nlayers;
+  const char *ovl_prefix;
+} opt = {.ovl_prefix = "trusted.overlay.", .comp = COMP_GZIP, .level = -1, .block_size = 131072, .block_log = 17, .progress_fd = -1};
 
 static const char *comp_name(int c) {
   switch (c) {
@@ -425,6 +431,12 @@ struct node {
   buf_t xraw;
   char *xskip;
   uint64_t dev, sino, st_nlink;
+  /* The path below the tree's (or layer's) root; the layer (--layer mode); an overlay opaque
+   * folder; the mtime before the clamp; from a listing memo; whether digest holds the content's. */
+  const char *rel;
+  uint32_t layer;
+  int opaque, listed, digest_known;
+  int64_t mtime_raw;
 };
 
 struct content {
@@ -471,7 +483,11 @@ static int cmp_xattr(const void *a, const void *b) { return strcmp(((const xattr
 
 /* Reads the xattrs of path into a canonical serialized set (sorted by name) in *out (left empty
  * when there are none). Returns an error message, or NULL. Thread-safe: no shared state. */
-static char *read_xattrs(const char *path, buf_t *out, char **skipped) {
+static char *read_xattrs(node_t *node) {
+  const char *path = node->path;
+  buf_t *out = &node->xraw;
+  char **skipped = &node->xskip;
+  size_t ovl_len = opt.nlayers ? strlen(opt.ovl_prefix) : 0;
   char *err = NULL;
   ssize_t n = llistxattr(path, NULL, 0);
   if (n < 0) {
@@ -492,6 +508,18 @@ static char *read_xattrs(const char *path, buf_t *out, char **skipped) {
   for (char *k = list; k < list + n && !err; k += strlen(k) + 1) {
     int type;
     const char *rest;
+    if (ovl_len && !strncmp(k, opt.ovl_prefix, ovl_len)) {
+      /* overlayfs's own marks: not in the merged view. opaque=y ends the merge below this folder;
+       * redirects, metacopy and xattr whiteouts would change the view: not supported here. */
+      const char *mark = k + ovl_len;
+      if (!strcmp(mark, "opaque")) {
+        char v[2] = {0};
+        node->opaque = lgetxattr(path, k, v, sizeof v) == 1 && v[0] == 'y';
+      } else if (!strcmp(mark, "redirect") || !strcmp(mark, "metacopy") || !strcmp(mark, "whiteout")) {
+        if (asprintf(&err, "%s: overlay '%s' mark: not supported when merging layers (export the mounted view instead)", path, mark) < 0) err = xstrdup("overlay mark not supported");
+      }
+      continue;
+    }
     if (!strncmp(k, "user.", 5)) type = 0, rest = k + 5;
     else if (!strncmp(k, "trusted.", 8)) type = 1, rest = k + 8;
     else if (!strncmp(k, "security.", 9)) type = 2, rest = k + 9;
@@ -531,24 +559,20 @@ static char *read_xattrs(const char *path, buf_t *out, char **skipped) {
   return err;
 }
 
-/* The index of a serialized xattr set (taking it), NO_XATTR for an empty one. Indexes follow the
+/* The index of a serialized xattr set (a copy is kept), NO_XATTR for an empty one. Indexes follow the
  * order of first use, so this runs in walk order. */
 static uint32_t intern_xattrs(buf_t *b) {
   if (!b->len) return NO_XATTR;
   uint8_t d[32];
   sha_once(b->p, b->len, d);
   void *found = map_get(&xset_map, d);
-  if (found) {
-    free(b->p);
-    *b = (buf_t){0};
-    return (uint32_t)((uintptr_t)found - 1);
-  }
+  if (found) return (uint32_t)((uintptr_t)found - 1);
   if (nxsets == xsets_cap) {
     xsets_cap = xsets_cap ? xsets_cap * 2 : 16;
     xsets = xrealloc(xsets, xsets_cap * sizeof *xsets);
   }
-  xsets[nxsets] = *b;
-  *b = (buf_t){0};
+  xsets[nxsets] = (buf_t){0};
+  buf_put(&xsets[nxsets], b->p, b->len);
   map_put(&xset_map, d, (void *)(uintptr_t)(nxsets + 1));
   return (uint32_t)nxsets++;
 }
@@ -598,9 +622,12 @@ static void set_scan_error(node_t *n, const char *what, const char *path, int er
  * which error is reported) is done afterwards by scan_finish, in walk order: the result does not
  * depend on thread timing. On this tool's usual machines a system call costs microseconds, and the
  * listing is one per entry or more: spread over the cores it takes a fraction of the time. */
+static atomic_ullong listed_entries; /* entries stat'ed (the others: from listing memos) */
+
 static void stat_node(node_t *n) {
   struct stat st;
   struct statx sx;
+  atomic_fetch_add(&listed_entries, 1);
   if (xstat(AT_FDCWD, n->path, 0, &st, &sx) != 0) {
     set_scan_error(n, "lstat", n->path, errno);
     return;
@@ -608,13 +635,14 @@ static void stat_node(node_t *n) {
   n->mode = st.st_mode;
   n->uid = st.st_uid;
   n->gid = st.st_gid;
+  n->mtime_raw = st.st_mtim.tv_sec;
   n->mtime = clamp_time(st.st_mtim.tv_sec);
   n->primary = n;
   n->nlink = 1;
-  n->dev = st.st_dev;
+  n->dev = opt.nlayers ? n->layer : st.st_dev; /* layers: hardlinks are within one layer */
   n->sino = st.st_ino;
   n->st_nlink = st.st_nlink;
-  char *xerr = read_xattrs(n->path, &n->xraw, &n->xskip);
+  char *xerr = read_xattrs(n);
   if (xerr) {
     n->scan_error = xerr;
     return;
@@ -672,13 +700,15 @@ static void read_dir(node_t *d) {
   qsort(names, nn, sizeof *names, cmp_name);
   d->kids = xcalloc(nn ? nn : 1, sizeof *d->kids);
   d->nkids = (uint32_t)nn;
-  size_t pl = strlen(d->path);
+  size_t pl = strlen(d->path), root_len = (size_t)(d->rel - d->path);
   int slash = pl && d->path[pl - 1] == '/';
   for (size_t i = 0; i < nn; i++) {
     node_t *k = xcalloc(1, sizeof *k);
     k->name = names[i];
     k->path = xmalloc(pl + strlen(names[i]) + 2);
     sprintf(k->path, "%s%s%s", d->path, slash ? "" : "/", names[i]);
+    k->rel = k->path + root_len;
+    k->layer = d->layer;
     d->kids[i] = k;
   }
   free(names);
@@ -715,6 +745,8 @@ static void scan_finish(node_t *n) {
   free(n->xskip);
   n->xskip = NULL;
   n->xid = intern_xattrs(&n->xraw);
+  n->primary = n;
+  n->nlink = 1;
   scan_count++;
   add_id(n->uid);
   add_id(n->gid);
@@ -739,10 +771,13 @@ static void scan_finish(node_t *n) {
   }
 }
 
-static node_t *scan(const char *path) {
+/* The tree at path, listed (scan_finish not run: a layer is merged first). */
+static node_t *scan_tree(const char *path, uint32_t layer) {
   node_t *root = xcalloc(1, sizeof *root);
   root->name = xstrdup("");
   root->path = xstrdup(path);
+  root->rel = root->path + strlen(root->path);
+  root->layer = layer;
   stat_node(root);
   nodes_t level = {0}, ents = {0};
   size_t level_cap = 0, ents_cap = 0;
@@ -759,7 +794,6 @@ static node_t *scan(const char *path) {
   }
   free(level.v);
   free(ents.v);
-  scan_finish(root);
   return root;
 }
 
@@ -916,10 +950,10 @@ static void progress(const char *phase, int force) {
   prog.last = now;
   char line[320];
   int len = snprintf(line, sizeof line,
-                     "{\"phase\":\"%s\",\"files\":%llu,\"filesTotal\":%llu,\"bytes\":%llu,\"bytesTotal\":%llu,\"compressed\":%llu,\"reused\":%llu,\"hashed\":%llu}\n",
+                     "{\"phase\":\"%s\",\"files\":%llu,\"filesTotal\":%llu,\"bytes\":%llu,\"bytesTotal\":%llu,\"compressed\":%llu,\"reused\":%llu,\"hashed\":%llu,\"listed\":%llu}\n",
                      phase, (unsigned long long)prog.files, (unsigned long long)prog.files_total, (unsigned long long)prog.bytes,
                      (unsigned long long)prog.bytes_total, (unsigned long long)prog.compressed, (unsigned long long)prog.reused,
-                     (unsigned long long)atomic_load(&hashed_files));
+                     (unsigned long long)atomic_load(&hashed_files), (unsigned long long)atomic_load(&listed_entries));
   if (write(opt.progress_fd, line, (size_t)len) < 0) opt.progress_fd = -1;
 }
 
@@ -974,13 +1008,13 @@ static char *cache_path(const char *kind, const char hex[65], int mkdirs) {
 }
 
 /* The cache temps being written now (one file entry streamed by the main thread, one fragment
- * entry, the digest memo): a SIGTERM/SIGINT/SIGHUP removes them before the process dies, so an interrupted export
+ * entry, the digest memo, a listing memo): a SIGTERM/SIGINT/SIGHUP removes them before the process dies, so an interrupted export
  * leaves no partial entry behind (SIGKILL can: such a temp is never read, and `cache prune`
  * removes it). */
-static const char *volatile open_temps[3];
+static const char *volatile open_temps[4];
 
 static void on_fatal_signal(int sig) {
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     const char *t = open_temps[i];
     if (t) unlink(t);
   }
@@ -1181,7 +1215,7 @@ static void memo_key_for(node_t *n, const struct statx *sx) {
   n->ctime_ns = ts_ns(sx->stx_ctime);
   if (!opt.cache) return;
   buf_t k = {0};
-  const char *rel = n->path + strlen(opt.source);
+  const char *rel = n->rel;
   buf_put(&k, "osqfs-memo-file-1", 17);
   buf_u32(&k, opt.block_size);
   buf_u32(&k, (uint32_t)strlen(rel));
@@ -1636,7 +1670,7 @@ static void write_fragments(void) {
     g->count++;
     g->len = fill;
     uint8_t d[32];
-    const char *rel = t->src->path + strlen(opt.source); /* relative: the same tree anywhere */
+    const char *rel = t->src->rel; /* relative: the same tree anywhere */
     while (*rel == '/') rel++;
     sha_once(rel, strlen(rel), d);
     uint64_t h;
@@ -2026,11 +2060,309 @@ static uint64_t write_xattrs(void) {
   return hdr;
 }
 
+/* ---------------------------------------------------------------- layers (--layer) */
+
+/* The tree as overlayfs shows the layers (top first) mounted read-only, without mounting them:
+ * no mount session, no lookups through the overlay, and a layer that never changes
+ * (--stable-layer: the store's snapshots) is listed once and then read from its listing memo.
+ * The rules are the kernel's for lower layers: a name is the topmost layer's entry; a whiteout
+ * (a 0/0 character device) hides it; a non-folder ends the stack below it; folders merge down
+ * the stack until an opaque one (OVL.opaque = "y", included) or a non-folder; a merged folder has
+ * its topmost folder's attributes and xattrs; the overlay marks themselves are not in the view.
+ * The roots of all layers merge. Redirects, metacopy and xattr whiteouts are refused (scan_error). */
+static int is_whiteout(const node_t *n) { return S_ISCHR(n->mode) && n->rdev == 0; }
+
+static node_t *merge_dirs(node_t **stack, size_t ns) {
+  node_t *m = xmalloc(sizeof *m);
+  *m = *stack[0];
+  m->kids = NULL;
+  m->nkids = m->ndirs = 0;
+  for (size_t i = 1; i < ns && !m->scan_error; i++) m->scan_error = stack[i]->scan_error;
+  size_t *at = xcalloc(ns, sizeof *at), cap = 0;
+  node_t **cands = xmalloc(ns * sizeof *cands);
+  for (;;) {
+    const char *least = NULL;
+    for (size_t i = 0; i < ns; i++)
+      if (at[i] < stack[i]->nkids && (!least || strcmp(stack[i]->kids[at[i]]->name, least) < 0)) least = stack[i]->kids[at[i]]->name;
+    if (!least) break;
+    size_t nc = 0;
+    for (size_t i = 0; i < ns; i++)
+      if (at[i] < stack[i]->nkids && !strcmp(stack[i]->kids[at[i]]->name, least)) cands[nc++] = stack[i]->kids[at[i]++];
+    node_t *top = cands[0], *entry = top;
+    if (is_whiteout(top)) continue;
+    if (S_ISDIR(top->mode) && !top->scan_error) {
+      size_t k = 1;
+      if (!top->opaque)
+        while (k < nc && S_ISDIR(cands[k]->mode) && !cands[k]->scan_error) {
+          if (cands[k++]->opaque) break;
+        }
+      entry = merge_dirs(cands, k);
+    }
+    if (m->nkids == cap) {
+      cap = cap ? cap * 2 : 16;
+      m->kids = xrealloc(m->kids, cap * sizeof *m->kids);
+    }
+    m->kids[m->nkids++] = entry;
+  }
+  free(at);
+  free(cands);
+  return m;
+}
+
+/* The listing memo of a stable layer: DIR/listings/xx/KEY, KEY over the layer's path and its root
+ * folder's identity (inode, change and birth times: a snapshot made again under the same name is
+ * another folder) and the options the digests depend on. It holds every entry as listed (stat,
+ * link target, xattrs, opaque mark) and the content digest of each file whose digest this run
+ * computed; sealed by a sha256 like the digest memo. A damaged one is ignored, warned and written
+ * again. */
+#define LIST_MAGIC "OSQFL1\0\0"
+static char **layer_memo_path; /* by layer; NULL: not remembered (not stable, no cache) */
+static int *layer_memo_loaded;
+
+static char *listing_path(size_t i) {
+  struct statx sx;
+  if (statx(AT_FDCWD, opt.layers[i], AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_BTIME, &sx) != 0) return NULL;
+  buf_t k = {0};
+  buf_put(&k, opt.layers[i], strlen(opt.layers[i]) + 1);
+  buf_put(&k, opt.ovl_prefix, strlen(opt.ovl_prefix) + 1);
+  buf_u64(&k, sx.stx_ino);
+  buf_u64(&k, (uint64_t)ts_ns(sx.stx_ctime));
+  buf_u64(&k, sx.stx_mask & STATX_BTIME ? (uint64_t)ts_ns(sx.stx_btime) : 0);
+  char hex[65];
+  cache_key("listing", k.p, k.len, hex);
+  free(k.p);
+  return cache_path("listings", hex, 0);
+}
+
+static void list_put(buf_t *b, const node_t *n) {
+  buf_u32(b, n->mode);
+  buf_u32(b, n->uid);
+  buf_u32(b, n->gid);
+  buf_u64(b, (uint64_t)n->mtime_raw);
+  buf_u64(b, n->size);
+  buf_u32(b, n->rdev);
+  buf_u64(b, n->st_nlink);
+  buf_u64(b, n->sino);
+  int known = S_ISREG(n->mode) && n->digest_known;
+  uint8_t flags = (uint8_t)((n->maybe_sparse ? 1 : 0) | (n->opaque ? 2 : 0) | (known ? 4 : 0));
+  buf_put(b, &flags, 1);
+  if (known) buf_put(b, n->digest, 32);
+  buf_u16(b, (uint16_t)strlen(n->name));
+  buf_put(b, n->name, strlen(n->name));
+  size_t tl = n->target ? strlen(n->target) : 0;
+  buf_u32(b, (uint32_t)tl);
+  buf_put(b, n->target, tl);
+  buf_u32(b, (uint32_t)n->xraw.len);
+  buf_put(b, n->xraw.p, n->xraw.len);
+  size_t sl = n->xskip ? strlen(n->xskip) : 0;
+  buf_u16(b, (uint16_t)sl);
+  buf_put(b, n->xskip, sl);
+  buf_u32(b, n->nkids);
+  for (uint32_t i = 0; i < n->nkids; i++) list_put(b, n->kids[i]);
+}
+
+typedef struct {
+  const uint8_t *p, *end;
+  int bad;
+} reader_t;
+static const uint8_t *rd(reader_t *r, size_t n) {
+  if (r->bad || (size_t)(r->end - r->p) < n) {
+    r->bad = 1;
+    return NULL;
+  }
+  const uint8_t *at = r->p;
+  r->p += n;
+  return at;
+}
+static uint64_t rd64(reader_t *r) {
+  const uint8_t *p = rd(r, 8);
+  return p ? get_le64(p) : 0;
+}
+static uint32_t rd32(reader_t *r) {
+  const uint8_t *p = rd(r, 4);
+  return p ? get_le32(p) : 0;
+}
+static uint16_t rd16(reader_t *r) {
+  const uint8_t *p = rd(r, 2);
+  return p ? (uint16_t)(p[0] | p[1] << 8) : 0;
+}
+static char *rd_str(reader_t *r, size_t n) {
+  const uint8_t *p = rd(r, n);
+  char *s = xmalloc(n + 1);
+  if (p) memcpy(s, p, n);
+  s[n] = 0;
+  return s;
+}
+
+/* One entry (and its folder's entries) of a listing memo, below parent (NULL: the root). */
+static node_t *list_get(reader_t *r, const node_t *parent, const char *root, uint32_t layer, int depth) {
+  node_t *n = xcalloc(1, sizeof *n);
+  n->mode = rd32(r);
+  n->uid = rd32(r);
+  n->gid = rd32(r);
+  n->mtime_raw = (int64_t)rd64(r);
+  n->mtime = clamp_time(n->mtime_raw);
+  n->size = rd64(r);
+  n->rdev = rd32(r);
+  n->st_nlink = rd64(r);
+  n->sino = rd64(r);
+  const uint8_t *flags = rd(r, 1);
+  uint8_t f = flags ? *flags : 0;
+  n->maybe_sparse = f & 1;
+  n->opaque = (f & 2) != 0;
+  if (f & 4) {
+    const uint8_t *d = rd(r, 32);
+    if (d) memcpy(n->digest, d, 32), n->digest_known = 1;
+  }
+  n->name = rd_str(r, rd16(r));
+  size_t tl = rd32(r);
+  if (S_ISLNK(n->mode)) n->target = rd_str(r, tl);
+  else rd(r, tl);
+  size_t xl = rd32(r);
+  const uint8_t *x = rd(r, xl);
+  if (x && xl) buf_put(&n->xraw, x, xl);
+  size_t sl = rd16(r);
+  if (sl) n->xskip = rd_str(r, sl);
+  n->nkids = rd32(r);
+  n->dev = layer;
+  n->layer = layer;
+  n->listed = 1;
+  n->primary = n;
+  n->nlink = 1;
+  if (parent) {
+    size_t pl = strlen(parent->path);
+    n->path = xmalloc(pl + strlen(n->name) + 2);
+    sprintf(n->path, "%s/%s", parent->path, n->name);
+    n->rel = n->path + strlen(root);
+  } else {
+    n->path = xstrdup(root);
+    n->rel = n->path + strlen(n->path);
+  }
+  if (r->bad || depth > 4096 || (n->nkids && !S_ISDIR(n->mode)) || n->nkids > (size_t)(r->end - r->p)) {
+    r->bad = 1;
+    n->nkids = 0;
+    return n;
+  }
+  n->kids = xcalloc(n->nkids ? n->nkids : 1, sizeof *n->kids);
+  for (uint32_t i = 0; i < n->nkids && !r->bad; i++) n->kids[i] = list_get(r, n, root, layer, depth + 1);
+  return n;
+}
+
+/* Layer i from its listing memo, or NULL (none, damaged: warned). */
+static node_t *listing_load(size_t i) {
+  const char *path = layer_memo_path[i];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  struct statx sx;
+  uint8_t *p = NULL;
+  const char *why = NULL;
+  uint64_t size = 0;
+  if (fd_statx(fd, &sx) != 0) why = "unreadable";
+  else if ((size = sx.stx_size) < 48 || size > (1ull << 34)) why = "bad size";
+  if (!why) {
+    p = xmalloc(size);
+    if (pread_full(fd, p, size, 0) != (ssize_t)size) why = "truncated";
+  }
+  if (!why && (memcmp(p, LIST_MAGIC, 8) != 0 || get_le64(p + 8) != size - 48)) why = "bad header";
+  if (!why) {
+    uint8_t d[32];
+    sha_once(p, size - 32, d);
+    if (memcmp(d, p + size - 32, 32) != 0) why = "digest mismatch";
+  }
+  node_t *root = NULL;
+  if (!why) {
+    reader_t r = {p + 16, p + size - 32, 0};
+    root = list_get(&r, NULL, opt.layers[i], (uint32_t)i, 0);
+    if (r.bad || r.p != r.end || !S_ISDIR(root->mode)) why = "bad entries", root = NULL;
+  }
+  if (!why) touch_used(fd, &sx);
+  close(fd);
+  free(p);
+  if (why) {
+    warn("block cache: damaged listing memo %s (%s): ignored, the layer is listed again", path, why);
+    unlink(path);
+  }
+  return root;
+}
+
+static void listing_save(size_t i, const node_t *root) {
+  buf_t b = {0};
+  buf_put(&b, LIST_MAGIC, 8);
+  buf_u64(&b, 0);
+  list_put(&b, root);
+  put_le64(b.p + 8, b.len - 16);
+  uint8_t d[32];
+  sha_once(b.p, b.len, d);
+  buf_put(&b, d, 32);
+  char *final = layer_memo_path[i];
+  cache_mkdirs(final);
+  int fd;
+  char *tmp = temp_for(final, &fd);
+  open_temps[3] = tmp;
+  int bad = fd < 0;
+  if (!bad) {
+    bad |= pwrite_full(fd, b.p, b.len, 0) != 0;
+    bad |= close(fd) != 0;
+  }
+  if (bad || rename(tmp, final) != 0) {
+    cache_warn("cannot store", final);
+    unlink(tmp);
+  }
+  open_temps[3] = NULL;
+  free(tmp);
+  free(b.p);
+}
+
+static node_t **layer_roots;
+
+/* The merged tree of the layers: each listed (in parallel) or read from its memo. */
+static node_t *scan_layers(void) {
+  layer_roots = xcalloc(opt.nlayers, sizeof *layer_roots);
+  layer_memo_path = xcalloc(opt.nlayers, sizeof *layer_memo_path);
+  layer_memo_loaded = xcalloc(opt.nlayers, sizeof *layer_memo_loaded);
+  for (size_t i = 0; i < opt.nlayers; i++) {
+    if (opt.cache && opt.stable[i]) layer_memo_path[i] = listing_path(i);
+    if (layer_memo_path[i]) layer_roots[i] = listing_load(i);
+    layer_memo_loaded[i] = layer_roots[i] != NULL;
+    if (!layer_roots[i]) layer_roots[i] = scan_tree(opt.layers[i], (uint32_t)i);
+    if (layer_roots[i]->scan_error) die("%s", layer_roots[i]->scan_error);
+    if (!S_ISDIR(layer_roots[i]->mode)) die("%s: not a directory", opt.layers[i]);
+  }
+  node_t *root = merge_dirs(layer_roots, opt.nlayers);
+  scan_finish(root);
+  return root;
+}
+
+/* A file of a listing memo whose digest it does not hold (it was hidden, or not read): its stat,
+ * for the digest memo. */
+static void stat_listed(node_t *n) {
+  struct statx sx;
+  if (statx(AT_FDCWD, n->path, AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_BTIME, &sx) != 0 || !S_ISREG(sx.stx_mode) ||
+      sx.stx_size != n->size)
+    die("%s: changed in a stable layer (its listing memo no longer matches)", n->path);
+  memo_key_for(n, &sx);
+}
+
+/* After the digests: the files of the merged tree carry theirs (hardlinks: their group's), and the
+ * stable layers listed this time get their memo. */
+static void mark_digests(node_t *n) {
+  if (S_ISREG(n->mode) && n->primary->digest_known && !n->digest_known) {
+    memcpy(n->digest, n->primary->digest, 32);
+    n->digest_known = 1;
+  }
+  for (uint32_t i = 0; i < n->nkids; i++) mark_digests(n->kids[i]);
+}
+static void save_listings(node_t *root) {
+  mark_digests(root);
+  for (size_t i = 0; i < opt.nlayers; i++)
+    if (layer_memo_path[i] && !layer_memo_loaded[i]) listing_save(i, layer_roots[i]);
+}
+
 /* ---------------------------------------------------------------- main */
 
 static void usage(int code) {
   fprintf(code ? stderr : stdout,
-          "usage: " PROG " SOURCE OUTPUT [--offset N] [--comp gzip|xz|zstd|lz4] [--level N]\n"
+          "usage: " PROG " SOURCE OUTPUT | [--layer|--stable-layer DIR]... OUTPUT [--overlay-xattrs trusted|user] [--offset N] [--comp gzip|xz|zstd|lz4] [--level N]\n"
           "         [--block-size N] [--jobs N] [--clamp EPOCH] [--mkfs-time T] [--block-cache DIR]\n"
           "         [--progress-fd N] [--prefix TEXT]\n");
   exit(code);
@@ -2089,7 +2421,21 @@ int main(int argc, char **argv) {
       else if (!strcmp(a, "--block-cache")) opt.cache = v;
       else if (!strcmp(a, "--progress-fd")) opt.progress_fd = (int)num(a, v, INT_MAX);
       else if (!strcmp(a, "--prefix")) opt.prefix = v;
-      else {
+      else if (!strcmp(a, "--layer") || !strcmp(a, "--stable-layer")) {
+        opt.layers = xrealloc(opt.layers, (opt.nlayers + 1) * sizeof *opt.layers);
+        opt.stable = xrealloc(opt.stable, (opt.nlayers + 1) * sizeof *opt.stable);
+        char *l = xstrdup(v);
+        for (size_t n = strlen(l); n > 1 && l[n - 1] == '/'; n--) l[n - 1] = 0;
+        opt.layers[opt.nlayers] = l;
+        opt.stable[opt.nlayers++] = a[2] == 's';
+      } else if (!strcmp(a, "--overlay-xattrs")) {
+        if (!strcmp(v, "trusted")) opt.ovl_prefix = "trusted.overlay.";
+        else if (!strcmp(v, "user")) opt.ovl_prefix = "user.overlay.";
+        else {
+          fprintf(stderr, PROG ": error: --overlay-xattrs: 'trusted' or 'user', not '%s'\n", v);
+          exit(2);
+        }
+      } else {
         fprintf(stderr, PROG ": error: unknown option %s\n", a);
         exit(2);
       }
@@ -2099,12 +2445,14 @@ int main(int argc, char **argv) {
       usage(2);
     }
   }
-  if (npos != 2) usage(2);
-  /* SOURCE without trailing slashes: "dir" and "dir/" are the same tree. */
-  char *source = xstrdup(pos[0]);
-  for (size_t l = strlen(source); l > 1 && source[l - 1] == '/'; l--) source[l - 1] = 0;
-  opt.source = source;
-  opt.output = pos[1];
+  if (npos != (opt.nlayers ? 1 : 2)) usage(2);
+  if (!opt.nlayers) {
+    /* SOURCE without trailing slashes: "dir" and "dir/" are the same tree. */
+    char *source = xstrdup(pos[0]);
+    for (size_t l = strlen(source); l > 1 && source[l - 1] == '/'; l--) source[l - 1] = 0;
+    opt.source = source;
+  }
+  opt.output = pos[npos - 1];
   int default_level = opt.comp == COMP_GZIP ? 9 : opt.comp == COMP_XZ ? 6 : opt.comp == COMP_ZSTD ? 15 : 0;
   if (opt.level < 0) opt.level = default_level;
   if (opt.prefix && (strlen(opt.prefix) > opt.offset || opt.offset > 65536)) {
@@ -2129,9 +2477,12 @@ int main(int argc, char **argv) {
   }
   if (opt.cache) memo_load();
 
-  struct stat rst;
-  if (stat(opt.source, &rst) != 0) die("%s: %s", opt.source, strerror(errno));
-  if (!S_ISDIR(rst.st_mode)) die("%s: not a directory", opt.source);
+  for (size_t i = 0; i < (opt.nlayers ? opt.nlayers : 1); i++) {
+    const char *dir = opt.nlayers ? opt.layers[i] : opt.source;
+    struct stat rst;
+    if (stat(dir, &rst) != 0) die("%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(rst.st_mode)) die("%s: not a directory", dir);
+  }
 
   pool_start(opt.jobs);
   zctx = xcalloc((size_t)opt.jobs + 1, sizeof *zctx); /* workers, then the main thread */
@@ -2140,7 +2491,8 @@ int main(int argc, char **argv) {
 
   /* 1. The tree, and the inode order. */
   progress("scan", 1);
-  node_t *root = scan(opt.source);
+  node_t *root = opt.nlayers ? scan_layers() : scan_tree(opt.source, 0);
+  if (!opt.nlayers) scan_finish(root);
   qsort(ids, nids, sizeof *ids, cmp_u32);
   if (nids > 65535) die("too many distinct owners (%zu; squashfs stores at most 65535)", nids);
   make_order(root);
@@ -2155,8 +2507,14 @@ int main(int argc, char **argv) {
   tbuf = xcalloc((size_t)opt.jobs + 1, sizeof *tbuf);
   for (int i = 0; i <= opt.jobs; i++) tbuf[i] = xmalloc(opt.block_size);
   progress("hash", 1);
-  for (size_t i = 0; opt.cache && i < nregs; i++) regs[i]->memo_hit = memo_get(regs[i]->mkey, regs[i]->digest);
+  for (size_t i = 0; i < nregs; i++) {
+    node_t *n = regs[i];
+    if (n->listed && n->digest_known) n->memo_hit = 1; /* a stable layer's listing memo */
+    else if (n->listed) stat_listed(n);
+    if (opt.cache && !n->memo_hit) n->memo_hit = memo_get(n->mkey, n->digest);
+  }
   pool_run(hash_task, NULL, nregs);
+  for (size_t i = 0; i < nregs; i++) regs[i]->digest_known = !regs[i]->error;
   for (size_t i = 0; i < nregs; i++)
     if (regs[i]->memo_ok) memo_put(regs[i]->mkey, regs[i]->digest);
   map_t cmap = {0};
@@ -2305,6 +2663,7 @@ int main(int argc, char **argv) {
   uint64_t total = (bytes_used + 4095) & ~(uint64_t)4095;
   if (ftruncate(outfd, (off_t)(opt.offset + total)) != 0) die("%s: %s", opt.output, strerror(errno));
   if (fsync(outfd) != 0 || close(outfd) != 0) die("%s: %s", opt.output, strerror(errno));
+  if (opt.nlayers) save_listings(root);
   memo_save();
   progress("done", 1);
   if (cache_damaged) warn("block cache: %llu damaged entries recomputed", (unsigned long long)cache_damaged);

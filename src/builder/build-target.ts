@@ -26,6 +26,7 @@ import type { RemoteStepCache } from './remote-cache.js';
 import { claimStep, type StepClaim } from './step-claims.js';
 import { runStepSession } from './step-session.js';
 import { nameTable } from '../core/name-table.js';
+import { overlayXattrPrefix } from '../core/id-map.js';
 import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
 
 export type OutputFormat = 'sandbox' | 'ext3' | 'squashfs' | 'sif';
@@ -544,7 +545,15 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
         compression: o.compression,
         ...(o.level !== undefined ? { level: o.level } : {}),
         blockSize: o.blockSize,
-        ...(ours ? { blockCache: ctx.store.blocksDir } : {}),
+        // Our writer merges the layers itself (no mount session) and remembers the listing of
+        // the store's, which never change under their path.
+        ...(ours
+          ? {
+              blockCache: ctx.store.blocksDir,
+              layers: image.lowers.map((path) => ({ path, stable: inStore(path, ctx.store.root) })),
+              overlayXattrs: overlayXattrPrefix() === 'user.overlay.' ? ('user' as const) : ('trusted' as const),
+            }
+          : {}),
         onProgress: (p: SquashfsProgress) => {
           last = p;
           run.emit({ type: 'export-progress', target: request.name, phase: p.phase, files: p.files, filesTotal: p.filesTotal, bytes: p.bytes, bytesTotal: p.bytesTotal, compressedBytes: p.compressed, reusedBytes: p.reused });
@@ -552,8 +561,8 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
       };
       exported =
         request.format === 'sif'
-          ? await exportSifImage(run, image, { root, tmp, epoch, runInView, squashfs })
-          : await exportSquashfs({ source: root, output: request.output, epoch, ...squashfs, run: runInView, signal: ctx.signal });
+          ? await exportSifImage(run, image, { root, tmp, epoch, runInView: ours ? undefined : runInView, squashfs })
+          : await exportSquashfs({ source: root, output: request.output, epoch, ...squashfs, ...(ours ? {} : { run: runInView }), signal: ctx.signal });
       break;
     }
     case 'ext3':
@@ -589,7 +598,7 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
 function exportSifImage(
   run: BuildRun,
   image: BuiltStage,
-  at: { root: string; tmp: string; epoch: number; runInView: CommandRunner; squashfs: NonNullable<ExportSifOptions['squashfs']> },
+  at: { root: string; tmp: string; epoch: number; runInView: CommandRunner | undefined; squashfs: NonNullable<ExportSifOptions['squashfs']> },
 ): Promise<Result<unknown, Diagnostic>> {
   return exportSif({
     source: at.root,
@@ -600,9 +609,14 @@ function exportSifImage(
     ...(run.platform.split('/')[1] ? { arch: run.platform.split('/')[1]! } : {}),
     ...(image.config !== undefined ? { ociConfig: image.config } : {}),
     squashfs: at.squashfs,
-    run: at.runInView,
+    ...(at.runInView ? { run: at.runInView } : {}),
     signal: run.ctx.signal,
   });
+}
+
+/** Only the store's layers and snapshots never change under their path (not a local folder used as a source). */
+function inStore(path: string, storeRoot: string): boolean {
+  return path.startsWith(`${storeRoot}/`);
 }
 
 /**
@@ -620,8 +634,7 @@ async function updateSandbox(
   if (!(await isDir(output))) return undefined;
   // Only the store's layers and snapshots never change under a path; a local folder as a source
   // (a sandbox, another target's output) may have, so it always means a full copy.
-  const inStore = (p: string) => p.startsWith(`${storeRoot}/`);
-  if (!incremental.previousLowers.every(inStore) || !lowers.every(inStore)) return undefined;
+  if (!incremental.previousLowers.every((p) => inStore(p, storeRoot)) || !lowers.every((p) => inStore(p, storeRoot))) return undefined;
   for (const l of incremental.previousLowers) if (!(await isDir(l))) return undefined;
   await mkdir(join(incremental.journal, '..'), { recursive: true });
   await writeFile(incremental.journal, JSON.stringify({ output, lowers, started: new Date().toISOString() }) + '\n');
