@@ -1,8 +1,8 @@
-import { chmod, chown, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
-import type { CommandRunner } from '../core/run-command.js';
+import { runCommand, type CommandRunner } from '../core/run-command.js';
 import { unreachable } from '../core/unreachable.js';
 import type { InputFilter } from '../freshness/input-filter.js';
 import type { StatIndex } from '../freshness/stat-index.js';
@@ -526,6 +526,23 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
       ...(options.onOutput ? { onOutput: (c: Buffer) => options.onOutput!(c, 'stdout') } : {}),
       signal: ctx.signal,
     });
+  // Our squashfs writer merges the layers itself: it runs directly, its messages to the same log.
+  const runLogged: CommandRunner = async (file, args, options = {}) => {
+    const log = await open(join(ctx.logDir, 'export.log'), 'a');
+    const writes: Promise<unknown>[] = [];
+    try {
+      return await runCommand(file, args, {
+        ...options,
+        onOutput: (chunk, stream) => {
+          writes.push(log.write(chunk));
+          options.onOutput?.(chunk, stream);
+        },
+      });
+    } finally {
+      await Promise.allSettled(writes);
+      await log.close();
+    }
+  };
   // A writable session opened while the steps ran: its image is not replaced under it.
   const holder = writableSessionHolder(request.output);
   if (holder) return fail(outputInUse(request.format === 'sandbox' ? 'sandbox' : 'image', `${request.output}${request.format === 'sandbox' ? '/' : ''}`, holder));
@@ -561,8 +578,8 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
       };
       exported =
         request.format === 'sif'
-          ? await exportSifImage(run, image, { root, tmp, epoch, runInView: ours ? undefined : runInView, squashfs })
-          : await exportSquashfs({ source: root, output: request.output, epoch, ...squashfs, ...(ours ? {} : { run: runInView }), signal: ctx.signal });
+          ? await exportSifImage(run, image, { root, tmp, epoch, runInView: ours ? runLogged : runInView, squashfs })
+          : await exportSquashfs({ source: root, output: request.output, epoch, ...squashfs, run: ours ? runLogged : runInView, signal: ctx.signal });
       break;
     }
     case 'ext3':
@@ -598,7 +615,7 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
 function exportSifImage(
   run: BuildRun,
   image: BuiltStage,
-  at: { root: string; tmp: string; epoch: number; runInView: CommandRunner | undefined; squashfs: NonNullable<ExportSifOptions['squashfs']> },
+  at: { root: string; tmp: string; epoch: number; runInView: CommandRunner; squashfs: NonNullable<ExportSifOptions['squashfs']> },
 ): Promise<Result<unknown, Diagnostic>> {
   return exportSif({
     source: at.root,
@@ -609,7 +626,7 @@ function exportSifImage(
     ...(run.platform.split('/')[1] ? { arch: run.platform.split('/')[1]! } : {}),
     ...(image.config !== undefined ? { ociConfig: image.config } : {}),
     squashfs: at.squashfs,
-    ...(at.runInView ? { run: at.runInView } : {}),
+    run: at.runInView,
     signal: run.ctx.signal,
   });
 }
