@@ -1282,6 +1282,23 @@ static int copy_range(int fd, uint64_t off, uint64_t len) {
   return 0;
 }
 
+/* An entry's stat, once it is marked used this hour (which may change its ctime, which the memo
+ * key holds). 0 on success. */
+static int entry_stat_used(int fd, struct statx *sx) {
+  if (fd_statx(fd, sx) != 0) return -1;
+  if (sx->stx_mtime.tv_sec >= start_ns / 1000000000 / 3600 * 3600) return 0;
+  touch_used(fd, sx);
+  return fd_statx(fd, sx);
+}
+
+/* Remembers that the entry at key holds digest, if its stat did not change while it was read. */
+static void entry_checked(int fd, const struct statx *sx, const uint8_t key[32], const uint8_t digest[32]) {
+  struct statx after;
+  if (fd_statx(fd, &after) == 0 && after.stx_ino == sx->stx_ino && after.stx_size == sx->stx_size && ts_ns(after.stx_ctime) == ts_ns(sx->stx_ctime) &&
+      memo_settled(ts_ns(sx->stx_ctime)))
+    memo_put(key, digest);
+}
+
 /* Copies a file's data blocks from its cache entry to the output. Returns 1 when done, 0 when
  * there is no usable entry (nothing written). A damaged entry is deleted.
  * Long on purpose: the header checks, the checked (copy unread) and unchecked (hash while copying)
@@ -1300,7 +1317,7 @@ static int cache_copy_file(content_t *c) {
   const char *why = NULL;
   uint32_t *sizes = NULL;
   uint64_t datalen = 0;
-  int have_sx = fd_statx(fd, &sx) == 0;
+  int have_sx = entry_stat_used(fd, &sx) == 0;
   if (!have_sx || pread_full(fd, hdr, FILE_HDR, 0) != FILE_HDR || memcmp(hdr, FILE_MAGIC, 8) != 0) why = "bad header";
   else if (get_le64(hdr + 8) != c->size || get_le64(hdr + 16) != c->nblocks) why = "wrong size";
   else if (sx.stx_size < FILE_HDR + 4 * c->nblocks) why = "truncated";
@@ -1325,14 +1342,9 @@ static int cache_copy_file(content_t *c) {
     return 0;
   }
   uint64_t start = wpos;
-  /* Marked used first: that may change its ctime, which the memo key holds. */
-  if (sx.stx_mtime.tv_sec < start_ns / 1000000000 / 3600 * 3600) {
-    touch_used(fd, &sx);
-    have_sx = fd_statx(fd, &sx) == 0;
-  }
   uint8_t key[32], known[32];
-  if (have_sx) entry_key(path, &sx, key);
-  if (have_sx && memo_get(key, known) && memcmp(known, hdr + 32, 32) == 0) {
+  entry_key(path, &sx, key);
+  if (memo_get(key, known) && memcmp(known, hdr + 32, 32) == 0) {
     /* Checked against its digest by an earlier write, not changed since (memo_settled): copied
      * without reading it here. */
     struct statx after;
@@ -1358,10 +1370,7 @@ static int cache_copy_file(content_t *c) {
     uint8_t d[32];
     sha_final(&s, d);
     if (!why && memcmp(d, hdr + 32, 32) != 0) why = "digest mismatch";
-    struct statx after;
-    if (!why && have_sx && fd_statx(fd, &after) == 0 && after.stx_ino == sx.stx_ino && after.stx_size == sx.stx_size &&
-        ts_ns(after.stx_ctime) == ts_ns(sx.stx_ctime) && memo_settled(ts_ns(sx.stx_ctime)))
-      memo_put(key, hdr + 32);
+    if (!why) entry_checked(fd, &sx, key, hdr + 32);
     close(fd);
   }
   if (why) {
@@ -1706,11 +1715,7 @@ static void write_fragments(void) {
         uint8_t hdr[FRAG_HDR];
         struct statx sx;
         const char *why = NULL;
-        int have_sx = fd_statx(fd, &sx) == 0;
-        if (have_sx && sx.stx_mtime.tv_sec < start_ns / 1000000000 / 3600 * 3600) {
-          touch_used(fd, &sx);
-          have_sx = fd_statx(fd, &sx) == 0;
-        }
+        int have_sx = entry_stat_used(fd, &sx) == 0;
         if (!have_sx || pread_full(fd, hdr, FRAG_HDR, 0) != FRAG_HDR || memcmp(hdr, FRAG_MAGIC, 8) != 0) why = "bad header";
         uint32_t word = why ? 0 : get_le32(hdr + 8), len = word & ~UNCOMPRESSED_BLOCK;
         if (!why && (get_le32(hdr + 12) != g->len || len > g->len || sx.stx_size != FRAG_HDR + (uint64_t)len)) why = "wrong size";
@@ -1727,15 +1732,12 @@ static void write_fragments(void) {
             prog.bytes += g->len;
             continue;
           }
-          struct statx after;
           if (pread_full(fd, j->out, len, FRAG_HDR) != (ssize_t)len) why = "truncated";
           if (!why) {
             sha_once(j->out, len, d);
             if (memcmp(d, hdr + 16, 32) != 0) why = "digest mismatch";
           }
-          if (!why && fd_statx(fd, &after) == 0 && after.stx_ino == sx.stx_ino && ts_ns(after.stx_ctime) == ts_ns(sx.stx_ctime) &&
-              memo_settled(ts_ns(sx.stx_ctime)))
-            memo_put(key, hdr + 16);
+          if (!why) entry_checked(fd, &sx, key, hdr + 16);
         }
         close(fd);
         if (!why) {
