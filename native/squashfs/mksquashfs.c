@@ -278,15 +278,24 @@ static const char *comp_name(int c) {
 /* ---------------------------------------------------------------- compression */
 
 static ZSTD_CCtx **zctx; /* one per worker */
+static z_stream *zstreams; /* one per worker (state NULL until first used) */
 
 /* Compresses in[0..n) into out (capacity n). Returns the compressed size when it is smaller than
  * n, 0 when the block should be stored uncompressed. Deterministic for a given library version. */
 static size_t compress_block(int tid, const uint8_t *in, size_t n, uint8_t *out) {
   switch (opt.comp) {
     case COMP_GZIP: {
-      uLongf len = (uLongf)n;
-      if (compress2(out, &len, in, (uLong)n, opt.level) != Z_OK) return 0;
-      return len < n ? (size_t)len : 0;
+      /* compress2's bytes, with one deflate state per thread reset for each block: a fresh state
+       * is ~270 KiB to allocate and fault in, per block. */
+      z_stream *z = &zstreams[tid];
+      if (!z->state && deflateInit(z, opt.level) != Z_OK) die("zlib: deflateInit failed");
+      if (deflateReset(z) != Z_OK) return 0;
+      z->next_in = (Bytef *)(uintptr_t)in;
+      z->avail_in = (uInt)n;
+      z->next_out = out;
+      z->avail_out = (uInt)n;
+      if (deflate(z, Z_FINISH) != Z_STREAM_END) return 0;
+      return z->total_out < n ? (size_t)z->total_out : 0;
     }
     case COMP_XZ: {
       lzma_options_lzma lo;
@@ -2488,6 +2497,7 @@ int main(int argc, char **argv) {
 
   pool_start(opt.jobs);
   zctx = xcalloc((size_t)opt.jobs + 1, sizeof *zctx); /* workers, then the main thread */
+  zstreams = xcalloc((size_t)opt.jobs + 1, sizeof *zstreams);
   if (opt.comp == COMP_ZSTD)
     for (int i = 0; i <= opt.jobs; i++) zctx[i] = ZSTD_createCCtx();
 
