@@ -1308,96 +1308,203 @@ static void entry_checked(int fd, const struct statx *sx, const uint8_t key[32],
     memo_put(key, digest);
 }
 
-/* Copies a file's data blocks from its cache entry to the output. Returns 1 when done, 0 when
- * there is no usable entry (nothing written). A damaged entry is deleted.
- * Long on purpose: the header checks, the checked (copy unread) and unchecked (hash while copying)
- * paths and the rewind on damage share the entry's state; split, each part would need all of it. */
-static int cache_copy_file(content_t *c) {
+/* A file's cache entry, opened and checked before its turn (on every core, for all files at
+ * once): its stat (marked used), header, block sizes and memo key. fd -1: no entry, or a damaged
+ * one (why says how; it is dropped in order, on the main thread). */
+typedef struct {
+  int fd;
+  char *path;
+  const char *why;
+  struct statx sx;
+  uint8_t hdr[FILE_HDR];
+  uint32_t *sizes;
+  uint64_t datalen, start;
+  uint8_t key[32];
+  int copied; /* 1 copied, -1 a read failed or the entry changed meanwhile, -2 a write failed (err) */
+  int err;
+} prep_t;
+static prep_t *preps; /* by content index */
+static content_t **contents; /* distinct contents, in data region order */
+static size_t ncontents;
+
+static void prep_entry(content_t *c, prep_t *p) {
+  p->fd = -1;
+  if (!c->nblocks) return;
   char hex[65];
   cache_key("file", c->digest, 32, hex);
-  char *path = cache_path("files", hex, 0);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    free(path);
-    return 0;
-  }
-  uint8_t hdr[FILE_HDR];
-  struct statx sx;
+  p->path = cache_path("files", hex, 0);
+  int fd = open(p->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
   const char *why = NULL;
-  uint32_t *sizes = NULL;
-  uint64_t datalen = 0;
-  int have_sx = entry_stat_used(fd, &sx) == 0;
-  if (!have_sx || pread_full(fd, hdr, FILE_HDR, 0) != FILE_HDR || memcmp(hdr, FILE_MAGIC, 8) != 0) why = "bad header";
-  else if (get_le64(hdr + 8) != c->size || get_le64(hdr + 16) != c->nblocks) why = "wrong size";
-  else if (sx.stx_size < FILE_HDR + 4 * c->nblocks) why = "truncated";
+  if (entry_stat_used(fd, &p->sx) != 0 || pread_full(fd, p->hdr, FILE_HDR, 0) != FILE_HDR || memcmp(p->hdr, FILE_MAGIC, 8) != 0) why = "bad header";
+  else if (get_le64(p->hdr + 8) != c->size || get_le64(p->hdr + 16) != c->nblocks) why = "wrong size";
+  else if (p->sx.stx_size < FILE_HDR + 4 * c->nblocks) why = "truncated";
   if (!why) {
-    datalen = sx.stx_size - FILE_HDR - 4 * c->nblocks;
-    sizes = xmalloc(4 * c->nblocks + 4);
-    if (pread_full(fd, sizes, 4 * c->nblocks, FILE_HDR + datalen) != (ssize_t)(4 * c->nblocks)) why = "truncated";
+    p->datalen = p->sx.stx_size - FILE_HDR - 4 * c->nblocks;
+    p->sizes = xmalloc(4 * c->nblocks + 4);
+    if (pread_full(fd, p->sizes, 4 * c->nblocks, FILE_HDR + p->datalen) != (ssize_t)(4 * c->nblocks)) why = "truncated";
     uint64_t sum = 0;
     for (uint64_t b = 0; !why && b < c->nblocks; b++) {
-      uint32_t w = get_le32((uint8_t *)&sizes[b]);
+      uint32_t w = get_le32((uint8_t *)&p->sizes[b]);
       uint32_t len = w & ~UNCOMPRESSED_BLOCK;
       if (len > opt.block_size || (w & UNCOMPRESSED_BLOCK && len != opt.block_size)) why = "bad block size";
       sum += len;
     }
-    if (!why && sum != datalen) why = "size mismatch";
+    if (!why && sum != p->datalen) why = "size mismatch";
   }
   if (why) {
     close(fd);
-    drop_damaged(path, why);
-    free(path);
-    free(sizes);
-    return 0;
+    p->why = why;
+    return;
   }
-  uint64_t start = wpos;
-  uint8_t key[32], known[32];
-  entry_key(path, &sx, key);
-  if (memo_get(key, known) && memcmp(known, hdr + 32, 32) == 0) {
-    /* Checked against its digest by an earlier write, not changed since (memo_settled): copied
-     * without reading it here. */
-    struct statx after;
-    if (copy_range(fd, FILE_HDR, datalen) != 0) why = "read error";
-    else if (fd_statx(fd, &after) != 0 || ts_ns(after.stx_ctime) != ts_ns(sx.stx_ctime)) why = "changed while copied";
-    close(fd);
-  } else {
-    sha_t s;
-    sha_init(&s);
-    uint8_t *chunk = xmalloc(1u << 20);
-    for (uint64_t off = 0; off < datalen;) {
-      size_t n = (size_t)(datalen - off < (1u << 20) ? datalen - off : (1u << 20));
-      if (pread_full(fd, chunk, n, FILE_HDR + off) != (ssize_t)n) {
-        why = "read error";
-        break;
-      }
-      sha_update(&s, chunk, n);
-      out_write(chunk, n);
-      off += n;
-    }
-    free(chunk);
-    sha_update(&s, sizes, 4 * c->nblocks);
-    uint8_t d[32];
-    sha_final(&s, d);
-    if (!why && memcmp(d, hdr + 32, 32) != 0) why = "digest mismatch";
-    if (!why) entry_checked(fd, &sx, key, hdr + 32);
-    close(fd);
-  }
-  if (why) {
-    out_rewind(start);
-    drop_damaged(path, why);
-    free(path);
-    free(sizes);
-    return 0;
-  }
-  free(path);
-  c->start = start;
+  entry_key(p->path, &p->sx, p->key);
+  p->fd = fd;
+}
+static void prep_task(int tid, size_t i, void *arg) {
+  (void)tid;
+  (void)arg;
+  prep_entry(contents[i], &preps[i]);
+}
+
+/* The content's place and block sizes from its entry, copied or to be copied at p->start. */
+static void take_entry(content_t *c, prep_t *p) {
+  c->start = p->start;
   c->bsizes = xmalloc(4 * c->nblocks + 4);
   c->sparse = 0;
   for (uint64_t b = 0; b < c->nblocks; b++) {
-    c->bsizes[b] = get_le32((uint8_t *)&sizes[b]);
+    c->bsizes[b] = get_le32((uint8_t *)&p->sizes[b]);
     if (c->bsizes[b] == 0) c->sparse += opt.block_size;
   }
-  free(sizes);
+}
+
+static void prep_done(prep_t *p) {
+  if (p->fd >= 0) close(p->fd);
+  p->fd = -1;
+  free(p->path);
+  free(p->sizes);
+  p->path = NULL;
+  p->sizes = NULL;
+}
+
+/* Checked entries (the memo holds the digest they were found to match), not changed since, are
+ * copied without being read here, several at once: each has its place reserved in the output
+ * (pending), and the copies run on every core when something else is to be written. */
+static size_t *pending, npending;
+
+static void copy_task(int tid, size_t k, void *arg) {
+  (void)tid;
+  (void)arg;
+  prep_t *p = &preps[pending[k]];
+  loff_t in = FILE_HDR, out = (loff_t)(opt.offset + p->start);
+  uint64_t left = p->datalen;
+  while (left) {
+    ssize_t r = copy_file_range(p->fd, &in, outfd, &out, left, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    left -= (uint64_t)r;
+  }
+  if (left) { /* another file system (EXDEV), or no copy_file_range: read and write */
+    uint8_t *chunk = xmalloc(1u << 20);
+    while (left) {
+      size_t n = (size_t)(left < (1u << 20) ? left : (1u << 20));
+      if (pread_full(p->fd, chunk, n, (uint64_t)in) != (ssize_t)n) break;
+      if (pwrite_full(outfd, chunk, n, (uint64_t)out) != 0) {
+        p->err = errno;
+        p->copied = -2;
+        free(chunk);
+        return;
+      }
+      in += (loff_t)n;
+      out += (loff_t)n;
+      left -= n;
+    }
+    free(chunk);
+  }
+  struct statx after;
+  p->copied = !left && fd_statx(p->fd, &after) == 0 && ts_ns(after.stx_ctime) == ts_ns(p->sx.stx_ctime) ? 1 : -1;
+}
+
+static int copy_entry_read(content_t *c, prep_t *p);
+
+/* Runs the pending copies. One that failed (another file system: read/write instead; or an entry
+ * written to while copied) rewinds the output to its place; it and the ones after it are written
+ * again one by one (an entry changed meanwhile is dropped and recomputed). */
+static void write_content(size_t i);
+static void flush_pending(void) {
+  if (!npending) return;
+  pool_run(copy_task, NULL, npending);
+  size_t n = npending, bad = n;
+  npending = 0;
+  for (size_t k = 0; k < n && bad == n; k++) {
+    if (preps[pending[k]].copied == -2) die("write %s: %s", opt.output, strerror(preps[pending[k]].err));
+    if (preps[pending[k]].copied < 0) bad = k;
+  }
+  for (size_t k = 0; k < bad; k++) prep_done(&preps[pending[k]]);
+  if (bad == n) {
+    writeback_kick(wpos);
+    return;
+  }
+  out_rewind(preps[pending[bad]].start);
+  for (size_t k = bad; k < n; k++) {
+    content_t *c = contents[pending[k]];
+    free(c->bsizes);
+    c->bsizes = NULL;
+    prog.reused -= c->nblocks * opt.block_size - c->sparse;
+    prog.bytes -= c->nblocks * opt.block_size;
+  }
+  size_t *redo = xmalloc((n - bad) * sizeof *redo);
+  memcpy(redo, pending + bad, (n - bad) * sizeof *redo);
+  for (size_t k = 0; k < n - bad; k++) {
+    prep_t *p = &preps[redo[k]];
+    if (p->copied < 0) {
+      /* Not from another file system: the entry changed (or failed to read) while copied. */
+      struct statx now;
+      if (fd_statx(p->fd, &now) != 0 || ts_ns(now.stx_ctime) != ts_ns(p->sx.stx_ctime)) {
+        close(p->fd);
+        p->fd = -1;
+        p->why = "changed while copied";
+      } else {
+        memset(p->key, 0, sizeof p->key); /* copied by reading it here (copy_entry_read) */
+      }
+    }
+    write_content(redo[k]);
+  }
+  free(redo);
+}
+
+/* The entry read and hashed on the way to the output (an entry not checked since its last
+ * change); 1 when it matched its digest, 0 when it did not (dropped; the output rewound). */
+static int copy_entry_read(content_t *c, prep_t *p) {
+  uint64_t start = wpos;
+  sha_t s;
+  sha_init(&s);
+  const char *why = NULL;
+  uint8_t *chunk = xmalloc(1u << 20);
+  for (uint64_t off = 0; off < p->datalen;) {
+    size_t n = (size_t)(p->datalen - off < (1u << 20) ? p->datalen - off : (1u << 20));
+    if (pread_full(p->fd, chunk, n, FILE_HDR + off) != (ssize_t)n) {
+      why = "read error";
+      break;
+    }
+    sha_update(&s, chunk, n);
+    out_write(chunk, n);
+    off += n;
+  }
+  free(chunk);
+  sha_update(&s, p->sizes, 4 * c->nblocks);
+  uint8_t d[32];
+  sha_final(&s, d);
+  if (!why && memcmp(d, p->hdr + 32, 32) != 0) why = "digest mismatch";
+  if (!why) entry_checked(p->fd, &p->sx, p->key, p->hdr + 32);
+  if (why) {
+    out_rewind(start);
+    close(p->fd);
+    p->fd = -1;
+    drop_damaged(p->path, why);
+    return 0;
+  }
+  p->start = start;
+  take_entry(c, p);
   return 1;
 }
 
@@ -1606,47 +1713,74 @@ static job_t *next_job(void) {
   return j;
 }
 
-static content_t **contents;
-static size_t ncontents;
+
+/* Content i of the data region: from its cache entry (reserved for a parallel copy when it is a
+ * checked one), else read and compressed. */
+static void write_content(size_t i) {
+  content_t *c = contents[i];
+  uint64_t bytes = c->nblocks * opt.block_size;
+  if (opt.cache) {
+    prep_t *p = &preps[i];
+    uint8_t known[32];
+    drain(); /* keep the output in order */
+    if (p->fd >= 0 && memo_get(p->key, known) && memcmp(known, p->hdr + 32, 32) == 0) {
+      out_flush(); /* what is buffered goes before the reserved place */
+      p->start = wpos;
+      take_entry(c, p);
+      wpos += p->datalen;
+      obuf_pos = wpos;
+      pending[npending++] = i;
+      prog.reused += bytes - c->sparse; /* zero blocks are neither compressed nor reused */
+      prog.bytes += bytes;
+      progress("data", 0);
+      return;
+    }
+    flush_pending();
+    int done = p->fd >= 0 && copy_entry_read(c, p);
+    if (p->why) drop_damaged(p->path, p->why);
+    prep_done(p);
+    if (done) {
+      prog.reused += bytes - c->sparse;
+      prog.bytes += bytes;
+      progress("data", 0);
+      return;
+    }
+  }
+  c->bsizes = xcalloc(c->nblocks, 4);
+  cache_file_begin(c);
+  int fd = open(c->src->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) die("open %s: %s", c->src->path, strerror(errno));
+  for (uint64_t b = 0; b < c->nblocks; b++) {
+    job_t *j = next_job();
+    j->c = c;
+    j->b = b;
+    j->len = opt.block_size;
+    int z = read_block(fd, c->src, b * opt.block_size, opt.block_size, j->in);
+    if (z < 0) die("%s changed while being read", c->src->path);
+    j->zero = z;
+    if (!z) prog.compressed += opt.block_size;
+    /* Per block, so that one big file shows progress too (at most every 200 ms). */
+    prog.bytes += opt.block_size;
+    progress("data", 0);
+  }
+  close(fd);
+}
 
 static void write_file_blocks(void) {
   progress("data", 1);
-  for (size_t i = 0; i < ncontents; i++) {
-    content_t *c = contents[i];
-    prog.files++;
-    if (!c->nblocks) {
-      progress("data", 0);
-      continue;
-    }
-    uint64_t bytes = c->nblocks * opt.block_size;
-    if (opt.cache) {
-      drain(); /* keep the output in order */
-      if (cache_copy_file(c)) {
-        prog.reused += bytes - c->sparse; /* zero blocks are neither compressed nor reused */
-        prog.bytes += bytes;
-        progress("data", 0);
-        continue;
-      }
-    }
-    c->bsizes = xcalloc(c->nblocks, 4);
-    cache_file_begin(c);
-    int fd = open(c->src->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) die("open %s: %s", c->src->path, strerror(errno));
-    for (uint64_t b = 0; b < c->nblocks; b++) {
-      job_t *j = next_job();
-      j->c = c;
-      j->b = b;
-      j->len = opt.block_size;
-      int z = read_block(fd, c->src, b * opt.block_size, opt.block_size, j->in);
-      if (z < 0) die("%s changed while being read", c->src->path);
-      j->zero = z;
-      if (!z) prog.compressed += opt.block_size;
-      /* Per block, so that one big file shows progress too (at most every 200 ms). */
-      prog.bytes += opt.block_size;
-      progress("data", 0);
-    }
-    close(fd);
+  if (opt.cache) {
+    preps = xcalloc(ncontents ? ncontents : 1, sizeof *preps);
+    pending = xcalloc(ncontents ? ncontents : 1, sizeof *pending);
+    pool_run(prep_task, NULL, ncontents);
   }
+  for (size_t i = 0; i < ncontents; i++) {
+    prog.files++;
+    if (contents[i]->nblocks) write_content(i);
+    else progress("data", 0);
+    /* Copies are batched up to 64 MiB, so the disk gets them while the rest is prepared. */
+    if (npending && wpos - preps[pending[0]].start >= (64u << 20)) flush_pending();
+  }
+  flush_pending();
   drain();
 }
 

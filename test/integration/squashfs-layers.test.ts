@@ -288,3 +288,29 @@ function randomLayers(root: string, seed: number): string[] {
   }
   return layers;
 }
+
+describe('orchestrator-mksquashfs: a block cache on another file system', () => {
+  it('copies its checked entries into an image on another file system (where copy_file_range cannot): the same bytes, nothing compressed again', () => {
+    const root = join(work, 'xfs');
+    const cache = join(root, 'cache');
+    mkdirSync(cache, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', cache]);
+    try {
+      const layers = ruleLayers(join(root, 'tree'), 'trusted.overlay.');
+      file(join(layers[3]!, 'big2'), seeded('big2', 400_000));
+      const args = (out: string): string[] => [...layerArgs(layers, '--stable-layer'), join(root, out), '--block-cache', cache];
+      write(args('1.sqfs'));
+      // The entries are checked (and remembered as such) by a write at least a second after they were made.
+      execFileSync('sleep', ['1.1']);
+      write(args('2.sqfs'));
+      const r = spawnSync(writerPath, [...args('3.sqfs'), '--progress-fd', '1', '--clamp', '2000000000'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { compressed: number; reused: number };
+      expect(last.compressed).toBe(0);
+      expect(last.reused).toBeGreaterThanOrEqual(3 * 131072);
+      expect(sha(join(root, '3.sqfs'))).toBe(sha(join(root, '1.sqfs')));
+    } finally {
+      execFileSync('umount', [cache]);
+    }
+  });
+});
