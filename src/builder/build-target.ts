@@ -508,13 +508,19 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
   const { request, ctx } = run;
   run.emit({ type: 'export-started', target: request.name });
   const t0 = Date.now();
-  const tmp = await ctx.store.makeTempDir('export');
-  run.temps.push(tmp);
+  // The scratch folder is made when first needed: our squashfs writer needs none.
+  const tmp = ctx.store.tempPath('export');
+  let made: Promise<void> | undefined;
+  const makeTmp = (): Promise<void> =>
+    (made ??= (async () => {
+      run.temps.push(tmp);
+      await mkdir(join(tmp, 'session'), { recursive: true });
+    })());
   const session = join(tmp, 'session');
-  await mkdir(session);
   const root = join(session, 'root');
-  const runInView: CommandRunner = (file, args, options = {}) =>
-    runStepSession({
+  const runInView: CommandRunner = async (file, args, options = {}) => {
+    await makeTmp();
+    return runStepSession({
       ops: [
         { op: 'session', target: session, data: 'size=1m,mode=0755' },
         { op: 'mkdir', path: root },
@@ -526,6 +532,7 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
       ...(options.onOutput ? { onOutput: (c: Buffer) => options.onOutput!(c, 'stdout') } : {}),
       signal: ctx.signal,
     });
+  };
   // Our squashfs writer merges the layers itself: it runs directly, its messages to the same log.
   const runLogged: CommandRunner = async (file, args, options = {}) => {
     const log = await open(join(ctx.logDir, 'export.log'), 'a');
@@ -578,7 +585,7 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
       };
       exported =
         request.format === 'sif'
-          ? await exportSifImage(run, image, { root, tmp, epoch, runInView: ours ? runLogged : runInView, squashfs })
+          ? await makeTmp().then(() => exportSifImage(run, image, { root, tmp, epoch, runInView: ours ? runLogged : runInView, squashfs }))
           : await exportSquashfs({ source: root, output: request.output, epoch, ...squashfs, run: ours ? runLogged : runInView, signal: ctx.signal });
       break;
     }
