@@ -1172,6 +1172,30 @@ static void memo_load(void) {
   free(p);
 }
 
+/* Writes b and its sha256 (the seal a reader checks) to final by temp + rename (its temp in
+ * open_temps[slot] meanwhile); frees b. A file that cannot be stored is a warning. */
+static void store_sealed(const char *final, buf_t *b, int slot) {
+  uint8_t d[32];
+  sha_once(b->p, b->len, d);
+  buf_put(b, d, 32);
+  int fd;
+  char *tmp = temp_for(final, &fd);
+  open_temps[slot] = tmp;
+  int bad = fd < 0;
+  if (!bad) {
+    bad |= pwrite_full(fd, b->p, b->len, 0) != 0;
+    bad |= close(fd) != 0;
+  }
+  if (bad || rename(tmp, final) != 0) {
+    cache_warn("cannot store", final);
+    unlink(tmp);
+  }
+  open_temps[slot] = NULL;
+  free(tmp);
+  free(b->p);
+  *b = (buf_t){0};
+}
+
 static int cmp_memo_used(const void *a, const void *b) {
   uint32_t x = ((const memo_rec_t *)a)->used, y = ((const memo_rec_t *)b)->used;
   return x > y ? -1 : x < y;
@@ -1194,24 +1218,7 @@ static void memo_save(void) {
     buf_put(&b, memo_recs[i].val, 32);
     buf_u32(&b, memo_recs[i].used);
   }
-  uint8_t d[32];
-  sha_once(b.p, b.len, d);
-  buf_put(&b, d, 32);
-  int fd;
-  char *tmp = temp_for(memo_path, &fd);
-  open_temps[2] = tmp;
-  int bad = fd < 0;
-  if (!bad) {
-    bad |= pwrite_full(fd, b.p, b.len, 0) != 0;
-    bad |= close(fd) != 0;
-  }
-  if (bad || rename(tmp, memo_path) != 0) {
-    cache_warn("cannot store", memo_path);
-    unlink(tmp);
-  }
-  open_temps[2] = NULL;
-  free(tmp);
-  free(b.p);
+  store_sealed(memo_path, &b, 2);
 }
 
 static void memo_key_for(node_t *n, const struct statx *sx) {
@@ -2431,26 +2438,8 @@ static void listing_save(size_t i, const node_t *root) {
   buf_u64(&b, 0);
   list_put(&b, root);
   put_le64(b.p + 8, b.len - 16);
-  uint8_t d[32];
-  sha_once(b.p, b.len, d);
-  buf_put(&b, d, 32);
-  char *final = layer_memo_path[i];
-  cache_mkdirs(final);
-  int fd;
-  char *tmp = temp_for(final, &fd);
-  open_temps[3] = tmp;
-  int bad = fd < 0;
-  if (!bad) {
-    bad |= pwrite_full(fd, b.p, b.len, 0) != 0;
-    bad |= close(fd) != 0;
-  }
-  if (bad || rename(tmp, final) != 0) {
-    cache_warn("cannot store", final);
-    unlink(tmp);
-  }
-  open_temps[3] = NULL;
-  free(tmp);
-  free(b.p);
+  cache_mkdirs(layer_memo_path[i]);
+  store_sealed(layer_memo_path[i], &b, 3);
 }
 
 static node_t **layer_roots;

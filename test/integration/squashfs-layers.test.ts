@@ -12,24 +12,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { squashfsWriterPath } from '../../src/image/squashfs-writer.js';
-import { seeded } from '../helpers/squashfs-tree.js';
+import { runWriter, seeded, type Written } from '../helpers/squashfs-tree.js';
 
 const writerPath = squashfsWriterPath();
 const sha = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
 
-interface Written {
-  readonly listed: number;
-  readonly hashed: number;
-  readonly stderr: string;
-}
-
-function write(args: readonly string[]): Written {
-  const r = spawnSync(writerPath, [...args, '--progress-fd', '1', '--clamp', '2000000000'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
-  expect(r.status, r.stderr).toBe(0);
-  const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { phase: string; listed: number; hashed: number };
-  expect(last.phase).toBe('done');
-  return { listed: last.listed, hashed: last.hashed, stderr: r.stderr };
-}
+const write = (args: readonly string[]): Written => runWriter([...args, '--clamp', '2000000000']);
 
 /** Writes the image of a read-only overlay of the layers (top first), mounted by the kernel. */
 function writeFromMount(layers: readonly string[], output: string, mountPoint: string, extra: readonly string[] = []): void {
