@@ -315,8 +315,11 @@ static size_t compress_block(int tid, const uint8_t *in, size_t n, uint8_t *out)
   }
 }
 
+/* The compressor library's version, as the cache keys hold it. Made once (on the main thread,
+ * before the workers start: they read it while making keys). */
 static const char *comp_version(void) {
   static char v[160];
+  if (v[0]) return v;
   switch (opt.comp) {
     case COMP_GZIP: snprintf(v, sizeof v, "libdeflate-%s", LIBDEFLATE_VERSION_STRING); break;
     case COMP_XZ: snprintf(v, sizeof v, "xz-%s", lzma_version_string()); break;
@@ -2613,6 +2616,7 @@ int main(int argc, char **argv) {
     if (!S_ISDIR(rst.st_mode)) die("%s: not a directory", dir);
   }
 
+  (void)comp_version();
   pool_start(opt.jobs);
   zctx = xcalloc((size_t)opt.jobs + 1, sizeof *zctx); /* workers, then the main thread */
   deflaters = xcalloc((size_t)opt.jobs + 1, sizeof *deflaters);
