@@ -17,23 +17,44 @@ export function parseIdMap(text: string): IdRange[] {
   return out;
 }
 
-let cached: boolean | undefined;
+/**
+ * Which user namespace a process runs in, by its uid map:
+ * - `initial`: the host's own (the one line `0 0 4294967295`); uid 0 there is real root;
+ * - `subuid`: a namespace that maps more than one id (0 -> the caller, 1..65536 -> a range of
+ *   /etc/subuid): a complete fake root, except that device nodes cannot be made;
+ * - `single-id`: a namespace that maps one id only (0 -> the caller): chown to any other id fails.
+ */
+export type NamespaceMapping = 'initial' | 'subuid' | 'single-id';
+
+/** The mapping a parsed uid map describes (parseIdMap). */
+export function idMapMapping(map: readonly IdRange[]): NamespaceMapping {
+  if (map.length === 1 && map[0]!.inside === 0 && map[0]!.outside === 0 && map[0]!.count === 4294967295) return 'initial';
+  return map.reduce((sum, r) => sum + r.count, 0) > 1 ? 'subuid' : 'single-id';
+}
+
+let own: NamespaceMapping | undefined;
+
+/**
+ * This process's mapping, read from /proc/self/uid_map once (a process does not change its user
+ * namespace); `initial` when it cannot be read (a kernel without user namespaces).
+ */
+export function ownNamespaceMapping(): NamespaceMapping {
+  if (own !== undefined) return own;
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/uid_map', 'utf8');
+  } catch {
+    return (own = 'initial');
+  }
+  return (own = idMapMapping(parseIdMap(text)));
+}
 
 /**
  * True when this process runs in a user namespace other than the initial one (a build without
  * root, src/runtime/user-namespace.ts): its uid map is not the one identity line over every id.
  */
 export function inChildUserNamespace(): boolean {
-  if (cached !== undefined) return cached;
-  let text: string;
-  try {
-    text = readFileSync('/proc/self/uid_map', 'utf8');
-  } catch {
-    return (cached = false);
-  }
-  const map = parseIdMap(text);
-  cached = !(map.length === 1 && map[0]!.inside === 0 && map[0]!.outside === 0 && map[0]!.count === 4294967295);
-  return cached;
+  return ownNamespaceMapping() !== 'initial';
 }
 
 /**
@@ -50,19 +71,9 @@ export function isOverlayXattr(name: string): boolean {
   return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
 }
 
-let single: boolean | undefined;
-
 /** True in a user namespace that maps one id only (single-id mode: 0 → the caller). */
 export function singleIdNamespace(): boolean {
-  if (single !== undefined) return single;
-  if (!inChildUserNamespace()) return (single = false);
-  try {
-    const map = parseIdMap(readFileSync('/proc/self/uid_map', 'utf8'));
-    single = map.length === 1 && map[0]!.count === 1;
-  } catch {
-    single = false;
-  }
-  return single;
+  return ownNamespaceMapping() === 'single-id';
 }
 
 /** The marker the build namespace's process gets (src/runtime/user-namespace.ts): `MODE:UID:GID` of the caller outside. */

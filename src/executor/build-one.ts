@@ -1,52 +1,17 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
-import type { SourceSpec } from '../builder/build-source.js';
+import { dirname, relative } from 'node:path';
 import type { BuildTargetResult } from '../builder/build-target.js';
-import type { SourceResolver } from '../builder/source-resolver.js';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { withFileSystemCause } from '../core/errno-failure.js';
 import { fail, ok, type Result } from '../core/result.js';
 import { changedWhileBuilding, targetFingerprint } from '../freshness/fingerprint.js';
-import { nameTable, ownValue } from '../core/name-table.js';
-import type { InputFilter } from '../freshness/input-filter.js';
+import { ownValue } from '../core/name-table.js';
 import { buildNeedsRoot } from '../builder/needs-root.js';
 import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
-import type { StatIndex } from '../freshness/stat-index.js';
-import type { Project, Target } from '../manifest/project.js';
+import type { Target } from '../manifest/project.js';
 import type { Recipe } from '../recipe/model.js';
-import type { Platform } from '../registry/media-types.js';
-import { formatPlatform } from '../registry/platform.js';
-import type { ProjectState } from '../state/project-state.js';
-import type { RemoteStepCache } from '../builder/remote-cache.js';
-import type { Store } from '../store/store.js';
-import type { LockPins } from './lock-pins.js';
+import { buildInputs, type BuildContext } from './build-inputs.js';
 import { outputIdentity, type TargetStatus } from './target-status.js';
-import type { UpEventListener } from './up-events.js';
-
-/** What building one target needs of the run it is part of. */
-export interface BuildContext {
-  readonly project: Project;
-  readonly state: ProjectState;
-  readonly index: StatIndex;
-  readonly pins: LockPins;
-  readonly platform: Platform;
-  readonly store: Store;
-  readonly toolVersion: string;
-  readonly noCache: boolean;
-  readonly noTest: boolean;
-  readonly epoch?: number;
-  readonly resolver: (target: string, targetOutputs: Record<string, string>) => Promise<SourceResolver>;
-  /** Steps being built now, shared by the run's targets (buildTarget). */
-  readonly inflight: Map<string, Promise<void>>;
-  /** Registries of the remote step cache (`--cache-from`, `--cache-to`, `cache.remote`). */
-  readonly remoteCache?: RemoteStepCache;
-  /** Digests remembered during the run (targetFingerprint). */
-  readonly memo: Map<string, Promise<string>>;
-  /** What is never read as an input: the state folder, the cache, every output; .orchestratorignore. */
-  readonly filter: InputFilter;
-  readonly emit: UpEventListener;
-  readonly signal: AbortSignal;
-}
 
 export interface BuiltOne {
   readonly stepsRun: number;
@@ -64,51 +29,23 @@ export async function buildOne(ctx: BuildContext, target: Target, recipe: Recipe
   // Never replace an image open in a writable shell (src/runtime/writable-lock.ts); --force neither.
   const holder = writableSessionHolder(target.output);
   if (holder) return fail(outputInUse(target.format === 'sandbox' ? 'sandbox' : 'image', `${relative(project.dir, target.output) || target.output}${target.format === 'sandbox' ? '/' : ''}`, holder, target.locations.output ?? target.locations.name));
-  const outputs = nameTable(project.targets.map((t) => [t.name, t.output] as const));
-  const res = await ctx.resolver(target.name, outputs);
-  let source: SourceSpec | undefined;
-  if (target.from) {
-    const s = await res.fromRef(target.from);
-    if (!s.ok) return s;
-    source = s.value;
-  }
+  const inputs = await buildInputs(ctx, target, recipe);
+  if (!inputs.ok) return inputs;
+  const { request, context, outputs } = inputs.value;
   await mkdir(dirname(target.output), { recursive: true });
   await mkdir(dirname(state.paths.pending(target.name)), { recursive: true });
   await writeFile(state.paths.pending(target.name), JSON.stringify({ output: target.output, pid: process.pid, started: new Date().toISOString() }) + '\n');
   const { buildTarget } = await import('../builder/build-target.js');
   const built = await buildTarget(
     {
-      name: target.name,
-      ...(source ? { source } : {}),
-      ...(recipe ? { recipe } : {}),
-      recipeDir: target.recipe ? dirname(target.recipe) : project.dir,
-      format: target.format,
-      output: target.output,
-      ...(target.size !== undefined ? { size: target.size } : {}),
-      ...(target.squashfs !== undefined ? { squashfs: target.squashfs } : {}),
-      runTest: target.test && !ctx.noTest,
-      noCache: ctx.noCache,
-      ...(ctx.epoch !== undefined ? { epoch: ctx.epoch } : {}),
+      ...request,
       // A clean sandbox from the last build is updated in place; a forced, hand-modified or
       // interrupted one is written again in full.
       ...(target.format === 'sandbox' && status.record?.lowers && !status.dirty && !status.interrupted && status.record.output === target.output
         ? { incremental: { previousLowers: status.record.lowers, journal: state.paths.journal(target.name) } }
         : {}),
-      filter: ctx.filter,
-      declaredInputs: target.inputs.map((p) => (p.startsWith('target:') ? (ownValue(outputs, p.slice('target:'.length)) ?? p) : join(project.dir, p))),
-      platform: formatPlatform(ctx.platform),
     },
-    {
-      store: ctx.store,
-      logDir: state.paths.logs(target.name),
-      index: ctx.index,
-      toolVersion: ctx.toolVersion,
-      resolveHeader: (stage, dir) => res.header(stage, dir),
-      onEvent: ctx.emit,
-      inflight: ctx.inflight,
-      ...(ctx.remoteCache ? { remoteCache: ctx.remoteCache } : {}),
-      signal: ctx.signal,
-    },
+    { ...context, inflight: ctx.inflight, ...(ctx.remoteCache ? { remoteCache: ctx.remoteCache } : {}) },
   );
   // Its output is new: what was remembered of it is not true any more.
   ctx.memo.delete(target.output);

@@ -19,7 +19,8 @@ import { ProjectState } from '../state/project-state.js';
 import { StateDir } from '../state/state-dir.js';
 import { IGNORE_FILE, InputFilter } from '../freshness/input-filter.js';
 import type { Store } from '../store/store.js';
-import { buildOne, type BuildContext } from './build-one.js';
+import type { BuildContext } from './build-inputs.js';
+import { buildOne } from './build-one.js';
 import { duePushes, pushTarget, type DuePush } from './push-outputs.js';
 import { probeOne } from './probe-one.js';
 import { LockPins } from './lock-pins.js';
@@ -74,7 +75,11 @@ export interface UpOptions {
   readonly probeRemote?: boolean;
 }
 
-type Outcome = 'ok' | 'failed' | 'skipped';
+/**
+ * What became of a target, for its dependents. `push-failed`: built and recorded (or fresh), but a
+ * push of it failed: the target fails, yet its output is there, so its dependents build from it.
+ */
+type Outcome = 'ok' | 'failed' | 'skipped' | 'push-failed';
 
 /** One `up` run while it runs: what was opened, the schedule, and the counts for the summary. */
 interface Run {
@@ -236,7 +241,7 @@ function sourceResolver(options: UpOptions, stateDir: StateDir, pins: LockPins, 
 async function runTarget(run: Run, name: string): Promise<Outcome> {
   const target = run.byName.get(name)!;
   const deps = await Promise.all(target.dependencies.map((d) => run.outcome.get(d) ?? Promise.resolve<Outcome>('ok')));
-  const badDep = target.dependencies.find((_, i) => deps[i] !== 'ok');
+  const badDep = target.dependencies.find((_, i) => deps[i] !== 'ok' && deps[i] !== 'push-failed');
   if (badDep !== undefined) return skip(run, name, `dependency ${badDep} did not build`);
   if (run.stopped || run.options.signal.aborted) return skip(run, name, run.options.signal.aborted ? 'interrupted' : 'an earlier target failed');
   try {
@@ -252,11 +257,12 @@ function skip(run: Run, name: string, because: string): Outcome {
   return 'skipped';
 }
 
-function failed(run: Run, name: string, e: Diagnostic, ms: number): Outcome {
+function failed(run: Run, name: string, e: Diagnostic, ms: number, outcome: 'failed' | 'push-failed' = 'failed'): Outcome {
   run.options.onEvent({ type: 'target-failed', target: name, error: e, ms });
   run.summary.failed++;
-  if (!run.options.keepGoing) run.stopped = true;
-  return 'failed';
+  // A failed push leaves its output built and recorded: the targets after it need not stop.
+  if (outcome === 'failed' && !run.options.keepGoing) run.stopped = true;
+  return outcome;
 }
 
 /** The boundary's catch: after Ctrl-C whatever was thrown is the interruption; else the target's failure (targetFailure). */
@@ -358,11 +364,12 @@ async function buildQueued(run: Run, target: Target, recipe: Recipe | undefined,
     const context = own ? { ...run.build, signal: AbortSignal.any([options.signal, own]) } : run.build;
     const r = await buildOne(context, target, recipe, status);
     if (!r.ok) return alone() ? stoppedAlone(run, target.name, Date.now() - t0) : failed(run, target.name, r.error, Date.now() - t0);
-    // Built and recorded; its push (when due) is part of the target: a failed one fails it.
+    // Built and recorded; its push (when due) is part of the target: a failed one fails it (its
+    // dependents still build: the output is there).
     const due = duePushes(target, run.build.state.get(target.name), r.value.key, options.push === true);
     if (due.length > 0) {
       const pushed = await pushTarget(pushContext(run, context.signal), target, due);
-      if (!pushed.ok) return alone() ? stoppedAlone(run, target.name, Date.now() - t0) : failed(run, target.name, pushed.error, Date.now() - t0);
+      if (!pushed.ok) return alone() ? stoppedAlone(run, target.name, Date.now() - t0) : failed(run, target.name, pushed.error, Date.now() - t0, 'push-failed');
       run.summary.pushed += pushed.value.pushed;
       run.summary.pushedBytes += pushed.value.bytesSent;
     }
@@ -388,7 +395,7 @@ async function pushFresh(run: Run, target: Target, due: readonly DuePush[]): Pro
   run.phase.set(target.name, 'push');
   try {
     const pushed = await pushTarget(pushContext(run, options.signal), target, due);
-    if (!pushed.ok) return failed(run, target.name, pushed.error, Date.now() - t0);
+    if (!pushed.ok) return failed(run, target.name, pushed.error, Date.now() - t0, 'push-failed');
     run.summary.pushed += pushed.value.pushed;
     run.summary.pushedBytes += pushed.value.bytesSent;
     options.onEvent({ type: 'target-fresh', target: target.name });

@@ -254,7 +254,11 @@ export async function writeSnapshotTar(options: SnapshotTarOptions): Promise<Res
   const pack = tar.pack();
   const raw = new Tap();
   const packed = new Tap();
-  const written = pipeline(pack, raw, z.value, packed, createWriteStream(output), signal ? { signal } : {});
+  const file = createWriteStream(output);
+  // The file is made by an open in the thread pool, which a failed pipeline does not wait for: it
+  // settles when it has counted its streams' ends, and the open may come after that.
+  const closed = new Promise<void>((resolve) => file.once('close', () => resolve()));
+  const written = pipeline(pack, raw, z.value, packed, file, signal ? { signal } : {});
   let entries = 0;
   try {
     entries = await packFolder(pack, folder, options.rootMtime, signal);
@@ -263,6 +267,9 @@ export async function writeSnapshotTar(options: SnapshotTarOptions): Promise<Res
   } catch (e) {
     pack.destroy();
     await written.catch(() => undefined);
+    // Removed once it is closed (opened first, then destroyed by the pipeline), else the open
+    // could make the file again after it was removed.
+    await closed;
     await rm(output, { force: true });
     if (signal?.aborted) return fail(error('interrupted', 'interrupted'));
     const why = e instanceof SnapshotTarError ? e.message : `${(e as { code?: string }).code ?? ''} ${e instanceof Error ? e.message : String(e)}`.trim();

@@ -1,10 +1,14 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { test } from 'vitest';
+import { makeBusyboxTree } from './busybox-image.js';
+import { Rig } from './rig.js';
 
 export const REGISTRY_BIN = '/usr/bin/docker-registry';
 
@@ -105,4 +109,35 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     throw e;
   }
   return { host: `127.0.0.1:${port}`, port, url, storage, stop };
+}
+
+/**
+ * The `it` of a test file that drives the CLI against the real registry. Each test may ask for:
+ * - `registry`: one docker-registry for the whole file, started when a test first asks for it;
+ * - `rig`: a fresh project (temp folder `prefix*`) with a busybox tree at `rootfs/`, removed after;
+ * - `env`: the CLI's environment for that project: its own cache and Docker config (no login of
+ *   the host's), `CI` unset (plain output is asked for by the test), and `extraEnv`.
+ */
+export function registryTest(prefix: string, extraEnv: NodeJS.ProcessEnv = {}) {
+  // vitest reads what a fixture needs from its first parameter, which must be a pattern: `{}`, nothing.
+  return test
+    // eslint-disable-next-line no-empty-pattern
+    .extend('registry', { scope: 'file' }, async ({}, { onCleanup }) => {
+      const registry = await startRegistry();
+      onCleanup(() => registry.stop());
+      return registry;
+    })
+    // eslint-disable-next-line no-empty-pattern
+    .extend('rig', async ({}, { onCleanup }) => {
+      const rig = await Rig.create(prefix);
+      onCleanup(() => rig.cleanup());
+      mkdirSync(rig.path('rootfs'));
+      makeBusyboxTree(rig.path('rootfs'));
+      return rig;
+    })
+    .extend('env', ({ rig }) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, ORCHESTRATOR_CACHE: rig.path('cache'), DOCKER_CONFIG: rig.path('docker'), ...extraEnv };
+      delete env['CI'];
+      return env;
+    });
 }

@@ -6,33 +6,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { sha256Digest } from '../../src/core/digest.js';
 import { parseReference } from '../../src/registry/reference.js';
-import { makeBusyboxTree } from '../helpers/busybox-image.js';
 import { snapshotTree } from '../helpers/layers.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { registryTest } from '../helpers/registry.js';
 import { pushBlob, pushManifest } from '../helpers/registry-push.js';
-import { Rig } from '../helpers/rig.js';
 
-let registry: TestRegistry;
-let rig: Rig;
-let env: NodeJS.ProcessEnv;
-
-beforeAll(async () => {
-  registry = await startRegistry();
-});
-afterAll(async () => {
-  await registry?.stop();
-});
-beforeEach(async () => {
-  rig = await Rig.create('orchestrator-oras-');
-  mkdirSync(rig.path('rootfs'));
-  makeBusyboxTree(rig.path('rootfs'));
-  env = { ...process.env, ORCHESTRATOR_CACHE: rig.path('cache'), DOCKER_CONFIG: rig.path('docker') };
-  delete env['CI'];
-});
-afterEach(() => rig.cleanup());
+const it = registryTest('orchestrator-oras-');
 
 const MANIFEST = [
   'version: 1',
@@ -68,7 +49,7 @@ async function putArtifact(ref: string, bytes: Uint8Array, layerType: string): P
 }
 
 describe('oras://', () => {
-  it('pushes a SIF target as Apptainer does, pulls it back byte for byte and pins the tag in orchestrator.lock', async () => {
+  it('pushes a SIF target as Apptainer does, pulls it back byte for byte and pins the tag in orchestrator.lock', async ({ rig, env, registry }) => {
     rig.write({ 'orchestrator.yaml': MANIFEST, 'app.def': '%post\n    echo hello > /hello.txt\n%runscript\n    cat /hello.txt\n' });
     const up = await rig.spawn(['up', 'box', '--progress', 'plain'], { env });
     expect(up.code).toBe(0);
@@ -109,7 +90,7 @@ describe('oras://', () => {
     expect(lock.images[`oras://${ref}`]?.digest).toBe(digest);
   });
 
-  it('builds from: oras:// and Bootstrap: oras into the SIF\'s tree, pinning the tag in orchestrator.lock', async () => {
+  it('builds from: oras:// and Bootstrap: oras into the SIF\'s tree, pinning the tag in orchestrator.lock', async ({ rig, env, registry }) => {
     rig.write({ 'orchestrator.yaml': MANIFEST, 'app.def': '%post\n    echo hello > /hello.txt\n' });
     expect((await rig.spawn(['up', 'box', '--progress', 'plain'], { env })).code).toBe(0);
     const ref = `${registry.host}/team/base:v1`;
@@ -175,7 +156,7 @@ describe('oras://', () => {
     expect(readFileSync(rig.path('consumer/orchestrator.lock'), 'utf8')).toBe(before);
   });
 
-  it('refuses a target that is not SIF, and a file that is not SIF, before sending anything', async () => {
+  it('refuses a target that is not SIF, and a file that is not SIF, before sending anything', async ({ rig, env, registry }) => {
     rig.write({ 'orchestrator.yaml': MANIFEST, 'app.def': '%post\n    true\n', 'notes.txt': 'not an image\n' });
     expect((await rig.spawn(['up', 'flat', '--progress', 'plain'], { env })).code).toBe(0);
     const target = await rig.spawn(['push', 'flat', `oras://${registry.host}/team/flat:v1`], { env });
@@ -192,7 +173,7 @@ describe('oras://', () => {
     expect(() => raw(`${registry.host}/team/flat:v1`)).toThrow();
   });
 
-  it('a Docker-typed layer, a non-SIF blob and a missing tag are each one clear error and leave no file', async () => {
+  it('a Docker-typed layer, a non-SIF blob and a missing tag are each one clear error and leave no file', async ({ rig, env, registry }) => {
     rig.write({ 'orchestrator.yaml': 'version: 1\ntargets: {}\n' });
     await putArtifact(`${registry.host}/bad/docker:v1`, new Uint8Array(Buffer.from('layer')), 'application/vnd.oci.image.layer.v1.tar+gzip');
     await putArtifact(`${registry.host}/bad/text:v1`, new Uint8Array(Buffer.from('this is not a SIF file\n')), 'application/vnd.sylabs.sif.layer.v1.sif');

@@ -7,31 +7,12 @@
  * its pulled blobs (mounted), and a step packed once is never packed again.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { makeBusyboxTree } from '../helpers/busybox-image.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect } from 'vitest';
 import { snapshotTree } from '../helpers/layers.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { Rig } from '../helpers/rig.js';
+import { registryTest } from '../helpers/registry.js';
 
-let registry: TestRegistry;
-let rig: Rig;
-let env: NodeJS.ProcessEnv;
-
-beforeAll(async () => {
-  registry = await startRegistry();
-});
-afterAll(async () => {
-  await registry?.stop();
-});
-beforeEach(async () => {
-  rig = await Rig.create('orchestrator-push-');
-  mkdirSync(rig.path('rootfs'));
-  makeBusyboxTree(rig.path('rootfs'));
-  env = { ...process.env, ORCHESTRATOR_CACHE: rig.path('cache'), DOCKER_CONFIG: rig.path('docker') };
-  delete env['CI'];
-});
-afterEach(() => rig.cleanup());
+const it = registryTest('orchestrator-push-');
 
 const recipe = (runscript: string): string =>
   [
@@ -56,7 +37,7 @@ const tree = (root: string) => {
 };
 
 describe('orchestrator push', () => {
-  it('publishes a target as one layer per step that skopeo, umoci and build read back as the same tree; an edit uploads one layer', async () => {
+  it('publishes a target as one layer per step that skopeo, umoci and build read back as the same tree; an edit uploads one layer', async ({ rig, env, registry }) => {
     rig.write({ 'orchestrator.yaml': 'version: 1\ntargets:\n  box:\n    from: ./rootfs\n    recipe: app.def\n    format: sandbox\n', 'app.def': recipe('echo hello') });
     const up = await rig.spawn(['up', '--progress', 'plain'], { env });
     expect(up.code).toBe(0);
@@ -104,7 +85,7 @@ describe('orchestrator push', () => {
     expect(second.stderr.match(/: already there/g)).toHaveLength(2);
   });
 
-  it('publishes an image file as one layer', async () => {
+  it('publishes an image file as one layer', async ({ rig, env, registry }) => {
     rig.write({ 'orchestrator.yaml': 'version: 1\ntargets:\n  img:\n    from: ./rootfs\n    recipe: app.def\n    format: squashfs\n', 'app.def': recipe('echo hello') });
     expect((await rig.spawn(['up', '--progress', 'plain'], { env })).code).toBe(0);
     const pushed = await rig.spawn(['push', rig.path('build/img.simg'), `docker://${registry.host}/team/img:v1`], { env });
@@ -116,7 +97,7 @@ describe('orchestrator push', () => {
     expect(tree(rig.path('bundle/rootfs'))).toEqual(tree(rig.path('unpacked')));
   });
 
-  it('publishes an ext3 image file (.img target) as one layer with the tree of the same recipe as a sandbox', async () => {
+  it('publishes an ext3 image file (.img target) as one layer with the tree of the same recipe as a sandbox', async ({ rig, env, registry }) => {
     rig.write({
       'orchestrator.yaml': 'version: 1\ntargets:\n  img:\n    from: ./rootfs\n    recipe: app.def\n    output: build/img.img\n  box:\n    from: ./rootfs\n    recipe: app.def\n    format: sandbox\n',
       'app.def': recipe('echo hello'),
@@ -134,7 +115,7 @@ describe('orchestrator push', () => {
     expect(got).toEqual(want);
   });
 
-  it('pushes a registry base layer as its stored blob (mounted on the same registry) and an unchanged step without packing it', async () => {
+  it('pushes a registry base layer as its stored blob (mounted on the same registry) and an unchanged step without packing it', async ({ rig, env, registry }) => {
     rig.write({ 'orchestrator.yaml': 'version: 1\ntargets:\n  base:\n    from: ./rootfs\n    recipe: app.def\n    format: sandbox\n', 'app.def': recipe('echo hello') });
     expect((await rig.spawn(['up', '--progress', 'plain'], { env })).code).toBe(0);
     expect((await rig.spawn(['push', 'base', `docker://${registry.host}/team/base:v1`], { env })).code).toBe(0);
@@ -175,7 +156,7 @@ describe('orchestrator push', () => {
     expect(tree(rig.path('bundle/rootfs'))).toEqual(tree(rig.path('build/app')));
   });
 
-  it('refuses a destination that is not docker:// or oras://', async () => {
+  it('refuses a destination that is not docker:// or oras://', async ({ rig, env }) => {
     const r = await rig.spawn(['push', rig.path('rootfs'), 'library://x/y:z'], { env });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("error: 'library://x/y:z' is not a registry reference");

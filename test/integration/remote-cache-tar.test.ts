@@ -4,11 +4,11 @@
  * symbolic links, long names, devices, fifos, and overlay's whiteouts and opaque folders in OCI
  * form. Reproducible: the same folder gives the same digests.
  */
-import { chmodSync, chownSync, linkSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import fs, { chmodSync, chownSync, linkSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import tar from 'tar-stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { writeSnapshotTar } from '../../src/layers/snapshot-tar.js';
 import { unpackLayer } from '../../src/layers/unpack-layer.js';
 import { nativeAddon } from '../../src/native/addon.js';
@@ -44,6 +44,15 @@ function makeUpper(root: string): void {
   addon.lsetxattr(join(root, 'etc/app/conf'), 'user.note', Buffer.from('kept ✓'));
   chmodSync(join(root, 'etc/app'), 0o750);
   for (const p of ['etc/app/conf', LONG, 'opt/replaced/new']) utimesSync(join(root, p), 1_600_000_000.25, 1_600_000_000.123456);
+}
+
+/** An upper folder with a file whose xattr value is not UTF-8 (which a layer cannot hold). */
+function badUpper(): string {
+  const upper = join(box.root, 'upper');
+  mkdirSync(upper);
+  writeFileSync(join(upper, 'bin'), 'x');
+  nativeAddon().lsetxattr(join(upper, 'bin'), 'user.raw', Buffer.from([0xff, 0x00, 0xfe]));
+  return upper;
 }
 
 describe('writeSnapshotTar', () => {
@@ -97,13 +106,37 @@ describe('writeSnapshotTar', () => {
   });
 
   it('refuses an xattr value it cannot store, and leaves no output', async () => {
-    const upper = join(box.root, 'upper');
-    mkdirSync(upper);
-    writeFileSync(join(upper, 'bin'), 'x');
-    nativeAddon().lsetxattr(join(upper, 'bin'), 'user.raw', Buffer.from([0xff, 0x00, 0xfe]));
+    const upper = badUpper();
     const out = join(box.root, 'bad.tar.gz');
     const r = await writeSnapshotTar({ folder: upper, output: out, compression: 'gzip' });
     expect(r.ok ? undefined : r.error.message).toBe(`cannot pack ${upper} as a layer: 'bin' has the extended attribute user.raw with a binary value, which this layer writer cannot store`);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('leaves no output when it fails before the output file is even open (a busy machine: the open comes late)', async () => {
+    const upper = badUpper();
+    const out = join(box.root, 'late.tar.gz');
+    // The output's open (by the file stream, in the thread pool) is held back for a while and
+    // then done for real; the failure is found first.
+    type Open = (...args: unknown[]) => void;
+    const realOpen = fs.open as unknown as Open;
+    let opened: Promise<void> | undefined;
+    const spy = vi.spyOn(fs, 'open').mockImplementation(((path: unknown, ...rest: unknown[]) => {
+      if (path !== out) return realOpen(path, ...rest);
+      const callback = rest.pop() as (e: Error | null, fd?: number) => void;
+      opened = new Promise<void>((resolve) => {
+        setTimeout(() => realOpen(path, ...rest, (e: Error | null, fd?: number) => (callback(e, fd), resolve())), 100);
+      });
+    }) as unknown as typeof fs.open);
+    let r;
+    try {
+      r = await writeSnapshotTar({ folder: upper, output: out, compression: 'gzip' });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(r.ok ? undefined : r.error.reason).toBe('layer-read-failed');
+    expect(opened).toBeDefined();
+    await opened;
     expect(existsSync(out)).toBe(false);
   });
 });

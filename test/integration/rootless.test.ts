@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,10 +102,47 @@ function envFor(rig: Rig, extra: Readonly<Record<string, string>> = {}): NodeJS.
   return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: rig.path('home'), NO_COLOR: '1', ...extra };
 }
 
+/** setpriv's arguments that run the built CLI with `argv` as `user`. */
+function asUserArgs(user: TestUser, argv: readonly string[]): string[] {
+  return [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', process.execPath, '--', BIN, ...argv];
+}
+
 /** The built CLI as `user` (setpriv), in the rig; the prefix runs first (as root). */
 function asUser(user: TestUser, rig: Rig, argv: readonly string[], extra: Readonly<Record<string, string>> = {}): Promise<Ran> {
-  const args = [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', process.execPath, '--', BIN, ...argv];
-  return run('setpriv', args, rig.dir, envFor(rig, extra));
+  return run('setpriv', asUserArgs(user, argv), rig.dir, envFor(rig, extra));
+}
+
+interface SlowBuild {
+  readonly project: Rig;
+  readonly child: ChildProcess;
+  /** What the CLI wrote to stdout so far. */
+  readonly stdout: () => string;
+  /** Its exit code, once it has closed. */
+  readonly closed: Promise<number | null>;
+}
+
+/**
+ * `up --progress plain` as `user`, not awaited, of a project whose %post says `sleeping-now` and
+ * sleeps for 300 s: resolves once the step has said it, or the CLI has ended before that (so that
+ * a test fails on what it shows instead of waiting for its timeout).
+ */
+async function startSlowPostAs(user: TestUser): Promise<SlowBuild> {
+  const project = await makeProject(user, {
+    'orchestrator.yaml': 'version: 1\ntargets:\n  slow:\n    from: ./rootfs\n    recipe: slow.def\n    format: sandbox\n',
+    'slow.def': '%post\n    echo sleeping-now\n    sleep 300\n',
+  });
+  const child = spawn('setpriv', asUserArgs(user, ['up', '--progress', 'plain']), { cwd: project.dir, env: envFor(project), stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stderr.resume();
+  const closed = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  let out = '';
+  await new Promise<void>((resolve) => {
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('| sleeping-now')) resolve();
+    });
+    void closed.then(() => resolve());
+  });
+  return { project, child, stdout: () => out, closed };
 }
 
 function run(cmd: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<Ran> {
@@ -227,28 +264,11 @@ describe('subuid mode (a /etc/subuid range)', () => {
   }, 240_000);
 
   it('SIGINT in the middle of %post leaves no mount, no temp folder and no process', async () => {
-    const slow = await makeProject(withRange, {
-      'orchestrator.yaml': 'version: 1\ntargets:\n  slow:\n    from: ./rootfs\n    recipe: slow.def\n    format: sandbox\n',
-      'slow.def': '%post\n    echo sleeping-now\n    sleep 300\n',
-    });
-    const args = [`--reuid=${withRange.uid}`, `--regid=${withRange.gid}`, '--clear-groups', process.execPath, '--', BIN, 'up', '--progress', 'plain'];
-    const child = spawn('setpriv', args, { cwd: slow.dir, env: envFor(slow), stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let sent = false;
-    const code = await new Promise<number | null>((resolve) => {
-      child.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        // Once: a second Ctrl-C means "exit now" (src/cli/main.ts).
-        if (!sent && out.includes('| sleeping-now')) {
-          sent = true;
-          child.kill('SIGINT');
-        }
-      });
-      child.stderr.resume();
-      child.on('close', (c) => resolve(c));
-    });
-    expect(out).toContain('| sleeping-now');
-    expect(code).toBe(130);
+    const { project: slow, child, stdout, closed } = await startSlowPostAs(withRange);
+    expect(stdout()).toContain('| sleeping-now');
+    // Once: a second Ctrl-C means "exit now" (src/cli/main.ts).
+    child.kill('SIGINT');
+    expect(await closed).toBe(130);
     // No mount anywhere under the project or its cache, on the host.
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(slow.dir);
     // No temp folder: the store's tmp/ is empty and no step folder is left in the project.
@@ -260,20 +280,8 @@ describe('subuid mode (a /etc/subuid range)', () => {
   }, 120_000);
 
   it('SIGKILL of the outer process (it can forward nothing): the command inside stops as on SIGTERM and cleans up', async () => {
-    const slow = await makeProject(withRange, {
-      'orchestrator.yaml': 'version: 1\ntargets:\n  slow:\n    from: ./rootfs\n    recipe: slow.def\n    format: sandbox\n',
-      'slow.def': '%post\n    echo sleeping-now\n    sleep 300\n',
-    });
-    const args = [`--reuid=${withRange.uid}`, `--regid=${withRange.gid}`, '--clear-groups', process.execPath, '--', BIN, 'up', '--progress', 'plain'];
-    const child = spawn('setpriv', args, { cwd: slow.dir, env: envFor(slow), stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    await new Promise<void>((resolve) => {
-      child.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        if (out.includes('| sleeping-now')) resolve();
-      });
-      child.stderr.resume();
-    });
+    const { project: slow, child, stdout } = await startSlowPostAs(withRange);
+    expect(stdout()).toContain('| sleeping-now');
     child.kill('SIGKILL');
     // The inner command notices within a second or so, then stops its step (SIGTERM, SIGKILL after a delay).
     for (let i = 0; i < 120 && processesOf(withRange.uid).length > 0; i++) await new Promise((r) => setTimeout(r, 250));

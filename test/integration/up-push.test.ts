@@ -2,34 +2,15 @@
  * `targets.NAME.push:` through the built CLI against the real docker-registry: `up` builds and
  * pushes (skopeo reads it back), a second `up` pushes nothing, a %runscript edit pushes again with
  * one new layer, `--push` forces a push, a registry that is down fails that target with one error
- * at its push entry while its output and record stay (and the next `up` pushes it), matrix tags are
- * filled, and a bad reference is one located error at validate.
+ * at its push entry while its output and record stay (its dependents build; the next `up` pushes
+ * it), matrix tags are filled, and a bad reference is one located error at validate.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { makeBusyboxTree } from '../helpers/busybox-image.js';
-import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { Rig } from '../helpers/rig.js';
+import { readFileSync, statSync } from 'node:fs';
+import { describe, expect } from 'vitest';
+import { freePort, registryTest } from '../helpers/registry.js';
 
-let registry: TestRegistry;
-let rig: Rig;
-let env: NodeJS.ProcessEnv;
-
-beforeAll(async () => {
-  registry = await startRegistry();
-});
-afterAll(async () => {
-  await registry?.stop();
-});
-beforeEach(async () => {
-  rig = await Rig.create('orchestrator-up-push-');
-  mkdirSync(rig.path('rootfs'));
-  makeBusyboxTree(rig.path('rootfs'));
-  env = { ...process.env, ORCHESTRATOR_CACHE: rig.path('cache'), DOCKER_CONFIG: rig.path('docker'), NO_COLOR: '1' };
-  delete env['CI'];
-});
-afterEach(() => rig.cleanup());
+const it = registryTest('orchestrator-up-push-', { NO_COLOR: '1' });
 
 const recipe = (runscript: string): string => ['%post', '    echo built > /built.txt', '%runscript', `    ${runscript}`, ''].join('\n');
 
@@ -54,7 +35,7 @@ const events = (stdout: string): JsonEvent[] =>
     .map((l) => JSON.parse(l) as JsonEvent);
 
 describe('up with push:', () => {
-  it('pushes after the build, not again when nothing changed, again after a %runscript edit (one new layer), and always with --push', async () => {
+  it('pushes after the build, not again when nothing changed, again after a %runscript edit (one new layer), and always with --push', async ({ rig, env, registry }) => {
     const ref = `${registry.host}/team/box:v1`;
     rig.write({ 'orchestrator.yaml': manifest(`docker://${ref}`), 'app.def': recipe('echo one') });
 
@@ -107,9 +88,11 @@ describe('up with push:', () => {
     expect(plain(forced.stdout)).toMatch(/^box: fresh$/m);
   }, 240_000);
 
-  it('fails the target with one error at its push entry when the registry is down, keeps output and record, and the next up pushes', async () => {
+  it('fails the target with one error at its push entry when the registry is down, keeps output and record, builds its dependents, and the next up pushes', async ({ rig, env, registry }) => {
     const down = `127.0.0.1:${await freePort()}`;
-    rig.write({ 'orchestrator.yaml': manifest(`docker://${down}/team/box:v1`), 'app.def': recipe('echo one') });
+    // A dependent of box, which needs box's output and not its push.
+    const withDependent = (push: string): string => `${manifest(push)}  on-top:\n    from: target:box\n    format: sandbox\n`;
+    rig.write({ 'orchestrator.yaml': withDependent(`docker://${down}/team/box:v1`), 'app.def': recipe('echo one') });
     const failed = await rig.spawn(['up', '--progress', 'plain'], { env });
     expect(failed.code).toBe(1);
     expect(plain(failed.stdout)).toMatch(/^box: FAILED$/m);
@@ -117,7 +100,11 @@ describe('up with push:', () => {
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(new RegExp(`^orchestrator\\.yaml:8:9: error: pushing box to docker://${down}/team/box:v1 failed: .*${down.replace(/\./g, '\\.')}`));
     expect(failed.stderr).toContain("the next 'orchestrator up' pushes it again");
-    expect(plain(failed.stdout)).toMatch(/built 0, fresh 0, failed 1, /);
+    // Its output is built: the dependent builds from it (not "skipped: dependency box did not build").
+    expect(plain(failed.stdout)).not.toContain('on-top: skipped');
+    expect(plain(failed.stdout)).toMatch(/^on-top: built in /m);
+    expect(readFileSync(rig.path('build/on-top/built.txt'), 'utf8')).toBe('built\n');
+    expect(plain(failed.stdout)).toMatch(/built 1, fresh 0, failed 1, skipped 0, /);
     // The output and its record are there; nothing is recorded as pushed.
     expect(statSync(rig.path('build/box.simg')).size).toBeGreaterThan(0);
     const state = JSON.parse(readFileSync(rig.path('.orchestrator/state.json'), 'utf8')) as { targets: { box: { key: string; pushed?: unknown } } };
@@ -126,19 +113,20 @@ describe('up with push:', () => {
 
     // The registry is back (the manifest now names the live one): the output is fresh, only the push is done.
     const ref = `${registry.host}/team/box-retry:v1`;
-    rig.write({ 'orchestrator.yaml': manifest(`docker://${ref}`) });
+    rig.write({ 'orchestrator.yaml': withDependent(`docker://${ref}`) });
     const plan = await rig.spawn(['plan'], { env });
     expect(plan.stdout).toContain('1. box: fresh\n');
+    expect(plan.stdout).toContain('2. on-top: fresh\n');
     expect(plan.stdout).toContain(`     push:    docker://${ref}: would push (not pushed there yet)\n`);
     const retry = await rig.spawn(['up', '--progress', 'plain'], { env });
     expect(retry.code).toBe(0);
     expect(plain(retry.stdout)).not.toContain('building');
     expect(plain(retry.stdout)).toContain(`box: pushing to ${ref} (not pushed there yet)\n`);
-    expect(plain(retry.stdout)).toMatch(/built 0, fresh 1, .*pushed 1 image/);
+    expect(plain(retry.stdout)).toMatch(/built 0, fresh 2, .*pushed 1 image/);
     expect(layersOf(ref)).toHaveLength(3);
   }, 240_000);
 
-  it('fills {{ KEY }} in the push tags of matrix variants', async () => {
+  it('fills {{ KEY }} in the push tags of matrix variants', async ({ rig, env, registry }) => {
     rig.write({
       'orchestrator.yaml': [
         'version: 1',
@@ -167,7 +155,7 @@ describe('up with push:', () => {
     expect(layersOf(`${registry.host}/team/box:b`)).toHaveLength(3);
   }, 240_000);
 
-  it('gives one located error for a push reference that is not docker:// or does not parse', async () => {
+  it('gives one located error for a push reference that is not docker:// or does not parse', async ({ rig, env }) => {
     rig.write({
       'orchestrator.yaml': [
         'version: 1',

@@ -12,7 +12,6 @@ import {
   withoutCredentials,
   type BootstrapMethod,
 } from '../../src/builder/debootstrap-source.js';
-import { parseUidMap } from '../../src/builder/namespace-mapping.js';
 import { hostAptMirror, hostAptSources, parseAptSources, pickMirror } from '../../src/builder/host-apt-mirror.js';
 import { parseRecipe } from '../../src/recipe/parse-recipe.js';
 import { formatDiagnostics } from '../../src/report/diagnostics.js';
@@ -140,14 +139,6 @@ describe('debootstrapKey', () => {
 });
 
 describe('the bootstrap method', () => {
-  it('reads the namespace mapping from a uid_map text', () => {
-    expect(parseUidMap('         0          0 4294967295\n')).toBe('initial');
-    expect(parseUidMap('         0       1000          1\n         1    4100000      65536\n')).toBe('subuid');
-    expect(parseUidMap('         0       1000          1\n')).toBe('single-id');
-    // Root of the host mapped to itself alone is a namespace too.
-    expect(parseUidMap('         0          0          1\n')).toBe('single-id');
-  });
-
   it('is the preferred tool as real root, mmdebstrap --mode=root with subuids, mmdebstrap --mode=fakechroot with one id', () => {
     expect(bootstrapMethod('debootstrap', 'initial')).toBe('debootstrap');
     expect(bootstrapMethod('mmdebstrap', 'initial')).toBe('mmdebstrap');
