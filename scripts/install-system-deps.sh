@@ -22,7 +22,7 @@ packages=(
   graphviz         # dot, to check `graph --format dot`
   build-essential  # the starter and the native addon
   attr             # getfattr/setfattr: the tests check xattrs survive exports
-  zlib1g-dev       # native/squashfs: gzip
+  libdeflate-dev   # native/squashfs: gzip (zlib streams by libdeflate, linked statically)
   liblzma-dev      # native/squashfs: xz
   libzstd-dev      # native/squashfs: zstd
   liblz4-dev       # native/squashfs: lz4

@@ -1,8 +1,8 @@
-import { chmod, chown, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { error, type Diagnostic } from '../core/diagnostic.js';
 import { fail, ok, type Result } from '../core/result.js';
-import type { CommandRunner } from '../core/run-command.js';
+import { runCommand, type CommandRunner } from '../core/run-command.js';
 import { unreachable } from '../core/unreachable.js';
 import type { InputFilter } from '../freshness/input-filter.js';
 import type { StatIndex } from '../freshness/stat-index.js';
@@ -26,6 +26,7 @@ import type { RemoteStepCache } from './remote-cache.js';
 import { claimStep, type StepClaim } from './step-claims.js';
 import { runStepSession } from './step-session.js';
 import { nameTable } from '../core/name-table.js';
+import { overlayXattrPrefix } from '../core/id-map.js';
 import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
 
 export type OutputFormat = 'sandbox' | 'ext3' | 'squashfs' | 'sif';
@@ -508,13 +509,19 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
   const { request, ctx } = run;
   run.emit({ type: 'export-started', target: request.name });
   const t0 = Date.now();
-  const tmp = await ctx.store.makeTempDir('export');
-  run.temps.push(tmp);
+  // The scratch folder is made when first needed: our squashfs writer needs none.
+  const tmp = ctx.store.tempPath('export');
+  let made: Promise<void> | undefined;
+  const makeTmp = (): Promise<void> =>
+    (made ??= (async () => {
+      run.temps.push(tmp);
+      await mkdir(join(tmp, 'session'), { recursive: true });
+    })());
   const session = join(tmp, 'session');
-  await mkdir(session);
   const root = join(session, 'root');
-  const runInView: CommandRunner = (file, args, options = {}) =>
-    runStepSession({
+  const runInView: CommandRunner = async (file, args, options = {}) => {
+    await makeTmp();
+    return runStepSession({
       ops: [
         { op: 'session', target: session, data: 'size=1m,mode=0755' },
         { op: 'mkdir', path: root },
@@ -526,6 +533,24 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
       ...(options.onOutput ? { onOutput: (c: Buffer) => options.onOutput!(c, 'stdout') } : {}),
       signal: ctx.signal,
     });
+  };
+  // Our squashfs writer merges the layers itself: it runs directly, its messages to the same log.
+  const runLogged: CommandRunner = async (file, args, options = {}) => {
+    const log = await open(join(ctx.logDir, 'export.log'), 'a');
+    const writes: Promise<unknown>[] = [];
+    try {
+      return await runCommand(file, args, {
+        ...options,
+        onOutput: (chunk, stream) => {
+          writes.push(log.write(chunk));
+          options.onOutput?.(chunk, stream);
+        },
+      });
+    } finally {
+      await Promise.allSettled(writes);
+      await log.close();
+    }
+  };
   // A writable session opened while the steps ran: its image is not replaced under it.
   const holder = writableSessionHolder(request.output);
   if (holder) return fail(outputInUse(request.format === 'sandbox' ? 'sandbox' : 'image', `${request.output}${request.format === 'sandbox' ? '/' : ''}`, holder));
@@ -545,7 +570,15 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
         compression: o.compression,
         ...(o.level !== undefined ? { level: o.level } : {}),
         blockSize: o.blockSize,
-        ...(ours ? { blockCache: ctx.store.blocksDir } : {}),
+        // Our writer merges the layers itself (no mount session) and remembers the listing of
+        // the store's, which never change under their path.
+        ...(ours
+          ? {
+              blockCache: ctx.store.blocksDir,
+              layers: image.lowers.map((path) => ({ path, stable: inStore(path, ctx.store.root) })),
+              overlayXattrs: overlayXattrPrefix() === 'user.overlay.' ? ('user' as const) : ('trusted' as const),
+            }
+          : {}),
         onProgress: (p: SquashfsProgress) => {
           last = p;
           run.emit({ type: 'export-progress', target: request.name, phase: p.phase, files: p.files, filesTotal: p.filesTotal, bytes: p.bytes, bytesTotal: p.bytesTotal, compressedBytes: p.compressed, reusedBytes: p.reused });
@@ -553,8 +586,8 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
       };
       exported =
         request.format === 'sif'
-          ? await exportSifImage(run, image, { root, tmp, epoch, runInView, squashfs })
-          : await exportSquashfs({ source: root, output: request.output, epoch, ...squashfs, run: runInView, signal: ctx.signal });
+          ? await makeTmp().then(() => exportSifImage(run, image, { root, tmp, epoch, runInView: ours ? runLogged : runInView, squashfs }))
+          : await exportSquashfs({ source: root, output: request.output, epoch, ...squashfs, run: ours ? runLogged : runInView, signal: ctx.signal });
       break;
     }
     case 'ext3':
@@ -606,6 +639,11 @@ function exportSifImage(
   });
 }
 
+/** Only the store's layers and snapshots never change under their path (not a local folder used as a source). */
+function inStore(path: string, storeRoot: string): boolean {
+  return path.startsWith(`${storeRoot}/`);
+}
+
 /**
  * Applies only the difference to a sandbox that holds the previous build, under a journal. Returns
  * undefined when that cannot be done (no output, a layer of the previous build is gone from the
@@ -621,8 +659,7 @@ async function updateSandbox(
   if (!(await isDir(output))) return undefined;
   // Only the store's layers and snapshots never change under a path; a local folder as a source
   // (a sandbox, another target's output) may have, so it always means a full copy.
-  const inStore = (p: string) => p.startsWith(`${storeRoot}/`);
-  if (!incremental.previousLowers.every(inStore) || !lowers.every(inStore)) return undefined;
+  if (!incremental.previousLowers.every((p) => inStore(p, storeRoot)) || !lowers.every((p) => inStore(p, storeRoot))) return undefined;
   for (const l of incremental.previousLowers) if (!(await isDir(l))) return undefined;
   await mkdir(join(incremental.journal, '..'), { recursive: true });
   await writeFile(incremental.journal, JSON.stringify({ output, lowers, started: new Date().toISOString() }) + '\n');

@@ -6,7 +6,7 @@ import { fail, ok, type Result } from '../core/result.js';
 import { runCommand, type CommandRunner } from '../core/run-command.js';
 import { unreachable } from '../core/unreachable.js';
 import { LAUNCH_HEADER, LAUNCH_HEADER_BYTES } from './launch-header.js';
-import { squashfsWriterArgv, squashfsWriterPath } from './squashfs-writer.js';
+import { squashfsWriterArgv, squashfsWriterPath, type SquashfsLayer } from './squashfs-writer.js';
 import { toolFailure } from './tool-failure.js';
 
 /** Which program writes the file system. */
@@ -15,6 +15,14 @@ export type SquashfsWriter = 'orchestrator' | 'mksquashfs';
 export interface ExportSquashfsOptions {
   /** The root folder to pack (a merged overlay view, a sandbox). */
   readonly source: string;
+  /**
+   * The orchestrator writer only: the layers (top first) whose overlay `source` shows. The writer
+   * merges them itself, as overlayfs does, so no mount is needed (run it directly), and the
+   * listing of a stable layer is remembered in the block cache. mksquashfs reads `source`.
+   */
+  readonly layers?: readonly SquashfsLayer[];
+  /** With `layers`: where they keep overlayfs's marks (`user` in a user namespace). */
+  readonly overlayXattrs?: 'trusted' | 'user';
   /** The `.simg` to write; replaced atomically. */
   readonly output: string;
   /**
@@ -136,6 +144,7 @@ function invocation(options: ExportSquashfsOptions, tmp: string): Result<Invocat
         // stdout: the writer prints nothing else there; a mount session hands both streams on.
         ...(options.onProgress ? { progressFd: 1 } : {}),
         ...(options.blockCache !== undefined ? { blockCache: options.blockCache } : {}),
+        ...(options.layers ? { layers: options.layers, overlayXattrs: options.overlayXattrs ?? 'trusted' } : {}),
       });
       return ok({ tool: 'orchestrator-mksquashfs', file, args, headerWritten: true });
     }

@@ -4,8 +4,20 @@ import { fileURLToPath } from 'node:url';
 export type SquashfsWriterCompression = 'gzip' | 'xz' | 'zstd' | 'lz4';
 
 /** What orchestrator-mksquashfs is asked to do (native/squashfs/README.md documents the options). */
+/** A layer of the tree to write (`--layer`, or `--stable-layer` for one that never changes under its path). */
+export interface SquashfsLayer {
+  readonly path: string;
+  /** Never changes under this path (the store's layers and snapshots): its listing is remembered in the block cache. */
+  readonly stable: boolean;
+}
+
 export interface SquashfsWriterRequest {
+  /** The root folder to write; ignored when `layers` are given. */
   readonly source: string;
+  /** Write the overlay of these folders (top first), merged by the writer as overlayfs merges lower layers. */
+  readonly layers?: readonly SquashfsLayer[];
+  /** Where the layers keep overlayfs's marks: `trusted.overlay.*` as root, `user.overlay.*` in a user namespace. */
+  readonly overlayXattrs?: 'trusted' | 'user';
   readonly output: string;
   /** Bytes left before the file system (the caller writes the launch line there). */
   readonly offset?: number;
@@ -33,10 +45,12 @@ export function squashfsWriterPath(): string {
 
 /** The argument vector for a request (every value its own element). */
 export function squashfsWriterArgv(request: SquashfsWriterRequest): string[] {
-  const argv = [request.source, request.output];
+  const argv = request.layers ? request.layers.flatMap((l) => [l.stable ? '--stable-layer' : '--layer', l.path]) : [request.source];
+  argv.push(request.output);
   const flag = (name: string, value: number | string | undefined): void => {
     if (value !== undefined) argv.push(`--${name}`, String(value));
   };
+  flag('overlay-xattrs', request.layers ? request.overlayXattrs : undefined);
   flag('offset', request.offset);
   flag('comp', request.compression);
   flag('level', request.level);

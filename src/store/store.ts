@@ -34,7 +34,7 @@ const KIND_DIRS: Readonly<Record<StoreEntryKind, string>> = {
 };
 
 /** The squashfs writer's block cache: `blocks/<part>/<xx>/<key>` (native/squashfs/README.md, Block cache). */
-const BLOCK_PARTS = ['files', 'fragments'] as const;
+const BLOCK_PARTS = ['files', 'fragments', 'listings'] as const;
 /**
  * The writer's temp names: `<entry>.tmp-XXXXXX` beside the entry (mkostemp), and the older
  * `<entry>.tmp-<pid>-<n>`. A temp's name says nothing about its process (a session's pid).

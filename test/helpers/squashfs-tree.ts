@@ -1,8 +1,30 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { expect } from 'vitest';
+import { squashfsWriterPath } from '../../src/image/squashfs-writer.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, chmodSync, readFileSync, closeSync, linkSync, lstatSync, mkdirSync, openSync, readSync, readdirSync, readlinkSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+
+/** What orchestrator-mksquashfs says in its last progress line, and its warnings. */
+export interface Written {
+  readonly compressed: number;
+  readonly reused: number;
+  /** Files read to get their content digest (the others came from the digest or listing memo). */
+  readonly hashed: number;
+  /** Entries stat'ed (the others came from listing memos). */
+  readonly listed: number;
+  readonly stderr: string;
+}
+
+/** Runs orchestrator-mksquashfs with args (expecting success); the last progress line says what it did. */
+export function runWriter(args: readonly string[]): Written {
+  const r = spawnSync(squashfsWriterPath(), [...args, '--progress-fd', '1'], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  expect(r.status, r.stderr).toBe(0);
+  const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { phase: string; compressed: number; reused: number; hashed: number; listed: number };
+  expect(last.phase).toBe('done');
+  return { compressed: last.compressed, reused: last.reused, hashed: last.hashed, listed: last.listed, stderr: r.stderr };
+}
 
 /** Random bytes from a seed (the same seed gives the same bytes: trees can be rebuilt exactly). */
 export function seeded(seed: string, length: number): Buffer {

@@ -7,28 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportSquashfs } from '../../src/image/export-squashfs.js';
 import { LAUNCH_HEADER } from '../../src/image/launch-header.js';
 import { squashfsWriterPath } from '../../src/image/squashfs-writer.js';
-import { describeTree, makeTree, seeded, withSquashfsMount } from '../helpers/squashfs-tree.js';
+import { describeTree, makeTree, runWriter, seeded, withSquashfsMount, type Written } from '../helpers/squashfs-tree.js';
 
 const BLOCK = 131072;
 const writerPath = squashfsWriterPath();
 const sha = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
 
-interface Written {
-  readonly compressed: number;
-  readonly reused: number;
-  /** Files read to get their content digest (the others came from the digest memo). */
-  readonly hashed: number;
-  readonly stderr: string;
-}
-
-/** Runs orchestrator-mksquashfs; the last progress line says what was compressed and reused. */
-function write(source: string, output: string, extra: readonly string[] = []): Written {
-  const r = spawnSync(writerPath, [source, output, '--progress-fd', '1', ...extra], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
-  expect(r.status, r.stderr).toBe(0);
-  const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { phase: string; compressed: number; reused: number; hashed: number };
-  expect(last.phase).toBe('done');
-  return { compressed: last.compressed, reused: last.reused, hashed: last.hashed, stderr: r.stderr };
-}
+/** Runs orchestrator-mksquashfs on SOURCE into OUTPUT. */
+const write = (source: string, output: string, extra: readonly string[] = []): Written => runWriter([source, output, ...extra]);
 
 /**
  * `unsquashfs -lls` of an image, one line per entry. A folder's size is the length of its encoded
@@ -348,7 +334,7 @@ describe('orchestrator-mksquashfs: the digest memo and checked entries', () => {
     expect(first.hashed).toBe(files);
     expect(existsSync(join(cache, 'digests'))).toBe(true);
     const second = write(src, join(work, 'memo-2.sqfs'), ['--block-cache', cache]);
-    expect(second).toEqual({ compressed: 0, reused: first.compressed, hashed: 0, stderr: '' });
+    expect(second).toEqual({ compressed: 0, reused: first.compressed, hashed: 0, listed: first.listed, stderr: '' });
     expect(sha(join(work, 'memo-2.sqfs'))).toBe(cold('memo-cold-1.sqfs'));
 
     // Same size, same mtime (touch -r), other bytes: only the ctime tells. Read again, recompressed.

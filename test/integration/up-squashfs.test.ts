@@ -178,7 +178,7 @@ targets:
     expect(sha256(image)).toBe(good);
   });
 
-  it('cache prune keeps the blocks the last export used, removes older ones and temps, and reports them', async () => {
+  it('cache prune keeps the blocks and listings the last export used, removes older ones and temps, and reports them', async () => {
     rig.write({ 'orchestrator.yaml': manifest(''), 'app.def': recipe('echo one') });
     expect((await rig.spawn(['up', '--progress', 'plain'], { env })).code).toBe(0);
     const used = blockFiles();
@@ -188,16 +188,22 @@ targets:
     copyFileSync(rig.path(join('cache/blocks', entry)), rig.path(join('cache/blocks', stale)));
     utimesSync(rig.path(join('cache/blocks', stale)), new Date('2020-01-01'), new Date('2020-01-01'));
     writeFileSync(rig.path(join('cache/blocks', `${entry}.tmp-a1B2c3`)), 'partial');
+    // The export remembered its stable layers' listings; an old one is pruned like an entry.
+    const listing = used.find((f) => f.startsWith('listings/'))!;
+    expect(listing).toBeDefined();
+    const staleListing = join(listing, '..', 'e'.repeat(64));
+    copyFileSync(rig.path(join('cache/blocks', listing)), rig.path(join('cache/blocks', staleListing)));
+    utimesSync(rig.path(join('cache/blocks', staleListing)), new Date('2020-01-01'), new Date('2020-01-01'));
 
     const ls = await rig.spawn(['cache', 'ls'], { env });
-    expect(ls.stdout).toMatch(new RegExp(`block\\s+\\(${used.length + 1} entries\\)`));
+    expect(ls.stdout).toMatch(new RegExp(`block\\s+\\(${used.length + 2} entries\\)`));
     const dry = JSON.parse((await rig.spawn(['cache', 'prune', '--dry-run', '--json'], { env })).stdout) as { blocks: { removed: number } };
-    expect(dry.blocks.removed).toBe(1);
+    expect(dry.blocks.removed).toBe(2);
     expect(blockFiles()).toContain(stale);
     const pruned = await rig.spawn(['cache', 'prune'], { env });
     expect(pruned.code).toBe(0);
     const size = statSync(rig.path(join('cache/blocks', entry))).size;
-    expect(pruned.stdout).toContain(`removed 1 block cache entries (`);
+    expect(pruned.stdout).toContain(`removed 2 block cache entries (`);
     expect(pruned.stdout).toContain('removed 1 block cache temps left by interrupted exports');
     expect(size).toBeGreaterThan(0);
     expect(blockFiles()).toEqual(used);

@@ -24,7 +24,7 @@ export interface ExportSifOptions {
   /** A folder for the intermediate squashfs (default: beside the output). */
   readonly tempDir?: string;
   /** How the squashfs partition is written: writer, compressor, level, block size, block cache, progress. */
-  readonly squashfs?: Pick<ExportSquashfsOptions, 'writer' | 'compression' | 'level' | 'blockSize' | 'blockCache' | 'onProgress'>;
+  readonly squashfs?: Pick<ExportSquashfsOptions, 'writer' | 'compression' | 'level' | 'blockSize' | 'blockCache' | 'onProgress' | 'layers' | 'overlayXattrs'>;
   /** Runs the tools (the build engine runs them inside a mount session). */
   readonly run?: CommandRunner;
   readonly signal?: AbortSignal;
