@@ -8,7 +8,7 @@ import { toolFailure } from '../image/tool-failure.js';
 import type { Store } from '../store/store.js';
 import type { SourceSpec } from './build-source.js';
 import { hostAptMirror } from './host-apt-mirror.js';
-import { namespaceMapping, type NamespaceMapping } from './namespace-mapping.js';
+import { ownNamespaceMapping, type NamespaceMapping } from '../core/id-map.js';
 import { runStepSession } from './step-session.js';
 
 /** Bump when what a debootstrap folder holds changes (other options, other clean-up). */
@@ -232,7 +232,7 @@ export async function debootstrapSource(request: DebootstrapRequest, options: De
     }
     mirror = host.uri;
   }
-  const method = bootstrapMethod(options.tool ?? preferredBootstrapTool(), options.mapping ?? (await namespaceMapping()));
+  const method = bootstrapMethod(options.tool ?? preferredBootstrapTool(), options.mapping ?? ownNamespaceMapping());
   const { key, hex } = debootstrapKey({ suite: request.suite, mirror, include: request.include, arch, method });
   const description = `debootstrap ${request.suite} (${arch}${key.include.length > 0 ? `, +${key.include.join(',')}` : ''})`;
   // The recorded key names the mirror without credentials; the digest covers the whole URL.
