@@ -12,7 +12,7 @@ export const NEW_DIR_MODE = 0o755;
  * overlayfs' own (`trusted.overlay.*`, which say how the lower layer is stacked, not what the
  * file is).
  */
-export function copyXattrs(from: string, to: string): void {
+export function copyXattrs(from: string, to: string, options: { readonly skipRefused?: boolean } = {}): void {
   const addon = nativeAddon();
   let names: string[];
   try {
@@ -23,7 +23,13 @@ export function copyXattrs(from: string, to: string): void {
   }
   for (const name of names) {
     if (isOverlayXattr(name)) continue;
-    addon.lsetxattr(to, name, addon.lgetxattr(from, name));
+    try {
+      addon.lsetxattr(to, name, addon.lgetxattr(from, name));
+    } catch (e) {
+      // skipRefused: one this namespace may not write (trusted.*, some security.*) is left out.
+      const refused = ['EPERM', 'EACCES', 'EINVAL', 'ENOTSUP'].some((code) => isErrno(e, code));
+      if (!options.skipRefused || !refused) throw e;
+    }
   }
 }
 

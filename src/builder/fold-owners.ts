@@ -6,10 +6,11 @@ import { fail, ok, type Result } from '../core/result.js';
 import { listTree, type ListedEntry } from '../freshness/tree-digest.js';
 import { isErrno, nativeAddon } from '../native/addon.js';
 import type { Store } from '../store/store.js';
-import { isOverlayXattr, singleIdNamespace } from '../core/id-map.js';
+import { singleIdNamespace } from '../core/id-map.js';
 import { lastLines, runCommand, type CommandOutcome } from '../core/run-command.js';
 import type { DetectedImage } from '../image/detect-image.js';
 import { restoreExt3Metadata } from '../image/ext3-metadata.js';
+import { copyXattrs } from './copy-up.js';
 
 /**
  * A local folder used as a source (`from: ./rootfs`, a sandbox) in single-id mode, where only id 0
@@ -100,37 +101,17 @@ function copyTree(from: string, to: string, entries: readonly ListedEntry[]): { 
     } else if (type === S_IFIFO) addon.mknod(dst, S_IFIFO | (e.st.mode & 0o7777), 0, 0);
     else continue; // a socket: nothing to keep
     chmodSync(dst, e.st.mode & 0o7777);
-    keepXattrs(src, dst);
+    copyXattrs(src, dst, { skipRefused: true });
     lutimesSync(dst, e.st.mtimeMs / 1000, e.st.mtimeMs / 1000);
   }
   // Folders last, deepest first, so that their times survive what was written into them.
   for (const e of dirs.reverse()) {
     const dst = join(to, e.rel);
     chmodSync(dst, e.st.mode & 0o7777);
-    keepXattrs(join(from, e.rel), dst);
+    copyXattrs(join(from, e.rel), dst, { skipRefused: true });
     lutimesSync(dst, e.st.mtimeMs / 1000, e.st.mtimeMs / 1000);
   }
   return { ownersFolded, devicesSkipped };
-}
-
-/** Extended attributes as copyXattrs copies them, less those this namespace may not write (trusted.*, some security.*). */
-function keepXattrs(from: string, to: string): void {
-  const addon = nativeAddon();
-  let names: string[];
-  try {
-    names = addon.llistxattr(from);
-  } catch (e) {
-    if (isErrno(e, 'ENOTSUP')) return;
-    throw e;
-  }
-  for (const name of names) {
-    if (isOverlayXattr(name)) continue;
-    try {
-      addon.lsetxattr(to, name, addon.lgetxattr(from, name));
-    } catch (e) {
-      if (!isErrno(e, 'EPERM') && !isErrno(e, 'EACCES') && !isErrno(e, 'EINVAL') && !isErrno(e, 'ENOTSUP')) throw e;
-    }
-  }
 }
 
 /** `rwsr-xr-t` (ls's nine mode letters) as mode bits. */

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 
 export interface TestUser {
   readonly name: string;
@@ -46,4 +46,23 @@ export function removeSubordinateIds(name: string, start: number, count = 65_536
   } catch {
     // the user is gone already
   }
+}
+
+/** What a process run by `runProcess` gave. */
+export interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs cmd (e.g. `setpriv` to act as a test user) in cwd with exactly env; resolves when it ends. */
+export function runProcess(cmd: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<Ran> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }

@@ -8,7 +8,7 @@ import { buildImage, busyboxLayer, pushImage, tarLayer } from '../helpers/images
 import { buildLayer } from '../helpers/layers.js';
 import { startRegistry } from '../helpers/registry.js';
 import { Rig } from '../helpers/rig.js';
-import { addSubordinateIds, createTestUser, removeSubordinateIds, type TestUser } from '../helpers/test-user.js';
+import { addSubordinateIds, createTestUser, removeSubordinateIds, runProcess, type Ran, type TestUser } from '../helpers/test-user.js';
 
 /**
  * Builds as users that are not root (src/runtime/user-namespace.ts): one user with /etc/subuid and
@@ -92,12 +92,6 @@ async function makeProject(user: { uid: number; gid: number }, files: Readonly<R
   return rig;
 }
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function envFor(rig: Rig, extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
   return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: rig.path('home'), NO_COLOR: '1', ...extra };
 }
@@ -109,7 +103,7 @@ function asUserArgs(user: TestUser, argv: readonly string[]): string[] {
 
 /** The built CLI as `user` (setpriv), in the rig; the prefix runs first (as root). */
 function asUser(user: TestUser, rig: Rig, argv: readonly string[], extra: Readonly<Record<string, string>> = {}): Promise<Ran> {
-  return run('setpriv', asUserArgs(user, argv), rig.dir, envFor(rig, extra));
+  return runProcess('setpriv', asUserArgs(user, argv), rig.dir, envFor(rig, extra));
 }
 
 interface SlowBuild {
@@ -143,17 +137,6 @@ async function startSlowPostAs(user: TestUser): Promise<SlowBuild> {
     void closed.then(() => resolve());
   });
   return { project, child, stdout: () => out, closed };
-}
-
-function run(cmd: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<Ran> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 function unsquashListing(image: string): string {
@@ -254,7 +237,7 @@ describe('subuid mode (a /etc/subuid range)', () => {
     const a = await asUser(withRange, mine, ['up', '--progress', 'plain'], epoch);
     expect(a.stderr).toBe('');
     expect(a.code).toBe(0);
-    const b = await run(process.execPath, ['--', BIN, 'up', '--progress', 'plain'], roots.dir, envFor(roots, epoch));
+    const b = await runProcess(process.execPath, ['--', BIN, 'up', '--progress', 'plain'], roots.dir, envFor(roots, epoch));
     expect(b.stderr).toBe('');
     expect(b.code).toBe(0);
     const x = readFileSync(mine.path('build/sq.simg'));
@@ -499,7 +482,7 @@ describe('no user namespaces', () => {
     writeFileSync(`/proc/${holder.pid}/uid_map`, '0 0 65536\n');
     writeFileSync(`/proc/${holder.pid}/gid_map`, '0 0 65536\n');
     const script = `echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv --reuid=${without.uid} --regid=${without.gid} --clear-groups "$0" -- "$1" up`;
-    const r = await run('nsenter', ['-t', String(holder.pid), '-U', '--preserve-credentials', '--', 'sh', '-c', script, process.execPath, BIN], rig.dir, envFor(rig));
+    const r = await runProcess('nsenter', ['-t', String(holder.pid), '-U', '--preserve-credentials', '--', 'sh', '-c', script, process.execPath, BIN], rig.dir, envFor(rig));
     holder.stdin.end('done\n');
     await holderClosed;
     const { stdout, stderr, code } = r;

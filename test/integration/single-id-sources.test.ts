@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { BIN } from '../helpers/cli.js';
 import { buildImage, busyboxLayer, pushImage, tarLayer } from '../helpers/images.js';
 import { startRegistry } from '../helpers/registry.js';
 import { Rig } from '../helpers/rig.js';
-import { addSubordinateIds, createTestUser, removeSubordinateIds, type TestUser } from '../helpers/test-user.js';
+import { addSubordinateIds, createTestUser, removeSubordinateIds, runProcess, type Ran, type TestUser } from '../helpers/test-user.js';
 
 /**
  * Sources other than registry images, built by a user without a /etc/subuid range (single-id mode,
@@ -35,12 +35,6 @@ afterAll(() => {
   ranged.remove();
 });
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function chownTree(dir: string, uid: number, gid: number): void {
   execFileSync('chown', ['-R', '-h', `${uid}:${gid}`, dir]);
 }
@@ -61,18 +55,7 @@ async function makeProject(files: Readonly<Record<string, string>>, owner: TestU
 /** The built CLI as `who` (setpriv; the single-id user by default), in the rig. */
 function asUser(rig: Rig, argv: readonly string[], who: TestUser = user): Promise<Ran> {
   const args = [`--reuid=${who.uid}`, `--regid=${who.gid}`, '--clear-groups', process.execPath, '--', BIN, ...argv];
-  return run('setpriv', args, rig.dir, { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: rig.path('home'), NO_COLOR: '1' });
-}
-
-function run(cmd: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv): Promise<Ran> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runProcess('setpriv', args, rig.dir, { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: rig.path('home'), NO_COLOR: '1' });
 }
 
 function warningsOf(r: Ran): string[] {
@@ -201,7 +184,7 @@ describe('single-id mode: oci-archive sources and pulled steps', () => {
       };
       // Root builds the step (owner 1000 kept) and pushes it.
       const root = await makeProject(files);
-      const pushed = await run(process.execPath, ['--', BIN, 'up', '--progress', 'plain', '--cache-to', `${registry.host}/tests/cache`], root.dir, {
+      const pushed = await runProcess(process.execPath, ['--', BIN, 'up', '--progress', 'plain', '--cache-to', `${registry.host}/tests/cache`], root.dir, {
         PATH: process.env['PATH'] ?? '/usr/bin:/bin',
         HOME: root.path('home'),
         ORCHESTRATOR_CACHE: root.path('cache'),
