@@ -442,7 +442,7 @@ struct node {
    * folder; the mtime before the clamp; from a listing memo; whether digest holds the content's. */
   const char *rel;
   uint32_t layer;
-  int opaque, listed, digest_known;
+  int opaque, listed, digest_known, ovl_refused;
   int64_t mtime_raw;
 };
 
@@ -524,6 +524,7 @@ static char *read_xattrs(node_t *node) {
         node->opaque = lgetxattr(path, k, v, sizeof v) == 1 && v[0] == 'y';
       } else if (!strcmp(mark, "redirect") || !strcmp(mark, "metacopy") || !strcmp(mark, "whiteout")) {
         if (asprintf(&err, "%s: overlay '%s' mark: not supported when merging layers (export the mounted view instead)", path, mark) < 0) err = xstrdup("overlay mark not supported");
+        node->ovl_refused = 1;
       }
       continue;
     }
@@ -747,6 +748,10 @@ static void nodes_push(nodes_t *ns, size_t *cap, node_t *n) {
 /* In walk order (a folder, then its entries by name, recursively): the errors, the ids, the xattr
  * sets, the hardlink groups, the name checks. */
 static void scan_finish(node_t *n) {
+  if (n->scan_error && n->ovl_refused) { /* exit status 3: the caller can write from the mounted view */
+    fprintf(stderr, PROG ": error: %s\n", n->scan_error);
+    exit(3);
+  }
   if (n->scan_error) die("%s", n->scan_error);
   if (n->xskip && !warned_xattr_ns++) warn("xattr %s of %s skipped: squashfs stores only user., trusted. and security.", n->xskip, n->path);
   free(n->xskip);

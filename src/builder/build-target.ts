@@ -584,10 +584,17 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
           run.emit({ type: 'export-progress', target: request.name, phase: p.phase, files: p.files, filesTotal: p.filesTotal, bytes: p.bytes, bytesTotal: p.bytesTotal, compressedBytes: p.compressed, reusedBytes: p.reused });
         },
       };
-      exported =
+      const write = (options: typeof squashfs, direct: boolean): Promise<Result<unknown, Diagnostic>> =>
         request.format === 'sif'
-          ? await makeTmp().then(() => exportSifImage(run, image, { root, tmp, epoch, runInView: ours ? runLogged : runInView, squashfs }))
-          : await exportSquashfs({ source: root, output: request.output, epoch, ...squashfs, run: ours ? runLogged : runInView, signal: ctx.signal });
+          ? makeTmp().then(() => exportSifImage(run, image, { root, tmp, epoch, runInView: direct ? runLogged : runInView, squashfs: options }))
+          : exportSquashfs({ source: root, output: request.output, epoch, ...options, run: direct ? runLogged : runInView, signal: ctx.signal });
+      exported = await write(squashfs, ours);
+      // Layers our writer cannot merge (overlayfs redirects or metacopy, which this tool's steps
+      // do not make): the same writer reads the mounted view instead.
+      if (!exported.ok && exported.error.reason === 'squashfs-layers-unmergeable') {
+        const { layers: _layers, overlayXattrs: _marks, ...viewOptions } = squashfs as typeof squashfs & { layers?: unknown; overlayXattrs?: unknown };
+        exported = await write(viewOptions, false);
+      }
       break;
     }
     case 'ext3':

@@ -138,6 +138,7 @@ export const REASONS = {
     'tool-failed',
     'tool-missing',
     'squashfs-writer-unsupported',
+    'squashfs-layers-unmergeable',
     'no-source',
     'files-source-missing',
     'files-destination-invalid',

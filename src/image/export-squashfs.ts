@@ -191,6 +191,16 @@ export async function exportSquashfs(options: ExportSquashfsOptions): Promise<Re
     });
     // The tail in a failure is the writer's messages, not its progress lines.
     const output = outcome.output.split('\n').filter((l) => parseSquashfsProgress(l) === undefined).join('\n');
+    if (options.layers && outcome.kind === 'exited' && outcome.code === 3) {
+      // Layers with overlayfs marks the writer does not merge (redirects, metacopy): the caller
+      // writes from a mount of them instead.
+      await rm(tmp, { force: true });
+      return fail(
+        error('squashfs-layers-unmergeable', `squashfs export of ${options.source}: the layers cannot be merged without a mount\n${output.trim()}`, {
+          hint: 'export the mounted view (no layers)',
+        }),
+      );
+    }
     const failure = toolFailure(tool, `squashfs export of ${options.source}`, { ...outcome, output });
     if (failure) {
       await rm(tmp, { force: true });

@@ -11,6 +11,7 @@ import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, r
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exportSquashfs } from '../../src/image/export-squashfs.js';
 import { squashfsWriterPath } from '../../src/image/squashfs-writer.js';
 import { runWriter, seeded, type Written } from '../helpers/squashfs-tree.js';
 
@@ -148,15 +149,19 @@ describe('orchestrator-mksquashfs --layer: the merge equals the kernel overlay',
     expect(execFileSync('unsquashfs', ['-lls', '-d', 'R', join(root, 'merged.sqfs')], { encoding: 'utf8' })).not.toMatch(/R\/d\/x/);
   });
 
-  it('refuses a layer with an overlay redirect (a view it cannot rebuild), naming the file', () => {
+  it('refuses a layer with an overlay redirect (a view it cannot rebuild), naming the file, with status 3', async () => {
     const root = join(work, 'redirect');
     file(join(root, 'l1/moved/f'), 'x\n');
     xattr(join(root, 'l1/moved'), 'trusted.overlay.redirect', '/orig');
     file(join(root, 'l2/orig/f'), 'y\n');
     const r = spawnSync(writerPath, [...layerArgs([join(root, 'l1'), join(root, 'l2')]), join(root, 'out.sqfs')], { encoding: 'utf8' });
-    expect(r.status).toBe(1);
+    expect(r.status).toBe(3);
     expect(r.stderr).toBe(`orchestrator-mksquashfs: error: ${join(root, 'l1/moved')}: overlay 'redirect' mark: not supported when merging layers (export the mounted view instead)\n`);
     expect(existsSync(join(root, 'out.sqfs'))).toBe(false);
+    // exportSquashfs says so with its own reason (the build then writes from the mounted view).
+    const exported = await exportSquashfs({ source: root, output: join(root, 'out.simg'), layers: [{ path: join(root, 'l1'), stable: false }, { path: join(root, 'l2'), stable: false }] });
+    expect(exported.ok ? undefined : exported.error.reason).toBe('squashfs-layers-unmergeable');
+    expect(readdirSync(root).filter((n) => n.includes('out'))).toEqual([]);
   });
 });
 

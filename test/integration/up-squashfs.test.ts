@@ -178,6 +178,18 @@ targets:
     expect(sha256(image)).toBe(good);
   });
 
+  it('layers our writer does not merge (an overlayfs redirect mark in the source): the same writer reads the mounted view instead', async () => {
+    mkdirSync(rig.path('rootfs/opt/moved'), { recursive: true });
+    writeFileSync(rig.path('rootfs/opt/moved/data'), 'kept\n');
+    execFileSync('setfattr', ['-n', 'trusted.overlay.redirect', '-v', 'elsewhere', rig.path('rootfs/opt/moved')]);
+    rig.write({ 'orchestrator.yaml': manifest(''), 'app.def': recipe('echo one') });
+    const r = await rig.spawn(['up', '--progress', 'plain'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(execFileSync('unsquashfs', ['-o', '31', '-cat', rig.path('dist/app.simg'), 'opt/moved/data'], { encoding: 'utf8' })).toBe('kept\n');
+    // The refusal is in the export's log, before the mounted view's write.
+    expect(readFileSync(rig.path('.orchestrator/logs/app/export.log'), 'utf8')).toContain("opt/moved: overlay 'redirect' mark: not supported when merging layers");
+  });
+
   it('cache prune keeps the blocks and listings the last export used, removes older ones and temps, and reports them', async () => {
     rig.write({ 'orchestrator.yaml': manifest(''), 'app.def': recipe('echo one') });
     expect((await rig.spawn(['up', '--progress', 'plain'], { env })).code).toBe(0);
