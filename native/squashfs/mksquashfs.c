@@ -1229,39 +1229,35 @@ static void memo_save(void) {
   store_sealed(memo_path, &b, 2);
 }
 
+/* A digest memo key: what k holds (its kind), then rel and the stat that identifies what was read
+ * there (inode, size, mtime, ctime, birth time); k is freed. */
+static void stat_key(buf_t *k, const char *rel, const struct statx *sx, uint8_t key[32]) {
+  buf_u32(k, (uint32_t)strlen(rel));
+  buf_put(k, rel, strlen(rel));
+  buf_u64(k, sx->stx_ino);
+  buf_u64(k, sx->stx_size);
+  buf_u64(k, (uint64_t)ts_ns(sx->stx_mtime));
+  buf_u64(k, (uint64_t)ts_ns(sx->stx_ctime));
+  buf_u64(k, sx->stx_mask & STATX_BTIME ? (uint64_t)ts_ns(sx->stx_btime) : 0);
+  sha_once(k->p, k->len, key);
+  free(k->p);
+}
+
 static void memo_key_for(node_t *n, const struct statx *sx) {
   n->src_ino = sx->stx_ino;
   n->ctime_ns = ts_ns(sx->stx_ctime);
   if (!opt.cache) return;
   buf_t k = {0};
-  const char *rel = n->rel;
   buf_put(&k, "osqfs-memo-file-1", 17);
   buf_u32(&k, opt.block_size);
-  buf_u32(&k, (uint32_t)strlen(rel));
-  buf_put(&k, rel, strlen(rel));
-  buf_u64(&k, sx->stx_ino);
-  buf_u64(&k, sx->stx_size);
-  buf_u64(&k, (uint64_t)ts_ns(sx->stx_mtime));
-  buf_u64(&k, (uint64_t)ts_ns(sx->stx_ctime));
-  buf_u64(&k, sx->stx_mask & STATX_BTIME ? (uint64_t)ts_ns(sx->stx_btime) : 0);
-  sha_once(k.p, k.len, n->mkey);
-  free(k.p);
+  stat_key(&k, n->rel, sx, n->mkey);
 }
 
 /* The memo key of a cache entry as it is now (open as fd, at path). */
 static void entry_key(const char *path, const struct statx *sx, uint8_t key[32]) {
   buf_t k = {0};
-  const char *rel = path + strlen(opt.cache);
   buf_put(&k, "osqfs-memo-entry-1", 18);
-  buf_u32(&k, (uint32_t)strlen(rel));
-  buf_put(&k, rel, strlen(rel));
-  buf_u64(&k, sx->stx_ino);
-  buf_u64(&k, sx->stx_size);
-  buf_u64(&k, (uint64_t)ts_ns(sx->stx_mtime));
-  buf_u64(&k, (uint64_t)ts_ns(sx->stx_ctime));
-  buf_u64(&k, sx->stx_mask & STATX_BTIME ? (uint64_t)ts_ns(sx->stx_btime) : 0);
-  sha_once(k.p, k.len, key);
-  free(k.p);
+  stat_key(&k, path + strlen(opt.cache), sx, key);
 }
 
 static int fd_statx(int fd, struct statx *sx) {
