@@ -1,4 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
+import { BIN } from './cli.js';
 
 export interface TestUser {
   readonly name: string;
@@ -38,6 +39,19 @@ export function addSubordinateIds(name: string, start: number, count = 65_536): 
   execFileSync('usermod', ['--add-subuids', range, '--add-subgids', range, name], { stdio: 'pipe' });
 }
 
+/** A test user with the subordinate ids START..START+65535 (subuid mode); `remove()` takes them back too. */
+export function createRangedTestUser(prefix: string, start: number): TestUser {
+  const made = createTestUser(prefix);
+  addSubordinateIds(made.name, start);
+  return {
+    ...made,
+    remove: () => {
+      removeSubordinateIds(made.name, start);
+      made.remove();
+    },
+  };
+}
+
 /** Takes the range back (before `remove()`; userdel alone leaves the lines). */
 export function removeSubordinateIds(name: string, start: number, count = 65_536): void {
   const range = `${start}-${start + count - 1}`;
@@ -65,4 +79,19 @@ export function runProcess(cmd: string, args: readonly string[], cwd: string, en
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** `chown -R -h UID:GID DIR`: a test tree handed to a test user (or back to root). */
+export function chownTree(dir: string, uid: number, gid: number): void {
+  execFileSync('chown', ['-R', '-h', `${uid}:${gid}`, dir]);
+}
+
+/** setpriv's arguments that run the built CLI with `argv` as `user`. */
+export function cliAsUserArgs(user: TestUser, argv: readonly string[]): string[] {
+  return [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', process.execPath, '--', BIN, ...argv];
+}
+
+/** The environment a test user's CLI runs with: a plain PATH, HOME, no colours, and `extra`. */
+export function userEnv(home: string, extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
+  return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: home, NO_COLOR: '1', ...extra };
 }

@@ -11,7 +11,7 @@ import { chownSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkS
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, REPO_ROOT, runCli } from '../helpers/cli.js';
-import { addSubordinateIds, createTestUser, removeSubordinateIds, type TestUser } from '../helpers/test-user.js';
+import { createRangedTestUser, createTestUser, type TestUser } from '../helpers/test-user.js';
 
 const DRIVER = join(REPO_ROOT, 'test/helpers/debootstrap-driver.mjs');
 /** A subuid range of this file's own (the first id of 65536). */
@@ -35,16 +35,14 @@ function bootstrapAs(user: TestUser, unshareArgs: readonly string[], storeName: 
 
 beforeAll(() => {
   work = mkdtempSync('/var/tmp/orch-userns-bootstrap-');
-  subUser = createTestUser('orchsub');
+  subUser = createRangedTestUser('orchsub', SUB);
   oneUser = createTestUser('orchone');
-  addSubordinateIds(subUser.name, SUB);
   // Both users may write the work folder (each has a store of its own in it).
   chownSync(work, 0, 0);
   execFileSync('chmod', ['1777', work]);
 });
 
 afterAll(() => {
-  removeSubordinateIds(subUser.name, SUB);
   rmSync(work, { recursive: true, force: true });
   subUser.remove();
   oneUser.remove();

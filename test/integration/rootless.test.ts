@@ -8,7 +8,7 @@ import { buildImage, busyboxLayer, pushImage, tarLayer } from '../helpers/images
 import { buildLayer } from '../helpers/layers.js';
 import { startRegistry } from '../helpers/registry.js';
 import { Rig } from '../helpers/rig.js';
-import { addSubordinateIds, createTestUser, removeSubordinateIds, runProcess, type Ran, type TestUser } from '../helpers/test-user.js';
+import { chownTree, cliAsUserArgs, createRangedTestUser, createTestUser, runProcess, userEnv, type Ran, type TestUser } from '../helpers/test-user.js';
 
 /**
  * Builds as users that are not root (src/runtime/user-namespace.ts): one user with /etc/subuid and
@@ -43,15 +43,6 @@ function processesOf(uid: number): string[] {
       }
     }
   return left;
-}
-
-function chownTree(dir: string, uid: number, gid: number): void {
-  chownSync(dir, uid, gid);
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) chownTree(p, uid, gid);
-    else execFileSync('chown', ['-h', `${uid}:${gid}`, p]);
-  }
 }
 
 const FULL_RECIPE = [
@@ -93,17 +84,12 @@ async function makeProject(user: { uid: number; gid: number }, files: Readonly<R
 }
 
 function envFor(rig: Rig, extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
-  return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: rig.path('home'), NO_COLOR: '1', ...extra };
-}
-
-/** setpriv's arguments that run the built CLI with `argv` as `user`. */
-function asUserArgs(user: TestUser, argv: readonly string[]): string[] {
-  return [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', process.execPath, '--', BIN, ...argv];
+  return userEnv(rig.path('home'), extra);
 }
 
 /** The built CLI as `user` (setpriv), in the rig; the prefix runs first (as root). */
 function asUser(user: TestUser, rig: Rig, argv: readonly string[], extra: Readonly<Record<string, string>> = {}): Promise<Ran> {
-  return runProcess('setpriv', asUserArgs(user, argv), rig.dir, envFor(rig, extra));
+  return runProcess('setpriv', cliAsUserArgs(user, argv), rig.dir, envFor(rig, extra));
 }
 
 interface SlowBuild {
@@ -125,7 +111,7 @@ async function startSlowPostAs(user: TestUser): Promise<SlowBuild> {
     'orchestrator.yaml': 'version: 1\ntargets:\n  slow:\n    from: ./rootfs\n    recipe: slow.def\n    format: sandbox\n',
     'slow.def': '%post\n    echo sleeping-now\n    sleep 300\n',
   });
-  const child = spawn('setpriv', asUserArgs(user, ['up', '--progress', 'plain']), { cwd: project.dir, env: envFor(project), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('setpriv', cliAsUserArgs(user, ['up', '--progress', 'plain']), { cwd: project.dir, env: envFor(project), stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr.resume();
   const closed = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
   let out = '';
@@ -149,13 +135,11 @@ function ext3Stat(image: string, path: string): string {
 }
 
 beforeAll(() => {
-  withRange = createTestUser('orchsu');
+  withRange = createRangedTestUser('orchsu', SUBSTART);
   without = createTestUser('orchsi');
-  addSubordinateIds(withRange.name, SUBSTART);
 });
 afterAll(() => {
   for (const r of rigs) r.cleanup();
-  removeSubordinateIds(withRange.name, SUBSTART);
   withRange.remove();
   without.remove();
 });

@@ -7,7 +7,7 @@ import { BIN } from '../helpers/cli.js';
 import { buildImage, busyboxLayer, pushImage, tarLayer } from '../helpers/images.js';
 import { startRegistry } from '../helpers/registry.js';
 import { Rig } from '../helpers/rig.js';
-import { addSubordinateIds, createTestUser, removeSubordinateIds, runProcess, type Ran, type TestUser } from '../helpers/test-user.js';
+import { chownTree, cliAsUserArgs, createRangedTestUser, createTestUser, runProcess, userEnv, type Ran, type TestUser } from '../helpers/test-user.js';
 
 /**
  * Sources other than registry images, built by a user without a /etc/subuid range (single-id mode,
@@ -25,19 +25,13 @@ const rigs: Rig[] = [];
 
 beforeAll(() => {
   user = createTestUser('orchsx');
-  ranged = createTestUser('orchsy');
-  addSubordinateIds(ranged.name, SUBSTART);
+  ranged = createRangedTestUser('orchsy', SUBSTART);
 });
 afterAll(() => {
   for (const r of rigs) r.cleanup();
   user.remove();
-  removeSubordinateIds(ranged.name, SUBSTART);
   ranged.remove();
 });
-
-function chownTree(dir: string, uid: number, gid: number): void {
-  execFileSync('chown', ['-R', '-h', `${uid}:${gid}`, dir]);
-}
 
 /** A project owned by `owner` (the single-id user by default): the busybox tree in ./rootfs, `files`, a HOME. */
 async function makeProject(files: Readonly<Record<string, string>>, owner: TestUser = user): Promise<Rig> {
@@ -54,8 +48,7 @@ async function makeProject(files: Readonly<Record<string, string>>, owner: TestU
 
 /** The built CLI as `who` (setpriv; the single-id user by default), in the rig. */
 function asUser(rig: Rig, argv: readonly string[], who: TestUser = user): Promise<Ran> {
-  const args = [`--reuid=${who.uid}`, `--regid=${who.gid}`, '--clear-groups', process.execPath, '--', BIN, ...argv];
-  return runProcess('setpriv', args, rig.dir, { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: rig.path('home'), NO_COLOR: '1' });
+  return runProcess('setpriv', cliAsUserArgs(who, argv), rig.dir, userEnv(rig.path('home')));
 }
 
 function warningsOf(r: Ran): string[] {
