@@ -594,8 +594,6 @@ static uint32_t clamp_time(int64_t t) {
   return (uint32_t)t;
 }
 
-static uint64_t scan_count;
-
 static int64_t ts_ns(struct statx_timestamp t) { return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec; }
 
 /* lstat through statx, which also gives the birth time (when the file system has one) and the
@@ -624,12 +622,6 @@ static void set_scan_error(node_t *n, const char *what, const char *path, int er
   if (asprintf(&n->scan_error, "%s %s: %s", what, path, strerror(err)) < 0) n->scan_error = xstrdup(what);
 }
 
-/* The listing, on every core: level by level, the folders of a level are read in parallel, then
- * all their entries are stat'ed (and their xattrs and link targets read) in parallel. Each task
- * writes only its own nodes. What depends on order (xattr set and id numbering, hardlink groups,
- * which error is reported) is done afterwards by scan_finish, in walk order: the result does not
- * depend on thread timing. On this tool's usual machines a system call costs microseconds, and the
- * listing is one per entry or more: spread over the cores it takes a fraction of the time. */
 static atomic_ullong listed_entries; /* entries stat'ed (the others: from listing memos) */
 
 static void stat_node(node_t *n) {
@@ -645,8 +637,6 @@ static void stat_node(node_t *n) {
   n->gid = st.st_gid;
   n->mtime_raw = st.st_mtim.tv_sec;
   n->mtime = clamp_time(st.st_mtim.tv_sec);
-  n->primary = n;
-  n->nlink = 1;
   n->dev = opt.nlayers ? n->layer : st.st_dev; /* layers: hardlinks are within one layer */
   n->sino = st.st_ino;
   n->st_nlink = st.st_nlink;
@@ -759,7 +749,6 @@ static void scan_finish(node_t *n) {
   n->xid = intern_xattrs(&n->xraw);
   n->primary = n;
   n->nlink = 1;
-  scan_count++;
   add_id(n->uid);
   add_id(n->gid);
   if (strlen(n->name) > 256) die("name too long for squashfs: %s", n->path);
@@ -783,7 +772,13 @@ static void scan_finish(node_t *n) {
   }
 }
 
-/* The tree at path, listed (scan_finish not run: a layer is merged first). */
+/* The tree at path, listed (scan_finish not run: a layer is merged first). On every core: level by
+ * level, the folders of a level are read in parallel, then all their entries are stat'ed (and
+ * their xattrs and link targets read) in parallel. Each task writes only its own nodes. What
+ * depends on order (xattr set and id numbering, hardlink groups, which error is reported) is done
+ * afterwards by scan_finish, in walk order: the result does not depend on thread timing. A system
+ * call costs microseconds, and the listing makes one per entry or more: spread over the cores it
+ * takes a fraction of the time. */
 static node_t *scan_tree(const char *path, uint32_t layer) {
   node_t *root = xcalloc(1, sizeof *root);
   root->name = xstrdup("");
@@ -1266,9 +1261,11 @@ static int fd_statx(int fd, struct statx *sx) {
 
 /* Copies len bytes at off of fd to the output at wpos: copy_file_range (the file system may share
  * or copy in the kernel), read/write where it cannot (another file system). -1 on a read error. */
-static int copy_range(int fd, uint64_t off, uint64_t len) {
-  out_flush();
-  loff_t in = (loff_t)off, out = (loff_t)(opt.offset + wpos);
+/* Copies len bytes at off of fd to the output's position pos (file system relative): copy_file_range
+ * (the file system may share or copy in the kernel), read/write where it cannot (another file
+ * system). 0 done; -1 a read failed; -2 a write failed (*err: its errno). Thread-safe. */
+static int copy_at(int fd, uint64_t off, uint64_t pos, uint64_t len, int *err) {
+  loff_t in = (loff_t)off, out = (loff_t)(opt.offset + pos);
   uint64_t left = len;
   while (left) {
     ssize_t r = copy_file_range(fd, &in, outfd, &out, left, 0);
@@ -1276,21 +1273,26 @@ static int copy_range(int fd, uint64_t off, uint64_t len) {
     if (r <= 0) break;
     left -= (uint64_t)r;
   }
-  if (left) {
-    uint8_t *chunk = xmalloc(1u << 20);
-    while (left) {
-      size_t n = (size_t)(left < (1u << 20) ? left : (1u << 20));
-      if (pread_full(fd, chunk, n, (uint64_t)in) != (ssize_t)n) {
-        free(chunk);
-        return -1;
-      }
-      if (pwrite_full(outfd, chunk, n, (uint64_t)out) != 0) die("write %s: %s", opt.output, strerror(errno));
-      in += (loff_t)n;
-      out += (loff_t)n;
-      left -= n;
-    }
-    free(chunk);
+  int result = 0;
+  uint8_t *chunk = left ? xmalloc(1u << 20) : NULL;
+  while (left && !result) {
+    size_t n = (size_t)(left < (1u << 20) ? left : (1u << 20));
+    if (pread_full(fd, chunk, n, (uint64_t)in) != (ssize_t)n) result = -1;
+    else if (pwrite_full(outfd, chunk, n, (uint64_t)out) != 0) *err = errno, result = -2;
+    in += (loff_t)n;
+    out += (loff_t)n;
+    left -= n;
   }
+  free(chunk);
+  return result;
+}
+
+/* Copies len bytes at off of fd to the output at wpos. -1 on a read error. */
+static int copy_range(int fd, uint64_t off, uint64_t len) {
+  out_flush();
+  int err = 0, r = copy_at(fd, off, wpos, len, &err);
+  if (r == -2) die("write %s: %s", opt.output, strerror(err));
+  if (r) return -1;
   wpos += len;
   obuf_pos = wpos;
   writeback_kick(wpos);
@@ -1401,40 +1403,17 @@ static void copy_task(int tid, size_t k, void *arg) {
   (void)tid;
   (void)arg;
   prep_t *p = &preps[pending[k]];
-  loff_t in = FILE_HDR, out = (loff_t)(opt.offset + p->start);
-  uint64_t left = p->datalen;
-  while (left) {
-    ssize_t r = copy_file_range(p->fd, &in, outfd, &out, left, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    left -= (uint64_t)r;
-  }
-  if (left) { /* another file system (EXDEV), or no copy_file_range: read and write */
-    uint8_t *chunk = xmalloc(1u << 20);
-    while (left) {
-      size_t n = (size_t)(left < (1u << 20) ? left : (1u << 20));
-      if (pread_full(p->fd, chunk, n, (uint64_t)in) != (ssize_t)n) break;
-      if (pwrite_full(outfd, chunk, n, (uint64_t)out) != 0) {
-        p->err = errno;
-        p->copied = -2;
-        free(chunk);
-        return;
-      }
-      in += (loff_t)n;
-      out += (loff_t)n;
-      left -= n;
-    }
-    free(chunk);
-  }
+  int r = copy_at(p->fd, FILE_HDR, p->start, p->datalen, &p->err);
   struct statx after;
-  p->copied = !left && fd_statx(p->fd, &after) == 0 && ts_ns(after.stx_ctime) == ts_ns(p->sx.stx_ctime) ? 1 : -1;
+  if (r == 0 && (fd_statx(p->fd, &after) != 0 || ts_ns(after.stx_ctime) != ts_ns(p->sx.stx_ctime))) p->why = "changed while copied";
+  p->copied = r == 0 && !p->why ? 1 : r == -2 ? -2 : -1;
 }
 
 static int copy_entry_read(content_t *c, prep_t *p);
 
-/* Runs the pending copies. One that failed (another file system: read/write instead; or an entry
- * written to while copied) rewinds the output to its place; it and the ones after it are written
- * again one by one (an entry changed meanwhile is dropped and recomputed). */
+/* Runs the pending copies. One that failed (a read error, or an entry written to while copied)
+ * rewinds the output to its place; it and the ones after it are written again one by one (an entry
+ * changed meanwhile is dropped and recomputed). */
 static void write_content(size_t i);
 static void flush_pending(void) {
   if (!npending) return;
@@ -1462,16 +1441,11 @@ static void flush_pending(void) {
   memcpy(redo, pending + bad, (n - bad) * sizeof *redo);
   for (size_t k = 0; k < n - bad; k++) {
     prep_t *p = &preps[redo[k]];
-    if (p->copied < 0) {
-      /* Not from another file system: the entry changed (or failed to read) while copied. */
-      struct statx now;
-      if (fd_statx(p->fd, &now) != 0 || ts_ns(now.stx_ctime) != ts_ns(p->sx.stx_ctime)) {
-        close(p->fd);
-        p->fd = -1;
-        p->why = "changed while copied";
-      } else {
-        memset(p->key, 0, sizeof p->key); /* copied by reading it here (copy_entry_read) */
-      }
+    if (p->why) { /* written to while copied: dropped, recomputed (write_content) */
+      close(p->fd);
+      p->fd = -1;
+    } else if (p->copied < 0) {
+      memset(p->key, 0, sizeof p->key); /* a read failed: copied again by reading it here, checked */
     }
     write_content(redo[k]);
   }
@@ -2378,8 +2352,6 @@ static node_t *list_get(reader_t *r, const node_t *parent, const char *root, uin
   n->dev = layer;
   n->layer = layer;
   n->listed = 1;
-  n->primary = n;
-  n->nlink = 1;
   if (parent) {
     size_t pl = strlen(parent->path);
     n->path = xmalloc(pl + strlen(n->name) + 2);
