@@ -9,7 +9,7 @@ import type { StatIndex } from '../freshness/stat-index.js';
 import { inputIdentity } from '../freshness/tree-digest.js';
 import { exportExt3 } from '../image/export-ext3.js';
 import { exportSandbox } from '../image/export-sandbox.js';
-import { exportSquashfs, type SquashfsProgress } from '../image/export-squashfs.js';
+import { exportSquashfs, type ExportSquashfsOptions, type SquashfsProgress } from '../image/export-squashfs.js';
 import { DEFAULT_SQUASHFS_OPTIONS, type SquashfsOptions } from '../manifest/squashfs-options.js';
 import { exportSif, type ExportSifOptions } from '../image/sif/export-sif.js';
 import type { Recipe, Stage } from '../recipe/model.js';
@@ -26,7 +26,7 @@ import type { RemoteStepCache } from './remote-cache.js';
 import { claimStep, type StepClaim } from './step-claims.js';
 import { runStepSession } from './step-session.js';
 import { nameTable } from '../core/name-table.js';
-import { overlayXattrPrefix } from '../core/id-map.js';
+import { inChildUserNamespace } from '../core/id-map.js';
 import { outputInUse, writableSessionHolder } from '../runtime/writable-lock.js';
 
 export type OutputFormat = 'sandbox' | 'ext3' | 'squashfs' | 'sif';
@@ -570,31 +570,27 @@ async function exportImage(run: BuildRun, image: BuiltStage, epoch: number): Pro
         compression: o.compression,
         ...(o.level !== undefined ? { level: o.level } : {}),
         blockSize: o.blockSize,
-        // Our writer merges the layers itself (no mount session) and remembers the listing of
-        // the store's, which never change under their path.
-        ...(ours
-          ? {
-              blockCache: ctx.store.blocksDir,
-              layers: image.lowers.map((path) => ({ path, stable: inStore(path, ctx.store.root) })),
-              overlayXattrs: overlayXattrPrefix() === 'user.overlay.' ? ('user' as const) : ('trusted' as const),
-            }
-          : {}),
+        ...(ours ? { blockCache: ctx.store.blocksDir } : {}),
         onProgress: (p: SquashfsProgress) => {
           last = p;
           run.emit({ type: 'export-progress', target: request.name, phase: p.phase, files: p.files, filesTotal: p.filesTotal, bytes: p.bytes, bytesTotal: p.bytesTotal, compressedBytes: p.compressed, reusedBytes: p.reused });
         },
       };
-      const write = (options: typeof squashfs, direct: boolean): Promise<Result<unknown, Diagnostic>> =>
+      // Our writer merges the layers itself, run directly (no mount session), and remembers the
+      // listing of the store's, which never change under their path. Without layers a writer
+      // reads the merged view mounted in a session.
+      type Layered = Pick<ExportSquashfsOptions, 'layers' | 'overlayXattrs'>;
+      const layered: Layered | undefined = ours
+        ? { layers: image.lowers.map((path) => ({ path, stable: inStore(path, ctx.store.root) })), overlayXattrs: inChildUserNamespace() ? 'user' : 'trusted' }
+        : undefined;
+      const write = (layers: Layered | undefined): Promise<Result<unknown, Diagnostic>> =>
         request.format === 'sif'
-          ? makeTmp().then(() => exportSifImage(run, image, { root, tmp, epoch, runInView: direct ? runLogged : runInView, squashfs: options }))
-          : exportSquashfs({ source: root, output: request.output, epoch, ...options, run: direct ? runLogged : runInView, signal: ctx.signal });
-      exported = await write(squashfs, ours);
+          ? makeTmp().then(() => exportSifImage(run, image, { root, tmp, epoch, runInView: layers ? runLogged : runInView, squashfs: { ...squashfs, ...layers } }))
+          : exportSquashfs({ source: root, output: request.output, epoch, ...squashfs, ...layers, run: layers ? runLogged : runInView, signal: ctx.signal });
+      exported = await write(layered);
       // Layers our writer cannot merge (overlayfs redirects or metacopy, which this tool's steps
       // do not make): the same writer reads the mounted view instead.
-      if (!exported.ok && exported.error.reason === 'squashfs-layers-unmergeable') {
-        const { layers: _layers, overlayXattrs: _marks, ...viewOptions } = squashfs as typeof squashfs & { layers?: unknown; overlayXattrs?: unknown };
-        exported = await write(viewOptions, false);
-      }
+      if (!exported.ok && exported.error.reason === 'squashfs-layers-unmergeable') exported = await write(undefined);
       break;
     }
     case 'ext3':

@@ -69,7 +69,7 @@ export async function restoreExt3Metadata(
         if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
       }
     }
-    if (!st.isSymbolicLink()) await chmod(path, Number.parseInt(m[1]!, 8) & 0o7777);
+    if (!st.isSymbolicLink()) await chmod(path, mode & 0o7777);
   }
   return ok({ ownersFolded, devicesSkipped });
 }
