@@ -41,6 +41,7 @@
 #include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/types.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -2430,8 +2431,7 @@ static node_t *scan_layers(void) {
     if (layer_memo_path[i]) layer_roots[i] = listing_load(i);
     layer_memo_loaded[i] = layer_roots[i] != NULL;
     if (!layer_roots[i]) layer_roots[i] = scan_tree(opt.layers[i], (uint32_t)i);
-    if (layer_roots[i]->scan_error) die("%s", layer_roots[i]->scan_error);
-    if (!S_ISDIR(layer_roots[i]->mode)) die("%s: not a directory", opt.layers[i]);
+    if (layer_roots[i]->scan_error) die("%s", layer_roots[i]->scan_error); /* main checked it is a folder */
   }
   node_t *root = merge_dirs(layer_roots, opt.nlayers);
   scan_finish(root);
@@ -2469,7 +2469,7 @@ static void usage(int code) {
   fprintf(code ? stderr : stdout,
           "usage: " PROG " SOURCE OUTPUT | [--layer|--stable-layer DIR]... OUTPUT [--overlay-xattrs trusted|user] [--offset N] [--comp gzip|xz|zstd|lz4] [--level N]\n"
           "         [--block-size N] [--jobs N] [--clamp EPOCH] [--mkfs-time T] [--block-cache DIR]\n"
-          "         [--progress-fd N] [--prefix TEXT]\n");
+          "         [--progress-fd N] [--prefix TEXT] [--die-with-parent yes]\n");
   exit(code);
 }
 
@@ -2526,6 +2526,16 @@ int main(int argc, char **argv) {
       else if (!strcmp(a, "--block-cache")) opt.cache = v;
       else if (!strcmp(a, "--progress-fd")) opt.progress_fd = (int)num(a, v, INT_MAX);
       else if (!strcmp(a, "--prefix")) opt.prefix = v;
+      else if (!strcmp(a, "--die-with-parent")) {
+        /* The caller's death (even SIGKILL) ends this write as a SIGTERM would (its cache temps
+         * removed): no writer outlives a killed build. */
+        if (strcmp(v, "yes") != 0) {
+          fprintf(stderr, PROG ": error: --die-with-parent: only 'yes'\n");
+          exit(2);
+        }
+        pid_t parent = getppid();
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) raise(SIGTERM);
+      }
       else if (!strcmp(a, "--layer") || !strcmp(a, "--stable-layer")) {
         opt.layers = xrealloc(opt.layers, (opt.nlayers + 1) * sizeof *opt.layers);
         opt.stable = xrealloc(opt.stable, (opt.nlayers + 1) * sizeof *opt.stable);

@@ -145,6 +145,8 @@ function invocation(options: ExportSquashfsOptions, tmp: string): Result<Invocat
         ...(options.onProgress ? { progressFd: 1 } : {}),
         ...(options.blockCache !== undefined ? { blockCache: options.blockCache } : {}),
         ...(options.layers ? { layers: options.layers, overlayXattrs: options.overlayXattrs ?? 'trusted' } : {}),
+        // Run directly (not in a mount session that takes it along): a killed build takes it too.
+        dieWithParent: true,
       });
       return ok({ tool: 'orchestrator-mksquashfs', file, args, headerWritten: true });
     }

@@ -33,6 +33,8 @@ export interface SquashfsWriterRequest {
   /** A folder of compressed blocks keyed by content (shared between builds, safe to share). */
   readonly blockCache?: string;
   readonly progressFd?: number;
+  /** The writer ends (as on SIGTERM) when its parent dies, even by SIGKILL. */
+  readonly dieWithParent?: boolean;
 }
 
 /**
@@ -61,5 +63,6 @@ export function squashfsWriterArgv(request: SquashfsWriterRequest): string[] {
   flag('block-cache', request.blockCache);
   flag('progress-fd', request.progressFd);
   flag('prefix', request.prefix);
+  flag('die-with-parent', request.dieWithParent ? 'yes' : undefined);
   return argv;
 }

@@ -224,6 +224,36 @@ targets:
     expect(exportDone(next.stdout).compressedBytes).toBe(0);
   });
 
+  it('a SIGKILLed up takes its squashfs writer with it (which then removes its cache temps), and the previous image stays', async () => {
+    rig.write({ 'orchestrator.yaml': manifest('{compression: xz, level: 9}'), 'app.def': recipe('echo one') });
+    expect((await rig.spawn(['up', '--progress', 'plain'], { env })).code).toBe(0);
+    const image = rig.path('dist/app.simg');
+    const before = sha256(image);
+    writeFileSync(rig.path('big.bin'), randomBytes(24 * 1024 * 1024));
+    rig.write({ 'app.def': recipe('echo two', 'big.bin /big.bin') });
+    const child = spawn(process.execPath, [BIN, 'up', '--progress', 'json'], { cwd: rig.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
+    let out = '';
+    await new Promise<void>((resolve) =>
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (/"type":"export-progress"[^\n]*"phase":"data"[^\n]*"compressedBytes":[1-9]/.test(out)) resolve();
+      }),
+    );
+    const writers = (): string[] =>
+      execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.includes('orchestrator-mksquashfs') && l.includes(rig.dir));
+    expect(writers()).toHaveLength(1);
+    child.kill('SIGKILL');
+    await exit;
+    // The writer gets SIGTERM from the kernel as its parent dies; it removes its temps and ends.
+    for (let i = 0; i < 100 && writers().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(writers()).toEqual([]);
+    expect(sha256(image)).toBe(before);
+    expect(blockFiles().filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
   it('an interrupted export (SIGINT) keeps the previous image and leaves no partial cache entry or temp', async () => {
     rig.write({ 'orchestrator.yaml': manifest('{compression: xz, level: 9}'), 'app.def': recipe('echo one') });
     expect((await rig.spawn(['up', '--progress', 'plain'], { env })).code).toBe(0);
