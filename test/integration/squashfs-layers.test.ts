@@ -206,6 +206,35 @@ describe('orchestrator-mksquashfs --stable-layer: the listing memo', () => {
     expect(sha(join(root, '3.sqfs'))).toBe(sha(join(root, '1.sqfs')));
   });
 
+  it('a truncated memo, and a forged one (a valid seal over entries that do not parse), are refused with a warning each; the image is the same', () => {
+    const root = join(work, 'memo-hostile');
+    const layers = ruleLayers(root, 'trusted.overlay.');
+    const cache = join(root, 'cache');
+    const args = (out: string): string[] => [...layerArgs(layers, '--stable-layer'), join(root, out), '--block-cache', cache];
+    write(args('1.sqfs'));
+    const memoOf = (): string => {
+      const sub = readdirSync(join(cache, 'listings')).sort()[0]!;
+      return join(cache, 'listings', sub, readdirSync(join(cache, 'listings', sub)).sort()[0]!);
+    };
+    const memo = memoOf();
+    writeFileSync(memo, readFileSync(memo).subarray(0, 10));
+    const truncated = write(args('2.sqfs'));
+    expect(truncated.stderr).toContain(`warning: block cache: damaged listing memo ${memo} (bad size): ignored, the layer is listed again`);
+    expect(sha(join(root, '2.sqfs'))).toBe(sha(join(root, '1.sqfs')));
+    // Forged: magic, length, a root folder claiming 2^32-1 entries (stat fields, flags, empty name,
+    // target, xattrs and skipped name, then the count), and a correct seal.
+    const body = Buffer.alloc(48 + 1 + 2 + 4 + 4 + 2 + 4);
+    body.writeUInt32LE(0o40755, 0);
+    body.writeUInt32LE(0xffffffff, body.length - 4);
+    const head = Buffer.concat([Buffer.from('OSQFL1\0\0', 'latin1'), Buffer.alloc(8)]);
+    head.writeBigUInt64LE(BigInt(body.length), 8);
+    const unsealed = Buffer.concat([head, body]);
+    writeFileSync(memoOf(), Buffer.concat([unsealed, createHash('sha256').update(unsealed).digest()]));
+    const forged = write(args('3.sqfs'));
+    expect(forged.stderr).toContain('(bad entries): ignored, the layer is listed again');
+    expect(sha(join(root, '3.sqfs'))).toBe(sha(join(root, '1.sqfs')));
+  });
+
   it('a file hidden when the memo was written and visible now (its layer above removed) is read, and correct', () => {
     const root = join(work, 'memo-hidden');
     const [l0, l1, l2, l3] = ruleLayers(root, 'trusted.overlay.');
