@@ -149,6 +149,23 @@ describe('orchestrator-mksquashfs --layer: the merge equals the kernel overlay',
     expect(execFileSync('unsquashfs', ['-lls', '-d', 'R', join(root, 'merged.sqfs')], { encoding: 'utf8' })).not.toMatch(/R\/d\/x/);
   });
 
+  it('bad arguments: a missing layer, a layer that is a file, a bad --overlay-xattrs, a SOURCE beside layers; nothing written', () => {
+    const root = join(work, 'bad-args');
+    file(join(root, 'l/f'), 'x\n');
+    const out = join(root, 'out.sqfs');
+    const run = (args: readonly string[]) => spawnSync(writerPath, args, { encoding: 'utf8' });
+    let r = run(['--layer', join(root, 'l'), '--layer', join(root, 'missing'), out]);
+    expect([r.status, r.stderr]).toEqual([1, `orchestrator-mksquashfs: error: ${join(root, 'missing')}: No such file or directory\n`]);
+    r = run(['--layer', join(root, 'l/f'), out]);
+    expect([r.status, r.stderr]).toEqual([1, `orchestrator-mksquashfs: error: ${join(root, 'l/f')}: not a directory\n`]);
+    r = run(['--layer', join(root, 'l'), '--overlay-xattrs', 'system', out]);
+    expect([r.status, r.stderr]).toEqual([2, "orchestrator-mksquashfs: error: --overlay-xattrs: 'trusted' or 'user', not 'system'\n"]);
+    r = run(['--layer', join(root, 'l'), join(root, 'l'), out]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^usage: orchestrator-mksquashfs /);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('refuses a layer with an overlay redirect (a view it cannot rebuild), naming the file, with status 3', async () => {
     const root = join(work, 'redirect');
     file(join(root, 'l1/moved/f'), 'x\n');
