@@ -1,4 +1,4 @@
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,6 +44,30 @@ targets:
     output: ${output}
 ${squashfs ? `    squashfs: ${squashfs}\n` : ''}`;
 const recipe = (runscript: string, files = '') => `${files ? `%files\n    ${files}\n` : ''}%runscript\n    ${runscript}\n`;
+
+/**
+ * After a first build, an export that is slow to compress (24 MiB of random data with xz -9) is
+ * started and awaited until it is in the middle of big.bin, the one content not in the cache, whose
+ * entry's temp is then open. The image as the first build left it, and its sha256.
+ */
+async function startSlowExport(): Promise<{ image: string; before: string; child: ChildProcess; exit: Promise<number | null> }> {
+  rig.write({ 'orchestrator.yaml': manifest('{compression: xz, level: 9}'), 'app.def': recipe('echo one') });
+  expect((await rig.spawn(['up', '--progress', 'plain'], { env })).code).toBe(0);
+  const image = rig.path('dist/app.simg');
+  const before = sha256(image);
+  writeFileSync(rig.path('big.bin'), randomBytes(24 * 1024 * 1024));
+  rig.write({ 'app.def': recipe('echo two', 'big.bin /big.bin') });
+  const child = spawn(process.execPath, [BIN, 'up', '--progress', 'json'], { cwd: rig.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
+  let out = '';
+  await new Promise<void>((resolve) =>
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (/"type":"export-progress"[^\n]*"phase":"data"[^\n]*"compressedBytes":[1-9]/.test(out)) resolve();
+    }),
+  );
+  return { image, before, child, exit };
+}
 
 /** Every file under the cache's blocks/ folder, relative to it. */
 function blockFiles(): string[] {
@@ -225,21 +249,7 @@ targets:
   });
 
   it('a SIGKILLed up takes its squashfs writer with it (which then removes its cache temps), and the previous image stays', async () => {
-    rig.write({ 'orchestrator.yaml': manifest('{compression: xz, level: 9}'), 'app.def': recipe('echo one') });
-    expect((await rig.spawn(['up', '--progress', 'plain'], { env })).code).toBe(0);
-    const image = rig.path('dist/app.simg');
-    const before = sha256(image);
-    writeFileSync(rig.path('big.bin'), randomBytes(24 * 1024 * 1024));
-    rig.write({ 'app.def': recipe('echo two', 'big.bin /big.bin') });
-    const child = spawn(process.execPath, [BIN, 'up', '--progress', 'json'], { cwd: rig.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
-    let out = '';
-    await new Promise<void>((resolve) =>
-      child.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        if (/"type":"export-progress"[^\n]*"phase":"data"[^\n]*"compressedBytes":[1-9]/.test(out)) resolve();
-      }),
-    );
+    const { image, before, child, exit } = await startSlowExport();
     const writers = (): string[] =>
       execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
         .split('\n')
@@ -255,23 +265,7 @@ targets:
   });
 
   it('an interrupted export (SIGINT) keeps the previous image and leaves no partial cache entry or temp', async () => {
-    rig.write({ 'orchestrator.yaml': manifest('{compression: xz, level: 9}'), 'app.def': recipe('echo one') });
-    expect((await rig.spawn(['up', '--progress', 'plain'], { env })).code).toBe(0);
-    const image = rig.path('dist/app.simg');
-    const before = sha256(image);
-    // Slow to compress: incompressible data with xz -9.
-    writeFileSync(rig.path('big.bin'), randomBytes(24 * 1024 * 1024));
-    rig.write({ 'app.def': recipe('echo two', 'big.bin /big.bin') });
-    const child = spawn(process.execPath, [BIN, 'up', '--progress', 'json'], { cwd: rig.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
-    let out = '';
-    await new Promise<void>((resolve) =>
-      child.stdout.on('data', (c: Buffer) => {
-        out += c.toString();
-        // In the middle of big.bin, the one content not in the cache: its entry's temp is open.
-        if (/"type":"export-progress"[^\n]*"phase":"data"[^\n]*"compressedBytes":[1-9]/.test(out)) resolve();
-      }),
-    );
+    const { image, before, child, exit } = await startSlowExport();
     child.kill('SIGINT');
     expect(await exit).toBe(130);
     expect(sha256(image)).toBe(before);
