@@ -1,5 +1,8 @@
 import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync } from 'node:fs';
+import { makeBusyboxTree } from './busybox-image.js';
 import { BIN } from './cli.js';
+import { Rig } from './rig.js';
 
 export interface TestUser {
   readonly name: string;
@@ -94,4 +97,16 @@ export function cliAsUserArgs(user: TestUser, argv: readonly string[]): string[]
 /** The environment a test user's CLI runs with: a plain PATH, HOME, no colours, and `extra`. */
 export function userEnv(home: string, extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
   return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: home, NO_COLOR: '1', ...extra };
+}
+
+/** A new project owned by `owner` (a test user): the busybox tree in ./rootfs, `files`, a HOME folder. */
+export async function makeUserProject(prefix: string, owner: { readonly uid: number; readonly gid: number }, files: Readonly<Record<string, string>>): Promise<Rig> {
+  const rig = await Rig.create(prefix);
+  chmodSync(rig.dir, 0o755);
+  mkdirSync(rig.path('rootfs'));
+  makeBusyboxTree(rig.path('rootfs'));
+  mkdirSync(rig.path('home'));
+  rig.write(files);
+  chownTree(rig.dir, owner.uid, owner.gid);
+  return rig;
 }

@@ -1,14 +1,13 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxTree } from '../helpers/busybox-image.js';
 import { BIN, REPO_ROOT } from '../helpers/cli.js';
 import { buildImage, busyboxLayer, pushImage, tarLayer } from '../helpers/images.js';
 import { buildLayer } from '../helpers/layers.js';
 import { startRegistry } from '../helpers/registry.js';
 import { Rig } from '../helpers/rig.js';
-import { chownTree, cliAsUserArgs, createRangedTestUser, createTestUser, runProcess, userEnv, type Ran, type TestUser } from '../helpers/test-user.js';
+import { cliAsUserArgs, createRangedTestUser, createTestUser, makeUserProject, runProcess, userEnv, type Ran, type TestUser } from '../helpers/test-user.js';
 
 /**
  * Builds as users that are not root (src/runtime/user-namespace.ts): one user with /etc/subuid and
@@ -72,14 +71,8 @@ const FULL_RECIPE = [
 
 /** A project owned by `user`: the busybox tree as a local source, the recipe, a cache and a HOME. */
 async function makeProject(user: { uid: number; gid: number }, files: Readonly<Record<string, string>>): Promise<Rig> {
-  const rig = await Rig.create('orchestrator-rootless-');
+  const rig = await makeUserProject('orchestrator-rootless-', user, { 'data.txt': 'data\n', ...files });
   rigs.push(rig);
-  chmodSync(rig.dir, 0o755);
-  mkdirSync(rig.path('rootfs'));
-  makeBusyboxTree(rig.path('rootfs'));
-  mkdirSync(rig.path('home'));
-  rig.write({ 'data.txt': 'data\n', ...files });
-  chownTree(rig.dir, user.uid, user.gid);
   return rig;
 }
 

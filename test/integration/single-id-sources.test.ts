@@ -2,12 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxTree } from '../helpers/busybox-image.js';
 import { BIN } from '../helpers/cli.js';
 import { buildImage, busyboxLayer, pushImage, tarLayer } from '../helpers/images.js';
 import { startRegistry } from '../helpers/registry.js';
-import { Rig } from '../helpers/rig.js';
-import { chownTree, cliAsUserArgs, createRangedTestUser, createTestUser, runProcess, userEnv, type Ran, type TestUser } from '../helpers/test-user.js';
+import type { Rig } from '../helpers/rig.js';
+import { chownTree, cliAsUserArgs, createRangedTestUser, createTestUser, makeUserProject, runProcess, userEnv, type Ran, type TestUser } from '../helpers/test-user.js';
 
 /**
  * Sources other than registry images, built by a user without a /etc/subuid range (single-id mode,
@@ -35,14 +34,8 @@ afterAll(() => {
 
 /** A project owned by `owner` (the single-id user by default): the busybox tree in ./rootfs, `files`, a HOME. */
 async function makeProject(files: Readonly<Record<string, string>>, owner: TestUser = user): Promise<Rig> {
-  const rig = await Rig.create('orchestrator-single-id-');
+  const rig = await makeUserProject('orchestrator-single-id-', owner, files);
   rigs.push(rig);
-  chmodSync(rig.dir, 0o755);
-  mkdirSync(rig.path('rootfs'));
-  makeBusyboxTree(rig.path('rootfs'));
-  mkdirSync(rig.path('home'));
-  rig.write(files);
-  chownTree(rig.dir, owner.uid, owner.gid);
   return rig;
 }
 
